@@ -1,0 +1,156 @@
+"""One config style for every command: a tree of dataclasses, YAML presets, dotted CLI overrides.
+
+    cfg = parse_config(CollectConfig, ["--config", "configs/x.yaml", "--episodes", "5"])
+    cfg = parse_config(TrainConfig, ["--policy.paradigm=joint"])   # nested fields are dotted
+
+Precedence: dataclass defaults < YAML file (`--config`) < flags. Unknown keys and values of the
+wrong type are refused with a `ConfigError` naming the key (and the closest valid ones).
+`save_config` writes the resolved tree as YAML next to what it produced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from wam.errors import ConfigError
+
+T = TypeVar("T")
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def flat_keys(cls: type, prefix: str = "") -> dict[str, Any]:
+    """Every leaf field as 'a.b.c' -> its type."""
+    out: dict[str, Any] = {}
+    for name, (_, hint) in _fields(cls).items():
+        if dataclasses.is_dataclass(hint):
+            out.update(flat_keys(hint, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = hint
+    return out
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Turn a CLI string (or YAML value) into the field's type, or explain why not."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if value is None or (isinstance(value, str) and value.lower() in {"none", "null"}):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0])
+    if origin in (tuple, list):
+        items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip()]
+        item_type = args[0] if args else str
+        return origin(_coerce(key, v, item_type) for v in items)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in _TRUE | _FALSE:
+                return str(value).lower() in _TRUE
+            raise ValueError
+        if hint in (int, float, str):
+            if hint is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return hint(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{key}: {value!r} is not a valid {getattr(hint, '__name__', hint)}") from None
+    return value
+
+
+def apply_overrides(cfg: T, overrides: dict[str, Any]) -> T:
+    """A copy of `cfg` with dotted keys set ('policy.paradigm': 'joint')."""
+    keys = flat_keys(type(cfg))
+    for key, value in overrides.items():
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(keys)}"
+            raise ConfigError(f"unknown option '{key}'{hint}")
+        cfg = _set(cfg, key.split("."), _coerce(key, value, keys[key]))
+    return cfg
+
+
+def _set(node: Any, path: list[str], value: Any) -> Any:
+    if len(path) == 1:
+        return dataclasses.replace(node, **{path[0]: value})
+    return dataclasses.replace(node, **{path[0]: _set(getattr(node, path[0]), path[1:], value)})
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def parse_overrides(argv: list[str]) -> dict[str, str]:
+    """['--a.b=1', '--c', '2', '--flag'] -> {'a.b': '1', 'c': '2', 'flag': 'true'}."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"unexpected argument '{arg}': options look like --key=value")
+        key, eq, value = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if not eq:
+            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value, i = argv[i + 1], i + 1
+            else:
+                value = "true"
+        out[key] = value
+        i += 1
+    return out
+
+
+def parse_config(cls: type[T], argv: list[str]) -> T:
+    """Defaults, then the YAML file given by --config, then the remaining flags."""
+    overrides = parse_overrides(argv)
+    cfg = cls()
+    preset = overrides.pop("config", None)
+    if preset:
+        path = Path(preset)
+        if not path.is_file():
+            raise ConfigError(f"--config: no such file {path}")
+        cfg = apply_overrides(cfg, _flatten(yaml.safe_load(path.read_text()) or {}))
+    cfg = apply_overrides(cfg, overrides)
+    check = getattr(cfg, "check", None)
+    if callable(check):
+        check()
+    return cfg
+
+
+def describe(cls: type) -> str:
+    """The options of a config class with their defaults, for --help."""
+    default = cls()
+    lines = []
+    for key in flat_keys(cls):
+        value: Any = default
+        for part in key.split("."):
+            value = getattr(value, part)
+        lines.append(f"  --{key}={value}")
+    return "\n".join(lines)
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the resolved config as YAML (loadable again with --config)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

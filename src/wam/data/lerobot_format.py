@@ -1,0 +1,282 @@
+"""Read datasets in the LeRobot v3.0 on-disk format, with pyarrow and PyAV only.
+
+Layout (paths relative to the dataset root):
+
+    meta/info.json                      schema: fps, features, path templates, totals
+    meta/stats.json                     normalization statistics per feature
+    meta/tasks.parquet                  task (language) <-> task_index
+    meta/episodes/chunk-*/file-*.parquet  one row per episode: length, tasks, where its rows and
+                                          video frames live, per-episode stats
+    data/chunk-*/file-*.parquet         one row per frame (many episodes may share a file)
+    videos/<key>/chunk-*/file-*.mp4     frames of a camera (many episodes may share a file)
+
+`LeRobotDataset` opens any such dataset (ours or one made elsewhere), checks it against its own
+schema and reports the first problem as a `DatasetError` naming the file and field. The episodes
+that count are the first `info.json["total_episodes"]`: the writer updates info.json last, so a
+dataset interrupted mid-write still opens with every completed episode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wam.data import stats as stats_lib
+from wam.data.video import decode_video
+from wam.errors import DatasetError
+
+CODEBASE_VERSION = "v3.0"
+INFO_PATH = "meta/info.json"
+STATS_PATH = "meta/stats.json"
+TASKS_PATH = "meta/tasks.parquet"
+EPISODES_DIR = "meta/episodes"
+CHUNK_FILE = "chunk-{chunk_index:03d}/file-{file_index:03d}"
+DATA_PATH = "data/" + CHUNK_FILE + ".parquet"
+VIDEO_PATH = "videos/{video_key}/" + CHUNK_FILE + ".mp4"
+EPISODES_PATH = EPISODES_DIR + "/" + CHUNK_FILE + ".parquet"
+INDEX_FEATURES = {
+    "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+    "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+    "index": {"dtype": "int64", "shape": [1], "names": None},
+    "task_index": {"dtype": "int64", "shape": [1], "names": None},
+}
+_EPISODE_COLUMNS = ("episode_index", "length", "tasks", "data/chunk_index", "data/file_index")
+_VIDEO_COLUMNS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
+
+
+@dataclass
+class Episode:
+    """Where one episode lives on disk."""
+
+    index: int
+    length: int
+    tasks: list[str]
+    data_chunk: int
+    data_file: int
+    from_index: int  # global `index` of its first frame
+    videos: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # key -> chunk, file, t0
+    extras: dict[str, object] = field(default_factory=dict)  # wam's own columns (env_task, seed)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file, or a DatasetError naming it."""
+    if not path.is_file():
+        raise DatasetError(f"missing file: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path} is not valid JSON ({exc}); the file is truncated or corrupt") from None
+
+
+def read_parquet(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """A parquet table (only `columns` when given), or a DatasetError naming the file."""
+    if not path.is_file():
+        raise DatasetError(f"missing file: {path}")
+    try:
+        table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+    except (pa.ArrowException, OSError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from None
+    return table
+
+
+def column_to_numpy(table: pa.Table, name: str, shape: Sequence[int], where: Path) -> np.ndarray:
+    """A (N, *shape) array from a scalar or (fixed-size) list column, checking its shape."""
+    column = table.column(name).combine_chunks()
+    n = len(column)
+    if pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type) or pa.types.is_large_list(column.type):
+        values = column.flatten()
+        while pa.types.is_list(values.type) or pa.types.is_fixed_size_list(values.type):
+            values = values.flatten()
+        array = values.to_numpy(zero_copy_only=False)
+    else:
+        array = column.to_numpy(zero_copy_only=False)
+    expected = int(np.prod(shape)) if len(shape) else 1
+    if array.size != n * expected:
+        raise DatasetError(
+            f"{where}: column '{name}' holds {array.size // max(n, 1)} values a row, "
+            f"info.json declares shape {list(shape)}"
+        )
+    shape = tuple(shape)
+    return array.reshape((n,) if shape in ((), (1,)) else (n, *shape))
+
+
+class LeRobotDataset:
+    """A LeRobot v3.0 dataset on disk: metadata in memory, data and video read on demand."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(f"no dataset at {self.root} (not a directory)")
+        self.info = read_json(self.root / INFO_PATH)
+        self._check_info()
+        self.fps: int = int(self.info["fps"])
+        self.features: dict[str, dict] = self.info["features"]
+        self.video_keys = [k for k, f in self.features.items() if f["dtype"] == "video"]
+        self.tasks = self._read_tasks()
+        self.episodes = self._read_episodes()
+        stats_path = self.root / STATS_PATH
+        self.stats = stats_lib.from_json(read_json(stats_path)) if stats_path.exists() else {}
+
+    # -- metadata -------------------------------------------------------------------------
+    def _check_info(self) -> None:
+        where = self.root / INFO_PATH
+        for key in ("codebase_version", "fps", "features", "total_episodes", "data_path"):
+            if key not in self.info:
+                raise DatasetError(f"{where}: required field '{key}' is missing")
+        version = str(self.info["codebase_version"])
+        if not version.startswith("v3."):
+            raise DatasetError(f"{where}: codebase_version is {version!r}; wam reads LeRobot v3.x datasets")
+        for name, feat in self.info["features"].items():
+            if not isinstance(feat, dict) or "dtype" not in feat or "shape" not in feat:
+                raise DatasetError(f"{where}: feature '{name}' needs 'dtype' and 'shape'")
+        if any(f["dtype"] == "video" for f in self.info["features"].values()) and "video_path" not in self.info:
+            raise DatasetError(f"{where}: video features are declared but 'video_path' is missing")
+
+    def _read_tasks(self) -> list[str]:
+        path = self.root / TASKS_PATH
+        table = read_parquet(path)
+        names = [c for c in table.column_names if pa.types.is_string(table.schema.field(c).type)
+                 or pa.types.is_large_string(table.schema.field(c).type)]
+        if "task_index" not in table.column_names or len(names) != 1:
+            raise DatasetError(f"{path}: expected a 'task_index' column and one string column (the task)")
+        order = table.column("task_index").to_numpy()
+        tasks = table.column(names[0]).to_pylist()
+        out = [""] * len(tasks)
+        for i, task in zip(order, tasks):
+            if not 0 <= i < len(tasks):
+                raise DatasetError(f"{path}: task_index {i} out of range 0..{len(tasks) - 1}")
+            out[i] = task
+        return out
+
+    def _read_episodes(self) -> list[Episode]:
+        folder = self.root / EPISODES_DIR
+        files = sorted(folder.glob("chunk-*/file-*.parquet"))
+        total = int(self.info["total_episodes"])
+        if not files and total > 0:
+            raise DatasetError(f"no episode metadata: {folder}/chunk-*/file-*.parquet is missing")
+        rows: dict[int, Episode] = {}
+        for path in files:
+            for episode in self._episodes_in(path):
+                rows[episode.index] = episode
+        missing = [i for i in range(total) if i not in rows]
+        if missing:
+            raise DatasetError(
+                f"{folder}: info.json lists {total} episodes but metadata for episode {missing[0]} is missing"
+            )
+        return [rows[i] for i in range(total)]  # later rows belong to an unfinished write
+
+    def _episodes_in(self, path: Path) -> list[Episode]:
+        table = read_parquet(path)
+        needed = list(_EPISODE_COLUMNS) + [f"videos/{k}/{c}" for k in self.video_keys for c in _VIDEO_COLUMNS]
+        absent = [c for c in needed if c not in table.column_names]
+        if absent:
+            raise DatasetError(f"{path}: episode metadata column '{absent[0]}' is missing")
+        cols = table.to_pydict()
+        starts = cols.get("dataset_from_index") or list(np.cumsum([0] + cols["length"][:-1]))
+        episodes = []
+        for i, index in enumerate(cols["episode_index"]):
+            videos = {
+                k: (cols[f"videos/{k}/chunk_index"][i], cols[f"videos/{k}/file_index"][i],
+                    float(cols[f"videos/{k}/from_timestamp"][i]))
+                for k in self.video_keys
+            }
+            extras = {c: cols[c][i] for c in ("env_task", "seed") if c in cols}
+            episodes.append(Episode(int(index), int(cols["length"][i]), list(cols["tasks"][i]),
+                                    int(cols["data/chunk_index"][i]), int(cols["data/file_index"][i]),
+                                    int(starts[i]), videos, extras))
+        return episodes
+
+    # -- properties -----------------------------------------------------------------------
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episodes)
+
+    @property
+    def num_frames(self) -> int:
+        return sum(e.length for e in self.episodes)
+
+    def feature(self, key: str) -> dict:
+        """The declared feature `key`, or a DatasetError listing what the dataset has."""
+        if key not in self.features:
+            raise DatasetError(
+                f"{self.root / INFO_PATH}: the dataset has no feature '{key}'; it has {sorted(self.features)}"
+            )
+        return self.features[key]
+
+    def episode_task(self, episode: int) -> str:
+        """The (first) language task of an episode."""
+        return self.episodes[episode].tasks[0]
+
+    # -- data ------------------------------------------------------------------------------
+    def data_file(self, episode: Episode) -> Path:
+        return self.root / self.info["data_path"].format(chunk_index=episode.data_chunk, file_index=episode.data_file)
+
+    def video_file(self, key: str, episode: Episode) -> Path:
+        chunk, file, _ = episode.videos[key]
+        return self.root / self.info["video_path"].format(video_key=key, chunk_index=chunk, file_index=file)
+
+    def read_columns(self, columns: Sequence[str], episodes: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+        """Frame-level columns, concatenated over `episodes` (all by default) in episode order.
+
+        Only the named columns are read from the parquet files (so an action-free reader never
+        touches `action`). Each episode must hold exactly `length` rows.
+        """
+        for c in columns:
+            if c in self.video_keys:
+                raise DatasetError(f"'{c}' is a video feature: decode it with decode_frames()")
+            self.feature(c)
+        chosen = [self.episodes[i] for i in (range(self.num_episodes) if episodes is None else episodes)]
+        by_file: dict[Path, list[Episode]] = {}
+        for ep in chosen:
+            by_file.setdefault(self.data_file(ep), []).append(ep)
+        pieces: dict[int, dict[str, np.ndarray]] = {}
+        for path, eps in by_file.items():
+            table = read_parquet(path, sorted(set(columns) | {"episode_index"}))
+            ep_col = table.column("episode_index").to_numpy()
+            arrays = {c: column_to_numpy(table, c, self.features[c]["shape"], path) for c in columns}
+            for ep in eps:
+                rows = np.flatnonzero(ep_col == ep.index)
+                if len(rows) != ep.length:
+                    raise DatasetError(
+                        f"{path}: episode {ep.index} has {len(rows)} rows, meta/episodes says {ep.length}"
+                    )
+                pieces[ep.index] = {c: a[rows] for c, a in arrays.items()}
+        return {c: np.concatenate([pieces[ep.index][c] for ep in chosen]) for c in columns}
+
+    def decode_frames(self, key: str, episode: int) -> np.ndarray:
+        """All frames of `episode` for video feature `key`: (T, H, W, 3) uint8."""
+        if key not in self.video_keys:
+            self.feature(key)
+            raise DatasetError(f"feature '{key}' is not a video (dtype {self.features[key]['dtype']})")
+        ep = self.episodes[episode]
+        frames = decode_video(self.video_file(key, ep), ep.videos[key][2], ep.length, self.fps)
+        expected = tuple(self.features[key]["shape"])
+        if frames.shape[1:] != expected and frames.shape[1:] != expected[1:] + expected[:1]:
+            raise DatasetError(
+                f"{self.video_file(key, ep)}: frames are {frames.shape[1:]}, info.json declares {list(expected)}"
+            )
+        return frames
+
+
+def write_json_atomic(data: dict, path: Path) -> None:
+    """Write JSON so that a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write a parquet file atomically (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)

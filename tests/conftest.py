@@ -1,0 +1,58 @@
+"""Shared fixtures: small synthetic LeRobot datasets written with wam's own writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wam.data.writer import LeRobotWriter
+
+IMAGE_KEY = "observation.images.cam"
+FEATURES = {
+    IMAGE_KEY: {"dtype": "video", "shape": [32, 32, 3], "names": ["height", "width", "channels"]},
+    "observation.state": {"dtype": "float32", "shape": [4], "names": None},
+    "action": {"dtype": "float32", "shape": [4], "names": None},
+}
+
+
+def moving_square(length: int, size: int = 32, seed: int = 0) -> np.ndarray:
+    """(T, size, size, 3) uint8: a bright square moving over a smooth background (codec friendly)."""
+    rng = np.random.default_rng(seed)
+    color = rng.integers(80, 255, 3)
+    yy, xx = np.mgrid[:size, :size]
+    frames = np.empty((length, size, size, 3), np.uint8)
+    for t in range(length):
+        frame = np.stack([(xx * 4 + t) % 256, (yy * 4) % 256, np.full_like(xx, 60)], -1).astype(np.uint8)
+        x = (3 * t) % (size - 8)
+        frame[8:16, x:x + 8] = color
+        frames[t] = frame
+    return frames
+
+
+def episode_arrays(length: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "observation.state": rng.normal(size=(length, 4)).astype(np.float32),
+        "action": rng.uniform(-1, 1, size=(length, 4)).astype(np.float32),
+    }
+
+
+def write_dataset(root: Path, lengths=(20, 25, 30), tasks=("open the drawer", "push the puck")) -> dict:
+    """Write a dataset; returns what was written, for comparison."""
+    writer = LeRobotWriter(root, fps=10, features=FEATURES)
+    written = {"frames": [], "data": [], "tasks": []}
+    for e, length in enumerate(lengths):
+        frames, data, task = moving_square(length, seed=e), episode_arrays(length, e), tasks[e % len(tasks)]
+        writer.add_episode(task, data, {IMAGE_KEY: frames}, extras={"env_task": f"task{e % len(tasks)}", "seed": e})
+        written["frames"].append(frames)
+        written["data"].append(data)
+        written["tasks"].append(task)
+    return written
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> tuple[Path, dict]:
+    root = tmp_path / "tiny"
+    return root, write_dataset(root)

@@ -1,0 +1,122 @@
+"""Training windows: offsets, padding at episode edges, action-free reading, frame sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from tests.conftest import IMAGE_KEY, moving_square, episode_arrays
+from wam.data.frames import ArrayFrames, VideoFrames, cached_frames
+from wam.data.lerobot_format import LeRobotDataset
+from wam.data.windows import WindowDataset, WindowSpec, make_loader, strided
+from wam.data.writer import LeRobotWriter
+from wam.errors import ConfigError, DatasetError
+
+SPEC = WindowSpec(obs=(-1, 0), future=strided(3, 4), action=tuple(range(5)))
+
+
+def test_sample_shapes_and_values(tiny_dataset):
+    root, written = tiny_dataset
+    w = WindowDataset(LeRobotDataset(root), SPEC)
+    assert len(w) == 75
+    s = w[20 + 7]  # episode 1, frame 7
+    assert s["obs.image"].shape == (2, 3, 32, 32) and s["obs.image"].dtype == torch.uint8
+    assert s["future.image"].shape == (3, 3, 32, 32)
+    assert s["action"].shape == (5, 4) and s["obs.state"].shape == (2, 4)
+    assert (s["episode_index"], s["frame_index"], s["task"]) == (1, 7, "push the puck")
+    np.testing.assert_array_equal(s["action"].numpy(), written["data"][1]["action"][7:12])
+    np.testing.assert_array_equal(s["obs.state"].numpy(), written["data"][1]["observation.state"][6:8])
+    truth = written["frames"][1][[11, 15, 19]].transpose(0, 3, 1, 2).astype(np.int16)
+    assert np.abs(s["future.image"].numpy().astype(np.int16) - truth).mean() < 6
+
+
+def test_padding_masks_at_episode_edges(tiny_dataset):
+    root, written = tiny_dataset
+    w = WindowDataset(LeRobotDataset(root), SPEC)
+    first = w[0]
+    assert first["obs_is_pad"].tolist() == [True, False]
+    assert torch.equal(first["obs.image"][0], first["obs.image"][1])  # edge frame repeated
+    last = w[19]  # episode 0 (20 frames), frame 19
+    assert last["future_is_pad"].tolist() == [True, True, True]
+    assert last["action_is_pad"].tolist() == [False, True, True, True, True]
+    np.testing.assert_array_equal(last["action"][4].numpy(), written["data"][0]["action"][19])
+    mid = w[14]  # frame 14: futures 18 ok, 22 and 26 padded
+    assert mid["future_is_pad"].tolist() == [False, True, True]
+    assert w[20]["obs_is_pad"].tolist() == [True, False]  # episode 1 starts fresh, no leak from episode 0
+
+
+@pytest.mark.parametrize("spec,needle", [
+    (WindowSpec(obs=(1,)), "obs offsets must be <= 0"),
+    (WindowSpec(obs=(0, -1)), "strictly increasing"),
+    (WindowSpec(obs=(0,), future=(0, 4)), "future offsets must be > 0"),
+    (WindowSpec(obs=(0,), future=(2.5,)), "integers"),
+    (WindowSpec(obs=()), "at least one obs"),
+    (WindowSpec(obs=(0,), future=(40,)), "offset 40 cannot be served"),
+    (WindowSpec(obs=(0,), image_key="observation.images.top"), "no feature 'observation.images.top'"),
+])
+def test_offsets_that_cannot_be_served(tiny_dataset, spec, needle):
+    root, _ = tiny_dataset
+    with pytest.raises((ConfigError, DatasetError), match=needle):
+        WindowDataset(LeRobotDataset(root), spec)
+
+
+def test_action_free_never_reads_the_action_column(tiny_dataset):
+    root, _ = tiny_dataset
+    for path in (root / "data").glob("chunk-*/file-*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns(["action"]), path)  # only action-free video left
+    ds = LeRobotDataset(root)
+    video_only = WindowDataset(ds, WindowSpec(obs=(0,), future=strided(2, 4)))
+    sample = video_only[5]
+    assert "action" not in sample and sample["future.image"].shape == (2, 3, 32, 32)
+    with pytest.raises(DatasetError, match="action"):
+        WindowDataset(ds, SPEC)  # asking for actions now fails, naming the column
+
+
+def test_frame_sources_agree(tiny_dataset):
+    root, _ = tiny_dataset
+    ds = LeRobotDataset(root)
+    cached = WindowDataset(ds, SPEC)
+    from_video = WindowDataset(ds, SPEC, frames=VideoFrames(ds, IMAGE_KEY))
+    in_memory = WindowDataset(ds, SPEC, frames=cached_frames(ds, IMAGE_KEY, in_memory=True))
+    for i in (0, 13, 33, 74):
+        a, b, c = cached[i], from_video[i], in_memory[i]
+        assert torch.equal(a["future.image"], b["future.image"]) and torch.equal(a["obs.image"], c["obs.image"])
+
+
+def test_cache_is_rebuilt_when_dataset_grows(tiny_dataset):
+    root, _ = tiny_dataset
+    ds = LeRobotDataset(root)
+    first = cached_frames(ds, IMAGE_KEY, progress=False)
+    assert first.frames.shape[0] == 75
+    writer = LeRobotWriter(root, 10, {k: v for k, v in LeRobotDataset(root).features.items()
+                                      if k not in ("timestamp", "frame_index", "episode_index", "index", "task_index")})
+    writer.add_episode("push the puck", episode_arrays(6, 7), {IMAGE_KEY: moving_square(6)})
+    again = cached_frames(LeRobotDataset(root), IMAGE_KEY, progress=False)
+    assert again.frames.shape[0] == 81
+
+
+def test_cache_resizes(tiny_dataset):
+    root, _ = tiny_dataset
+    small = cached_frames(LeRobotDataset(root), IMAGE_KEY, image_size=16, progress=False)
+    assert small.frames.shape == (75, 16, 16, 3)
+
+
+def test_subset_of_episodes_and_loader(tiny_dataset):
+    root, _ = tiny_dataset
+    w = WindowDataset(LeRobotDataset(root), SPEC, episodes=[2])
+    assert len(w) == 30 and w[0]["episode_index"] == 2
+    batch = next(iter(make_loader(w, batch_size=8, seed=0)))
+    assert batch["obs.image"].shape == (8, 2, 3, 32, 32) and len(batch["task"]) == 8
+    again = next(iter(make_loader(w, batch_size=8, seed=0)))
+    assert torch.equal(batch["frame_index"], again["frame_index"])  # seeded shuffling
+    with pytest.raises(ConfigError, match="episode 5 does not exist"):
+        WindowDataset(LeRobotDataset(root), SPEC, episodes=[5])
+
+
+def test_array_frames_direct():
+    frames = np.arange(10 * 2 * 2 * 3, dtype=np.uint8).reshape(10, 2, 2, 3)
+    src = ArrayFrames(frames, np.array([0, 4, 10]))
+    assert src.episode_start(1) == 4
+    np.testing.assert_array_equal(src.get(np.array([4, 5])), frames[4:6])
