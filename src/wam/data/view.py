@@ -102,9 +102,8 @@ def contact_sheet(ds: LeRobotDataset, episode: int, out: str | Path, key: str | 
     for i in shown:
         ax.axvline(i / ds.fps, color="k", alpha=0.15)
     ep = ds.episodes[episode]
-    name = ep.extras.get("env_task")
-    fig.suptitle(f'"{ep.tasks[0]}"\nepisode {episode}{f" ({name}, seed {ep.extras.get("seed")})" if name else ""}, '
-                 f"{ep.length} frames, {key}", fontsize=10)
+    origin = f" ({ep.extras['env_task']}, seed {ep.extras.get('seed')})" if "env_task" in ep.extras else ""
+    fig.suptitle(f'"{ep.tasks[0]}"\nepisode {episode}{origin}, {ep.length} frames, {key}', fontsize=10)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

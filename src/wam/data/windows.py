@@ -151,9 +151,28 @@ class WindowDataset(Dataset):
         return sample
 
 
+def collate_windows(samples: list[dict]) -> dict:
+    """Batch samples: tensors stacked through numpy, strings as lists, ints as int64 tensors.
+
+    Measured: torch 2.13's CPU `torch.stack` (what `default_collate` uses) takes ~250 ms for 32
+    uint8 windows of 4 frames at 96 px, `np.stack` ~0.2 ms (benchmarks/reader_throughput.py).
+    """
+    batch: dict = {}
+    for key, first in samples[0].items():
+        values = [s[key] for s in samples]
+        if isinstance(first, torch.Tensor):
+            batch[key] = torch.from_numpy(np.stack([v.numpy() for v in values]))
+        elif isinstance(first, (int, np.integer)):
+            batch[key] = torch.tensor(values, dtype=torch.int64)
+        else:
+            batch[key] = values
+    return batch
+
+
 def make_loader(windows: WindowDataset, batch_size: int, shuffle: bool = True, num_workers: int = 0,
                 seed: int = 0, drop_last: bool = True) -> DataLoader:
     """A DataLoader over windows, reproducible through `seed` (workers share the frame cache)."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(windows, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      generator=generator, drop_last=drop_last, persistent_workers=num_workers > 0)
+                      collate_fn=collate_windows, generator=generator, drop_last=drop_last,
+                      persistent_workers=num_workers > 0)
