@@ -3,6 +3,10 @@
     wam collect [--tasks mw5 --episodes 20 --out data/mw5 --workers 2 ...]
     wam data info PATH
     wam data view PATH --episode K [--out episode.png | episode.mp4]
+    wam pretrain [--data.path=data/mw5 --out=runs/wm --optim.steps=3000 ...]
+    wam imagine RUN --dataset PATH --episode K [--frame T] [--instruction "..."] [--then "..."] --out clip.mp4
+    wam imagine RUN --image start.png --instruction "..." --out clip.gif
+    wam imagine-eval RUN --dataset PATH [--starts 3 --steps 10]
 
 Options of config-driven verbs are the fields of their config dataclass (`wam collect --help`
 lists them with defaults); `--config preset.yaml` loads a preset first. Errors in the input are
@@ -16,6 +20,7 @@ import sys
 from pathlib import Path
 
 from wam.config import describe, parse_config
+from wam.data.lerobot_format import LeRobotDataset
 from wam.errors import WamError
 
 
@@ -32,8 +37,64 @@ def _collect(rest: list[str]) -> int:
     return 0
 
 
+def _config_verb(name: str, cls: type, rest: list[str]):
+    if rest and rest[0] in ("-h", "--help"):
+        print(f"usage: wam {name} [--option=value ...] [--config preset.yaml]\n\noptions (defaults shown):\n"
+              + describe(cls))
+        return None
+    return parse_config(cls, rest)
+
+
+def _pretrain(rest: list[str]) -> int:
+    from wam.pretrain import PretrainConfig, pretrain
+
+    cfg = _config_verb("pretrain", PretrainConfig, rest)
+    if cfg is None:
+        return 0
+    metrics = pretrain(cfg)
+    print("done: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    print(f"run: {cfg.out} (curves: {cfg.out}/curves.png; try: wam imagine {cfg.out} --dataset {cfg.data.path} "
+          f"--episode 0 --out {cfg.out}/imagined.mp4)")
+    return 0
+
+
+def _imagine(args: argparse.Namespace) -> int:
+    from wam.imagination import StartPoint, dataset_start, imagine_clip, load_start_image, load_world_model
+
+    model, cfg = load_world_model(args.run)
+    if args.image:
+        if not args.instruction:
+            raise WamError("--instruction is required with --image")
+        start = StartPoint(load_start_image(args.image, cfg.data.image_size)[None].repeat(len(model.cfg.obs), 0),
+                           None, args.instruction)
+    else:
+        ds = LeRobotDataset(args.dataset or cfg.data.path)
+        start = dataset_start(model, cfg, ds, args.episode, args.frame)
+    instructions = [args.instruction or start.instruction] + ([args.then] if args.then else [])
+    out = imagine_clip(model, start, instructions, args.out, steps=args.steps, seed=args.seed,
+                       guidance=args.guidance, encoder_kind=cfg.text_encoder)
+    print(f"wrote {out}  (instructions: {' | then: '.join(instructions)})")
+    return 0
+
+
+def _imagine_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from wam.imagination import held_out_episodes, imagination_metrics, load_world_model, metrics_table
+
+    model, cfg = load_world_model(args.run)
+    ds = LeRobotDataset(args.dataset or cfg.data.path)
+    episodes = held_out_episodes(Path(args.run), ds, cfg.data.path)
+    metrics = imagination_metrics(model, cfg, ds, episodes, starts=args.starts, steps=args.steps,
+                                  seed=args.seed, guidance=args.guidance)
+    print(metrics_table(metrics))
+    out = Path(args.out or Path(args.run) / "imagination_metrics.json")
+    out.write_text(json.dumps(metrics, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
 def _data_info(args: argparse.Namespace) -> int:
-    from wam.data.lerobot_format import LeRobotDataset
     from wam.data.view import describe as describe_dataset
 
     print(describe_dataset(LeRobotDataset(args.path)))
@@ -41,7 +102,6 @@ def _data_info(args: argparse.Namespace) -> int:
 
 
 def _data_view(args: argparse.Namespace) -> int:
-    from wam.data.lerobot_format import LeRobotDataset
     from wam.data.view import contact_sheet, episode_video
 
     ds = LeRobotDataset(args.path)
@@ -64,13 +124,34 @@ def build_parser() -> argparse.ArgumentParser:
     data = verbs.add_parser("data", help="inspect a LeRobot v3.0 dataset").add_subparsers(dest="action", required=True)
     info = data.add_parser("info", help="what is in a dataset")
     info.add_argument("path")
-    info.set_defaults(run=_data_info)
+    info.set_defaults(run_verb=_data_info)
     view = data.add_parser("view", help="a contact sheet (PNG) or video (mp4) of one episode")
     view.add_argument("path")
     view.add_argument("--episode", type=int, default=0)
     view.add_argument("--out", default=None, help="output .png or .mp4 (default: <dataset>_episode<K>.png)")
     view.add_argument("--key", default=None, help="video feature (default: the first)")
-    view.set_defaults(run=_data_view)
+    view.set_defaults(run_verb=_data_view)
+    verbs.add_parser("pretrain", help="train the video world model on action-free video", add_help=False)
+    imagine = verbs.add_parser("imagine", help="imagine the future from a frame and an instruction")
+    imagine.add_argument("run", help="a pretrain run folder or checkpoint")
+    imagine.add_argument("--dataset", default=None, help="dataset to take the start frame from (default: the run's)")
+    imagine.add_argument("--episode", type=int, default=0)
+    imagine.add_argument("--frame", type=int, default=0)
+    imagine.add_argument("--image", default=None, help="a start frame as PNG instead of a dataset episode")
+    imagine.add_argument("--instruction", default=None, help="default: the episode's own instruction")
+    imagine.add_argument("--then", default=None, help="a second instruction, imagined from the last frame")
+    imagine.add_argument("--out", default="imagined.mp4", help=".mp4 or .gif")
+    imagine.set_defaults(run_verb=_imagine)
+    evaluate = verbs.add_parser("imagine-eval", help="PSNR/SSIM vs copy-last-frame and the instruction-swap test")
+    evaluate.add_argument("run")
+    evaluate.add_argument("--dataset", default=None)
+    evaluate.add_argument("--starts", type=int, default=3, help="start frames per held-out episode")
+    evaluate.add_argument("--out", default=None, help="metrics JSON (default: RUN/imagination_metrics.json)")
+    evaluate.set_defaults(run_verb=_imagine_eval)
+    for sub in (imagine, evaluate):
+        sub.add_argument("--steps", type=int, default=10, help="sampling (Euler) steps")
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
     return parser
 
 
@@ -79,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "collect":
             return _collect(argv[1:])
+        if argv and argv[0] == "pretrain":
+            return _pretrain(argv[1:])
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        return args.run_verb(args)
     except WamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,218 @@
+"""`wam imagine` and `wam imagine-eval`: look at and measure what a world model imagines.
+
+`imagine` starts from a dataset frame (or a PNG) and an instruction, samples the future and writes
+a video (mp4 or GIF) with the real future beside the imagined one when there is one. `--then`
+chains a second instruction from the last imagined frame: the survey's composed-instruction probe
+("do A, then do B"), next to the same text given as one instruction.
+
+`imagine-eval` measures held-out episodes: PSNR and SSIM of the imagined future against the real
+one, PSNR over the moving part of the future (pixels that change from the current frame), all
+beside the copy-the-last-frame predictor; and the instruction-swap test: the same start frame
+and noise with the right instruction vs. another task's, the PSNR margin with a bootstrap 95% CI.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from wam.checkpoint import load_checkpoint
+from wam.config import parse_config
+from wam.data.frames import cached_frames
+from wam.data.lerobot_format import LeRobotDataset
+from wam.data.text import get_text_encoder
+from wam.data.video import encode_video
+from wam.errors import ConfigError, WamError
+from wam.models.world_model import VideoWorldModel
+from wam.nn.image_metrics import psnr, ssim
+from wam.nn.tokenizer import FrameAutoencoder
+from wam.pretrain import PretrainConfig
+
+
+def load_world_model(path: str | Path, use_ema: bool = True) -> tuple[VideoWorldModel, PretrainConfig]:
+    """A trained world model (EMA weights by default) and its run config, from a checkpoint."""
+    ckpt = load_checkpoint(path, kind=VideoWorldModel.kind)
+    cfg = parse_config(PretrainConfig, ["--config", str(ckpt.path / "config.yaml")])
+    model = VideoWorldModel(cfg.model, FrameAutoencoder(cfg.tokenizer_config()))
+    model.load_state_dict(ckpt.model)
+    if use_ema and ckpt.ema is not None:
+        with torch.no_grad():
+            params = dict(model.named_parameters())
+            for name, value in ckpt.ema.items():
+                params[name].copy_(value)
+    return model.eval(), cfg
+
+
+def load_start_image(path: str | Path, size: int) -> np.ndarray:
+    """A PNG/JPEG start frame as (size, size, 3) uint8; another size is refused, not guessed."""
+    path = Path(path)
+    if not path.is_file():
+        raise WamError(f"no image at {path}")
+    image = np.asarray(Image.open(path).convert("RGB"))
+    if image.shape[:2] != (size, size):
+        raise WamError(f"{path} is {image.shape[1]}x{image.shape[0]}; this world model takes {size}x{size} "
+                       f"frames (resize it first, e.g. with PIL: Image.open(p).resize(({size}, {size})))")
+    return image
+
+
+def _imagine(model: VideoWorldModel, obs: np.ndarray, text: torch.Tensor, steps: int, seed: int,
+             guidance: float) -> np.ndarray:
+    """(B, To, H, W, 3) uint8 obs -> (B, Tf, H, W, 3) uint8 imagined frames."""
+    frames = torch.from_numpy(obs).permute(0, 1, 4, 2, 3)
+    g = torch.Generator().manual_seed(seed)
+    out = model.imagine(frames, text, steps=steps, guidance=guidance, generator=g)
+    return (out.clamp(0, 1) * 255).round().byte().permute(0, 1, 3, 4, 2).numpy()
+
+
+def _label(image: np.ndarray, text: str, scale: int) -> np.ndarray:
+    big = Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST)
+    ImageDraw.Draw(big).text((3, 2), text, fill=(255, 255, 0))
+    return np.asarray(big)
+
+
+def write_clip(panels: dict[str, np.ndarray], out: str | Path, fps: int = 3, scale: int = 3) -> Path:
+    """Side-by-side panels, each (T, H, W, 3) uint8, as an mp4 or GIF (by the suffix of `out`)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    length = max(len(v) for v in panels.values())
+    frames = []
+    for i in range(length):
+        row = [_label(v[min(i, len(v) - 1)], f"{name} {min(i, len(v) - 1)}", scale) for name, v in panels.items()]
+        frames.append(np.concatenate(row, axis=1))
+    if out.suffix == ".gif":
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(out, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    elif out.suffix == ".mp4":
+        encode_video(np.stack(frames), out, fps)
+    else:
+        raise WamError(f"--out must end in .mp4 or .gif, got {out}")
+    return out
+
+
+@dataclass
+class StartPoint:
+    """Where imagination starts: obs frames and, when known, the real future."""
+
+    obs: np.ndarray  # (To, H, W, 3) uint8
+    future: np.ndarray | None  # (Tf, H, W, 3) uint8
+    instruction: str
+
+
+def dataset_start(model: VideoWorldModel, cfg: PretrainConfig, ds: LeRobotDataset, episode: int,
+                  frame: int) -> StartPoint:
+    """Obs frames at `frame` of `episode` (edges repeated) and the real future where it exists."""
+    if not 0 <= episode < ds.num_episodes:
+        raise ConfigError(f"--episode {episode} does not exist (0..{ds.num_episodes - 1})")
+    length = ds.episodes[episode].length
+    if not 0 <= frame < length:
+        raise ConfigError(f"--frame {frame} is outside episode {episode} (0..{length - 1})")
+    key = cfg.data.image_key or ds.video_keys[0]
+    frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=False)
+    rows = lambda offs: frames.get(frames.episode_start(episode) + np.clip(frame + np.array(offs), 0, length - 1))  # noqa: E731
+    has_future = frame + max(model.cfg.future) < length
+    return StartPoint(rows(model.cfg.obs), rows(model.cfg.future) if has_future else None, ds.episode_task(episode))
+
+
+def imagine_clip(model: VideoWorldModel, start: StartPoint, instructions: list[str], out: str | Path,
+                 steps: int = 10, seed: int = 0, guidance: float = 1.0, encoder_kind: str = "minilm") -> Path:
+    """Imagine from `start`, chaining one chunk per instruction, and write the clip."""
+    if any(not s.strip() for s in instructions):
+        raise ConfigError("an instruction must not be empty")
+    text = get_text_encoder(encoder_kind).encode(instructions)
+    obs, chunks = start.obs[None], []
+    for i in range(len(instructions)):
+        chunk = _imagine(model, obs, text[i:i + 1], steps, seed + i, guidance)[0]
+        chunks.append(chunk)
+        obs = np.repeat(chunk[-1:][None], len(model.cfg.obs), axis=1)  # continue from the last frame
+    current = start.obs[-1:]
+    panels = {"imagined": np.concatenate([current, *chunks])}
+    if start.future is not None:
+        panels = {"real": np.concatenate([current, start.future]), **panels}
+    return write_clip(panels, out)
+
+
+def _moving_mask(current: torch.Tensor, future: torch.Tensor, threshold: float = 0.06) -> torch.Tensor:
+    """(B, 1, H, W) pixels of `future` that differ from `current` (max over channels), dilated by 1."""
+    diff = (future - current).abs().amax(1, keepdim=True) > threshold
+    return torch.nn.functional.max_pool2d(diff.float(), 3, 1, 1) > 0
+
+
+def _bootstrap(values: np.ndarray, seed: int = 0, n: int = 2000) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, (n, len(values))).mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def imagination_metrics(model: VideoWorldModel, cfg: PretrainConfig, ds: LeRobotDataset, episodes: list[int],
+                        starts: int = 3, steps: int = 10, seed: int = 0, guidance: float = 1.0,
+                        encoder_kind: str | None = None, batch: int = 16) -> dict:
+    """Imagination quality on `episodes` against copy-last-frame, and the instruction-swap margin."""
+    if len(ds.tasks) < 2:
+        raise WamError("the instruction-swap test needs a dataset with at least two tasks")
+    points, swapped = [], []
+    for e in episodes:
+        length = ds.episodes[e].length
+        last = length - 1 - max(model.cfg.future)
+        for f in np.linspace(0, max(last, 0), starts).round().astype(int) if last >= 0 else []:
+            points.append(dataset_start(model, cfg, ds, e, int(f)))
+            other = (ds.tasks.index(ds.episode_task(e)) + 1) % len(ds.tasks)
+            swapped.append(ds.tasks[other])
+    if not points:
+        raise WamError("no held-out episode is long enough to hold a whole future window")
+    encoder = get_text_encoder(encoder_kind or cfg.text_encoder)
+    right = encoder.encode([p.instruction for p in points])
+    wrong = encoder.encode(swapped)
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("psnr", "psnr_moving", "ssim", "copy_psnr",
+                                                          "copy_psnr_moving", "copy_ssim", "swap_psnr_moving")}
+    to_t = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255  # noqa: E731
+    for i in range(0, len(points), batch):
+        chunk = points[i:i + batch]
+        obs = np.stack([p.obs for p in chunk])
+        good = _imagine(model, obs, right[i:i + batch], steps, seed + i, guidance)
+        bad = _imagine(model, obs, wrong[i:i + batch], steps, seed + i, guidance)  # same noise
+        for j, p in enumerate(chunk):
+            real, cur = to_t(p.future), to_t(np.repeat(p.obs[-1:], len(p.future), 0))
+            mask = _moving_mask(cur, real)
+            for name, pred in (("", to_t(good[j])), ("copy_", cur), ("swap_", to_t(bad[j]))):
+                rows[f"{name}psnr_moving"].append(psnr(pred, real, mask).mean().item())
+                if name != "swap_":
+                    rows[f"{name}psnr"].append(psnr(pred, real).mean().item())
+                    rows[f"{name}ssim"].append(ssim(pred, real).mean().item())
+    arr = {k: np.array(v) for k, v in rows.items()}
+    margin = arr["psnr_moving"] - arr["swap_psnr_moving"]
+    gain = arr["psnr_moving"] - arr["copy_psnr_moving"]
+    return {
+        "samples": len(points), "episodes": len(episodes), "steps": steps, "guidance": guidance,
+        **{k: float(v.mean()) for k, v in arr.items()},
+        "gain_over_copy_moving_db": float(gain.mean()), "gain_over_copy_moving_ci95": _bootstrap(gain),
+        "swap_margin_db": float(margin.mean()), "swap_margin_ci95": _bootstrap(margin),
+        "swap_margin_positive_fraction": float((margin > 0).mean()),
+    }
+
+
+def metrics_table(m: dict) -> str:
+    """The metrics as a Markdown table."""
+    ci = lambda k: f"[{m[k][0]:+.2f}, {m[k][1]:+.2f}]"  # noqa: E731
+    return "\n".join([
+        f"held-out: {m['episodes']} episodes, {m['samples']} start frames, {m['steps']} sampling steps, guidance {m['guidance']}",
+        "", "| predictor | PSNR (dB) | PSNR moving part (dB) | SSIM |", "|---|---|---|---|",
+        f"| world model | {m['psnr']:.2f} | {m['psnr_moving']:.2f} | {m['ssim']:.3f} |",
+        f"| copy last frame | {m['copy_psnr']:.2f} | {m['copy_psnr_moving']:.2f} | {m['copy_ssim']:.3f} |",
+        f"| world model, swapped instruction | | {m['swap_psnr_moving']:.2f} | |", "",
+        f"gain over copy-last on the moving part: {m['gain_over_copy_moving_db']:+.2f} dB, 95% CI {ci('gain_over_copy_moving_ci95')}",
+        f"instruction-swap margin: {m['swap_margin_db']:+.2f} dB, 95% CI {ci('swap_margin_ci95')}, "
+        f"positive in {100 * m['swap_margin_positive_fraction']:.0f}% of start frames",
+    ])
+
+
+def held_out_episodes(run_dir: Path, ds: LeRobotDataset, data_path: str) -> list[int]:
+    """The run's validation episodes when evaluating on its own dataset, else every episode."""
+    split = run_dir / "split.json"
+    if split.exists() and Path(data_path).resolve() == Path(ds.root).resolve():
+        return json.loads(split.read_text())["val"]
+    return list(range(ds.num_episodes))

@@ -1,0 +1,1 @@
+"""Models of the wam family built from the shared pieces in wam.nn."""

@@ -1,0 +1,148 @@
+"""The video world model: from current frame(s) and an instruction (and optionally actions),
+denoise the future frames. What `wam pretrain` trains and every WAM variant starts from.
+
+Token groups (see wam.models.groups) and who attends to whom:
+
+    text    1 token     clean     sees text, obs, action
+    obs     To frames   clean     sees text, obs, action        (never the noisy future: cacheable)
+    action  Ta tokens   clean     sees text, obs, action        (only with `action_chunk > 0`)
+    future  Tf frames   noised    sees everything (optionally causal across future frames)
+
+Training is flow matching on the future latents (`x_t = (1-t) x0 + t noise`, predict
+`noise - x0`), one t per sample; the frozen tokenizer's normalised latents are the data. Under
+Mixture-of-Transformers `obs` and `future` share the "video" weights, `text` and `action` have
+their own. Imagining = Euler integration from noise, then decoding the latents to frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from wam.data.text import EMBED_DIM
+from wam.models.groups import LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
+from wam.nn.flow import euler_sample, flow_loss, interpolate, sample_time, velocity_target
+from wam.nn.tokenizer import FrameAutoencoder
+from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, TokenGroup
+from wam.errors import ConfigError
+
+MODALITY = {"text": "text", "obs": "video", "future": "video", "action": "action"}
+
+
+@dataclass
+class WorldModelConfig:
+    """Architecture and objective of the video world model."""
+
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(depth=4))
+    patch: int = 2  # latent patch size (tokens per frame = (h/patch) * (w/patch))
+    obs: tuple[int, ...] = (0,)  # frame offsets of the conditioning frames
+    future: tuple[int, ...] = (4, 8, 12, 16)  # frame offsets of the predicted frames
+    action_chunk: int = 0  # > 0: also condition on the next `action_chunk` actions (a world model)
+    action_dim: int = 4
+    causal_future: bool = False
+    time_sampling: str = "logit_normal"
+    text_dropout: float = 0.1  # train the "no instruction" token too (classifier-free guidance)
+    sample_steps: int = 10
+
+    def check(self) -> None:
+        self.backbone.check()
+        if not self.future or min(self.future) <= 0 or max(self.obs) > 0:
+            raise ConfigError(f"model.future offsets must be > 0 and model.obs <= 0, got {self.future} / {self.obs}")
+        if self.time_sampling not in ("logit_normal", "uniform"):
+            raise ConfigError(f"model.time_sampling must be logit_normal or uniform, got {self.time_sampling}")
+
+
+class VideoWorldModel(nn.Module):
+    """Frozen frame tokenizer + transformer backbone over text/obs/(action)/future token groups."""
+
+    kind = "wam-world-model"
+
+    def __init__(self, cfg: WorldModelConfig, tokenizer: FrameAutoencoder):
+        super().__init__()
+        cfg.check()
+        self.cfg = cfg
+        self.tokenizer = tokenizer.requires_grad_(False).eval()
+        width = cfg.backbone.resolved_width()
+        c = tokenizer.cfg.latent_channels
+        self.grid = tokenizer.cfg.image_size // tokenizer.cfg.downsample  # latent h = w
+        names = ["text", "obs", "future"] + (["action"] if cfg.action_chunk else [])
+        self.backbone = Backbone(cfg.backbone, sorted({MODALITY[n] for n in names}))
+        self.text = TextToken(EMBED_DIM, width)
+        self.obs_in = LatentPatches(c, cfg.patch, width)
+        self.future_io = LatentPatches(c, cfg.patch, width, out=True)
+        self.action_in = VectorTokens(cfg.action_dim, width) if cfg.action_chunk else None
+        rows = self.grid // cfg.patch
+        self.register_buffer("obs_pos", frame_positions(cfg.obs, rows, rows), persistent=False)
+        self.register_buffer("future_pos", frame_positions(cfg.future, rows, rows), persistent=False)
+        self.register_buffer("action_pos", vector_positions(range(cfg.action_chunk)), persistent=False)
+        clean = {"text", "obs", "action"}
+        self.mask = GroupMask(allowed={g: clean for g in clean},
+                              causal_time={"future"} if cfg.causal_future else set())
+
+    # -- latents ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, frames: Tensor) -> Tensor:
+        """(B, T, 3, H, W) uint8 frames -> (B, T, C, h, w) normalised latents."""
+        return self.tokenizer.normalize(self.tokenizer.encode(frames))
+
+    @torch.no_grad()
+    def decode(self, latents: Tensor) -> Tensor:
+        """(B, T, C, h, w) normalised latents -> (B, T, 3, H, W) float frames in [0, 1]."""
+        return self.tokenizer.decode(self.tokenizer.denormalize(latents.float()))
+
+    def _latents(self, batch: dict, name: str) -> Tensor:
+        return batch[f"{name}.latent"] if f"{name}.latent" in batch else self.encode(batch[f"{name}.image"])
+
+    # -- the network -----------------------------------------------------------------------
+    def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
+                 drop_text: Tensor | None = None) -> Tensor:
+        """Predicted velocity of the future latents (B, Tf, C, h, w) at flow time t (B,)."""
+        groups = [
+            TokenGroup("text", self.text(text, drop_text), None, torch.zeros(1, 3, dtype=torch.long), "text"),
+            TokenGroup("obs", self.obs_in.embed(obs), None, self.obs_pos, "video"),
+            TokenGroup("future", self.future_io.embed(x_t), t, self.future_pos, "video"),
+        ]
+        if self.action_in is not None:
+            if actions is None:
+                raise ConfigError("this world model is conditioned on actions: pass `actions` (B, Ta, Da)")
+            groups.append(TokenGroup("action", self.action_in.embed(actions), None, self.action_pos, "action"))
+        out = self.backbone(groups, self.mask)
+        return self.future_io.read_out(out["future"], len(self.cfg.future), self.grid, self.grid).float()
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
+        """Flow-matching loss on the future frames; padded future frames are left out."""
+        obs, x0 = self._latents(batch, "obs"), self._latents(batch, "future")
+        b = x0.shape[0]
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        t = sample_time(b, generator=generator, kind=self.cfg.time_sampling)
+        drop = torch.rand(b, generator=generator) < self.cfg.text_dropout if self.training else None
+        actions = batch.get("action") if self.action_in is not None else None
+        v = self.velocity(interpolate(x0, noise, t), t, obs, batch["text_emb"], actions, drop)
+        keep = ~batch["future_is_pad"][:, :, None, None, None]  # (B, Tf, 1, 1, 1)
+        loss = flow_loss(v, x0, noise, keep.expand_as(x0))
+        return loss, {"t_mean": float(t.mean())}
+
+    @torch.no_grad()
+    def imagine_latents(self, obs: Tensor, text: Tensor, actions: Tensor | None = None, steps: int | None = None,
+                        guidance: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+        """Sample future latents (B, Tf, C, h, w) given obs latents and text embeddings."""
+        b, c = obs.shape[0], self.tokenizer.cfg.latent_channels
+        x1 = torch.randn((b, len(self.cfg.future), c, self.grid, self.grid), generator=generator)
+        null = torch.ones(b, dtype=torch.bool)
+
+        def v(x: Tensor, t: Tensor) -> Tensor:
+            cond = self.velocity(x, t, obs, text, actions)
+            if guidance == 1.0:
+                return cond
+            uncond = self.velocity(x, t, obs, text, actions, null)
+            return uncond + guidance * (cond - uncond)
+
+        return euler_sample(v, x1, steps or self.cfg.sample_steps)
+
+    @torch.no_grad()
+    def imagine(self, frames: Tensor, text: Tensor, **kwargs) -> Tensor:
+        """(B, To, 3, H, W) uint8 obs frames + (B, 384) text -> (B, Tf, 3, H, W) imagined frames in [0, 1]."""
+        self.eval()
+        return self.decode(self.imagine_latents(self.encode(frames), text, **kwargs))

@@ -1,0 +1,1 @@
+"""Neural network building blocks: the frame tokenizer, image metrics, and (later) the transformer."""

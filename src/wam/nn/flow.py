@@ -1,0 +1,77 @@
+"""Flow matching on straight paths (rectified flow), separate from any network.
+
+    x_t = (1 - t) * x0 + t * noise        t = 0: data, t = 1: noise
+    v   = d x_t / dt = noise - x0         the network predicts v from (x_t, t)
+
+Training: `t = sample_time(B)`, `x_t = interpolate(x0, noise, t)`, `flow_loss(net(x_t, t), x0, noise)`.
+Sampling: `euler_sample(lambda x, t: net(x, t), noise, steps)` integrates from t=1 down to t=0.
+`t` may be (B,) or carry more leading dims, e.g. (B, T) for one noise level per frame (diffusion
+forcing); it is broadcast over the trailing dims of x.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from wam.errors import ConfigError
+
+TIME_KINDS = ("logit_normal", "uniform")
+_EPS = 1e-5  # keeps sampled t inside the open interval (0, 1)
+
+
+def _expand(t: Tensor | float, like: Tensor) -> Tensor:
+    """t (leading dims of `like`, or scalar) -> shape broadcastable against `like`."""
+    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    return t.reshape(t.shape + (1,) * (like.dim() - t.dim()))
+
+
+def noise_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def interpolate(x0: Tensor, noise: Tensor, t: Tensor | float) -> Tensor:
+    t = _expand(t, x0)
+    return (1 - t) * x0 + t * noise
+
+
+def velocity_target(x0: Tensor, noise: Tensor) -> Tensor:
+    return noise - x0
+
+
+def sample_time(batch: int, generator: torch.Generator | None = None, kind: str = "logit_normal",
+                device: torch.device | str | None = None, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    """(batch,) flow times in (0, 1): logit-normal (SD3: sigmoid of N(mean, std)) or uniform."""
+    if kind == "logit_normal":
+        t = torch.sigmoid(mean + std * torch.randn(batch, generator=generator, device=device))
+    elif kind == "uniform":
+        t = torch.rand(batch, generator=generator, device=device)
+    else:
+        raise ConfigError(f"unknown flow time distribution {kind!r}; choose one of {TIME_KINDS}")
+    return t.clamp(_EPS, 1 - _EPS)
+
+
+@torch.no_grad()
+def euler_sample(velocity_fn: Callable[[Tensor, Tensor], Tensor], x1: Tensor, steps: int,
+                 t_start: float = 1.0, t_end: float = 0.0) -> Tensor:
+    """Integrate dx/dt = velocity_fn(x_t, t (B,)) from t_start (noise x1) to t_end (data)."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"euler_sample needs steps >= 1, got {steps!r}")
+    times = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64).tolist()
+    x = x1
+    for t, t_next in zip(times, times[1:]):
+        v = velocity_fn(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
+        x = x + (t_next - t) * v
+    return x
+
+
+def flow_loss(pred_v: Tensor, x0: Tensor, noise: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean squared error to the velocity target; `mask` (leading dims of x, bool or weights) keeps
+    only the elements it marks (e.g. drops padded frames) and averages over those alone."""
+    err = (pred_v.float() - velocity_target(x0, noise).float()).square()
+    if mask is None:
+        return err.mean()
+    m = _expand(mask, err).expand_as(err)
+    return (err * m).sum() / m.sum().clamp_min(1e-12)

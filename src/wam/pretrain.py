@@ -1,0 +1,170 @@
+"""`wam pretrain`: train the video world model on action-free video.
+
+    wam pretrain --data.path=data/mt10 --out=runs/wm --optim.steps=3000
+
+1. frames of the dataset's camera, decoded once and resized (`data.image_size`);
+2. the frame tokenizer: trained on the training episodes' frames (or loaded from
+   `tokenizer.path`), its reconstruction quality written to `<out>/tokenizer/report.json`;
+3. every frame encoded once to normalised latents (the world model trains on latents, never on
+   pixels, so no frame is encoded twice);
+4. instructions embedded once with the frozen MiniLM encoder;
+5. the backbone trained by flow matching to predict future latents from the current ones and the
+   instruction (and the next actions if `model.action_chunk > 0`; otherwise the action column is
+   never read). Held-out episodes (`data.val_fraction` of each task) give the validation loss.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wam.config import save_config
+from wam.data.frames import ArrayFrames, cached_frames
+from wam.data.lerobot_format import LeRobotDataset
+from wam.data.text import get_text_encoder
+from wam.data.windows import WindowDataset, WindowSpec, collate_windows
+from wam.errors import ConfigError
+from wam.models.world_model import VideoWorldModel, WorldModelConfig
+from wam.nn.tokenizer import (FrameAutoencoder, TokenizerConfig, load_tokenizer, reconstruction_report,
+                              save_tokenizer, train_autoencoder)
+from wam.trainer import OptimConfig, train
+
+
+@dataclass
+class DataConfig:
+    path: str = "data/mw5"
+    image_key: str = ""  # video feature; empty = the dataset's first
+    image_size: int = 64
+    val_fraction: float = 0.1  # of each task's episodes, held out (at least one a task)
+
+
+@dataclass
+class TokenizerTrainConfig:
+    path: str = ""  # a trained tokenizer folder to reuse; empty = train one in <out>/tokenizer
+    steps: int = 1500
+    batch_size: int = 64
+    latent_channels: int = 8
+    base_channels: int = 32
+    downsample: int = 8
+
+
+@dataclass
+class PretrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerTrainConfig = field(default_factory=TokenizerTrainConfig)
+    model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    text_encoder: str = "minilm"  # or "hash" (no semantics; tests only)
+    out: str = "runs/pretrain"
+
+    def check(self) -> None:
+        self.model.check()
+        self.optim.check()
+        if not 0 < self.data.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.data.val_fraction}")
+
+    def tokenizer_config(self) -> TokenizerConfig:
+        t = self.tokenizer
+        return TokenizerConfig(image_size=self.data.image_size, latent_channels=t.latent_channels,
+                               base_channels=t.base_channels, downsample=t.downsample)
+
+
+def split_episodes(ds: LeRobotDataset, val_fraction: float) -> tuple[list[int], list[int]]:
+    """Per task, the last ceil(fraction * n) episodes are held out (at least one when n > 1)."""
+    by_task: dict[str, list[int]] = {}
+    for ep in ds.episodes:
+        by_task.setdefault(ep.tasks[0], []).append(ep.index)
+    train_eps, val_eps = [], []
+    for eps in by_task.values():
+        n_val = min(max(int(np.ceil(val_fraction * len(eps))), 1), len(eps) - 1)
+        train_eps += eps[: len(eps) - n_val]
+        val_eps += eps[len(eps) - n_val:]
+    return sorted(train_eps), sorted(val_eps)
+
+
+def frame_rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
+    starts = np.concatenate([[0], np.cumsum([e.length for e in ds.episodes])])
+    return np.concatenate([np.arange(starts[e], starts[e + 1]) for e in episodes])
+
+
+def prepare_tokenizer(cfg: PretrainConfig, frames: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray,
+                      out: Path) -> FrameAutoencoder:
+    """Load the tokenizer named in the config, or train one on the training frames and report it."""
+    if cfg.tokenizer.path:
+        return load_tokenizer(cfg.tokenizer.path)
+    folder = out / "tokenizer"
+    if (folder / "tokenizer.json").exists():
+        return load_tokenizer(folder)
+    torch.manual_seed(cfg.optim.seed)
+    model = FrameAutoencoder(cfg.tokenizer_config())
+    train_autoencoder(model, np.asarray(frames[train_rows]), steps=cfg.tokenizer.steps,
+                      batch_size=cfg.tokenizer.batch_size, seed=cfg.optim.seed)
+    report = reconstruction_report(model, np.asarray(frames[val_rows[:: max(len(val_rows) // 512, 1)]]))
+    save_tokenizer(model, folder)
+    (folder / "report.json").write_text(json.dumps(report, indent=2))
+    print("tokenizer on held-out frames: " + ", ".join(f"{k} {v:.4g}" for k, v in report.items()))
+    return model
+
+
+@torch.no_grad()
+def encode_all(tokenizer: FrameAutoencoder, frames: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Normalised latents of every frame, channels last: (N, h, w, C) float32."""
+    out = []
+    for i in range(0, len(frames), batch):
+        x = torch.from_numpy(np.array(frames[i:i + batch])).permute(0, 3, 1, 2)  # a copy: memmaps are read-only
+        out.append(tokenizer.normalize(tokenizer.encode(x)).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+class LatentCollate:
+    """Batch latent windows: rename frames to latents, attach each sample's text embedding."""
+
+    def __init__(self, text_table: torch.Tensor):
+        self.text_table = text_table
+
+    def __call__(self, samples: list[dict]) -> dict:
+        batch = collate_windows(samples)
+        for name in ("obs", "future"):
+            if f"{name}.image" in batch:
+                batch[f"{name}.latent"] = batch.pop(f"{name}.image").float()
+        batch["text_emb"] = self.text_table[batch["task_index"]]
+        return batch
+
+
+def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int]) -> WindowDataset:
+    m = cfg.model
+    spec = WindowSpec(obs=m.obs, future=m.future, action=tuple(range(m.action_chunk)), state=False,
+                      image_key=cfg.data.image_key or None)
+    starts = np.concatenate([[0], np.cumsum([e.length for e in ds.episodes])])
+    return WindowDataset(ds, spec, episodes=episodes, frames=ArrayFrames(latents, starts))
+
+
+def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
+    """Run (or resume) a pretraining run; returns its last logged metrics."""
+    cfg.check()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    ds = LeRobotDataset(cfg.data.path)
+    key = cfg.data.image_key or ds.video_keys[0] if ds.video_keys else cfg.data.image_key
+    frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
+    train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction)
+    (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
+    tokenizer = prepare_tokenizer(cfg, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out)
+    latents = encode_all(tokenizer, frames)
+    text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
+    collate = LatentCollate(text_table)
+    train_set = build_windows(cfg, ds, latents, train_eps)
+    val_set = build_windows(cfg, ds, latents, val_eps)
+    picks = np.linspace(0, len(val_set) - 1, min(len(val_set), 4 * cfg.optim.batch_size)).astype(int)
+    val_batches = [collate([val_set[int(i)] for i in chunk]) for chunk in np.array_split(picks, 4) if len(chunk)]
+    model = VideoWorldModel(cfg.model, tokenizer)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"world model: {n_params / 1e6:.2f}M trainable parameters, {len(train_set)} training windows "
+          f"from {len(train_eps)} episodes, {len(val_eps)} held out; config {asdict(cfg.model.backbone)}")
+    return train(model, train_set, collate, cfg.optim, out, VideoWorldModel.kind, cfg, val_batches,
+                 progress=progress, stop_at=stop_at)

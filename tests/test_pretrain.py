@@ -1,0 +1,95 @@
+"""`wam pretrain`, `wam imagine` and `wam imagine-eval` end to end on a tiny synthetic dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import write_dataset
+from wam.cli import main
+from wam.config import apply_overrides
+from wam.data.lerobot_format import LeRobotDataset
+from wam.errors import WamError
+from wam.imagination import load_world_model
+from wam.pretrain import PretrainConfig, pretrain, split_episodes
+
+TINY = {
+    "data.image_size": 32, "tokenizer.steps": 20, "tokenizer.batch_size": 16, "tokenizer.base_channels": 8,
+    "tokenizer.latent_channels": 4, "model.backbone.depth": 2, "model.backbone.width": 64,
+    "model.future": (2, 4), "model.sample_steps": 2, "optim.steps": 6, "optim.batch_size": 4,
+    "optim.val_every": 3, "optim.ckpt_every": 3, "optim.log_every": 3, "text_encoder": "hash",
+}
+
+
+def tiny_config(data, out, **extra) -> PretrainConfig:
+    return apply_overrides(PretrainConfig(), {**TINY, "data.path": str(data), "out": str(out), **extra})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pre")
+    write_dataset(root / "data", lengths=(20, 22, 24, 26))
+    for path in (root / "data/data").glob("chunk-*/file-*.parquet"):  # action-free video only
+        pq.write_table(pq.read_table(path).drop_columns(["action"]), path)
+    metrics = pretrain(tiny_config(root / "data", root / "run"), progress=False)
+    return root, metrics
+
+
+def test_pretrain_on_action_free_video(run):
+    root, metrics = run
+    assert np.isfinite(metrics["loss"]) and "val_loss" in metrics
+    for name in ("config.yaml", "log.csv", "curves.png", "split.json", "tokenizer/report.json",
+                 "checkpoints/last"):
+        assert (root / "run" / name).exists(), name
+
+
+def test_saved_model_reloads_to_the_same_outputs(run):
+    root, _ = run
+    a, _ = load_world_model(root / "run")
+    b, cfg = load_world_model(root / "run")
+    assert cfg.model.future == (2, 4)
+    frames = torch.randint(0, 255, (1, 1, 3, 32, 32), dtype=torch.uint8)
+    text = torch.randn(1, 384)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(a.imagine(frames, text, generator=g()), b.imagine(frames, text, generator=g()))
+
+
+def test_action_conditioned_pretraining_needs_the_action_column(run):
+    root, _ = run
+    with pytest.raises(WamError, match="action"):
+        pretrain(tiny_config(root / "data", root / "with_actions", **{"model.action_chunk": 2}), progress=False)
+
+
+def test_split_holds_out_episodes_of_every_task(run):
+    root, _ = run
+    train_eps, val_eps = split_episodes(LeRobotDataset(root / "data"), 0.1)
+    assert sorted(train_eps + val_eps) == [0, 1, 2, 3] and len(val_eps) == 2  # one per task
+
+
+def test_imagine_writes_clips_and_refuses_bad_input(run, tmp_path, capsys):
+    root, _ = run
+    rundir = str(root / "run")
+    assert main(["imagine", rundir, "--episode", "1", "--frame", "3", "--steps", "2",
+                 "--then", "open the drawer", "--out", str(tmp_path / "c.gif")]) == 0
+    assert Image.open(tmp_path / "c.gif").n_frames == 1 + 2 + 2  # start, then two chunks of 2
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "wrong.png")
+    assert main(["imagine", rundir, "--image", str(tmp_path / "wrong.png"), "--instruction", "go",
+                 "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "takes 32x32 frames" in capsys.readouterr().err
+    assert main(["imagine", rundir, "--instruction", "  ", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "must not be empty" in capsys.readouterr().err
+    assert main(["imagine", str(tmp_path), "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_imagine_eval_reports_baseline_and_swap_margin(run, tmp_path):
+    root, _ = run
+    out = tmp_path / "m.json"
+    assert main(["imagine-eval", str(root / "run"), "--steps", "2", "--starts", "2", "--out", str(out)]) == 0
+    import json
+
+    m = json.loads(out.read_text())
+    assert m["samples"] == 4 and m["copy_psnr"] > 0 and len(m["swap_margin_ci95"]) == 2
