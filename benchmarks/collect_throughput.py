@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
+from results_file import append, header
 from wam.envs.collect import CollectConfig, collect
 
 
@@ -34,22 +32,14 @@ def main() -> None:
                             image_size=args.image_size, workers=workers)
         reports[workers] = collect(cfg, progress_bar=False)
         print(reports[workers].table())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     one, two = reports[1], reports[2]
-    text = "\n".join([
-        f"\n## {time.strftime('%Y-%m-%d %H:%M')} commit {commit}",
-        f"command: `.venv/bin/python benchmarks/collect_throughput.py {' '.join(sys.argv[1:])}`".rstrip(),
+    append("collect_throughput", "Collection throughput (benchmarks/collect_throughput.py)", [
+        *header("collect_throughput.py"),
         f"{args.tasks} x {args.episodes} demos, {args.camera} {args.image_size} px, {one.frames} frames each run",
         "", "| workers | seconds | frames/s | ratio to 1 worker |", "|---|---|---|---|",
         f"| 1 | {one.seconds:.1f} | {one.fps:.0f} | 1.00 |",
         f"| 2 | {two.seconds:.1f} | {two.fps:.0f} | {two.fps / one.fps:.2f} |",
     ])
-    print(text)
-    out = Path("benchmarks/results/collect_throughput.md")
-    if not out.exists():
-        out.write_text("# Collection throughput (benchmarks/collect_throughput.py)\n")
-    with out.open("a") as f:
-        f.write(text + "\n")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import torch
 from wam.data.frames import VideoFrames, cached_frames
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.windows import WindowDataset, WindowSpec, make_loader, strided
+from results_file import append, header
 from wam.envs.collect import CollectConfig, collect
 
 SPEC = WindowSpec(obs=(-1, 0), future=strided(4, 4), action=tuple(range(16)))
@@ -78,23 +77,14 @@ def main() -> None:
     loaders = {f"DataLoader memmap, batch 32, {w} workers": loader_per_second(sources["decode-once cache (memmap)"], w)
                for w in (0, 2)}
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    lines = [f"\n## {time.strftime('%Y-%m-%d %H:%M')} commit {commit}, {platform.processor() or platform.machine()}, "
-             f"torch {torch.__version__}",
-             f"command: `.venv/bin/python benchmarks/reader_throughput.py {' '.join(sys.argv[1:])}`".rstrip(),
+    lines = [*header("reader_throughput.py"), f"{platform.machine()}, torch {torch.__version__}",
              f"dataset: {ds.num_episodes} episodes, {ds.num_frames} frames, {key} {ds.features[key]['shape']}; "
              f"window: obs {SPEC.obs}, future {SPEC.future}, {len(SPEC.action)} actions",
              f"decode-once (cold, whole dataset): {decode_once:.2f} s = {ds.num_frames / decode_once:.0f} frames/s", "",
              "| source | windows/s | ratio to in-memory |", "|---|---|---|"]
     for name, rate in {**rates, **loaders}.items():
         lines.append(f"| {name} | {rate:,.0f} | {rate / base:.3f} |")
-    text = "\n".join(lines)
-    print(text)
-    out = Path("benchmarks/results/reader_throughput.md")
-    if not out.exists():
-        out.write_text("# Reader throughput (benchmarks/reader_throughput.py)\n")
-    with out.open("a") as f:
-        f.write(text + "\n")
+    append("reader_throughput", "Reader throughput (benchmarks/reader_throughput.py)", lines)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,12 @@ Results are appended to benchmarks/results/world_model_speed.md.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from results_file import append, header
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
 from wam.nn.transformer import BackboneConfig
@@ -93,10 +91,7 @@ def main() -> None:
     tokens = 1 + (len(model.cfg.obs) + len(model.cfg.future)) * (model.grid // model.cfg.patch) ** 2
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     batch = make_batch(model, args.batch)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    lines = [f"\n## {time.strftime('%Y-%m-%d %H:%M')} commit {commit}, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} threads",
-             f"command: `.venv/bin/python benchmarks/world_model_speed.py {' '.join(sys.argv[1:])}`".rstrip(),
+    lines = [*header("world_model_speed.py"), f"torch {torch.__version__}, {torch.get_num_threads()} threads",
              f"model: depth {args.depth}, width {model.cfg.backbone.resolved_width()}, mot {args.mot}, "
              f"{n_params / 1e6:.2f}M trainable parameters, {tokens} tokens a sample, batch {args.batch}",
              f"matmul peak (1024^2): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s",
@@ -112,13 +107,7 @@ def main() -> None:
     for steps in (1, 2, 5, 10, 20):
         fp32, bf16 = clip_ms(model, steps, False), clip_ms(model, steps, True)
         lines.append(f"| {steps} | {fp32:.0f} | {bf16:.0f} | {bf16 / fp32:.2f} |")
-    text = "\n".join(lines)
-    print(text)
-    out = Path("benchmarks/results/world_model_speed.md")
-    if not out.exists():
-        out.write_text("# World-model speed (benchmarks/world_model_speed.py)\n")
-    with out.open("a") as f:
-        f.write(text + "\n")
+    append("world_model_speed", "World-model speed (benchmarks/world_model_speed.py)", lines)
 
 
 if __name__ == "__main__":

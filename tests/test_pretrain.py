@@ -93,3 +93,16 @@ def test_imagine_eval_reports_baseline_and_swap_margin(run, tmp_path):
 
     m = json.loads(out.read_text())
     assert m["samples"] == 4 and m["copy_psnr"] > 0 and len(m["swap_margin_ci95"]) == 2
+
+
+def test_action_conditioned_world_model_end_to_end(tmp_path):
+    """Frames + actions -> future frames (a world model in the survey's sense)."""
+    write_dataset(tmp_path / "data", lengths=(20, 22, 24, 26))
+    cfg = tiny_config(tmp_path / "data", tmp_path / "run", **{"model.action_chunk": 3})
+    assert np.isfinite(pretrain(cfg, progress=False)["loss"])
+    model, _ = load_world_model(tmp_path / "run")
+    assert model.action_in is not None
+    assert main(["imagine-eval", str(tmp_path / "run"), "--steps", "1", "--starts", "1",
+                 "--out", str(tmp_path / "m.json")]) == 0
+    assert main(["imagine", str(tmp_path / "run"), "--episode", "0", "--steps", "1",
+                 "--out", str(tmp_path / "c.gif")]) == 0

@@ -61,11 +61,15 @@ def load_start_image(path: str | Path, size: int) -> np.ndarray:
 
 
 def _imagine(model: VideoWorldModel, obs: np.ndarray, text: torch.Tensor, steps: int, seed: int,
-             guidance: float) -> np.ndarray:
-    """(B, To, H, W, 3) uint8 obs -> (B, Tf, H, W, 3) uint8 imagined frames."""
+             guidance: float, actions: np.ndarray | None = None) -> np.ndarray:
+    """(B, To, H, W, 3) uint8 obs (+ (B, Ta, Da) actions) -> (B, Tf, H, W, 3) uint8 imagined frames."""
     frames = torch.from_numpy(obs).permute(0, 1, 4, 2, 3)
     g = torch.Generator().manual_seed(seed)
-    out = model.imagine(frames, text, steps=steps, guidance=guidance, generator=g)
+    if model.cfg.action_chunk and actions is None:
+        raise WamError("this world model is conditioned on actions: only a dataset start (whose recorded "
+                       "actions are used) can be imagined, not a PNG start or a --then continuation")
+    acts = torch.from_numpy(actions).float() if model.cfg.action_chunk else None
+    out = model.imagine(frames, text, actions=acts, steps=steps, guidance=guidance, generator=g)
     return (out.clamp(0, 1) * 255).round().byte().permute(0, 1, 3, 4, 2).numpy()
 
 
@@ -101,6 +105,7 @@ class StartPoint:
     obs: np.ndarray  # (To, H, W, 3) uint8
     future: np.ndarray | None  # (Tf, H, W, 3) uint8
     instruction: str
+    actions: np.ndarray | None = None  # (Ta, Da) recorded actions, for action-conditioned models
 
 
 def dataset_start(model: VideoWorldModel, cfg: PretrainConfig, ds: LeRobotDataset, episode: int,
@@ -115,7 +120,12 @@ def dataset_start(model: VideoWorldModel, cfg: PretrainConfig, ds: LeRobotDatase
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=False)
     rows = lambda offs: frames.get(frames.episode_start(episode) + np.clip(frame + np.array(offs), 0, length - 1))  # noqa: E731
     has_future = frame + max(model.cfg.future) < length
-    return StartPoint(rows(model.cfg.obs), rows(model.cfg.future) if has_future else None, ds.episode_task(episode))
+    actions = None
+    if model.cfg.action_chunk:
+        recorded = ds.read_columns(["action"], [episode])["action"]
+        actions = recorded[np.clip(frame + np.arange(model.cfg.action_chunk), 0, length - 1)]
+    return StartPoint(rows(model.cfg.obs), rows(model.cfg.future) if has_future else None,
+                      ds.episode_task(episode), actions)
 
 
 def imagine_clip(model: VideoWorldModel, start: StartPoint, instructions: list[str], out: str | Path,
@@ -126,7 +136,8 @@ def imagine_clip(model: VideoWorldModel, start: StartPoint, instructions: list[s
     text = get_text_encoder(encoder_kind).encode(instructions)
     obs, chunks = start.obs[None], []
     for i in range(len(instructions)):
-        chunk = _imagine(model, obs, text[i:i + 1], steps, seed + i, guidance)[0]
+        acts = start.actions[None] if start.actions is not None and i == 0 else None
+        chunk = _imagine(model, obs, text[i:i + 1], steps, seed + i, guidance, acts)[0]
         chunks.append(chunk)
         obs = np.repeat(chunk[-1:][None], len(model.cfg.obs), axis=1)  # continue from the last frame
     current = start.obs[-1:]
@@ -173,8 +184,9 @@ def imagination_metrics(model: VideoWorldModel, cfg: PretrainConfig, ds: LeRobot
     for i in range(0, len(points), batch):
         chunk = points[i:i + batch]
         obs = np.stack([p.obs for p in chunk])
-        good = _imagine(model, obs, right[i:i + batch], steps, seed + i, guidance)
-        bad = _imagine(model, obs, wrong[i:i + batch], steps, seed + i, guidance)  # same noise
+        acts = np.stack([p.actions for p in chunk]) if model.cfg.action_chunk else None
+        good = _imagine(model, obs, right[i:i + batch], steps, seed + i, guidance, acts)
+        bad = _imagine(model, obs, wrong[i:i + batch], steps, seed + i, guidance, acts)  # same noise
         for j, p in enumerate(chunk):
             real, cur = to_t(p.future), to_t(np.repeat(p.obs[-1:], len(p.future), 0))
             mask = _moving_mask(cur, real)

@@ -150,7 +150,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     ds = LeRobotDataset(cfg.data.path)
-    key = cfg.data.image_key or ds.video_keys[0] if ds.video_keys else cfg.data.image_key
+    key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction)
     (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))

@@ -54,9 +54,22 @@ def describe(ds: LeRobotDataset) -> str:
     return "\n".join(lines)
 
 
-def _check_episode(ds: LeRobotDataset, episode: int) -> None:
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _episode_frames(ds: LeRobotDataset, episode: int, key: str | None) -> tuple[str, np.ndarray]:
+    """The video key to show (default: the first) and the episode's frames (T, H, W, 3)."""
     if not 0 <= episode < ds.num_episodes:
         raise ConfigError(f"--episode {episode} does not exist: the dataset has episodes 0..{ds.num_episodes - 1}")
+    key = key or ds.video_keys[0]
+    return key, ds.decode_frames(key, episode)
 
 
 def _series(ds: LeRobotDataset, episode: int) -> dict[str, np.ndarray]:
@@ -79,14 +92,8 @@ def _plot_series(ax, series: dict[str, np.ndarray], fps: int) -> None:
 def contact_sheet(ds: LeRobotDataset, episode: int, out: str | Path, key: str | None = None,
                   num_frames: int = 12) -> Path:
     """A PNG of `num_frames` evenly spaced frames with the instruction and the actions plotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    _check_episode(ds, episode)
-    key = key or ds.video_keys[0]
-    frames = ds.decode_frames(key, episode)
+    plt = _pyplot()
+    key, frames = _episode_frames(ds, episode, key)
     shown = np.linspace(0, len(frames) - 1, min(num_frames, len(frames))).round().astype(int)
     cols = min(6, len(shown))
     rows = int(np.ceil(len(shown) / cols))
@@ -115,15 +122,10 @@ def contact_sheet(ds: LeRobotDataset, episode: int, out: str | Path, key: str | 
 def episode_video(ds: LeRobotDataset, episode: int, out: str | Path, key: str | None = None,
                   height: int = 256) -> Path:
     """An mp4 of the episode (upscaled to `height`) beside its action plot with a moving cursor."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from PIL import Image
 
-    _check_episode(ds, episode)
-    key = key or ds.video_keys[0]
-    frames = ds.decode_frames(key, episode)
+    plt = _pyplot()
+    key, frames = _episode_frames(ds, episode, key)
     fig, ax = plt.subplots(figsize=(5.12, height / 100), dpi=100)
     _plot_series(ax, _series(ds, episode), ds.fps)
     ax.set_title(ds.episodes[episode].tasks[0], fontsize=8)
