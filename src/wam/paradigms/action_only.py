@@ -1,0 +1,38 @@
+"""The action-only baseline (VLA-style): same backbone, data and language encoder, no video.
+
+No future group, no video loss, and trained from scratch (no video pretraining): the policy a
+WAM must beat at equal data and compute.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from wam.paradigms.base import CLEAN, PolicyModelConfig, WamParts, euler, keep_mask, mask_where, noise_group
+
+MASK = mask_where({"action": set(CLEAN) | {"action"}})
+
+
+class ActionOnly(nn.Module):
+    name = "action_only"
+    video = False
+
+    def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
+        super().__init__()
+        self.cfg, self.parts = cfg, parts
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
+        a = noise_group(batch["action"], generator)
+        out = self.parts.run(batch, MASK, action=(a.x_t, a.t))
+        action_loss = a.loss(out["action"], keep_mask(batch["action_is_pad"], a.x0))
+        return self.cfg.action_weight * action_loss, {"action_loss": action_loss.detach()}
+
+    @torch.no_grad()
+    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+        x = {"action": torch.randn(self.parts.action_shape(batch["text_emb"].shape[0]), generator=generator)}
+        step = lambda x, t: self.parts.run(batch, MASK, action=(x["action"], t))  # noqa: E731
+        return euler(step, x, self.cfg.sample_steps)["action"]
+
+    def imagine(self, batch: dict, generator: torch.Generator | None = None) -> None:
+        return None  # no video head

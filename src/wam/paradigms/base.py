@@ -1,0 +1,145 @@
+"""What every paradigm shares: the model family's parts and the flow-matching plumbing.
+
+`WamParts` is the one model family: the frozen frame tokenizer, the token-group backbone and the
+embedders of each group (text, obs latents, proprio state, future latents, action chunk). Its
+parameter names match `VideoWorldModel`'s, so a `wam pretrain` checkpoint initialises the shared
+parts directly. A paradigm (joint.py, representation.py, ...) is a small strategy over these parts:
+which groups it noises, which mask it uses, how it samples at test time. No paradigm inherits from
+another; shared steps are the functions below.
+
+Batches seen by a paradigm are already normalised by the policy:
+
+    obs.latent (B, To, C, h, w)   obs.state (B, To, Ds)   text_emb (B, 384)
+    future.latent (B, Tf, C, h, w) + future_is_pad (B, Tf)
+    action (B, Ta, Da) in [-1, 1] + action_is_pad (B, Ta)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from wam.data.text import EMBED_DIM
+from wam.errors import ConfigError
+from wam.models.groups import LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
+from wam.nn.flow import flow_loss, interpolate, sample_time
+from wam.nn.tokenizer import FrameAutoencoder
+from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, TokenGroup
+
+MODALITY = {"text": "text", "obs": "video", "future": "video", "state": "action", "action": "action"}
+CLEAN = frozenset({"text", "obs", "state"})
+
+
+@dataclass
+class PolicyModelConfig:
+    """The model family's shape, shared by every paradigm."""
+
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(depth=4))
+    patch: int = 2
+    obs: tuple[int, ...] = (0,)
+    future: tuple[int, ...] = (4, 8, 12, 16)
+    chunk: int = 16  # actions predicted at once
+    action_dim: int = 4
+    state_dim: int = 4
+    video_weight: float = 1.0  # weight of the video (future) loss: 0 = no video co-training
+    action_weight: float = 1.0
+    sample_steps: int = 10
+    independent_t: bool = False  # joint: one flow time for video and action, or one each
+
+    def check(self) -> None:
+        self.backbone.check()
+        if self.chunk < 1 or self.video_weight < 0 or self.action_weight <= 0:
+            raise ConfigError("policy.chunk must be >= 1, video_weight >= 0 and action_weight > 0")
+
+
+class WamParts(nn.Module):
+    """Tokenizer + backbone + group embedders; `run` denoises the groups a paradigm noises."""
+
+    def __init__(self, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder, video: bool = True):
+        super().__init__()
+        cfg.check()
+        self.cfg = cfg
+        self.tokenizer = tokenizer.requires_grad_(False).eval()
+        width, c = cfg.backbone.resolved_width(), tokenizer.cfg.latent_channels
+        self.grid = tokenizer.cfg.image_size // tokenizer.cfg.downsample
+        names = ["text", "obs", "state", "action"] + (["future"] if video else [])
+        self.backbone = Backbone(cfg.backbone, sorted({MODALITY[n] for n in names}))
+        self.text = TextToken(EMBED_DIM, width)
+        self.obs_in = LatentPatches(c, cfg.patch, width)
+        self.future_io = LatentPatches(c, cfg.patch, width, out=True) if video else None
+        self.state_in = VectorTokens(cfg.state_dim, width)
+        self.action_io = VectorTokens(cfg.action_dim, width, out=True)
+        rows = self.grid // cfg.patch
+        self.register_buffer("obs_pos", frame_positions(cfg.obs, rows, rows), persistent=False)
+        self.register_buffer("future_pos", frame_positions(cfg.future, rows, rows), persistent=False)
+        self.register_buffer("state_pos", vector_positions(cfg.obs), persistent=False)
+        self.register_buffer("action_pos", vector_positions(range(cfg.chunk)), persistent=False)
+
+    def run(self, batch: dict, mask: GroupMask, future: tuple[Tensor, Tensor] | None = None,
+            action: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
+        """Velocities of the given (x_t, t) groups; a group with t == 0 everywhere is clean input."""
+        zero = torch.zeros(1, 3, dtype=torch.long)
+        groups = [TokenGroup("text", self.text(batch["text_emb"]), None, zero, "text"),
+                  TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video"),
+                  TokenGroup("state", self.state_in.embed(batch["obs.state"]), None, self.state_pos, "action")]
+        if future is not None:
+            groups.append(TokenGroup("future", self.future_io.embed(future[0]), future[1], self.future_pos, "video"))
+        if action is not None:
+            groups.append(TokenGroup("action", self.action_io.embed(action[0]), action[1], self.action_pos, "action"))
+        out = self.backbone(groups, mask)
+        result = {}
+        if future is not None:
+            result["future"] = self.future_io.read_out(out["future"], len(self.cfg.future), self.grid, self.grid).float()
+        if action is not None:
+            result["action"] = self.action_io.read_out(out["action"]).float()
+        return result
+
+    def action_shape(self, b: int) -> tuple[int, ...]:
+        return (b, self.cfg.chunk, self.cfg.action_dim)
+
+    def future_shape(self, b: int) -> tuple[int, ...]:
+        return (b, len(self.cfg.future), self.tokenizer.cfg.latent_channels, self.grid, self.grid)
+
+
+def mask_where(sees: dict[str, set[str]]) -> GroupMask:
+    """A GroupMask in which the clean groups see only clean groups, plus the given rules."""
+    return GroupMask(allowed={**{g: set(CLEAN) for g in CLEAN}, **sees})
+
+
+@dataclass
+class Noised:
+    """A group's clean data, noise, flow time and noisy input."""
+
+    x0: Tensor
+    noise: Tensor
+    t: Tensor
+    x_t: Tensor
+
+    def loss(self, pred: Tensor, keep: Tensor) -> Tensor:
+        return flow_loss(pred, self.x0, self.noise, keep)
+
+
+def noise_group(x0: Tensor, generator: torch.Generator | None, t: Tensor | None = None) -> Noised:
+    """Noise `x0` at a drawn (or given) flow time t (B,)."""
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    t = sample_time(x0.shape[0], generator=generator) if t is None else t
+    return Noised(x0, noise, t, interpolate(x0, noise, t))
+
+
+def keep_mask(is_pad: Tensor, like: Tensor) -> Tensor:
+    """(B, T) padding flags -> a keep mask broadcast to `like` (B, T, ...)."""
+    return (~is_pad).reshape(*is_pad.shape, *[1] * (like.dim() - 2)).expand_as(like)
+
+
+@torch.no_grad()
+def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[str, Tensor], steps: int) -> dict[str, Tensor]:
+    """Integrate several groups together from t=1 (noise) to t=0 with `fn(x, t) -> velocities`."""
+    b = next(iter(x.values())).shape[0]
+    for i in range(steps):
+        t = torch.full((b,), 1 - i / steps)
+        v = fn(x, t)
+        x = {k: x[k] - v[k] / steps for k in x}
+    return x

@@ -1,0 +1,53 @@
+"""Inverse dynamics (UniPi, DVA): imagine the future, then infer the actions that lead there.
+
+Training has two passes over the same batch: the video loss with the future noised (the actions
+absent), and the action loss with the actions noised given the *clean* real future. At test time
+the future is sampled first, then the actions given that imagined future. `given_future`
+replaces the imagined future with the real one (the "future helps acting" study's upper bound).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from wam.paradigms.base import CLEAN, PolicyModelConfig, WamParts, euler, keep_mask, mask_where, noise_group
+
+MASK = mask_where({"future": set(CLEAN) | {"future"},
+                   "action": {"text", "obs", "state", "future", "action"}})
+
+
+class InverseDynamics(nn.Module):
+    name = "inverse_dynamics"
+    video = True
+
+    def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
+        super().__init__()
+        self.cfg, self.parts = cfg, parts
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
+        f = noise_group(batch["future.latent"], generator)
+        video = self.parts.run(batch, MASK, future=(f.x_t, f.t))["future"]
+        video_loss = f.loss(video, keep_mask(batch["future_is_pad"], f.x0))
+        a = noise_group(batch["action"], generator)
+        clean = torch.zeros_like(a.t)
+        action = self.parts.run(batch, MASK, future=(f.x0, clean), action=(a.x_t, a.t))["action"]
+        action_loss = a.loss(action, keep_mask(batch["action_is_pad"], a.x0))
+        loss = self.cfg.action_weight * action_loss + self.cfg.video_weight * video_loss
+        return loss, {"action_loss": action_loss.detach(), "video_loss": video_loss.detach()}
+
+    @torch.no_grad()
+    def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+        x = {"future": torch.randn(self.parts.future_shape(batch["text_emb"].shape[0]), generator=generator)}
+        step = lambda x, t: self.parts.run(batch, MASK, future=(x["future"], t))  # noqa: E731
+        return euler(step, x, self.cfg.sample_steps)["future"]
+
+    @torch.no_grad()
+    def act(self, batch: dict, generator: torch.Generator | None = None, given_future: Tensor | None = None) -> Tensor:
+        """(B, Ta, Da): sample the future (unless given), then the actions given it."""
+        future = self.imagine(batch, generator) if given_future is None else given_future
+        b = future.shape[0]
+        clean = torch.zeros(b)
+        x = {"action": torch.randn(self.parts.action_shape(b), generator=generator)}
+        step = lambda x, t: self.parts.run(batch, MASK, future=(future, clean), action=(x["action"], t))  # noqa: E731
+        return euler(step, x, self.cfg.sample_steps)["action"]

@@ -1,0 +1,124 @@
+"""Contract tests: every registered paradigm, monolithic and Mixture-of-Transformers, on a tiny config."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wam.errors import ConfigError
+from wam.models.world_model import VideoWorldModel, WorldModelConfig
+from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
+from wam.nn.transformer import BackboneConfig
+from wam.paradigms import PARADIGMS, PolicyModelConfig, build_paradigm
+from wam.paradigms.representation import MASK as REPR_MASK
+
+COMBOS = [(name, mot) for name in PARADIGMS for mot in (False, True)]
+
+
+def tokenizer() -> FrameAutoencoder:
+    torch.manual_seed(0)
+    return FrameAutoencoder(TokenizerConfig(image_size=32, latent_channels=4, base_channels=8, downsample=8))
+
+
+def tiny(name: str, mot: bool = False, **kw):
+    cfg = PolicyModelConfig(backbone=BackboneConfig(depth=2, width=64, mot=mot), obs=(-1, 0), future=(2, 4),
+                            chunk=3, sample_steps=2, **kw)
+    torch.manual_seed(0)
+    return build_paradigm(name, cfg, tokenizer())
+
+
+def batch(b: int = 4, seed: int = 1) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {"obs.latent": torch.randn(b, 2, 4, 4, 4, generator=g), "obs.state": torch.randn(b, 2, 4, generator=g),
+            "future.latent": torch.randn(b, 2, 4, 4, 4, generator=g),
+            "future_is_pad": torch.zeros(b, 2, dtype=torch.bool),
+            "action": torch.rand(b, 3, 4, generator=g) * 2 - 1,
+            "action_is_pad": torch.tensor([[False, False, True]] * b),
+            "text_emb": torch.randn(b, 384, generator=g)}
+
+
+@pytest.mark.parametrize("name,mot", COMBOS)
+def test_loss_gradients_and_shapes(name, mot):
+    p = tiny(name, mot)
+    loss, metrics = p.loss(batch())
+    assert torch.isfinite(loss) and loss.item() > 0 and "action_loss" in metrics
+    loss.backward()
+    trainable = {n: q for n, q in p.named_parameters() if q.requires_grad}
+    assert not any(".tokenizer." in n or n.startswith("parts.tokenizer") for n in trainable)
+    # the "no instruction" token only learns where text is dropped (the world model's guidance)
+    missing = [n for n, q in trainable.items() if q.grad is None and n != "parts.text.null"]
+    assert not missing, missing
+    chunk = p.act(batch(), generator=torch.Generator().manual_seed(0))
+    assert chunk.shape == (4, 3, 4) and torch.isfinite(chunk).all()
+    future = p.imagine(batch())
+    assert (future is None) == (name == "action_only")
+    if future is not None:
+        assert future.shape == (4, 2, 4, 4, 4)
+
+
+@pytest.mark.parametrize("name", list(PARADIGMS))
+def test_loss_falls_when_overfitting_one_batch(name):
+    p = tiny(name)
+    data = batch()
+    opt = torch.optim.AdamW([q for q in p.parameters() if q.requires_grad], lr=3e-3)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    first = p.loss(data, generator=g())[0].item()
+    for _ in range(60):
+        loss = p.loss(data, generator=g())[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert p.loss(data, generator=g())[0].item() < 0.5 * first
+
+
+@pytest.mark.parametrize("name", list(PARADIGMS))
+def test_state_dict_round_trip_gives_identical_actions(name):
+    a, b = tiny(name), tiny(name)
+    with torch.no_grad():
+        for q in a.parameters():
+            if q.requires_grad:
+                q.add_(0.01 * torch.randn_like(q))  # leave the zero init: outputs now depend on weights
+    b.load_state_dict(a.state_dict())
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(a.act(batch(), generator=g()), b.act(batch(), generator=g()))
+
+
+def test_representation_acts_the_same_without_future_tokens():
+    """Fast-WAM's claim made exact: actions never see the future, so dropping it changes nothing."""
+    p = tiny("representation")
+    with torch.no_grad():
+        for q in p.parameters():
+            if q.requires_grad:
+                q.add_(0.05 * torch.randn_like(q))
+    data = batch()
+    x, t = torch.randn(4, 3, 4), torch.full((4,), 0.5)
+    alone = p.parts.run(data, REPR_MASK, action=(x, t))["action"]
+    with_future = p.parts.run(data, REPR_MASK, future=(torch.randn(4, 2, 4, 4, 4), t), action=(x, t))["action"]
+    assert torch.allclose(alone, with_future, atol=1e-5)
+
+
+def test_inverse_dynamics_uses_the_given_future():
+    p = tiny("inverse_dynamics")
+    with torch.no_grad():
+        for q in p.parameters():
+            if q.requires_grad:
+                q.add_(0.05 * torch.randn_like(q))
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    real = batch()["future.latent"]
+    a = p.act(batch(), generator=g(), given_future=real)
+    b = p.act(batch(), generator=g(), given_future=real + 1)
+    assert not torch.allclose(a, b)
+
+
+def test_world_model_checkpoint_initialises_the_shared_parts():
+    tok = tokenizer()
+    wm = VideoWorldModel(WorldModelConfig(backbone=BackboneConfig(depth=2, width=64), obs=(-1, 0), future=(2, 4)), tok)
+    p = tiny("joint")
+    result = p.parts.load_state_dict(wm.state_dict(), strict=False)
+    assert not result.unexpected_keys
+    assert {k.split(".")[0] for k in result.missing_keys} == {"state_in", "action_io"}
+
+
+def test_unknown_paradigm_is_refused():
+    with pytest.raises(ConfigError, match="choose one of joint, representation"):
+        build_paradigm("telepathy", PolicyModelConfig(), tokenizer())
