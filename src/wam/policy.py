@@ -1,0 +1,140 @@
+"""The policy: a paradigm wrapped in LeRobot's contract, with normalisation inside.
+
+    policy.reset()                                   # at the start of every episode
+    action = policy.select_action(obs)               # (Da,) numpy, from a queue over the chunk
+    chunk = policy.predict_action_chunk(obs)         # (Ta, Da) numpy
+    loss, metrics = policy.forward(batch)            # training, on WindowDataset batches
+
+`obs` is a `MetaWorldEnv` observation (the dataset's keys: `observation.images.<camera>` (H, W, 3)
+uint8, `observation.state` (Ds,) float) plus `"task"`, the instruction. Proprio states are
+standardised with the dataset's mean/std, actions mapped from the dataset's [min, max] to [-1, 1]
+and back, so the paradigms only ever see normalised numbers. With `ensemble` (a decay in (0, 1])
+every step re-plans and overlapping chunks are averaged with exponential weights (ACT's temporal
+ensembling); without it, the first `n_action_steps` actions of each chunk are executed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from wam.data.windows import ACTION_KEY, STATE_KEY
+from wam.errors import WamError
+
+
+class Normalizer(nn.Module):
+    """State standardisation and action min-max scaling, stored as buffers (saved with the weights)."""
+
+    def __init__(self, stats: dict[str, dict[str, np.ndarray]]):
+        super().__init__()
+        state, action = stats[STATE_KEY], stats[ACTION_KEY]
+        f = lambda v: torch.as_tensor(np.asarray(v, dtype=np.float32).reshape(-1))  # noqa: E731
+        self.register_buffer("state_mean", f(state["mean"]))
+        self.register_buffer("state_std", f(state["std"]).clamp_min(1e-6))
+        self.register_buffer("action_min", f(action["min"]))
+        self.register_buffer("action_span", (f(action["max"]) - f(action["min"])).clamp_min(1e-6))
+
+    def state(self, x: Tensor) -> Tensor:
+        return (x - self.state_mean) / self.state_std
+
+    def action(self, x: Tensor) -> Tensor:
+        return 2 * (x - self.action_min) / self.action_span - 1
+
+    def unaction(self, x: Tensor) -> Tensor:
+        return (x.clamp(-1, 1) + 1) / 2 * self.action_span + self.action_min
+
+
+class WamPolicy(nn.Module):
+    """A paradigm + normaliser + instruction embeddings, acting through an action queue."""
+
+    def __init__(self, paradigm: nn.Module, stats: dict, image_key: str, text_encoder,
+                 n_action_steps: int | None = None, ensemble: float | None = None):
+        super().__init__()
+        self.paradigm, self.normalizer = paradigm, Normalizer(stats)
+        self.image_key, self.text_encoder = image_key, text_encoder
+        self.chunk = paradigm.cfg.chunk
+        n_action_steps = n_action_steps or max(self.chunk // 2, 1)  # default: execute half a chunk
+        if not 1 <= n_action_steps <= self.chunk:
+            raise WamError(f"n_action_steps must be in 1..{self.chunk} (the chunk length), got {n_action_steps}")
+        self.n_action_steps, self.ensemble = n_action_steps, ensemble
+        self.reset()
+
+    # -- training -----------------------------------------------------------------------------
+    def _latents(self, frames: Tensor) -> Tensor:
+        """(B, T, 3, H, W) uint8 -> (B, T, C, h, w) normalised latents of the frozen tokenizer."""
+        tok = self.paradigm.parts.tokenizer
+        with torch.no_grad():
+            return tok.normalize(tok.encode(frames))
+
+    def prepare(self, batch: dict) -> dict:
+        """A WindowDataset batch -> what a paradigm consumes (latents, normalised numbers, text)."""
+        out = {"obs.latent": batch.get("obs.latent", None), "text_emb": batch.get("text_emb", None)}
+        if out["obs.latent"] is None:
+            out["obs.latent"] = self._latents(batch["obs.image"])
+        if out["text_emb"] is None:
+            out["text_emb"] = self.text_encoder.encode(list(batch["task"]))
+        out["obs.state"] = self.normalizer.state(batch["obs.state"])
+        if "action" in batch:
+            out["action"], out["action_is_pad"] = self.normalizer.action(batch["action"]), batch["action_is_pad"]
+        if self.paradigm.video and ("future.latent" in batch or "future.image" in batch):
+            out["future.latent"] = batch.get("future.latent", None)
+            if out["future.latent"] is None:
+                out["future.latent"] = self._latents(batch["future.image"])
+            out["future_is_pad"] = batch["future_is_pad"]
+        return out
+
+    def forward(self, batch: dict) -> tuple[Tensor, dict]:
+        return self.paradigm.loss(self.prepare(batch))
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
+        """The trainer's entry point (same as forward, with a noise generator for validation)."""
+        return self.paradigm.loss(self.prepare(batch), generator)
+
+    # -- acting -------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self._queue: deque[np.ndarray] = deque()
+        self._plans: list[tuple[int, np.ndarray]] = []  # (step made, chunk) for ensembling
+        self._step = 0
+
+    def _check_obs(self, obs: dict) -> None:
+        size = self.paradigm.parts.tokenizer.cfg.image_size
+        image, state = obs.get(self.image_key), obs.get(STATE_KEY)
+        if image is None or state is None or "task" not in obs:
+            raise WamError(f"an observation needs '{self.image_key}', '{STATE_KEY}' and 'task'; got {sorted(obs)}")
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise WamError(f"'{self.image_key}' must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        if image.shape[:2] != (size, size):
+            raise WamError(f"'{self.image_key}' is {image.shape[0]}x{image.shape[1]}; this policy takes {size}x{size}")
+        if np.asarray(state).shape != (self.normalizer.state_mean.numel(),):
+            raise WamError(f"'{STATE_KEY}' must have shape ({self.normalizer.state_mean.numel()},), "
+                           f"got {np.asarray(state).shape}")
+
+    @torch.no_grad()
+    def predict_action_chunk(self, obs: dict, generator: torch.Generator | None = None) -> np.ndarray:
+        """(Ta, Da) actions in the dataset's units for one observation (the current frame only)."""
+        self._check_obs(obs)
+        self.eval()
+        image = torch.from_numpy(np.ascontiguousarray(obs[self.image_key])).permute(2, 0, 1)
+        n_obs = len(self.paradigm.cfg.obs)
+        batch = {"obs.image": image[None, None].expand(1, n_obs, -1, -1, -1),
+                 "obs.state": torch.as_tensor(np.asarray(obs[STATE_KEY], np.float32))[None, None].expand(1, n_obs, -1),
+                 "task": [obs["task"]]}
+        chunk = self.paradigm.act(self.prepare(batch), generator=generator)[0]
+        return self.normalizer.unaction(chunk).numpy()
+
+    def select_action(self, obs: dict) -> np.ndarray:
+        """The next action: from the queue, re-planning when it is empty (or every step, ensembled)."""
+        if self.ensemble is None:
+            if not self._queue:
+                self._queue.extend(self.predict_action_chunk(obs)[: self.n_action_steps])
+            return self._queue.popleft()
+        self._plans = [(s, c) for s, c in self._plans if self._step - s < self.chunk]
+        self._plans.append((self._step, self.predict_action_chunk(obs)))
+        candidates = np.stack([c[self._step - s] for s, c in self._plans])  # oldest first
+        weights = np.exp(-self.ensemble * np.arange(len(candidates)))
+        self._step += 1
+        return (weights[:, None] * candidates).sum(0) / weights.sum()

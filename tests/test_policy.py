@@ -1,0 +1,88 @@
+"""The policy contract: normalisation, action queue, ensembling, observation checks, training batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import IMAGE_KEY
+from tests.paradigms.test_contract import tiny
+from wam.data.lerobot_format import LeRobotDataset
+from wam.data.text import HashTextEncoder
+from wam.data.windows import WindowDataset, WindowSpec, make_loader
+from wam.errors import WamError
+from wam.policy import Normalizer, WamPolicy
+
+
+def policy_for(root, name="representation", **kw) -> WamPolicy:
+    ds = LeRobotDataset(root)
+    return WamPolicy(tiny(name), ds.stats, IMAGE_KEY, HashTextEncoder(), **kw)
+
+
+def obs(size: int = 32) -> dict:
+    rng = np.random.default_rng(0)
+    return {IMAGE_KEY: rng.integers(0, 255, (size, size, 3), dtype=np.uint8),
+            "observation.state": rng.normal(size=4).astype(np.float32), "task": "push the puck"}
+
+
+def test_normalizer_round_trip(tiny_dataset):
+    root, _ = tiny_dataset
+    norm = Normalizer(LeRobotDataset(root).stats)
+    actions = torch.rand(5, 4) * 2 - 1
+    assert torch.allclose(norm.unaction(norm.action(actions)), actions, atol=1e-6)
+    assert norm.action(norm.action_min).eq(-1).all()
+
+
+def test_forward_on_dataset_windows(tiny_dataset):
+    root, _ = tiny_dataset
+    policy = policy_for(root, "joint")
+    windows = WindowDataset(LeRobotDataset(root), WindowSpec(obs=(-1, 0), future=(2, 4), action=(0, 1, 2)))
+    loss, metrics = policy(next(iter(make_loader(windows, batch_size=4))))
+    assert torch.isfinite(loss) and {"action_loss", "video_loss"} <= set(metrics)
+
+
+def test_queue_replans_every_n_action_steps(tiny_dataset, monkeypatch):
+    root, _ = tiny_dataset
+    policy = policy_for(root, n_action_steps=2)
+    calls = []
+    real = policy.predict_action_chunk
+    monkeypatch.setattr(policy, "predict_action_chunk", lambda o: calls.append(1) or real(o))
+    actions = [policy.select_action(obs()) for _ in range(5)]
+    assert len(calls) == 3 and all(a.shape == (4,) for a in actions)
+    policy.reset()
+    policy.select_action(obs())
+    assert len(calls) == 4  # a reset empties the queue
+
+
+def test_actions_are_in_the_dataset_range(tiny_dataset):
+    root, _ = tiny_dataset
+    policy = policy_for(root)
+    chunk = policy.predict_action_chunk(obs())
+    stats = LeRobotDataset(root).stats["action"]
+    assert chunk.shape == (3, 4)
+    assert (chunk >= stats["min"] - 1e-5).all() and (chunk <= stats["max"] + 1e-5).all()
+
+
+def test_temporal_ensembling_replans_every_step(tiny_dataset, monkeypatch):
+    root, _ = tiny_dataset
+    policy = policy_for(root, ensemble=0.5)
+    chunks = iter([np.full((3, 4), v, np.float32) for v in (0.0, 1.0, 2.0)])
+    monkeypatch.setattr(policy, "predict_action_chunk", lambda o: next(chunks))
+    assert policy.select_action(obs())[0] == 0.0
+    w = np.exp(-0.5 * np.arange(2))
+    assert policy.select_action(obs())[0] == pytest.approx((w * [0.0, 1.0]).sum() / w.sum())
+
+
+@pytest.mark.parametrize("change,needle", [
+    (lambda o: o.update({IMAGE_KEY: o[IMAGE_KEY].astype(np.float32)}), "uint8"),
+    (lambda o: o.update({IMAGE_KEY: np.zeros((40, 40, 3), np.uint8)}), "takes 32x32"),
+    (lambda o: o.update({"observation.state": np.zeros(7, np.float32)}), r"shape \(4,\)"),
+    (lambda o: o.pop("task"), "needs"),
+])
+def test_bad_observations_are_refused(tiny_dataset, change, needle):
+    root, _ = tiny_dataset
+    o = obs()
+    change(o)
+    with pytest.raises(WamError, match=needle):
+        policy_for(root).predict_action_chunk(o)
