@@ -4,6 +4,7 @@
     wam data info PATH
     wam data view PATH --episode K [--out episode.png | episode.mp4]
     wam pretrain [--data.path=data/mw5 --out=runs/wm --optim.steps=3000 ...]
+    wam train [--paradigm=representation --init=runs/wm --data.path=... --out=runs/policy ...]
     wam imagine RUN --dataset PATH --episode K [--frame T] [--instruction "..."] [--then "..."] --out clip.mp4
     wam imagine RUN --image start.png --instruction "..." --out clip.gif
     wam imagine-eval RUN --dataset PATH [--starts 3 --steps 10]
@@ -55,6 +56,18 @@ def _pretrain(rest: list[str]) -> int:
     print("done: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     print(f"run: {cfg.out} (curves: {cfg.out}/curves.png; try: wam imagine {cfg.out} --dataset {cfg.data.path} "
           f"--episode 0 --out {cfg.out}/imagined.mp4)")
+    return 0
+
+
+def _train(rest: list[str]) -> int:
+    from wam.train import TrainConfig, train_policy
+
+    cfg = _config_verb("train", TrainConfig, rest)
+    if cfg is None:
+        return 0
+    metrics = train_policy(cfg)
+    print("done: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    print(f"run: {cfg.out} (curves: {cfg.out}/curves.png)")
     return 0
 
 
@@ -132,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--key", default=None, help="video feature (default: the first)")
     view.set_defaults(run_verb=_data_view)
     verbs.add_parser("pretrain", help="train the video world model on action-free video", add_help=False)
+    verbs.add_parser("train", help="fine-tune a WAM policy (any paradigm) from a pretrain run or scratch",
+                     add_help=False)
     imagine = verbs.add_parser("imagine", help="imagine the future from a frame and an instruction")
     imagine.add_argument("run", help="a pretrain run folder or checkpoint")
     imagine.add_argument("--dataset", default=None, help="dataset to take the start frame from (default: the run's)")
@@ -162,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             return _collect(argv[1:])
         if argv and argv[0] == "pretrain":
             return _pretrain(argv[1:])
+        if argv and argv[0] == "train":
+            return _train(argv[1:])
         args = build_parser().parse_args(argv)
         return args.run_verb(args)
     except WamError as exc:
