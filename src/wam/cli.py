@@ -5,6 +5,7 @@
     wam data view PATH --episode K [--out episode.png | episode.mp4]
     wam pretrain [--data.path=data/mw5 --out=runs/wm --optim.steps=3000 ...]
     wam train [--paradigm=representation --init=runs/wm --data.path=... --out=runs/policy ...]
+    wam eval --policy=runs/policy [--episodes=10 --workers=2]
     wam imagine RUN --dataset PATH --episode K [--frame T] [--instruction "..."] [--then "..."] --out clip.mp4
     wam imagine RUN --image start.png --instruction "..." --out clip.gif
     wam imagine-eval RUN --dataset PATH [--starts 3 --steps 10]
@@ -68,6 +69,18 @@ def _train(rest: list[str]) -> int:
     metrics = train_policy(cfg)
     print("done: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     print(f"run: {cfg.out} (curves: {cfg.out}/curves.png)")
+    return 0
+
+
+def _eval(rest: list[str]) -> int:
+    from wam.evaluate import EvalConfig, evaluate, summary_table
+
+    cfg = _config_verb("eval", EvalConfig, rest)
+    if cfg is None:
+        return 0
+    info = evaluate(cfg)
+    print(summary_table(info))
+    print(f"wrote {Path(cfg.out or Path(cfg.policy) / 'eval') / 'eval_info.json'}")
     return 0
 
 
@@ -147,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("pretrain", help="train the video world model on action-free video", add_help=False)
     verbs.add_parser("train", help="fine-tune a WAM policy (any paradigm) from a pretrain run or scratch",
                      add_help=False)
+    verbs.add_parser("eval", help="closed-loop rollouts of a policy in Meta-World", add_help=False)
     imagine = verbs.add_parser("imagine", help="imagine the future from a frame and an instruction")
     imagine.add_argument("run", help="a pretrain run folder or checkpoint")
     imagine.add_argument("--dataset", default=None, help="dataset to take the start frame from (default: the run's)")
@@ -179,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return _pretrain(argv[1:])
         if argv and argv[0] == "train":
             return _train(argv[1:])
+        if argv and argv[0] == "eval":
+            return _eval(argv[1:])
         args = build_parser().parse_args(argv)
         return args.run_verb(args)
     except WamError as exc:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from wam.data.frames import resize_frames
 from wam.data.windows import ACTION_KEY, STATE_KEY
 from wam.errors import WamError
 
@@ -51,10 +52,11 @@ class WamPolicy(nn.Module):
     """A paradigm + normaliser + instruction embeddings, acting through an action queue."""
 
     def __init__(self, paradigm: nn.Module, stats: dict, image_key: str, text_encoder,
-                 n_action_steps: int | None = None, ensemble: float | None = None):
+                 n_action_steps: int | None = None, ensemble: float | None = None, source_size: int | None = None):
         super().__init__()
         self.paradigm, self.normalizer = paradigm, Normalizer(stats)
         self.image_key, self.text_encoder = image_key, text_encoder
+        self.source_size = source_size  # the dataset's frame size: resized here exactly as in training
         self.chunk = paradigm.cfg.chunk
         n_action_steps = n_action_steps or max(self.chunk // 2, 1)  # default: execute half a chunk
         if not 1 <= n_action_steps <= self.chunk:
@@ -107,8 +109,10 @@ class WamPolicy(nn.Module):
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise WamError(f"'{self.image_key}' must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-        if image.shape[:2] != (size, size):
-            raise WamError(f"'{self.image_key}' is {image.shape[0]}x{image.shape[1]}; this policy takes {size}x{size}")
+        if image.shape[:2] not in ((size, size), (self.source_size, self.source_size)):
+            also = f" (or {self.source_size}x{self.source_size}, resized)" if self.source_size else ""
+            raise WamError(f"'{self.image_key}' is {image.shape[0]}x{image.shape[1]}; this policy takes "
+                           f"{size}x{size}{also}")
         if np.asarray(state).shape != (self.normalizer.state_mean.numel(),):
             raise WamError(f"'{STATE_KEY}' must have shape ({self.normalizer.state_mean.numel()},), "
                            f"got {np.asarray(state).shape}")
@@ -118,7 +122,9 @@ class WamPolicy(nn.Module):
         """(Ta, Da) actions in the dataset's units for one observation (the current frame only)."""
         self._check_obs(obs)
         self.eval()
-        image = torch.from_numpy(np.ascontiguousarray(obs[self.image_key])).permute(2, 0, 1)
+        size = self.paradigm.parts.tokenizer.cfg.image_size
+        frame = resize_frames(np.asarray(obs[self.image_key])[None], size)[0]  # as the training cache did
+        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
         n_obs = len(self.paradigm.cfg.obs)
         batch = {"obs.image": image[None, None].expand(1, n_obs, -1, -1, -1),
                  "obs.state": torch.as_tensor(np.asarray(obs[STATE_KEY], np.float32))[None, None].expand(1, n_obs, -1),

@@ -40,6 +40,7 @@ class DataConfig:
     image_key: str = ""  # video feature; empty = the dataset's first
     image_size: int = 64
     val_fraction: float = 0.1  # of each task's episodes, held out (at least one a task)
+    source_size: int = 0  # the dataset's frame size (filled in by training; 0 = unknown)
 
 
 @dataclass

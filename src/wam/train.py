@@ -68,9 +68,10 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
     return prepare_tokenizer(pre, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out), None
 
 
-def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder, stats: dict, image_key: str) -> WamPolicy:
+def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder, stats: dict, image_key: str,
+                 source_size: int | None = None) -> WamPolicy:
     paradigm = build_paradigm(cfg.paradigm, cfg.policy, tokenizer)
-    return WamPolicy(paradigm, stats, image_key, get_text_encoder(cfg.text_encoder))
+    return WamPolicy(paradigm, stats, image_key, get_text_encoder(cfg.text_encoder), source_size=source_size)
 
 
 def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
@@ -81,12 +82,13 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     ds = LeRobotDataset(cfg.data.path)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     cfg.data.image_key = key
+    cfg.data.source_size = int(ds.feature(key)["shape"][0])
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction)
     tokenizer, init_state = _tokenizer_and_init(cfg, frames, ds, train_eps, val_eps, out)
     save_config(cfg, out / "config.yaml")
     latents = encode_all(tokenizer, frames)
-    policy = build_policy(cfg, tokenizer, ds.stats, key)
+    policy = build_policy(cfg, tokenizer, ds.stats, key, cfg.data.source_size)
     if init_state is not None:
         policy.paradigm.parts.load_state_dict(init_state, strict=False)
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
@@ -112,7 +114,7 @@ def load_policy(path: str | Path, use_ema: bool = True) -> tuple[WamPolicy, Trai
     tok_cfg = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer).tokenizer_config()
     dims = {STATE_KEY: cfg.policy.state_dim, ACTION_KEY: cfg.policy.action_dim}
     stats = {k: {s: np.zeros(d) for s in ("mean", "std", "min", "max")} for k, d in dims.items()}
-    policy = build_policy(cfg, FrameAutoencoder(tok_cfg), stats, cfg.data.image_key)
+    policy = build_policy(cfg, FrameAutoencoder(tok_cfg), stats, cfg.data.image_key, cfg.data.source_size or None)
     policy.load_state_dict(ckpt.model)
     if use_ema and ckpt.ema is not None:
         params = dict(policy.named_parameters())

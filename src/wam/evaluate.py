@@ -1,0 +1,196 @@
+"""`wam eval`: closed-loop rollouts of a trained policy in Meta-World, in parallel worker processes.
+
+    wam eval --policy=runs/repr --episodes=10 --workers=2
+
+Scenes are seeded from `seed` (10,000 by default; `wam collect` uses 0 upwards, so evaluation
+scenes are never training scenes). Each worker loads the policy once and runs whole episodes; the
+main process gathers success per task and overall with 95% Wilson intervals, episode lengths, ms
+per action chunk and the achieved control rate, and writes `eval_info.json`. The first `videos`
+episodes are saved as `eval_episode_{i}.mp4`. A worker that crashes is replaced and its episode
+is counted as failed, with the reason recorded: never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from wam.data.lerobot_format import LeRobotDataset
+from wam.data.tasks import instruction, resolve_tasks
+from wam.data.video import encode_video
+from wam.errors import ConfigError
+
+EVAL_SEED = 10_000
+
+
+@dataclass
+class EvalConfig:
+    policy: str = ""  # a `wam train` run folder or checkpoint
+    tasks: str = ""  # default: the tasks of the policy's training data
+    episodes: int = 10  # per task
+    seed: int = EVAL_SEED
+    workers: int = 2
+    max_steps: int = 300
+    videos: int = 2  # episodes saved as mp4
+    out: str = ""  # default: <policy>/eval
+
+    def check(self) -> None:
+        if not self.policy:
+            raise ConfigError("--policy is required (a `wam train` run folder)")
+        if self.episodes < 1 or self.workers < 1 or self.max_steps < 1:
+            raise ConfigError("--episodes, --workers and --max_steps must be >= 1")
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+# -- worker side ------------------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _worker_init(policy_path: str) -> None:
+    import torch
+
+    from wam.envs.rendering import configure_gl_backend
+    from wam.train import load_policy
+
+    torch.set_num_threads(1)
+    configure_gl_backend()
+    _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path)
+
+
+def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool) -> dict:
+    """One closed-loop episode in this worker's env (rebuilt when the task changes)."""
+    from wam.envs.metaworld import MetaWorldEnv
+
+    policy, cfg = _WORKER["policy"], _WORKER["cfg"]
+    camera = policy.image_key.split(".")[-1]
+    env = _WORKER.get("env")
+    if env is None or env.task != task:
+        if env is not None:
+            env.close()
+        env = _WORKER["env"] = MetaWorldEnv(task, camera=camera, image_size=cfg.data.source_size or cfg.data.image_size,
+                                            max_steps=max_steps)
+    obs, _ = env.reset(seed=seed)
+    policy.reset()
+    frames, chunk_ms, success, steps, start = [], [], False, 0, time.perf_counter()
+    done = False
+    while not done:
+        planning = not policy._queue  # a new chunk is predicted on this step
+        t0 = time.perf_counter()
+        action = policy.select_action({**obs, "task": instruction(task)})
+        if planning:
+            chunk_ms.append(1000 * (time.perf_counter() - t0))
+        if keep_frames:
+            frames.append(obs[policy.image_key])
+        obs, _, terminated, truncated, info = env.step(action)
+        success, steps, done = bool(info["success"]), steps + 1, terminated or truncated
+    return {"task": task, "seed": seed, "success": success, "length": steps, "chunk_ms": chunk_ms,
+            "seconds": time.perf_counter() - start, "frames": np.stack(frames) if keep_frames else None}
+
+
+# -- main process -----------------------------------------------------------------------------
+def _policy_tasks(policy_path: str) -> list[str]:
+    from wam.checkpoint import resolve_checkpoint
+    from wam.config import parse_config
+    from wam.train import TrainConfig
+
+    cfg = parse_config(TrainConfig, ["--config", str(resolve_checkpoint(policy_path) / "config.yaml")])
+    names = {e.extras.get("env_task") for e in LeRobotDataset(cfg.data.path).episodes}
+    return sorted(n for n in names if n)
+
+
+def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
+    """Run the evaluation; returns (and writes) eval_info."""
+    cfg.check()
+    from wam.train import load_policy
+
+    load_policy(cfg.policy)  # fail here, with the reason, rather than in every worker
+    tasks = resolve_tasks(cfg.tasks) if cfg.tasks else _policy_tasks(cfg.policy)
+    out = Path(cfg.out or Path(cfg.policy) / "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(t, cfg.seed + k) for t in tasks for k in range(cfg.episodes)]
+    results: list[dict] = []
+    pending = list(enumerate(jobs))
+    crashes: dict[tuple[str, int], int] = {}
+    bar = tqdm(total=len(jobs), desc="eval", disable=not progress)
+    ctx = mp.get_context("spawn")
+    while pending:  # one pass per pool; a crash breaks the pool, and what was in flight runs again
+        pool = ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg.policy,))
+        running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos): (i, t, s) for i, (t, s) in pending}
+        pending = []
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = []
+            for fut in finished:
+                i, task, seed = running.pop(fut)
+                if isinstance(fut.exception(), BrokenProcessPool):
+                    broken.append((i, task, seed))
+                    continue
+                result = fut.result()
+                frames = result.pop("frames")
+                if frames is not None:
+                    encode_video(frames, out / f"eval_episode_{i}.mp4", 80)
+                results.append(result)
+                bar.update(1)
+            if broken:
+                for i, task, seed in broken + list(running.values()):
+                    crashes[(task, seed)] = crashes.get((task, seed), 0) + 1
+                    if crashes[(task, seed)] < 2:
+                        pending.append((i, (task, seed)))
+                        continue
+                    results.append({"task": task, "seed": seed, "success": False, "length": 0, "chunk_ms": [],
+                                    "seconds": 0.0, "error": "its worker crashed twice; counted as failed"})
+                    bar.update(1)
+                running.clear()
+        pool.shutdown(cancel_futures=True)
+    bar.close()
+    info = summarise(results, tasks, cfg)
+    (out / "eval_info.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def summarise(results: list[dict], tasks: list[str], cfg: EvalConfig) -> dict:
+    per_task = {}
+    for task in tasks:
+        rs = [r for r in results if r["task"] == task]
+        wins = sum(r["success"] for r in rs)
+        per_task[task] = {"episodes": len(rs), "successes": wins, "success": wins / max(len(rs), 1),
+                          "ci95": wilson(wins, len(rs)), "mean_length": float(np.mean([r["length"] for r in rs])),
+                          "failed_by_crash": sum("error" in r for r in rs)}
+    wins, n = sum(r["success"] for r in results), len(results)
+    chunk_ms = [m for r in results for m in r["chunk_ms"]]
+    steps, seconds = sum(r["length"] for r in results), sum(r["seconds"] for r in results)
+    return {"config": asdict(cfg), "per_task": per_task,
+            "overall": {"episodes": n, "successes": wins, "success": wins / max(n, 1), "ci95": wilson(wins, n),
+                        "ms_per_chunk": float(np.mean(chunk_ms)) if chunk_ms else None,
+                        "control_hz": steps / seconds if seconds else None},
+            "episodes": results}
+
+
+def summary_table(info: dict) -> str:
+    lines = ["| task | success | 95% CI | episodes | mean length |", "|---|---|---|---|---|"]
+    for task, r in info["per_task"].items():
+        lines.append(f"| {task} | {r['success']:.2f} | [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['episodes']} | "
+                     f"{r['mean_length']:.0f} |")
+    o = info["overall"]
+    lines.append(f"| **overall** | **{o['success']:.2f}** | [{o['ci95'][0]:.2f}, {o['ci95'][1]:.2f}] | {o['episodes']} | |")
+    if o["ms_per_chunk"] is not None:
+        lines.append(f"\n{o['ms_per_chunk']:.0f} ms per action chunk, {o['control_hz']:.1f} control steps/s per worker")
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""`wam eval`: closed-loop rollouts in worker processes, Wilson intervals, eval_info.json, videos."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_train import POLICY
+from wam.cli import main
+from wam.config import apply_overrides
+from wam.envs.collect import CollectConfig, collect
+from wam.errors import ConfigError
+from wam.evaluate import EvalConfig, evaluate, wilson
+from wam.train import TrainConfig, train_policy
+
+
+def test_wilson_interval():
+    low, high = wilson(5, 10)
+    assert low == pytest.approx(0.2366, abs=1e-3) and high == pytest.approx(0.7634, abs=1e-3)
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0 and wilson(0, 0) == (0.0, 1.0)
+
+
+def test_eval_end_to_end(tmp_path, capsys):
+    collect(CollectConfig(tasks="reach-v3", episodes=2, out=str(tmp_path / "d"), image_size=32, workers=1),
+            progress_bar=False)
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(tmp_path / "d"),
+                                          "data.val_fraction": 0.5, "out": str(tmp_path / "p")})
+    train_policy(cfg, progress=False)
+    info = evaluate(EvalConfig(policy=str(tmp_path / "p"), episodes=2, workers=1, max_steps=12, videos=1),
+                    progress=False)
+    assert info["per_task"]["reach-v3"]["episodes"] == 2 and info["overall"]["episodes"] == 2
+    assert {e["seed"] for e in info["episodes"]} == {10_000, 10_001}  # never the training scenes 0, 1
+    assert all(e["length"] <= 12 for e in info["episodes"]) and info["overall"]["ms_per_chunk"] > 0
+    low, high = info["overall"]["ci95"]
+    assert 0 <= low <= info["overall"]["success"] <= high <= 1
+    assert (tmp_path / "p/eval/eval_episode_0.mp4").exists() and not (tmp_path / "p/eval/eval_episode_1.mp4").exists()
+    assert json.loads((tmp_path / "p/eval/eval_info.json").read_text())["overall"]["episodes"] == 2
+
+
+def test_eval_needs_a_policy(capsys):
+    with pytest.raises(ConfigError, match="--policy is required"):
+        EvalConfig().check()
+    assert main(["eval", "--policy=/nowhere", "--tasks=reach"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
