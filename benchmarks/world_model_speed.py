@@ -64,7 +64,7 @@ def train_rate(model: VideoWorldModel, batch: dict, bf16: bool, steps: int = 8) 
     return steps * b / (time.perf_counter() - start), counter.get_total_flops() / b
 
 
-def clip_ms(model: VideoWorldModel, steps: int, bf16: bool, repeats: int = 3) -> float:
+def clip_ms(model: VideoWorldModel, steps: int, bf16: bool, repeats: int = 5) -> float:
     frames = torch.randint(0, 255, (1, len(model.cfg.obs), 3, model.tokenizer.cfg.image_size,
                                     model.tokenizer.cfg.image_size), dtype=torch.uint8)
     text = torch.randn(1, 384)
