@@ -7,20 +7,16 @@ WAM must beat at equal data and compute.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from wam.paradigms.base import CLEAN, PolicyModelConfig, WamParts, euler, keep_mask, mask_where, noise_group
+from wam.paradigms.base import ParadigmBase, CLEAN, euler, keep_mask, mask_where, noise_group
 
 MASK = mask_where({"action": set(CLEAN) | {"action"}})
 
 
-class ActionOnly(nn.Module):
+class ActionOnly(ParadigmBase):
     name = "action_only"
     video = False
-
-    def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
-        super().__init__()
-        self.cfg, self.parts = cfg, parts
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         a = noise_group(batch["action"], generator)

@@ -143,3 +143,26 @@ def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[
         v = fn(x, t)
         x = {k: x[k] - v[k] / steps for k in x}
     return x
+
+
+class ParadigmBase(nn.Module):
+    """Holds the config and the shared parts; paradigms derive from this, never from each other."""
+
+    name = ""
+    video = True
+
+    def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
+        super().__init__()
+        self.cfg, self.parts = cfg, parts
+
+
+def video_and_action_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, same_t: bool,
+                          generator: torch.Generator | None) -> tuple[Tensor, dict]:
+    """One pass with both future and actions noised (joint and representation-only training)."""
+    a = noise_group(batch["action"], generator)
+    f = noise_group(batch["future.latent"], generator, a.t if same_t else None)
+    out = paradigm.parts.run(batch, mask, future=(f.x_t, f.t), action=(a.x_t, a.t))
+    action_loss = a.loss(out["action"], keep_mask(batch["action_is_pad"], a.x0))
+    video_loss = f.loss(out["future"], keep_mask(batch["future_is_pad"], f.x0))
+    loss = paradigm.cfg.action_weight * action_loss + paradigm.cfg.video_weight * video_loss
+    return loss, {"action_loss": action_loss.detach(), "video_loss": video_loss.detach()}

@@ -9,21 +9,17 @@ replaces the imagined future with the real one (the "future helps acting" study'
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from wam.paradigms.base import CLEAN, PolicyModelConfig, WamParts, euler, keep_mask, mask_where, noise_group
+from wam.paradigms.base import ParadigmBase, CLEAN, euler, keep_mask, mask_where, noise_group
 
 MASK = mask_where({"future": set(CLEAN) | {"future"},
                    "action": {"text", "obs", "state", "future", "action"}})
 
 
-class InverseDynamics(nn.Module):
+class InverseDynamics(ParadigmBase):
     name = "inverse_dynamics"
     video = True
-
-    def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
-        super().__init__()
-        self.cfg, self.parts = cfg, parts
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         f = noise_group(batch["future.latent"], generator)

@@ -8,30 +8,20 @@ imagined future; `imagine` returns that future.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from wam.paradigms.base import PolicyModelConfig, WamParts, euler, keep_mask, mask_where, noise_group
+from wam.paradigms.base import ParadigmBase, video_and_action_loss, euler, mask_where
 
 MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
                    "action": {"text", "obs", "state", "future", "action"}})
 
 
-class Joint(nn.Module):
+class Joint(ParadigmBase):
     name = "joint"
     video = True
 
-    def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
-        super().__init__()
-        self.cfg, self.parts = cfg, parts
-
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
-        a = noise_group(batch["action"], generator)
-        f = noise_group(batch["future.latent"], generator, None if self.cfg.independent_t else a.t)
-        out = self.parts.run(batch, MASK, future=(f.x_t, f.t), action=(a.x_t, a.t))
-        action_loss = a.loss(out["action"], keep_mask(batch["action_is_pad"], a.x0))
-        video_loss = f.loss(out["future"], keep_mask(batch["future_is_pad"], f.x0))
-        loss = self.cfg.action_weight * action_loss + self.cfg.video_weight * video_loss
-        return loss, {"action_loss": action_loss.detach(), "video_loss": video_loss.detach()}
+        return video_and_action_loss(self, batch, MASK, not self.cfg.independent_t, generator)
 
     def _sample(self, batch: dict, generator: torch.Generator | None) -> dict[str, Tensor]:
         b = batch["text_emb"].shape[0]
