@@ -47,29 +47,28 @@ def _config_verb(name: str, cls: type, rest: list[str]):
     return parse_config(cls, rest)
 
 
+def _run_training(name: str, cls: type, run, rest: list[str], hint: str = "") -> int:
+    """Parse a training verb's config, run it, print the last metrics and where the run is."""
+    cfg = _config_verb(name, cls, rest)
+    if cfg is None:
+        return 0
+    metrics = run(cfg)
+    print("done: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    print(f"run: {cfg.out} (curves: {cfg.out}/curves.png{hint.format(cfg=cfg)})")
+    return 0
+
+
 def _pretrain(rest: list[str]) -> int:
     from wam.pretrain import PretrainConfig, pretrain
 
-    cfg = _config_verb("pretrain", PretrainConfig, rest)
-    if cfg is None:
-        return 0
-    metrics = pretrain(cfg)
-    print("done: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
-    print(f"run: {cfg.out} (curves: {cfg.out}/curves.png; try: wam imagine {cfg.out} --dataset {cfg.data.path} "
-          f"--episode 0 --out {cfg.out}/imagined.mp4)")
-    return 0
+    hint = "; try: wam imagine {cfg.out} --dataset {cfg.data.path} --episode 0 --out {cfg.out}/imagined.mp4"
+    return _run_training("pretrain", PretrainConfig, pretrain, rest, hint)
 
 
 def _train(rest: list[str]) -> int:
     from wam.train import TrainConfig, train_policy
 
-    cfg = _config_verb("train", TrainConfig, rest)
-    if cfg is None:
-        return 0
-    metrics = train_policy(cfg)
-    print("done: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
-    print(f"run: {cfg.out} (curves: {cfg.out}/curves.png)")
-    return 0
+    return _run_training("train", TrainConfig, train_policy, rest)
 
 
 def _eval(rest: list[str]) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from wam.config import save_config
-from wam.data.frames import ArrayFrames, cached_frames
+from wam.data.frames import ArrayFrames, cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.text import get_text_encoder
 from wam.data.windows import WindowDataset, WindowSpec, collate_windows
@@ -88,7 +88,8 @@ def split_episodes(ds: LeRobotDataset, val_fraction: float) -> tuple[list[int], 
 
 
 def frame_rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
-    starts = np.concatenate([[0], np.cumsum([e.length for e in ds.episodes])])
+    """Frame rows (as in the frame cache) of the given episodes."""
+    starts = episode_starts(ds)
     return np.concatenate([np.arange(starts[e], starts[e + 1]) for e in episodes])
 
 
@@ -136,12 +137,16 @@ class LatentCollate:
         return batch
 
 
+def latent_windows(ds: LeRobotDataset, spec: WindowSpec, latents: np.ndarray, episodes: list[int]) -> WindowDataset:
+    """Windows whose frames are the precomputed latents (N, h, w, C) of every dataset frame."""
+    return WindowDataset(ds, spec, episodes=episodes, frames=ArrayFrames(latents, episode_starts(ds)))
+
+
 def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int]) -> WindowDataset:
     m = cfg.model
     spec = WindowSpec(obs=m.obs, future=m.future, action=tuple(range(m.action_chunk)), state=False,
                       image_key=cfg.data.image_key or None)
-    starts = np.concatenate([[0], np.cumsum([e.length for e in ds.episodes])])
-    return WindowDataset(ds, spec, episodes=episodes, frames=ArrayFrames(latents, starts))
+    return latent_windows(ds, spec, latents, episodes)
 
 
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:

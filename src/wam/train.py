@@ -20,17 +20,17 @@ import torch
 
 from wam.checkpoint import load_checkpoint
 from wam.config import parse_config, save_config
-from wam.data.frames import ArrayFrames, cached_frames
+from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.text import get_text_encoder
-from wam.data.windows import ACTION_KEY, STATE_KEY, WindowDataset, WindowSpec
+from wam.data.windows import ACTION_KEY, STATE_KEY, WindowSpec
 from wam.errors import ConfigError
 from wam.imagination import load_world_model
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms import PARADIGMS, PolicyModelConfig, build_paradigm
 from wam.policy import WamPolicy
 from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTrainConfig, encode_all,
-                          frame_rows, prepare_tokenizer, split_episodes)
+                          frame_rows, latent_windows, prepare_tokenizer, split_episodes)
 from wam.trainer import OptimConfig, train
 
 KIND = "wam-policy"
@@ -95,9 +95,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     video = policy.paradigm.video
     spec = WindowSpec(obs=cfg.policy.obs, future=cfg.policy.future if video else (),
                       action=tuple(range(cfg.policy.chunk)), state=True, image_key=key)
-    starts = np.concatenate([[0], np.cumsum([e.length for e in ds.episodes])])
-    make = lambda eps: WindowDataset(ds, spec, episodes=eps, frames=ArrayFrames(latents, starts))  # noqa: E731
-    train_set, val_set = make(train_eps), make(val_eps)
+    train_set, val_set = (latent_windows(ds, spec, latents, eps) for eps in (train_eps, val_eps))
     collate = LatentCollate(text_table)
     picks = np.linspace(0, len(val_set) - 1, min(len(val_set), 2 * cfg.optim.batch_size)).astype(int)
     val_batches = [collate([val_set[int(i)] for i in chunk]) for chunk in np.array_split(picks, 2) if len(chunk)]

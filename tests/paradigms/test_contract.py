@@ -27,6 +27,15 @@ def tiny(name: str, mot: bool = False, **kw):
     return build_paradigm(name, cfg, tokenizer())
 
 
+def perturbed(p, scale: float):
+    """Move trainable weights off adaLN-Zero's init, so outputs depend on every group they see."""
+    with torch.no_grad():
+        for q in p.parameters():
+            if q.requires_grad:
+                q.add_(scale * torch.randn_like(q))
+    return p
+
+
 def batch(b: int = 4, seed: int = 1) -> dict:
     g = torch.Generator().manual_seed(seed)
     return {"obs.latent": torch.randn(b, 2, 4, 4, 4, generator=g), "obs.state": torch.randn(b, 2, 4, generator=g),
@@ -73,11 +82,7 @@ def test_loss_falls_when_overfitting_one_batch(name):
 
 @pytest.mark.parametrize("name", list(PARADIGMS))
 def test_state_dict_round_trip_gives_identical_actions(name):
-    a, b = tiny(name), tiny(name)
-    with torch.no_grad():
-        for q in a.parameters():
-            if q.requires_grad:
-                q.add_(0.01 * torch.randn_like(q))  # leave the zero init: outputs now depend on weights
+    a, b = perturbed(tiny(name), 0.01), tiny(name)
     b.load_state_dict(a.state_dict())
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     assert torch.equal(a.act(batch(), generator=g()), b.act(batch(), generator=g()))
@@ -85,11 +90,7 @@ def test_state_dict_round_trip_gives_identical_actions(name):
 
 def test_representation_acts_the_same_without_future_tokens():
     """Fast-WAM's claim made exact: actions never see the future, so dropping it changes nothing."""
-    p = tiny("representation")
-    with torch.no_grad():
-        for q in p.parameters():
-            if q.requires_grad:
-                q.add_(0.05 * torch.randn_like(q))
+    p = perturbed(tiny("representation"), 0.05)
     data = batch()
     x, t = torch.randn(4, 3, 4), torch.full((4,), 0.5)
     alone = p.parts.run(data, REPR_MASK, action=(x, t))["action"]
@@ -98,11 +99,7 @@ def test_representation_acts_the_same_without_future_tokens():
 
 
 def test_inverse_dynamics_uses_the_given_future():
-    p = tiny("inverse_dynamics")
-    with torch.no_grad():
-        for q in p.parameters():
-            if q.requires_grad:
-                q.add_(0.05 * torch.randn_like(q))
+    p = perturbed(tiny("inverse_dynamics"), 0.05)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     real = batch()["future.latent"]
     a = p.act(batch(), generator=g(), given_future=real)

@@ -31,7 +31,8 @@ class FrameSource(Protocol):
     def get(self, rows: np.ndarray) -> np.ndarray: ...
 
 
-def _episode_starts(dataset: LeRobotDataset) -> np.ndarray:
+def episode_starts(dataset: LeRobotDataset) -> np.ndarray:
+    """(E+1,) frame row of each episode's first frame, episodes back to back; the last is the total."""
     lengths = [e.length for e in dataset.episodes]
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
@@ -54,7 +55,7 @@ class VideoFrames:
 
     def __init__(self, dataset: LeRobotDataset, key: str):
         self.dataset, self.key = dataset, key
-        self.starts = _episode_starts(dataset)
+        self.starts = episode_starts(dataset)
 
     def episode_start(self, episode: int) -> int:
         return int(self.starts[episode])
@@ -95,7 +96,7 @@ def cached_frames(dataset: LeRobotDataset, key: str, image_size: int | None = No
     that grew (a resumed collect) is decoded again. The file is complete before its stamp is
     written, so an interrupted decode is redone rather than read half-filled.
     """
-    starts = _episode_starts(dataset)
+    starts = episode_starts(dataset)
     h, w, _ = dataset.feature(key)["shape"]
     h, w = (image_size, image_size) if image_size else (h, w)
     stamp = {"episodes": dataset.num_episodes, "frames": int(starts[-1]), "size": [h, w],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wam.paradigms.base import ParadigmBase, CLEAN, euler, keep_mask, mask_where, noise_group
+from wam.paradigms.base import CLEAN, ParadigmBase, keep_mask, mask_where, noise_group, sample_group
 
 MASK = mask_where({"action": set(CLEAN) | {"action"}})
 
@@ -26,9 +26,7 @@ class ActionOnly(ParadigmBase):
 
     @torch.no_grad()
     def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
-        x = {"action": torch.randn(self.parts.action_shape(batch["text_emb"].shape[0]), generator=generator)}
-        step = lambda x, t: self.parts.run(batch, MASK, action=(x["action"], t))  # noqa: E731
-        return euler(step, x, self.cfg.sample_steps)["action"]
+        return sample_group(self, batch, MASK, "action", generator)
 
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> None:
         return None  # no video head

@@ -166,3 +166,15 @@ def video_and_action_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, 
     video_loss = f.loss(out["future"], keep_mask(batch["future_is_pad"], f.x0))
     loss = paradigm.cfg.action_weight * action_loss + paradigm.cfg.video_weight * video_loss
     return loss, {"action_loss": action_loss.detach(), "video_loss": video_loss.detach()}
+
+
+@torch.no_grad()
+def sample_group(paradigm: ParadigmBase, batch: dict, mask: GroupMask, name: str,
+                 generator: torch.Generator | None = None, clean_future: Tensor | None = None) -> Tensor:
+    """Denoise one group ("future" or "action") from noise; `clean_future` joins as clean input."""
+    parts = paradigm.parts
+    b = batch["text_emb"].shape[0]
+    shape = parts.future_shape(b) if name == "future" else parts.action_shape(b)
+    given = {} if clean_future is None else {"future": (clean_future, torch.zeros(b))}
+    step = lambda x, t: parts.run(batch, mask, **given, **{name: (x[name], t)})  # noqa: E731
+    return euler(step, {name: torch.randn(shape, generator=generator)}, paradigm.cfg.sample_steps)[name]

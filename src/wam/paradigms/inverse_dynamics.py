@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wam.paradigms.base import ParadigmBase, CLEAN, euler, keep_mask, mask_where, noise_group
+from wam.paradigms.base import CLEAN, ParadigmBase, keep_mask, mask_where, noise_group, sample_group
 
 MASK = mask_where({"future": set(CLEAN) | {"future"},
                    "action": {"text", "obs", "state", "future", "action"}})
@@ -34,16 +34,10 @@ class InverseDynamics(ParadigmBase):
 
     @torch.no_grad()
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
-        x = {"future": torch.randn(self.parts.future_shape(batch["text_emb"].shape[0]), generator=generator)}
-        step = lambda x, t: self.parts.run(batch, MASK, future=(x["future"], t))  # noqa: E731
-        return euler(step, x, self.cfg.sample_steps)["future"]
+        return sample_group(self, batch, MASK, "future", generator)
 
     @torch.no_grad()
     def act(self, batch: dict, generator: torch.Generator | None = None, given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): sample the future (unless given), then the actions given it."""
         future = self.imagine(batch, generator) if given_future is None else given_future
-        b = future.shape[0]
-        clean = torch.zeros(b)
-        x = {"action": torch.randn(self.parts.action_shape(b), generator=generator)}
-        step = lambda x, t: self.parts.run(batch, MASK, future=(future, clean), action=(x["action"], t))  # noqa: E731
-        return euler(step, x, self.cfg.sample_steps)["action"]
+        return sample_group(self, batch, MASK, "action", generator, clean_future=future)

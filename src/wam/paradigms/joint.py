@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wam.paradigms.base import ParadigmBase, video_and_action_loss, euler, mask_where
+from wam.paradigms.base import ParadigmBase, euler, mask_where, video_and_action_loss
 
 MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
                    "action": {"text", "obs", "state", "future", "action"}})

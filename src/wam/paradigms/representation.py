@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wam.paradigms.base import ParadigmBase, video_and_action_loss, CLEAN, euler, mask_where
+from wam.paradigms.base import CLEAN, ParadigmBase, mask_where, sample_group, video_and_action_loss
 
 MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
                    "action": set(CLEAN) | {"action"}})
@@ -27,13 +27,9 @@ class Representation(ParadigmBase):
     @torch.no_grad()
     def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
         """(B, Ta, Da): actions only, no future tokens at all."""
-        x = {"action": torch.randn(self.parts.action_shape(batch["text_emb"].shape[0]), generator=generator)}
-        step = lambda x, t: self.parts.run(batch, MASK, action=(x["action"], t))  # noqa: E731
-        return euler(step, x, self.cfg.sample_steps)["action"]
+        return sample_group(self, batch, MASK, "action", generator)
 
     @torch.no_grad()
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
         """The video head still works (for inspection), though acting never uses it."""
-        x = {"future": torch.randn(self.parts.future_shape(batch["text_emb"].shape[0]), generator=generator)}
-        step = lambda x, t: self.parts.run(batch, MASK, future=(x["future"], t))  # noqa: E731
-        return euler(step, x, self.cfg.sample_steps)["future"]
+        return sample_group(self, batch, MASK, "future", generator)
