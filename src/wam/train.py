@@ -27,7 +27,7 @@ from wam.data.windows import ACTION_KEY, STATE_KEY, WindowSpec
 from wam.errors import ConfigError
 from wam.imagination import load_world_model
 from wam.nn.tokenizer import FrameAutoencoder
-from wam.paradigms import PARADIGMS, PolicyModelConfig, build_paradigm
+from wam.paradigms import PolicyModelConfig, build_paradigm, strategy
 from wam.policy import WamPolicy
 from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTrainConfig, encode_all,
                           frame_rows, latent_windows, prepare_tokenizer, split_episodes)
@@ -48,8 +48,7 @@ class TrainConfig:
     out: str = "runs/policy"
 
     def check(self) -> None:
-        if self.paradigm not in PARADIGMS:
-            raise ConfigError(f"unknown paradigm '{self.paradigm}'; choose one of {', '.join(PARADIGMS)}")
+        strategy(self.paradigm, self.policy.integration)  # refuses unknown or invalid combinations
         self.policy.check()
         self.optim.check()
 

@@ -1,14 +1,20 @@
-"""Paradigms: small strategy objects over one model family (see base.py).
+"""Paradigms: small strategy objects over one model family (see base.py), and the registry of
+valid (paradigm, action integration, architecture) combinations.
 
     paradigm = build_paradigm("representation", PolicyModelConfig(), tokenizer)
     loss, metrics = paradigm.loss(batch)          # training
     chunk = paradigm.act(batch)                   # (B, Ta, Da) normalised actions
     future = paradigm.imagine(batch)              # (B, Tf, C, h, w) latents, or None
 
-Each paradigm declares its groups and mask in its own module; none inherits from another.
+Each strategy class declares `name` (paradigm), `integration` and `architecture`; the registry is
+keyed by (paradigm, integration). Combinations that make no sense are listed in `INVALID` with
+the reason, so `build_paradigm` refuses them with that reason instead of a generic "unknown".
+None inherits from another.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -20,12 +26,63 @@ from wam.paradigms.inverse_dynamics import InverseDynamics
 from wam.paradigms.joint import Joint
 from wam.paradigms.representation import Representation
 
-PARADIGMS: dict[str, type[nn.Module]] = {p.name: p for p in (Joint, Representation, InverseDynamics, ActionOnly)}
+INTEGRATIONS = ("tokens", "latent_frame", "latent_actions")
+STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, ActionOnly)
+VARIANTS: dict[tuple[str, str], type[nn.Module]] = {(s.name, s.integration): s for s in STRATEGIES}
+PARADIGMS: dict[str, type[nn.Module]] = {s.name: s for s in STRATEGIES if s.integration == "tokens"}
+PARADIGM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.name for s in STRATEGIES))
+
+# (paradigm, integration) -> why it is not a valid combination
+INVALID: dict[tuple[str, str], str] = {
+    ("representation", "latent_frame"):
+        "representation-only acts without future frames, so there is no latent frame to write actions into",
+    ("action_only", "latent_frame"):
+        "the action-only baseline has no video frames to write actions into",
+    ("action_only", "latent_actions"):
+        "latent actions are learned from video; the action-only baseline sees no video",
+    ("inverse_dynamics", "latent_frame"):
+        "inverse dynamics infers actions in a second pass given the future; actions written into the "
+        "future's latent frames would be denoised with it, which is the joint paradigm (joint + latent_frame)",
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    paradigm: str
+    integration: str
+    architecture: str
+    valid: bool
+    reason: str = ""
+
+
+def variants() -> list[Variant]:
+    """Every (paradigm, integration) pair: the implemented ones and the refused ones with reasons."""
+    out = []
+    for name in PARADIGM_NAMES:
+        for integration in INTEGRATIONS:
+            cls = VARIANTS.get((name, integration))
+            if cls is not None:
+                out.append(Variant(name, integration, cls.architecture, True))
+            else:
+                reason = INVALID.get((name, integration), "valid in principle, not implemented yet")
+                out.append(Variant(name, integration, "", False, reason))
+    return out
+
+
+def strategy(name: str, integration: str = "tokens") -> type[nn.Module]:
+    """The strategy class of a combination, or a ConfigError saying why there is none."""
+    if name not in PARADIGM_NAMES:
+        raise ConfigError(f"unknown paradigm '{name}'; choose one of {', '.join(PARADIGM_NAMES)}")
+    if integration not in INTEGRATIONS:
+        raise ConfigError(f"unknown action integration '{integration}'; choose one of {', '.join(INTEGRATIONS)}")
+    cls = VARIANTS.get((name, integration))
+    if cls is None:
+        reason = INVALID.get((name, integration), "this combination is not implemented yet")
+        raise ConfigError(f"paradigm '{name}' with integration '{integration}' is refused: {reason}")
+    return cls
 
 
 def build_paradigm(name: str, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder) -> nn.Module:
-    """A paradigm by name over a fresh set of model parts; unknown names are refused with the list."""
-    if name not in PARADIGMS:
-        raise ConfigError(f"unknown paradigm '{name}'; choose one of {', '.join(PARADIGMS)}")
-    cls = PARADIGMS[name]
+    """A paradigm by name (and `cfg.integration`) over a fresh set of model parts."""
+    cls = strategy(name, cfg.integration)
     return cls(cfg, WamParts(cfg, tokenizer, video=cls.video))  # video_weight is unused without video

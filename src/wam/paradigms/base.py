@@ -48,6 +48,7 @@ class PolicyModelConfig:
     action_weight: float = 1.0
     sample_steps: int = 10
     independent_t: bool = False  # joint: one flow time for video and action, or one each
+    integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
 
     def check(self) -> None:
         self.backbone.check()
@@ -149,6 +150,8 @@ class ParadigmBase(nn.Module):
     """Holds the config and the shared parts; paradigms derive from this, never from each other."""
 
     name = ""
+    integration = "tokens"  # the action-integration axis this strategy implements
+    architecture = "backbone"  # "backbone" (monolithic or MoT by backbone.mot) or "hierarchical"
     video = True
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
