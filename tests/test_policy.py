@@ -76,6 +76,15 @@ def test_temporal_ensembling_replans_every_step(tiny_dataset, monkeypatch):
     assert policy.select_action(obs())[0] == pytest.approx((w * [0.0, 1.0]).sum() / w.sum())
 
 
+def test_reset_resets_the_paradigm(tiny_dataset):
+    root, _ = tiny_dataset
+    policy = policy_for(root, "hierarchical")
+    policy.predict_action_chunk(obs())
+    assert policy.paradigm._plan is not None  # the subgoal is cached between chunks
+    policy.reset()
+    assert policy.paradigm._plan is None
+
+
 @pytest.mark.parametrize("change,needle", [
     (lambda o: o.update({IMAGE_KEY: o[IMAGE_KEY].astype(np.float32)}), "uint8"),
     (lambda o: o.update({IMAGE_KEY: np.zeros((40, 40, 3), np.uint8)}), "takes 32x32"),

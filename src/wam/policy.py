@@ -100,6 +100,8 @@ class WamPolicy(nn.Module):
         self._queue: deque[np.ndarray] = deque()
         self._plans: list[tuple[int, np.ndarray]] = []  # (step made, chunk) for ensembling
         self._step = 0
+        if hasattr(self.paradigm, "reset"):  # a paradigm with test-time state (hierarchical's cached plan)
+            self.paradigm.reset()
 
     def _check_obs(self, obs: dict) -> None:
         size = self.paradigm.parts.tokenizer.cfg.image_size
