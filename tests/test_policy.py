@@ -76,6 +76,15 @@ def test_temporal_ensembling_replans_every_step(tiny_dataset, monkeypatch):
     assert policy.select_action(obs())[0] == pytest.approx((w * [0.0, 1.0]).sum() / w.sum())
 
 
+def test_reset_resets_the_paradigm(tiny_dataset):
+    root, _ = tiny_dataset
+    policy = policy_for(root, "hierarchical")
+    policy.predict_action_chunk(obs())
+    assert policy.paradigm._plan is not None  # the subgoal is cached between chunks
+    policy.reset()
+    assert policy.paradigm._plan is None
+
+
 @pytest.mark.parametrize("change,needle", [
     (lambda o: o.update({IMAGE_KEY: o[IMAGE_KEY].astype(np.float32)}), "uint8"),
     (lambda o: o.update({IMAGE_KEY: np.zeros((40, 40, 3), np.uint8)}), "takes 32x32"),
@@ -114,7 +123,7 @@ def test_select_action_keeps_history_between_replans(tiny_dataset):
     assert len(policy._frames) == policy.history == 2  # every step joins the history, bounded
 
 
-@pytest.mark.parametrize("name", ["joint", "inverse_dynamics", "action_only"])
+@pytest.mark.parametrize("name", ["joint", "inverse_dynamics", "hierarchical", "action_only"])
 def test_imagined_frames_are_recorded_where_the_paradigm_imagines(tiny_dataset, name):
     root, _ = tiny_dataset
     policy = policy_for(root, name)

@@ -111,7 +111,7 @@ class WamPolicy(nn.Module):
         self._frames: deque[np.ndarray] = deque(maxlen=self.history)  # (H, W, 3) resized, oldest first
         self._states: deque[np.ndarray] = deque(maxlen=self.history)
         self.imagined: np.ndarray | None = None
-        if hasattr(self.paradigm, "reset"):
+        if hasattr(self.paradigm, "reset"):  # a paradigm with test-time state (hierarchical's cached plan)
             self.paradigm.reset()
 
     def _check_obs(self, obs: dict) -> None:

@@ -22,12 +22,13 @@ from wam.errors import ConfigError
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms.action_only import ActionOnly
 from wam.paradigms.base import PolicyModelConfig, WamParts
+from wam.paradigms.hierarchical import Hierarchical
 from wam.paradigms.inverse_dynamics import InverseDynamics
 from wam.paradigms.joint import Joint
 from wam.paradigms.representation import Representation
 
 INTEGRATIONS = ("tokens", "latent_frame", "latent_actions")
-STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, ActionOnly)
+STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, Hierarchical, ActionOnly)
 VARIANTS: dict[tuple[str, str], type[nn.Module]] = {(s.name, s.integration): s for s in STRATEGIES}
 PARADIGMS: dict[str, type[nn.Module]] = {s.name: s for s in STRATEGIES if s.integration == "tokens"}
 PARADIGM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.name for s in STRATEGIES))
@@ -43,6 +44,9 @@ INVALID: dict[tuple[str, str], str] = {
     ("inverse_dynamics", "latent_frame"):
         "inverse dynamics infers actions in a second pass given the future; actions written into the "
         "future's latent frames would be denoised with it, which is the joint paradigm (joint + latent_frame)",
+    ("hierarchical", "latent_frame"):
+        "the hierarchical executor is a small separate network, not the video model, so there is no video "
+        "frame to write its actions into; the planner's frames are the subgoal",
 }
 
 
@@ -85,4 +89,5 @@ def strategy(name: str, integration: str = "tokens") -> type[nn.Module]:
 def build_paradigm(name: str, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder) -> nn.Module:
     """A paradigm by name (and `cfg.integration`) over a fresh set of model parts."""
     cls = strategy(name, cfg.integration)
-    return cls(cfg, WamParts(cfg, tokenizer, video=cls.video))  # video_weight is unused without video
+    parts = WamParts(cfg, tokenizer, video=cls.video, actions=cls.backbone_actions)
+    return cls(cfg, parts)  # video_weight is unused without video

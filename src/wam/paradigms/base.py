@@ -49,17 +49,31 @@ class PolicyModelConfig:
     sample_steps: int = 10
     independent_t: bool = False  # joint: one flow time for video and action, or one each
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
+    # hierarchical: the backbone plans (imagines a subgoal frame), a small separate executor acts
+    subgoal_index: int = -1  # which imagined future frame is the subgoal (an index into `future`)
+    plan_every: int = 2  # calls to `act` per plan; the imagined subgoal is cached in between
+    executor_width: int = 0  # 0 = half the backbone's width
+    executor_depth: int = 2  # residual MLP blocks
+    executor_steps: int = 5  # the executor's own flow-matching sample steps
 
     def check(self) -> None:
         self.backbone.check()
         if self.chunk < 1 or self.video_weight < 0 or self.action_weight <= 0:
             raise ConfigError("policy.chunk must be >= 1, video_weight >= 0 and action_weight > 0")
+        for name in ("plan_every", "executor_depth", "executor_steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"policy.{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not isinstance(self.executor_width, int) or self.executor_width < 0:
+            raise ConfigError(f"policy.executor_width must be 0 (half the backbone's width) or >= 1, "
+                              f"got {self.executor_width!r}")
 
 
 class WamParts(nn.Module):
-    """Tokenizer + backbone + group embedders; `run` denoises the groups a paradigm noises."""
+    """Tokenizer + backbone + group embedders; `run` denoises the groups a paradigm noises.
 
-    def __init__(self, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder, video: bool = True):
+    `actions=False` leaves out the backbone's action head (a paradigm that acts with its own network)."""
+
+    def __init__(self, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder, video: bool = True, actions: bool = True):
         super().__init__()
         cfg.check()
         self.cfg = cfg
@@ -72,7 +86,7 @@ class WamParts(nn.Module):
         self.obs_in = LatentPatches(c, cfg.patch, width)
         self.future_io = LatentPatches(c, cfg.patch, width, out=True) if video else None
         self.state_in = VectorTokens(cfg.state_dim, width)
-        self.action_io = VectorTokens(cfg.action_dim, width, out=True)
+        self.action_io = VectorTokens(cfg.action_dim, width, out=True) if actions else None
         rows = self.grid // cfg.patch
         self.register_buffer("obs_pos", frame_positions(cfg.obs, rows, rows), persistent=False)
         self.register_buffer("future_pos", frame_positions(cfg.future, rows, rows), persistent=False)
@@ -153,6 +167,7 @@ class ParadigmBase(nn.Module):
     integration = "tokens"  # the action-integration axis this strategy implements
     architecture = "backbone"  # "backbone" (monolithic or MoT by backbone.mot) or "hierarchical"
     video = True
+    backbone_actions = True  # False: the paradigm acts with its own network, the backbone has no action head
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__()
@@ -170,6 +185,13 @@ def video_and_action_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, 
     video_loss = f.loss(out["future"], keep_mask(batch["future_is_pad"], f.x0))
     loss = paradigm.cfg.action_weight * action_loss + paradigm.cfg.video_weight * video_loss
     return loss, {"action_loss": action_loss.detach(), "video_loss": video_loss.detach()}
+
+
+def future_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, generator: torch.Generator | None) -> Tensor:
+    """The video loss alone: the future noised, no action group (inverse dynamics, hierarchical)."""
+    f = noise_group(batch["future.latent"], generator)
+    video = paradigm.parts.run(batch, mask, future=(f.x_t, f.t))["future"]
+    return f.loss(video, keep_mask(batch["future_is_pad"], f.x0))
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wam.paradigms.base import CLEAN, ParadigmBase, keep_mask, mask_where, noise_group, sample_group
+from wam.paradigms.base import CLEAN, ParadigmBase, future_loss, keep_mask, mask_where, noise_group, sample_group
 
 MASK = mask_where({"future": set(CLEAN) | {"future"},
                    "action": {"text", "obs", "state", "future", "action"}})
@@ -22,12 +22,10 @@ class InverseDynamics(ParadigmBase):
     video = True
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
-        f = noise_group(batch["future.latent"], generator)
-        video = self.parts.run(batch, MASK, future=(f.x_t, f.t))["future"]
-        video_loss = f.loss(video, keep_mask(batch["future_is_pad"], f.x0))
+        video_loss = future_loss(self, batch, MASK, generator)
         a = noise_group(batch["action"], generator)
         clean = torch.zeros_like(a.t)
-        action = self.parts.run(batch, MASK, future=(f.x0, clean), action=(a.x_t, a.t))["action"]
+        action = self.parts.run(batch, MASK, future=(batch["future.latent"], clean), action=(a.x_t, a.t))["action"]
         action_loss = a.loss(action, keep_mask(batch["action_is_pad"], a.x0))
         loss = self.cfg.action_weight * action_loss + self.cfg.video_weight * video_loss
         return loss, {"action_loss": action_loss.detach(), "video_loss": video_loss.detach()}

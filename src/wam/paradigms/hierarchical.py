@@ -1,0 +1,128 @@
+"""Hierarchical (video planner + fast executor): the backbone imagines a subgoal, a small net acts on it.
+
+Planner: the shared backbone with its future group, trained with the video loss exactly as
+inverse dynamics' video pass (the future noised, seeing the clean groups and itself). At test
+time it imagines the future latents and one of them (`policy.subgoal_index`, default the last) is
+the subgoal. The plan is made every `policy.plan_every` calls to `act` and cached in between;
+`reset()` (called by `WamPolicy.reset`, i.e. at every episode start) drops it.
+
+Executor: a small residual MLP, separate from the backbone (its weights live here, not in
+`WamParts`, so a world-model checkpoint still loads with strict=False), over
+[obs latents, subgoal latent, proprio state] -> action chunk (B, Ta, Da) by flow matching with its
+own few sample steps (`policy.executor_steps`). It is trained with the REAL future frame as the
+subgoal (teacher forcing); acting, it gets the imagined one.
+
+    loss = action_weight * executor flow loss + video_weight * planner video loss
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from wam.errors import ConfigError
+from wam.nn.transformer import timestep_embedding
+from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, future_loss, keep_mask,
+                                mask_where, noise_group, sample_group)
+
+MASK = mask_where({"future": set(CLEAN) | {"future"}})  # the planner: no action group at all
+
+
+class Executor(nn.Module):
+    """A residual MLP: condition (obs, subgoal, state) once, then velocities of the action chunk."""
+
+    def __init__(self, cond_dim: int, chunk: int, action_dim: int, width: int, depth: int):
+        super().__init__()
+        self.chunk, self.action_dim, self.width = chunk, action_dim, width
+        self.cond = nn.Sequential(nn.Linear(cond_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.x_in = nn.Linear(chunk * action_dim, width)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.SiLU(),
+                                                  nn.Linear(2 * width, width)) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, chunk * action_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def condition(self, obs: Tensor, subgoal: Tensor, state: Tensor) -> Tensor:
+        """obs (B, To, C, h, w), subgoal (B, C, h, w), state (B, To, Ds) -> (B, width)."""
+        return self.cond(torch.cat([obs.flatten(1), subgoal.flatten(1), state.flatten(1)], 1))
+
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
+        """x_t (B, Ta, Da), t (B,), cond (B, width) -> velocity (B, Ta, Da)."""
+        c = cond + self.time(timestep_embedding(t, self.width))  # (B, W), re-injected in every block
+        h = self.x_in(x.flatten(1)) + c
+        for block in self.blocks:
+            h = h + block(h + c)
+        return self.out(self.norm(h)).reshape(-1, self.chunk, self.action_dim)
+
+
+@dataclass
+class Plan:
+    """A cached subgoal and the instruction it was made for; `age` counts `act` calls since."""
+
+    text: Tensor  # (B, 384)
+    subgoal: Tensor  # (B, C, h, w)
+    age: int = 0
+
+    def serves(self, text: Tensor, plan_every: int) -> bool:
+        return self.age < plan_every and self.text.shape == text.shape and torch.equal(self.text, text)
+
+
+class Hierarchical(ParadigmBase):
+    name = "hierarchical"
+    integration = "tokens"
+    architecture = "hierarchical"
+    video = True
+    backbone_actions = False  # the executor acts; the backbone only plans
+
+    def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
+        super().__init__(cfg, parts)
+        n = len(cfg.future)
+        if not -n <= cfg.subgoal_index < n:
+            raise ConfigError(f"policy.subgoal_index={cfg.subgoal_index} is not an index into the "
+                              f"{n} future frames {tuple(cfg.future)}")
+        c, g = parts.tokenizer.cfg.latent_channels, parts.grid
+        cond_dim = (len(cfg.obs) + 1) * c * g * g + len(cfg.obs) * cfg.state_dim
+        width = cfg.executor_width or cfg.backbone.resolved_width() // 2
+        self.executor = Executor(cond_dim, cfg.chunk, cfg.action_dim, width, cfg.executor_depth)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the cached plan: the next `act` imagines a new subgoal (call at every episode start)."""
+        self._plan: Plan | None = None
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
+        video_loss = future_loss(self, batch, MASK, generator)
+        a = noise_group(batch["action"], generator)
+        subgoal = batch["future.latent"][:, self.cfg.subgoal_index]  # (B, C, h, w): the real future frame
+        cond = self.executor.condition(batch["obs.latent"], subgoal, batch["obs.state"])
+        action_loss = a.loss(self.executor(a.x_t, a.t, cond), keep_mask(batch["action_is_pad"], a.x0))
+        loss = self.cfg.action_weight * action_loss + self.cfg.video_weight * video_loss
+        return loss, {"action_loss": action_loss.detach(), "video_loss": video_loss.detach()}
+
+    @torch.no_grad()
+    def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+        """(B, Tf, C, h, w): the planner's imagined future latents."""
+        return sample_group(self, batch, MASK, "future", generator)
+
+    def subgoal(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+        """(B, C, h, w): the cached subgoal, re-imagined every `plan_every` calls or for a new instruction
+        or batch size (a cached plan is for one episode: `reset()` between episodes)."""
+        text = batch["text_emb"]
+        if self._plan is None or not self._plan.serves(text, self.cfg.plan_every):
+            self.last_future = self.imagine(batch, generator)  # (B, Tf, C, h, w), shown by the policy
+            self._plan = Plan(text.clone(), self.last_future[:, self.cfg.subgoal_index])
+        self._plan.age += 1
+        return self._plan.subgoal
+
+    @torch.no_grad()
+    def act(self, batch: dict, generator: torch.Generator | None = None, given_subgoal: Tensor | None = None) -> Tensor:
+        """(B, Ta, Da): the executor's chunk toward the (cached or new) subgoal, or a given one (B, C, h, w)."""
+        subgoal = self.subgoal(batch, generator) if given_subgoal is None else given_subgoal
+        cond = self.executor.condition(batch["obs.latent"], subgoal, batch["obs.state"])
+        noise = torch.randn(self.parts.action_shape(cond.shape[0]), generator=generator)
+        step = lambda x, t: {"action": self.executor(x["action"], t, cond)}  # noqa: E731
+        return euler(step, {"action": noise}, self.cfg.executor_steps)["action"]
