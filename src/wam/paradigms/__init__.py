@@ -24,10 +24,11 @@ from wam.paradigms.action_only import ActionOnly
 from wam.paradigms.base import PolicyModelConfig, WamParts
 from wam.paradigms.inverse_dynamics import InverseDynamics
 from wam.paradigms.joint import Joint
+from wam.paradigms.latent_frame import JointLatentFrame
 from wam.paradigms.representation import Representation
 
 INTEGRATIONS = ("tokens", "latent_frame", "latent_actions")
-STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, ActionOnly)
+STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, ActionOnly, JointLatentFrame)
 VARIANTS: dict[tuple[str, str], type[nn.Module]] = {(s.name, s.integration): s for s in STRATEGIES}
 PARADIGMS: dict[str, type[nn.Module]] = {s.name: s for s in STRATEGIES if s.integration == "tokens"}
 PARADIGM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.name for s in STRATEGIES))
@@ -85,4 +86,5 @@ def strategy(name: str, integration: str = "tokens") -> type[nn.Module]:
 def build_paradigm(name: str, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder) -> nn.Module:
     """A paradigm by name (and `cfg.integration`) over a fresh set of model parts."""
     cls = strategy(name, cfg.integration)
-    return cls(cfg, WamParts(cfg, tokenizer, video=cls.video))  # video_weight is unused without video
+    # video_weight is unused without video; latent_frame builds no action tokens (no action embedder)
+    return cls(cfg, WamParts(cfg, tokenizer, video=cls.video, action_frame=cls.integration == "latent_frame"))
