@@ -1,4 +1,5 @@
-"""`wam train` end to end on tiny configs: every paradigm from a pretrain run, and from scratch."""
+"""`wam train` end to end on tiny configs: every registered (paradigm, integration) variant from a pretrain
+run, and from scratch."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.test_pretrain import TINY
 from wam.cli import main
 from wam.config import apply_overrides
 from wam.errors import ConfigError
-from wam.paradigms import PARADIGMS
+from wam.paradigms import VARIANTS
 from wam.pretrain import PretrainConfig, pretrain
 from wam.train import TrainConfig, load_policy, train_policy
 
@@ -31,14 +32,16 @@ def pretrained(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("paradigm", list(PARADIGMS))
-def test_every_paradigm_trains_from_the_world_model(pretrained, tmp_path, paradigm):
-    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": paradigm, "init": str(pretrained / "wm"),
-                                          "data.path": str(pretrained / "data"), "out": str(tmp_path / "p")})
+@pytest.mark.parametrize("paradigm,integration", list(VARIANTS))
+def test_every_variant_trains_from_the_world_model(pretrained, tmp_path, paradigm, integration):
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": paradigm, "policy.integration": integration,
+                                          "init": str(pretrained / "wm"), "data.path": str(pretrained / "data"),
+                                          "out": str(tmp_path / "p")})
     metrics = train_policy(cfg, progress=False)
     assert np.isfinite(metrics["loss"]) and "val_loss" in metrics
     policy, saved = load_policy(tmp_path / "p")
-    assert saved.paradigm == paradigm and saved.policy.backbone.width == 64
+    assert saved.paradigm == paradigm and saved.policy.integration == integration
+    assert saved.policy.backbone.width == 64
     obs = {IMAGE_KEY: np.zeros((32, 32, 3), np.uint8), "observation.state": np.zeros(4, np.float32),
            "task": "push the puck"}
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
