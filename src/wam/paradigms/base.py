@@ -5,9 +5,10 @@ embedders of each group (text, obs latents, proprio state, future latents, actio
 parameter names match `VideoWorldModel`'s, so a `wam pretrain` checkpoint initialises the shared
 parts directly. With `action_frame` (the latent_frame integration) there are no action tokens at
 all: the future group gets one more frame, one stride after the last future offset, that holds
-the packed action chunk, and no action embedder exists. A paradigm (joint.py, representation.py, ...) is a small strategy over these parts:
-which groups it noises, which mask it uses, how it samples at test time. No paradigm inherits from
-another; shared steps are the functions below.
+the packed action chunk, and no action embedder exists. A paradigm (joint.py, representation.py,
+latent_frame.py, ...) is a small strategy over these parts: which groups it noises, which mask it
+uses, how it samples at test time. No paradigm inherits from another; shared steps are the
+functions below.
 
 Batches seen by a paradigm are already normalised by the policy:
 
@@ -108,7 +109,8 @@ class WamParts(nn.Module):
         out = self.backbone(groups, mask)
         result = {}
         if future is not None:
-            result["future"] = self.future_io.read_out(out["future"], len(self.future_times), self.grid, self.grid).float()
+            frames = len(self.future_times)
+            result["future"] = self.future_io.read_out(out["future"], frames, self.grid, self.grid).float()
         if action is not None:
             result["action"] = self.action_io.read_out(out["action"]).float()
         return result
