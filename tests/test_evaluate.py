@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from tests.test_train import POLICY
@@ -11,7 +13,7 @@ from wam.cli import main
 from wam.config import apply_overrides
 from wam.envs.collect import CollectConfig, collect
 from wam.errors import ConfigError
-from wam.evaluate import EvalConfig, evaluate, wilson
+from wam.evaluate import EvalConfig, evaluate, side_by_side, wilson
 from wam.train import TrainConfig, train_policy
 
 
@@ -36,6 +38,20 @@ def test_eval_end_to_end(tmp_path, capsys):
     assert 0 <= low <= info["overall"]["success"] <= high <= 1
     assert (tmp_path / "p/eval/eval_episode_0.mp4").exists() and not (tmp_path / "p/eval/eval_episode_1.mp4").exists()
     assert json.loads((tmp_path / "p/eval/eval_info.json").read_text())["overall"]["episodes"] == 2
+    assert not list((tmp_path / "p/eval").glob("pred_episode_*"))  # action-only imagines nothing
+    assert json.loads((tmp_path / "p/tasks.json").read_text())["env_tasks"] == ["reach-v3"]
+    with pytest.raises(ConfigError, match="not trained on push-v3"):
+        evaluate(EvalConfig(policy=str(tmp_path / "p"), tasks="push-v3"), progress=False)
+
+
+def test_side_by_side_shows_the_frame_imagined_for_each_step():
+    real = np.zeros((10, 8, 8, 3), np.uint8)
+    plans = [(0, np.full((2, 8, 8, 3), 1, np.uint8)), (4, np.full((2, 8, 8, 3), 2, np.uint8))]
+    plans[0][1][1] = 11  # the first plan's frame aimed at step 0 + 4
+    out = side_by_side(real, plans, offsets=(2, 4))  # plan 0 aims at steps 2, 4; plan 1 at 6, 8
+    assert out.shape == (10, 8, 18, 3)
+    right = out[:, 0, -1, 0]
+    assert list(right) == [0, 0, 1, 1, 11, 11, 2, 2, 2, 2]
 
 
 def test_eval_needs_a_policy(capsys):

@@ -49,7 +49,7 @@ def test_queue_replans_every_n_action_steps(tiny_dataset, monkeypatch):
     policy = policy_for(root, n_action_steps=2)
     calls = []
     real = policy.predict_action_chunk
-    monkeypatch.setattr(policy, "predict_action_chunk", lambda o: calls.append(1) or real(o))
+    monkeypatch.setattr(policy, "predict_action_chunk", lambda o, **kw: calls.append(1) or real(o, **kw))
     actions = [policy.select_action(obs()) for _ in range(5)]
     assert len(calls) == 3 and all(a.shape == (4,) for a in actions)
     policy.reset()
@@ -70,7 +70,7 @@ def test_temporal_ensembling_replans_every_step(tiny_dataset, monkeypatch):
     root, _ = tiny_dataset
     policy = policy_for(root, ensemble=0.5)
     chunks = iter([np.full((3, 4), v, np.float32) for v in (0.0, 1.0, 2.0)])
-    monkeypatch.setattr(policy, "predict_action_chunk", lambda o: next(chunks))
+    monkeypatch.setattr(policy, "predict_action_chunk", lambda o, **kw: next(chunks))
     assert policy.select_action(obs())[0] == 0.0
     w = np.exp(-0.5 * np.arange(2))
     assert policy.select_action(obs())[0] == pytest.approx((w * [0.0, 1.0]).sum() / w.sum())
@@ -88,3 +88,39 @@ def test_bad_observations_are_refused(tiny_dataset, change, needle):
     change(o)
     with pytest.raises(WamError, match=needle):
         policy_for(root).predict_action_chunk(o)
+
+
+def test_obs_history_feeds_past_offsets(tiny_dataset):
+    root, _ = tiny_dataset
+    policy = policy_for(root)  # tiny config: obs offsets (-1, 0)
+    first, second = obs(), obs()
+    second[IMAGE_KEY] = 255 - first[IMAGE_KEY]
+    policy._remember(first)
+    early = policy._obs_batch("push the puck")["obs.image"][0]  # (To, 3, H, W)
+    assert torch.equal(early[0], early[1])  # one step seen: the earliest frame is repeated
+    policy._remember(second)
+    frames = policy._obs_batch("push the puck")["obs.image"][0]
+    assert torch.equal(frames[0], early[0]) and not torch.equal(frames[1], frames[0])
+    assert torch.equal(frames[1], torch.from_numpy(second[IMAGE_KEY]).permute(2, 0, 1))
+    policy.reset()
+    assert len(policy._frames) == 0
+
+
+def test_select_action_keeps_history_between_replans(tiny_dataset):
+    root, _ = tiny_dataset
+    policy = policy_for(root, n_action_steps=3)
+    for _ in range(4):
+        policy.select_action(obs())
+    assert len(policy._frames) == policy.history == 2  # every step joins the history, bounded
+
+
+@pytest.mark.parametrize("name", ["joint", "inverse_dynamics", "action_only"])
+def test_imagined_frames_are_recorded_where_the_paradigm_imagines(tiny_dataset, name):
+    root, _ = tiny_dataset
+    policy = policy_for(root, name)
+    policy.record_imagination = True
+    policy.predict_action_chunk(obs())
+    if name == "action_only":
+        assert policy.imagined is None
+    else:
+        assert policy.imagined.shape == (2, 32, 32, 3) and policy.imagined.dtype == np.uint8

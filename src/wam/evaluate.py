@@ -6,7 +6,9 @@ Scenes are seeded from `seed` (10,000 by default; `wam collect` uses 0 upwards, 
 scenes are never training scenes). Each worker loads the policy once and runs whole episodes; the
 main process gathers success per task and overall with 95% Wilson intervals, episode lengths, ms
 per action chunk and the achieved control rate, and writes `eval_info.json`. The first `videos`
-episodes are saved as `eval_episode_{i}.mp4`. A worker that crashes is replaced and its episode
+episodes are saved as `eval_episode_{i}.mp4`, and, where the paradigm imagines while acting, as
+`pred_episode_{i}.mp4`: the real frame | the frame imagined for that step (held until the next
+one). Tasks outside the policy's training tasks are refused unless `allow_unseen` is set. A worker that crashes is replaced and its episode
 is counted as failed, with the reason recorded: never dropped.
 """
 
@@ -41,6 +43,7 @@ class EvalConfig:
     workers: int = 2
     max_steps: int = 300
     videos: int = 2  # episodes saved as mp4
+    allow_unseen: bool = False  # evaluate tasks the policy was not trained on (zero-shot)
     out: str = ""  # default: <policy>/eval
 
     def check(self) -> None:
@@ -89,7 +92,9 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool) -> dict
                                             max_steps=max_steps)
     obs, _ = env.reset(seed=seed)
     policy.reset()
+    policy.record_imagination = keep_frames
     frames, chunk_ms, success, steps, start = [], [], False, 0, time.perf_counter()
+    plans: list[tuple[int, np.ndarray]] = []  # (step, imagined frames (Tf, h, w, 3))
     done = False
     while not done:
         planning = not policy._queue  # a new chunk is predicted on this step
@@ -97,23 +102,58 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool) -> dict
         action = policy.select_action({**obs, "task": instruction(task)})
         if planning:
             chunk_ms.append(1000 * (time.perf_counter() - t0))
+            if policy.imagined is not None:
+                plans.append((steps, policy.imagined))
         if keep_frames:
             frames.append(obs[policy.image_key])
         obs, _, terminated, truncated, info = env.step(action)
         success, steps, done = bool(info["success"]), steps + 1, terminated or truncated
+    real = np.stack(frames) if keep_frames else None
+    pred = side_by_side(real, plans, cfg.policy.future) if keep_frames and plans else None
     return {"task": task, "seed": seed, "success": success, "length": steps, "chunk_ms": chunk_ms,
-            "seconds": time.perf_counter() - start, "frames": np.stack(frames) if keep_frames else None}
+            "seconds": time.perf_counter() - start, "frames": real, "pred_frames": pred}
+
+
+def side_by_side(real: np.ndarray, plans: list[tuple[int, np.ndarray]], offsets) -> np.ndarray:
+    """(T, h, 2w + 2, 3): the real frame | the frame imagined for that step by the plan aimed at it
+    (held until the next), black before the first. Real frames are resized to the imagined size."""
+    from wam.data.frames import resize_frames
+
+    h = plans[0][1].shape[1]
+    real = resize_frames(real, h) if real.shape[1] != h else real
+    aimed = {t + k: frames[j] for t, frames in plans for j, k in enumerate(offsets)}  # later plans win
+    shown, out = np.zeros_like(real[0]), []
+    for s in range(len(real)):
+        shown = aimed.get(s, shown)
+        out.append(np.concatenate([real[s], np.full((h, 2, 3), 255, np.uint8), shown], axis=1))
+    return np.stack(out)
 
 
 # -- main process -----------------------------------------------------------------------------
 def _policy_tasks(policy_path: str) -> list[str]:
+    """The Meta-World tasks a policy was trained on (its run's tasks.json, else its dataset's)."""
     from wam.checkpoint import resolve_checkpoint
     from wam.config import parse_config
-    from wam.train import TrainConfig
+    from wam.train import TrainConfig, trained_tasks
 
-    cfg = parse_config(TrainConfig, ["--config", str(resolve_checkpoint(policy_path) / "config.yaml")])
-    names = {e.extras.get("env_task") for e in LeRobotDataset(cfg.data.path).episodes}
-    return sorted(n for n in names if n)
+    folder = resolve_checkpoint(policy_path)
+    for where in (folder, *folder.parents[:2]):
+        if (where / "tasks.json").exists():
+            return json.loads((where / "tasks.json").read_text())["env_tasks"]
+    cfg = parse_config(TrainConfig, ["--config", str(folder / "config.yaml")])
+    return trained_tasks(LeRobotDataset(cfg.data.path))
+
+
+def _tasks_to_run(cfg: EvalConfig) -> list[str]:
+    trained = _policy_tasks(cfg.policy)
+    if not cfg.tasks:
+        return trained
+    tasks = resolve_tasks(cfg.tasks)
+    unseen = [t for t in tasks if t not in trained]
+    if unseen and not cfg.allow_unseen:
+        raise ConfigError(f"the policy was not trained on {', '.join(unseen)} (it knows {', '.join(trained)}); "
+                          f"pass --allow_unseen=true to evaluate them zero-shot")
+    return tasks
 
 
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
@@ -122,7 +162,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     from wam.train import load_policy
 
     load_policy(cfg.policy)  # fail here, with the reason, rather than in every worker
-    tasks = resolve_tasks(cfg.tasks) if cfg.tasks else _policy_tasks(cfg.policy)
+    tasks = _tasks_to_run(cfg)
     out = Path(cfg.out or Path(cfg.policy) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(t, cfg.seed + k) for t in tasks for k in range(cfg.episodes)]
@@ -144,9 +184,11 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
                     broken.append((i, task, seed))
                     continue
                 result = fut.result()
-                frames = result.pop("frames")
+                frames, pred = result.pop("frames"), result.pop("pred_frames", None)
                 if frames is not None:
                     encode_video(frames, out / f"eval_episode_{i}.mp4", 80)
+                if pred is not None:
+                    encode_video(pred, out / f"pred_episode_{i}.mp4", 80)
                 results.append(result)
                 bar.update(1)
             if broken:

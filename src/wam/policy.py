@@ -5,6 +5,12 @@
     chunk = policy.predict_action_chunk(obs)         # (Ta, Da) numpy
     loss, metrics = policy.forward(batch)            # training, on WindowDataset batches
 
+Observation history: when the obs offsets reach into the past (e.g. `policy.obs=(-4, 0)`), the policy
+keeps the last frames and states it was shown since `reset()` and feeds them at those offsets;
+before enough steps have passed, the earliest one is repeated, as training windows repeat an
+episode's first frame. A paradigm that imagines during `act` leaves its latents in `last_future`;
+with `record_imagination` set, the policy decodes them into `imagined` (Tf, H, W, 3) uint8.
+
 `obs` is a `MetaWorldEnv` observation (the dataset's keys: `observation.images.<camera>` (H, W, 3)
 uint8, `observation.state` (Ds,) float) plus `"task"`, the instruction. Proprio states are
 standardised with the dataset's mean/std, actions mapped from the dataset's [min, max] to [-1, 1]
@@ -62,6 +68,8 @@ class WamPolicy(nn.Module):
         if not 1 <= n_action_steps <= self.chunk:
             raise WamError(f"n_action_steps must be in 1..{self.chunk} (the chunk length), got {n_action_steps}")
         self.n_action_steps, self.ensemble = n_action_steps, ensemble
+        self.history = 1 - min(paradigm.cfg.obs)  # frames kept for the obs offsets
+        self.record_imagination = False
         self.reset()
 
     # -- training -----------------------------------------------------------------------------
@@ -100,6 +108,11 @@ class WamPolicy(nn.Module):
         self._queue: deque[np.ndarray] = deque()
         self._plans: list[tuple[int, np.ndarray]] = []  # (step made, chunk) for ensembling
         self._step = 0
+        self._frames: deque[np.ndarray] = deque(maxlen=self.history)  # (H, W, 3) resized, oldest first
+        self._states: deque[np.ndarray] = deque(maxlen=self.history)
+        self.imagined: np.ndarray | None = None
+        if hasattr(self.paradigm, "reset"):
+            self.paradigm.reset()
 
     def _check_obs(self, obs: dict) -> None:
         size = self.paradigm.parts.tokenizer.cfg.image_size
@@ -117,29 +130,47 @@ class WamPolicy(nn.Module):
             raise WamError(f"'{STATE_KEY}' must have shape ({self.normalizer.state_mean.numel()},), "
                            f"got {np.asarray(state).shape}")
 
-    @torch.no_grad()
-    def predict_action_chunk(self, obs: dict, generator: torch.Generator | None = None) -> np.ndarray:
-        """(Ta, Da) actions in the dataset's units for one observation (the current frame only)."""
+    def _remember(self, obs: dict) -> None:
+        """Check one observation and append it (resized as the training cache did) to the history."""
         self._check_obs(obs)
-        self.eval()
         size = self.paradigm.parts.tokenizer.cfg.image_size
-        frame = resize_frames(np.asarray(obs[self.image_key])[None], size)[0]  # as the training cache did
-        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
-        n_obs = len(self.paradigm.cfg.obs)
-        batch = {"obs.image": image[None, None].expand(1, n_obs, -1, -1, -1),
-                 "obs.state": torch.as_tensor(np.asarray(obs[STATE_KEY], np.float32))[None, None].expand(1, n_obs, -1),
-                 "task": [obs["task"]]}
-        chunk = self.paradigm.act(self.prepare(batch), generator=generator)[0]
+        self._frames.append(resize_frames(np.asarray(obs[self.image_key])[None], size)[0])
+        self._states.append(np.asarray(obs[STATE_KEY], np.float32))
+
+    def _obs_batch(self, task: str) -> dict:
+        """The obs offsets' frames and states from the history (the earliest repeated when short)."""
+        last = len(self._frames) - 1
+        picks = [max(last + o, 0) for o in self.paradigm.cfg.obs]
+        frames = np.stack([self._frames[i] for i in picks])  # (To, H, W, 3)
+        image = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        state = torch.from_numpy(np.stack([self._states[i] for i in picks]))
+        return {"obs.image": image[None], "obs.state": state[None], "task": [task]}
+
+    @torch.no_grad()
+    def predict_action_chunk(self, obs: dict, generator: torch.Generator | None = None,
+                             remember: bool = True) -> np.ndarray:
+        """(Ta, Da) actions in the dataset's units; `obs` joins the history unless already added."""
+        if remember:
+            self._remember(obs)
+        self.eval()
+        self.paradigm.last_future = None
+        chunk = self.paradigm.act(self.prepare(self._obs_batch(obs["task"])), generator=generator)[0]
+        future = getattr(self.paradigm, "last_future", None)
+        if self.record_imagination and future is not None:
+            tok = self.paradigm.parts.tokenizer
+            frames = tok.decode(tok.denormalize(future[0].to(tok.latent_mean.dtype)))  # (Tf, 3, H, W) in [0, 1]
+            self.imagined = (frames.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         return self.normalizer.unaction(chunk).numpy()
 
     def select_action(self, obs: dict) -> np.ndarray:
         """The next action: from the queue, re-planning when it is empty (or every step, ensembled)."""
+        self._remember(obs)
         if self.ensemble is None:
             if not self._queue:
-                self._queue.extend(self.predict_action_chunk(obs)[: self.n_action_steps])
+                self._queue.extend(self.predict_action_chunk(obs, remember=False)[: self.n_action_steps])
             return self._queue.popleft()
         self._plans = [(s, c) for s, c in self._plans if self._step - s < self.chunk]
-        self._plans.append((self._step, self.predict_action_chunk(obs)))
+        self._plans.append((self._step, self.predict_action_chunk(obs, remember=False)))
         candidates = np.stack([c[self._step - s] for s, c in self._plans])  # oldest first
         weights = np.exp(-self.ensemble * np.arange(len(candidates)))
         self._step += 1

@@ -12,6 +12,7 @@ loaded from `tokenizer.path`) and the backbone starts from scratch: the matched 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,11 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
     return prepare_tokenizer(pre, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out), None
 
 
+def trained_tasks(ds: LeRobotDataset) -> list[str]:
+    """The Meta-World task names of a dataset's episodes (empty for data without that field)."""
+    return sorted({e.extras["env_task"] for e in ds.episodes if e.extras.get("env_task")})
+
+
 def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder, stats: dict, image_key: str,
                  source_size: int | None = None) -> WamPolicy:
     paradigm = build_paradigm(cfg.paradigm, cfg.policy, tokenizer)
@@ -86,6 +92,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction)
     tokenizer, init_state = _tokenizer_and_init(cfg, frames, ds, train_eps, val_eps, out)
     save_config(cfg, out / "config.yaml")
+    (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds), "instructions": list(ds.tasks)}, indent=1))
     latents = encode_all(tokenizer, frames)
     policy = build_policy(cfg, tokenizer, ds.stats, key, cfg.data.source_size)
     if init_state is not None:

@@ -183,6 +183,7 @@ class ParadigmBase(nn.Module):
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__()
         self.cfg, self.parts = cfg, parts
+        self.last_future: Tensor | None = None  # latents imagined by the last `act`, where it imagines
 
 
 def video_and_action_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, same_t: bool,

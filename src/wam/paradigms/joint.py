@@ -33,7 +33,9 @@ class Joint(ParadigmBase):
     @torch.no_grad()
     def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
         """(B, Ta, Da) normalised action chunk."""
-        return self._sample(batch, generator)["action"]
+        x = self._sample(batch, generator)
+        self.last_future = x["future"]  # imagined beside the actions (the policy may show it)
+        return x["action"]
 
     @torch.no_grad()
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
