@@ -71,6 +71,7 @@ def test_act_reads_the_action_frame_of_the_denoised_group():
     chunk = p.act(batch(2), generator=g())
     future = p.imagine(batch(2), generator=g())
     assert chunk.shape == (2, 3, 4) and future.shape == (2, 2, 4, 4, 4)
+    assert torch.equal(p.last_future, future)  # one sampling: the frames denoised beside the actions
     assert not torch.allclose(chunk, torch.zeros_like(chunk))
 
 

@@ -11,7 +11,8 @@ video model then treats it as a frame: the same patch embedder, read-out and wei
 Training: flow matching on the whole future group (real frames + action frame) with one flow
 time; `video_loss` over the real frames (padded frames left out), `action_loss` over the action
 frame (copies of padded actions left out). Acting: denoise the group from noise and read each
-action value as the mean of its copies; `imagine` returns the real frames.
+action value as the mean of its copies (the real frames are left in `last_future`); `imagine`
+returns the real frames.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ class JointLatentFrame(ParadigmBase):
     @torch.no_grad()
     def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
         """(B, Ta, Da) normalised action chunk, read from the denoised action frame."""
-        return unpack_actions(self._sample(batch, generator)[:, -1:], self.cfg.chunk, self.cfg.action_dim)
+        group = self._sample(batch, generator)
+        self.last_future = group[:, :-1]  # the real frames imagined beside the actions (the policy may show them)
+        return unpack_actions(group[:, -1:], self.cfg.chunk, self.cfg.action_dim)
 
     @torch.no_grad()
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
