@@ -15,9 +15,9 @@ from wam.errors import WamError
 from wam.policy import Normalizer, WamPolicy
 
 
-def policy_for(root, name="representation", **kw) -> WamPolicy:
+def policy_for(root, name="representation", integration="tokens", **kw) -> WamPolicy:
     ds = LeRobotDataset(root)
-    return WamPolicy(tiny(name), ds.stats, IMAGE_KEY, HashTextEncoder(), **kw)
+    return WamPolicy(tiny(name, integration=integration), ds.stats, IMAGE_KEY, HashTextEncoder(), **kw)
 
 
 def obs(size: int = 32) -> dict:
@@ -123,10 +123,11 @@ def test_select_action_keeps_history_between_replans(tiny_dataset):
     assert len(policy._frames) == policy.history == 2  # every step joins the history, bounded
 
 
-@pytest.mark.parametrize("name", ["joint", "inverse_dynamics", "hierarchical", "action_only"])
-def test_imagined_frames_are_recorded_where_the_paradigm_imagines(tiny_dataset, name):
+@pytest.mark.parametrize("name,integration", [("joint", "tokens"), ("joint", "latent_frame"), ("hierarchical", "tokens"),
+                                              ("inverse_dynamics", "tokens"), ("action_only", "tokens")])
+def test_imagined_frames_are_recorded_where_the_paradigm_imagines(tiny_dataset, name, integration):
     root, _ = tiny_dataset
-    policy = policy_for(root, name)
+    policy = policy_for(root, name, integration)
     policy.record_imagination = True
     policy.predict_action_chunk(obs())
     if name == "action_only":

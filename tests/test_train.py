@@ -1,4 +1,5 @@
-"""`wam train` end to end on tiny configs: every paradigm from a pretrain run, and from scratch."""
+"""`wam train` end to end on tiny configs: every registered (paradigm, integration) variant from a pretrain
+run, and from scratch."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def pretrained(tmp_path_factory):
 
 
 @pytest.mark.parametrize("paradigm,integration", list(VARIANTS))
-def test_every_paradigm_trains_from_the_world_model(pretrained, tmp_path, paradigm, integration):
+def test_every_variant_trains_from_the_world_model(pretrained, tmp_path, paradigm, integration):
     cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": paradigm, "policy.integration": integration,
                                           "init": str(pretrained / "wm"), "data.path": str(pretrained / "data"),
                                           "out": str(tmp_path / "p")})

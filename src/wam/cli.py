@@ -9,6 +9,7 @@
     wam imagine RUN --dataset PATH --episode K [--frame T] [--instruction "..."] [--then "..."] --out clip.mp4
     wam imagine RUN --image start.png --instruction "..." --out clip.gif
     wam imagine-eval RUN --dataset PATH [--starts 3 --steps 10]
+    wam variants                      (every paradigm x action integration: valid, or why refused)
 
 Options of config-driven verbs are the fields of their config dataclass (`wam collect --help`
 lists them with defaults); `--config preset.yaml` loads a preset first. Errors in the input are
@@ -119,6 +120,19 @@ def _imagine_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _variants(args: argparse.Namespace) -> int:
+    from wam.paradigms import INVALID, variants
+
+    rows = [("paradigm", "integration", "status", "architecture", "reason")]
+    for v in variants():
+        status = "valid" if v.valid else "refused" if (v.paradigm, v.integration) in INVALID else "not implemented"
+        rows.append((v.paradigm, v.integration, status, v.architecture or "-", v.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print("\n".join(("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4]).rstrip() for r in rows))
+    print("train one: wam train --paradigm=PARADIGM --policy.integration=INTEGRATION ...")
+    return 0
+
+
 def _data_info(args: argparse.Namespace) -> int:
     from wam.data.view import describe as describe_dataset
 
@@ -176,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--starts", type=int, default=3, help="start frames per held-out episode")
     evaluate.add_argument("--out", default=None, help="metrics JSON (default: RUN/imagination_metrics.json)")
     evaluate.set_defaults(run_verb=_imagine_eval)
+    verbs.add_parser("variants", help="the registry: every paradigm x action integration, valid or why refused"
+                     ).set_defaults(run_verb=_variants)
     for sub in (imagine, evaluate):
         sub.add_argument("--steps", type=int, default=10, help="sampling (Euler) steps")
         sub.add_argument("--seed", type=int, default=0)

@@ -1,4 +1,5 @@
-"""Contract tests: every registered paradigm, monolithic and Mixture-of-Transformers, on a tiny config."""
+"""Contract tests: every registered (paradigm, integration) variant, monolithic and Mixture-of-Transformers,
+on a tiny config."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from wam.nn.transformer import BackboneConfig
 from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm
 from wam.paradigms.representation import MASK as REPR_MASK
 
-NAMES = [f"{name}-{integration}" for name, integration in VARIANTS]  # every registered variant
-COMBOS = [(variant, mot) for variant in NAMES for mot in (False, True)]
+COMBOS = [(name, integration, mot) for name, integration in VARIANTS for mot in (False, True)]
+VIDEO = [v for v, cls in VARIANTS.items() if cls.video]
 
 
 def tokenizer() -> FrameAutoencoder:
@@ -21,11 +22,9 @@ def tokenizer() -> FrameAutoencoder:
     return FrameAutoencoder(TokenizerConfig(image_size=32, latent_channels=4, base_channels=8, downsample=8))
 
 
-def tiny(variant: str, mot: bool = False, **kw):
-    """A tiny paradigm; `variant` is "name" (token actions) or "name-integration"."""
-    name, _, integration = variant.partition("-")
-    cfg = PolicyModelConfig(backbone=BackboneConfig(depth=2, width=64, mot=mot), obs=(-1, 0), future=(2, 4),
-                            chunk=3, sample_steps=2, integration=integration or "tokens", **kw)
+def tiny(name: str, mot: bool = False, integration: str = "tokens", **kw):
+    kw = {"obs": (-1, 0), "future": (2, 4), "chunk": 3, "sample_steps": 2, **kw}
+    cfg = PolicyModelConfig(backbone=BackboneConfig(depth=2, width=64, mot=mot), integration=integration, **kw)
     torch.manual_seed(0)
     return build_paradigm(name, cfg, tokenizer())
 
@@ -49,9 +48,9 @@ def batch(b: int = 4, seed: int = 1) -> dict:
             "text_emb": torch.randn(b, 384, generator=g)}
 
 
-@pytest.mark.parametrize("name,mot", COMBOS)
-def test_loss_gradients_and_shapes(name, mot):
-    p = tiny(name, mot)
+@pytest.mark.parametrize("name,integration,mot", COMBOS)
+def test_loss_gradients_and_shapes(name, integration, mot):
+    p = tiny(name, mot, integration)
     loss, metrics = p.loss(batch())
     assert torch.isfinite(loss) and loss.item() > 0 and "action_loss" in metrics
     loss.backward()
@@ -68,9 +67,9 @@ def test_loss_gradients_and_shapes(name, mot):
         assert future.shape == (4, 2, 4, 4, 4)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_loss_falls_when_overfitting_one_batch(name):
-    p = tiny(name)
+@pytest.mark.parametrize("name,integration", list(VARIANTS))
+def test_loss_falls_when_overfitting_one_batch(name, integration):
+    p = tiny(name, integration=integration)
     data = batch()
     opt = torch.optim.AdamW([q for q in p.parameters() if q.requires_grad], lr=3e-3)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
@@ -83,9 +82,9 @@ def test_loss_falls_when_overfitting_one_batch(name):
     assert p.loss(data, generator=g())[0].item() < 0.5 * first
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_state_dict_round_trip_gives_identical_actions(name):
-    a, b = perturbed(tiny(name), 0.01), tiny(name)
+@pytest.mark.parametrize("name,integration", list(VARIANTS))
+def test_state_dict_round_trip_gives_identical_actions(name, integration):
+    a, b = perturbed(tiny(name, integration=integration), 0.01), tiny(name, integration=integration)
     b.load_state_dict(a.state_dict())
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     assert torch.equal(a.act(batch(), generator=g()), b.act(batch(), generator=g()))
@@ -110,13 +109,19 @@ def test_inverse_dynamics_uses_the_given_future():
     assert not torch.allclose(a, b)
 
 
-def test_world_model_checkpoint_initialises_the_shared_parts():
+@pytest.mark.parametrize("name,integration", VIDEO)
+def test_world_model_checkpoint_initialises_the_shared_parts(name, integration):
     tok = tokenizer()
     wm = VideoWorldModel(WorldModelConfig(backbone=BackboneConfig(depth=2, width=64), obs=(-1, 0), future=(2, 4)), tok)
-    p = tiny("joint")
+    p = tiny(name, integration=integration)
     result = p.parts.load_state_dict(wm.state_dict(), strict=False)
     assert not result.unexpected_keys
-    assert {k.split(".")[0] for k in result.missing_keys} == {"state_in", "action_io"}
+    # every world-model weight lands (the same tensors), only the policy's own embedders start fresh
+    own = {k.split(".")[0] for k in result.missing_keys}
+    assert own and own <= {"state_in", "action_io"}, own
+    parts = p.parts.state_dict()
+    assert all(torch.equal(parts[k], v) for k, v in wm.state_dict().items())
+    assert ("action_io" in own) == (p.parts.action_io is not None)
 
 
 def test_unknown_paradigm_is_refused():

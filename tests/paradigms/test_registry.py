@@ -2,8 +2,9 @@
 
 import pytest
 
+from wam.cli import main
 from wam.errors import ConfigError
-from wam.paradigms import INVALID, VARIANTS, strategy, variants
+from wam.paradigms import INTEGRATIONS, INVALID, PARADIGM_NAMES, VARIANTS, strategy, variants
 
 
 def test_every_implemented_variant_is_listed_valid():
@@ -27,3 +28,18 @@ def test_unknown_names_are_refused_with_the_choices():
 
 def test_invalid_and_implemented_never_overlap():
     assert not set(INVALID) & set(VARIANTS)
+
+
+def test_cli_variants_prints_every_pair_with_status_architecture_and_reason(capsys):
+    assert main(["variants"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {tuple(line.split()[:2]): line for line in lines[1:] if line.split()[:1] != ["train"]}
+    assert set(rows) == {(p, i) for p in PARADIGM_NAMES for i in INTEGRATIONS}
+    for (name, integration), line in rows.items():
+        status = line.split()[2]
+        if (name, integration) in VARIANTS:
+            assert status == "valid" and VARIANTS[name, integration].architecture in line.split()
+        elif (name, integration) in INVALID:
+            assert status == "refused" and line.endswith(INVALID[name, integration])
+        else:
+            assert line.split()[2:4] == ["not", "implemented"]

@@ -25,10 +25,12 @@ from wam.paradigms.base import PolicyModelConfig, WamParts
 from wam.paradigms.hierarchical import Hierarchical
 from wam.paradigms.inverse_dynamics import InverseDynamics
 from wam.paradigms.joint import Joint
+from wam.paradigms.latent_frame import JointLatentFrame
 from wam.paradigms.representation import Representation
 
 INTEGRATIONS = ("tokens", "latent_frame", "latent_actions")
-STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, Hierarchical, ActionOnly)
+STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, Hierarchical, ActionOnly,
+                                          JointLatentFrame)
 VARIANTS: dict[tuple[str, str], type[nn.Module]] = {(s.name, s.integration): s for s in STRATEGIES}
 PARADIGMS: dict[str, type[nn.Module]] = {s.name: s for s in STRATEGIES if s.integration == "tokens"}
 PARADIGM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.name for s in STRATEGIES))
@@ -89,5 +91,7 @@ def strategy(name: str, integration: str = "tokens") -> type[nn.Module]:
 def build_paradigm(name: str, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder) -> nn.Module:
     """A paradigm by name (and `cfg.integration`) over a fresh set of model parts."""
     cls = strategy(name, cfg.integration)
-    parts = WamParts(cfg, tokenizer, video=cls.video, actions=cls.backbone_actions)
-    return cls(cfg, parts)  # video_weight is unused without video
+    # video_weight is unused without video; latent_frame builds no action tokens (no action embedder)
+    parts = WamParts(cfg, tokenizer, video=cls.video, actions=cls.backbone_actions,
+                     action_frame=cls.integration == "latent_frame")
+    return cls(cfg, parts)

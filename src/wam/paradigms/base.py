@@ -3,9 +3,12 @@
 `WamParts` is the one model family: the frozen frame tokenizer, the token-group backbone and the
 embedders of each group (text, obs latents, proprio state, future latents, action chunk). Its
 parameter names match `VideoWorldModel`'s, so a `wam pretrain` checkpoint initialises the shared
-parts directly. A paradigm (joint.py, representation.py, ...) is a small strategy over these parts:
-which groups it noises, which mask it uses, how it samples at test time. No paradigm inherits from
-another; shared steps are the functions below.
+parts directly. With `action_frame` (the latent_frame integration) there are no action tokens at
+all: the future group gets one more frame, one stride after the last future offset, that holds
+the packed action chunk, and no action embedder exists. A paradigm (joint.py, representation.py,
+latent_frame.py, ...) is a small strategy over these parts: which groups it noises, which mask it
+uses, how it samples at test time. No paradigm inherits from another; shared steps are the
+functions below.
 
 Batches seen by a paradigm are already normalised by the policy:
 
@@ -68,28 +71,40 @@ class PolicyModelConfig:
                               f"got {self.executor_width!r}")
 
 
+def next_offset(offsets: tuple[int, ...]) -> int:
+    """The frame offset one stride after the last of `offsets` (stride: the last gap, or the offset)."""
+    last = sorted(offsets)
+    return last[-1] + (last[-1] - last[-2] if len(last) > 1 else last[-1])
+
+
 class WamParts(nn.Module):
     """Tokenizer + backbone + group embedders; `run` denoises the groups a paradigm noises.
 
-    `actions=False` leaves out the backbone's action head (a paradigm that acts with its own network)."""
+    `video`: a future group exists. `actions=False` leaves out the backbone's action head (a paradigm
+    that acts with its own network). `action_frame`: actions are one more frame of the future group
+    (at `next_offset(cfg.future)`), not tokens, so there is no action embedder either."""
 
-    def __init__(self, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder, video: bool = True, actions: bool = True):
+    def __init__(self, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder, video: bool = True,
+                 actions: bool = True, action_frame: bool = False):
         super().__init__()
         cfg.check()
+        if action_frame and not video:
+            raise ConfigError("actions written into a latent frame need the future (video) group")
         self.cfg = cfg
         self.tokenizer = tokenizer.requires_grad_(False).eval()
         width, c = cfg.backbone.resolved_width(), tokenizer.cfg.latent_channels
         self.grid = tokenizer.cfg.image_size // tokenizer.cfg.downsample
-        names = ["text", "obs", "state", "action"] + (["future"] if video else [])
+        names = ["text", "obs", "state"] + ([] if action_frame else ["action"]) + (["future"] if video else [])
         self.backbone = Backbone(cfg.backbone, sorted({MODALITY[n] for n in names}))
         self.text = TextToken(EMBED_DIM, width)
         self.obs_in = LatentPatches(c, cfg.patch, width)
         self.future_io = LatentPatches(c, cfg.patch, width, out=True) if video else None
         self.state_in = VectorTokens(cfg.state_dim, width)
-        self.action_io = VectorTokens(cfg.action_dim, width, out=True) if actions else None
+        self.action_io = VectorTokens(cfg.action_dim, width, out=True) if actions and not action_frame else None
+        self.future_times = (*cfg.future, next_offset(cfg.future)) if action_frame else tuple(cfg.future)
         rows = self.grid // cfg.patch
         self.register_buffer("obs_pos", frame_positions(cfg.obs, rows, rows), persistent=False)
-        self.register_buffer("future_pos", frame_positions(cfg.future, rows, rows), persistent=False)
+        self.register_buffer("future_pos", frame_positions(self.future_times, rows, rows), persistent=False)
         self.register_buffer("state_pos", vector_positions(cfg.obs), persistent=False)
         self.register_buffer("action_pos", vector_positions(range(cfg.chunk)), persistent=False)
 
@@ -107,7 +122,8 @@ class WamParts(nn.Module):
         out = self.backbone(groups, mask)
         result = {}
         if future is not None:
-            result["future"] = self.future_io.read_out(out["future"], len(self.cfg.future), self.grid, self.grid).float()
+            frames = len(self.future_times)
+            result["future"] = self.future_io.read_out(out["future"], frames, self.grid, self.grid).float()
         if action is not None:
             result["action"] = self.action_io.read_out(out["action"]).float()
         return result
@@ -115,8 +131,13 @@ class WamParts(nn.Module):
     def action_shape(self, b: int) -> tuple[int, ...]:
         return (b, self.cfg.chunk, self.cfg.action_dim)
 
+    def frame_shape(self) -> tuple[int, int, int]:
+        """(C, h, w) of one latent frame."""
+        return (self.tokenizer.cfg.latent_channels, self.grid, self.grid)
+
     def future_shape(self, b: int) -> tuple[int, ...]:
-        return (b, len(self.cfg.future), self.tokenizer.cfg.latent_channels, self.grid, self.grid)
+        """The future group's shape (B, T, C, h, w), the action frame included where there is one."""
+        return (b, len(self.future_times), *self.frame_shape())
 
 
 def mask_where(sees: dict[str, set[str]]) -> GroupMask:
@@ -135,6 +156,10 @@ class Noised:
 
     def loss(self, pred: Tensor, keep: Tensor) -> Tensor:
         return flow_loss(pred, self.x0, self.noise, keep)
+
+    def frames(self, which: slice) -> Noised:
+        """The same noising restricted to some frames (dim 1) of the group."""
+        return Noised(self.x0[:, which], self.noise[:, which], self.t, self.x_t[:, which])
 
 
 def noise_group(x0: Tensor, generator: torch.Generator | None, t: Tensor | None = None) -> Noised:
@@ -183,7 +208,12 @@ def video_and_action_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, 
     out = paradigm.parts.run(batch, mask, future=(f.x_t, f.t), action=(a.x_t, a.t))
     action_loss = a.loss(out["action"], keep_mask(batch["action_is_pad"], a.x0))
     video_loss = f.loss(out["future"], keep_mask(batch["future_is_pad"], f.x0))
-    loss = paradigm.cfg.action_weight * action_loss + paradigm.cfg.video_weight * video_loss
+    return weighted_loss(paradigm.cfg, action_loss, video_loss)
+
+
+def weighted_loss(cfg: PolicyModelConfig, action_loss: Tensor, video_loss: Tensor) -> tuple[Tensor, dict]:
+    """The training loss `action_weight * action + video_weight * video`, and both as metrics."""
+    loss = cfg.action_weight * action_loss + cfg.video_weight * video_loss
     return loss, {"action_loss": action_loss.detach(), "video_loss": video_loss.detach()}
 
 

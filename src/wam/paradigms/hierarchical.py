@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from wam.errors import ConfigError
 from wam.nn.transformer import timestep_embedding
 from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, future_loss, keep_mask,
-                                mask_where, noise_group, sample_group)
+                                mask_where, noise_group, sample_group, weighted_loss)
 
 MASK = mask_where({"future": set(CLEAN) | {"future"}})  # the planner: no action group at all
 
@@ -100,8 +100,7 @@ class Hierarchical(ParadigmBase):
         subgoal = batch["future.latent"][:, self.cfg.subgoal_index]  # (B, C, h, w): the real future frame
         cond = self.executor.condition(batch["obs.latent"], subgoal, batch["obs.state"])
         action_loss = a.loss(self.executor(a.x_t, a.t, cond), keep_mask(batch["action_is_pad"], a.x0))
-        loss = self.cfg.action_weight * action_loss + self.cfg.video_weight * video_loss
-        return loss, {"action_loss": action_loss.detach(), "video_loss": video_loss.detach()}
+        return weighted_loss(self.cfg, action_loss, video_loss)
 
     @torch.no_grad()
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wam.paradigms.base import CLEAN, ParadigmBase, future_loss, keep_mask, mask_where, noise_group, sample_group
+from wam.paradigms.base import (CLEAN, ParadigmBase, future_loss, keep_mask, mask_where, noise_group, sample_group,
+                                weighted_loss)
 
 MASK = mask_where({"future": set(CLEAN) | {"future"},
                    "action": {"text", "obs", "state", "future", "action"}})
@@ -27,8 +28,7 @@ class InverseDynamics(ParadigmBase):
         clean = torch.zeros_like(a.t)
         action = self.parts.run(batch, MASK, future=(batch["future.latent"], clean), action=(a.x_t, a.t))["action"]
         action_loss = a.loss(action, keep_mask(batch["action_is_pad"], a.x0))
-        loss = self.cfg.action_weight * action_loss + self.cfg.video_weight * video_loss
-        return loss, {"action_loss": action_loss.detach(), "video_loss": video_loss.detach()}
+        return weighted_loss(self.cfg, action_loss, video_loss)
 
     @torch.no_grad()
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:

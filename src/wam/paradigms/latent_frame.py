@@ -1,0 +1,93 @@
+"""Joint prediction with the actions written into a latent frame (Cosmos Policy).
+
+No action tokens and no action embedder: the normalised chunk (B, Ta, Da) is flattened to Ta*Da
+values, tiled in order until a latent-shaped frame (C, h, w) is full (value i sits at every
+position p with p % (Ta*Da) == i, so every entry is a real action value, never padding) and
+appended to the future group as one more frame, one stride after the last future offset
+(`base.next_offset`: a time no observation or real future frame uses, for any valid config, and
+the same relative step the world model already knows between consecutive future frames). The
+video model then treats it as a frame: the same patch embedder, read-out and weights.
+
+Training: flow matching on the whole future group (real frames + action frame) with one flow
+time; `video_loss` over the real frames (padded frames left out), `action_loss` over the action
+frame (copies of padded actions left out). Acting: denoise the group from noise and read each
+action value as the mean of its copies (the real frames are left in `last_future`); `imagine`
+returns the real frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from wam.errors import ConfigError
+from wam.paradigms.base import (ParadigmBase, PolicyModelConfig, WamParts, keep_mask, mask_where, noise_group,
+                                sample_group, weighted_loss)
+
+MASK = mask_where({"future": {"text", "obs", "state", "future"}})
+
+
+def _copies(n: int, size: int) -> Tensor:
+    """(size,) long: which of the n values fills each of the frame's `size` entries (tiled in order)."""
+    return torch.arange(size) % n
+
+
+def pack_actions(actions: Tensor, frame: tuple[int, int, int]) -> Tensor:
+    """(B, Ta, Da) values (any dtype, bool too) -> (B, 1, C, h, w), the Ta*Da values tiled to fill it."""
+    flat = actions.reshape(actions.shape[0], -1)  # (B, Ta*Da)
+    return flat[:, _copies(flat.shape[1], math.prod(frame))].reshape(actions.shape[0], 1, *frame)
+
+
+def unpack_actions(frame: Tensor, chunk: int, dim: int) -> Tensor:
+    """(B, 1, C, h, w) -> (B, Ta, Da): each action value the mean of its copies in the frame."""
+    flat = frame.reshape(frame.shape[0], -1)  # (B, C*h*w)
+    idx = _copies(chunk * dim, flat.shape[1])
+    total = flat.new_zeros(flat.shape[0], chunk * dim).index_add_(1, idx, flat)
+    return (total / torch.bincount(idx, minlength=chunk * dim).to(flat.dtype)).reshape(-1, chunk, dim)
+
+
+class JointLatentFrame(ParadigmBase):
+    name = "joint"
+    integration = "latent_frame"
+    video = True
+
+    def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
+        super().__init__(cfg, parts)
+        if parts.action_io is not None or len(parts.future_times) != len(cfg.future) + 1:
+            raise ConfigError("joint + latent_frame needs WamParts(..., action_frame=True)")
+        size = math.prod(parts.frame_shape())
+        if cfg.chunk * cfg.action_dim > size:
+            raise ConfigError(f"policy.chunk * action_dim = {cfg.chunk * cfg.action_dim} action values do not fit "
+                              f"into one latent frame of {size} values {parts.frame_shape()}; use a shorter chunk")
+        if cfg.independent_t:
+            raise ConfigError("policy.independent_t needs the actions in a group of their own; with "
+                              "integration=latent_frame the action frame shares the future group's flow time")
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
+        frame = self.parts.frame_shape()
+        future = batch["future.latent"]  # (B, Tf, C, h, w)
+        g = noise_group(torch.cat([future, pack_actions(batch["action"], frame)], 1), generator)  # (B, Tf+1, ...)
+        pred = self.parts.run(batch, MASK, future=(g.x_t, g.t))["future"]
+        acts = keep_mask(batch["action_is_pad"], batch["action"])  # (B, Ta, Da) bool
+        real, packed = slice(None, -1), slice(-1, None)
+        video_loss = g.frames(real).loss(pred[:, real], keep_mask(batch["future_is_pad"], future))
+        action_loss = g.frames(packed).loss(pred[:, packed], pack_actions(acts, frame))
+        return weighted_loss(self.cfg, action_loss, video_loss)
+
+    @torch.no_grad()
+    def _sample(self, batch: dict, generator: torch.Generator | None) -> Tensor:
+        return sample_group(self, batch, MASK, "future", generator)  # (B, Tf+1, C, h, w)
+
+    @torch.no_grad()
+    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+        """(B, Ta, Da) normalised action chunk, read from the denoised action frame."""
+        group = self._sample(batch, generator)
+        self.last_future = group[:, :-1]  # the real frames imagined beside the actions (the policy may show them)
+        return unpack_actions(group[:, -1:], self.cfg.chunk, self.cfg.action_dim)
+
+    @torch.no_grad()
+    def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+        """(B, Tf, C, h, w): the real future frames denoised beside the action frame."""
+        return self._sample(batch, generator)[:, :-1]
