@@ -26,7 +26,8 @@ from wam.models.groups import VectorTokens, vector_positions
 from wam.nn.flow import masked_mse
 from wam.nn.latent_action import ActionDecoder, LamOutput, LatentActionModel
 from wam.nn.transformer import TokenGroup
-from wam.paradigms.base import CLEAN, ParadigmBase, euler, keep_mask, mask_where, noise_group, sample_group
+from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, keep_mask, mask_where,
+                                noise_group, sample_group)
 
 ALL = {"text", "obs", "state", "future", "latent_action"}
 JOINT_MASK = mask_where({"future": ALL, "latent_action": ALL})
@@ -80,7 +81,7 @@ class JointLatentActions(ParadigmBase):
     backbone_actions = False
     video = True
 
-    def __init__(self, cfg, parts):
+    def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
         _build(self)
         self.code_io = VectorTokens(cfg.lam_dim, cfg.backbone.resolved_width(), out=True)
@@ -126,7 +127,7 @@ class InverseDynamicsLatentActions(ParadigmBase):
     backbone_actions = False
     video = True
 
-    def __init__(self, cfg, parts):
+    def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
         _build(self)
 
