@@ -1,30 +1,26 @@
-"""Latent actions (LAPA / Genie): the contract for (joint | inverse_dynamics, latent_actions), monolithic
-and MoT, plus what is specific to it: the LAM separates motions into codes, action-free samples
-train everything but the action decoder, and acting decodes codebook vectors."""
+"""Latent actions (LAPA / Genie), beyond the contract (tests/paradigms/test_contract.py and
+tests/test_train.py run every registered variant, these two included): metrics and structure per
+variant, the LAM separates motions into codes, action-free samples train everything but the action
+decoder, acting decodes codebook vectors, and a world model still initialises the shared parts."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from tests.conftest import IMAGE_KEY
 from tests.paradigms.test_contract import batch, perturbed, tiny, tokenizer
-from tests.test_train import POLICY, pretrained  # noqa: F401  (module-scoped fixture)
-from wam.config import apply_overrides
 from wam.errors import ConfigError
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.latent_action import LatentActionModel
 from wam.nn.transformer import BackboneConfig
 from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm, variants
-from wam.train import TrainConfig, load_policy, train_policy
 
 NAMES = ("joint", "inverse_dynamics")
 METRICS = {"action_loss", "video_loss", "lam_loss", "code_perplexity", "codes_used"}
 
 
 def la(name: str, mot: bool = False, **kw):
-    return tiny(name, mot, integration="latent_actions", **kw)
+    return tiny(f"{name}-latent_actions", mot, **kw)
 
 
 def grads(p, prefix: str) -> list[torch.Tensor]:
@@ -32,42 +28,14 @@ def grads(p, prefix: str) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("name,mot", [(n, m) for n in NAMES for m in (False, True)])
-def test_loss_gradients_and_shapes(name, mot):
+def test_metrics_and_no_action_tokens(name, mot):
     p = la(name, mot)
     assert p.parts.action_io is None  # actions never enter the backbone as tokens
-    loss, metrics = p.loss(batch())
-    assert torch.isfinite(loss) and loss.item() > 0
+    metrics = p.loss(batch())[1]
     assert METRICS | ({"code_loss"} if name == "joint" else set()) <= set(metrics)
-    loss.backward()
-    trainable = {n: q for n, q in p.named_parameters() if q.requires_grad}
-    assert not any("tokenizer" in n for n in trainable)
-    missing = [n for n, q in trainable.items() if q.grad is None and n != "parts.text.null"]
-    assert not missing, missing
-    chunk = p.act(batch(), generator=torch.Generator().manual_seed(0))
-    assert chunk.shape == (4, 3, 4) and torch.isfinite(chunk).all()
-    assert p.imagine(batch()).shape == (4, 2, 4, 4, 4)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_loss_falls_when_overfitting_one_batch(name):
-    p, data = la(name), batch()
-    opt = torch.optim.AdamW([q for q in p.parameters() if q.requires_grad], lr=3e-3)
-    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    first = p.loss(data, generator=g())[0].item()
-    for _ in range(60):
-        loss = p.loss(data, generator=g())[0]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert p.loss(data, generator=g())[0].item() < 0.5 * first
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_state_dict_round_trip_gives_identical_actions(name):
-    a, b = perturbed(la(name), 0.01), la(name)
-    b.load_state_dict(a.state_dict())
-    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    assert torch.equal(a.act(batch(), generator=g()), b.act(batch(), generator=g()))
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in metrics.values())
+    p.act(batch())
+    assert p.last_future.shape == (4, 2, 4, 4, 4)  # what the actions came with, for the policy to show
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -170,17 +138,3 @@ def test_registry_and_config():
     assert {(v.paradigm, v.integration) for v in variants() if v.valid} >= {("joint", "latent_actions")}
     with pytest.raises(ConfigError, match="lam_codes"):
         build_paradigm("joint", PolicyModelConfig(integration="latent_actions", lam_codes=1), tokenizer())
-
-
-def test_wam_train_joint_latent_actions_from_the_world_model(pretrained, tmp_path):  # noqa: F811
-    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "joint", "policy.integration": "latent_actions",
-                                          "init": str(pretrained / "wm"), "data.path": str(pretrained / "data"),
-                                          "out": str(tmp_path / "p")})
-    metrics = train_policy(cfg, progress=False)
-    assert np.isfinite(metrics["loss"]) and "val_loss" in metrics
-    policy, saved = load_policy(tmp_path / "p")
-    assert saved.policy.integration == "latent_actions"
-    obs = {IMAGE_KEY: np.zeros((32, 32, 3), np.uint8), "observation.state": np.zeros(4, np.float32), "task": "push"}
-    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    again, _ = load_policy(tmp_path / "p")
-    assert np.array_equal(policy.predict_action_chunk(obs, g()), again.predict_action_chunk(obs, g()))

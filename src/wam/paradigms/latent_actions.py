@@ -26,8 +26,8 @@ from wam.models.groups import VectorTokens, vector_positions
 from wam.nn.flow import masked_mse
 from wam.nn.latent_action import ActionDecoder, LamOutput, LatentActionModel
 from wam.nn.transformer import TokenGroup
-from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, keep_mask, mask_where,
-                                noise_group, sample_group)
+from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, future_loss, keep_mask,
+                                mask_where, noise_group, sample_group)
 
 ALL = {"text", "obs", "state", "future", "latent_action"}
 JOINT_MASK = mask_where({"future": ALL, "latent_action": ALL})
@@ -112,7 +112,9 @@ class JointLatentActions(ParadigmBase):
     @torch.no_grad()
     def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
         """(B, Ta, Da): denoise future + codes, snap the codes to the codebook, decode."""
-        return decode_actions(self, batch, self.lam.snap(self._sample(batch, generator)["latent_action"]))
+        x = self._sample(batch, generator)
+        self.last_future = x["future"]  # imagined beside the codes (the policy may show it)
+        return decode_actions(self, batch, self.lam.snap(x["latent_action"]))
 
     @torch.no_grad()
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
@@ -133,9 +135,7 @@ class InverseDynamicsLatentActions(ParadigmBase):
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         lam = self.lam(frame_pairs(batch), ~batch["future_is_pad"])
-        f = noise_group(batch["future.latent"], generator)
-        out = self.parts.run(batch, VIDEO_MASK, future=(f.x_t, f.t))
-        video = f.loss(out["future"], keep_mask(batch["future_is_pad"], f.x0))
+        video = future_loss(self, batch, VIDEO_MASK, generator)
         return total(self, lam, video, action_loss(self, batch, lam.codes))
 
     @torch.no_grad()
@@ -146,4 +146,5 @@ class InverseDynamicsLatentActions(ParadigmBase):
     def act(self, batch: dict, generator: torch.Generator | None = None, given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): the future (imagined, unless given) -> LAM codes -> actions."""
         future = self.imagine(batch, generator) if given_future is None else given_future
+        self.last_future = future  # what the codes were read off (the policy may show it)
         return decode_actions(self, batch, self.lam.quantise(frame_pairs(batch, future)))
