@@ -67,11 +67,16 @@ def euler_sample(velocity_fn: Callable[[Tensor, Tensor], Tensor], x1: Tensor, st
     return x
 
 
-def flow_loss(pred_v: Tensor, x0: Tensor, noise: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Mean squared error to the velocity target; `mask` (leading dims of x, bool or weights) keeps
-    only the elements it marks (e.g. drops padded frames) and averages over those alone."""
-    err = (pred_v.float() - velocity_target(x0, noise).float()).square()
+def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean squared error; `mask` (leading dims of x, bool or weights) keeps only the elements it
+    marks (e.g. drops padded frames) and averages over those alone (0 when it keeps nothing)."""
+    err = (pred.float() - target.float()).square()
     if mask is None:
         return err.mean()
     m = _expand(mask, err).expand_as(err)
     return (err * m).sum() / m.sum().clamp_min(1e-12)
+
+
+def flow_loss(pred_v: Tensor, x0: Tensor, noise: Tensor, mask: Tensor | None = None) -> Tensor:
+    """`masked_mse` to the velocity target."""
+    return masked_mse(pred_v, velocity_target(x0, noise), mask)

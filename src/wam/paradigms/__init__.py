@@ -26,11 +26,12 @@ from wam.paradigms.hierarchical import Hierarchical
 from wam.paradigms.inverse_dynamics import InverseDynamics
 from wam.paradigms.joint import Joint
 from wam.paradigms.latent_frame import JointLatentFrame
+from wam.paradigms.latent_actions import InverseDynamicsLatentActions, JointLatentActions
 from wam.paradigms.representation import Representation
 
 INTEGRATIONS = ("tokens", "latent_frame", "latent_actions")
 STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, Hierarchical, ActionOnly,
-                                          JointLatentFrame)
+                                          JointLatentFrame, JointLatentActions, InverseDynamicsLatentActions)
 VARIANTS: dict[tuple[str, str], type[nn.Module]] = {(s.name, s.integration): s for s in STRATEGIES}
 PARADIGMS: dict[str, type[nn.Module]] = {s.name: s for s in STRATEGIES if s.integration == "tokens"}
 PARADIGM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.name for s in STRATEGIES))

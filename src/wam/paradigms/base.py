@@ -19,7 +19,7 @@ Batches seen by a paradigm are already normalised by the policy:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -58,6 +58,13 @@ class PolicyModelConfig:
     executor_width: int = 0  # 0 = half the backbone's width
     executor_depth: int = 2  # residual MLP blocks
     executor_steps: int = 5  # the executor's own flow-matching sample steps
+    # latent actions (integration = "latent_actions", LAPA / Genie): see wam.nn.latent_action
+    lam_codes: int = 16  # codebook size of the latent-action model
+    lam_dim: int = 16  # dimension of a code vector
+    lam_width: int = 64  # channels of the LAM's conv encoder / decoder
+    lam_beta: float = 0.25  # VQ commitment weight
+    lam_weight: float = 1.0  # weight of the LAM loss (reconstruction + VQ)
+    code_weight: float = 1.0  # weight of the world model's code-prediction (flow) loss
 
     def check(self) -> None:
         self.backbone.check()
@@ -69,6 +76,11 @@ class PolicyModelConfig:
         if not isinstance(self.executor_width, int) or self.executor_width < 0:
             raise ConfigError(f"policy.executor_width must be 0 (half the backbone's width) or >= 1, "
                               f"got {self.executor_width!r}")
+        if self.lam_codes < 2 or self.lam_dim < 1 or self.lam_width < 1:
+            raise ConfigError(f"policy.lam_codes must be >= 2, lam_dim and lam_width >= 1; got {self.lam_codes}, "
+                              f"{self.lam_dim}, {self.lam_width}")
+        if self.lam_beta < 0 or self.lam_weight < 0 or self.code_weight < 0:
+            raise ConfigError("policy.lam_beta, lam_weight and code_weight must be >= 0")
 
 
 def next_offset(offsets: tuple[int, ...]) -> int:
@@ -82,7 +94,8 @@ class WamParts(nn.Module):
 
     `video`: a future group exists. `actions=False` leaves out the backbone's action head (a paradigm
     that acts with its own network). `action_frame`: actions are one more frame of the future group
-    (at `next_offset(cfg.future)`), not tokens, so there is no action embedder either."""
+    (at `next_offset(cfg.future)`), not tokens, so there is no action embedder either.
+    A strategy's own token groups join `run` as `extra`."""
 
     def __init__(self, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder, video: bool = True,
                  actions: bool = True, action_frame: bool = False):
@@ -109,8 +122,9 @@ class WamParts(nn.Module):
         self.register_buffer("action_pos", vector_positions(range(cfg.chunk)), persistent=False)
 
     def run(self, batch: dict, mask: GroupMask, future: tuple[Tensor, Tensor] | None = None,
-            action: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
-        """Velocities of the given (x_t, t) groups; a group with t == 0 everywhere is clean input."""
+            action: tuple[Tensor, Tensor] | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:
+        """Velocities of the given (x_t, t) groups; a group with t == 0 everywhere is clean input.
+        `extra` groups (a strategy's own, already embedded) come back as raw (B, N, width) tokens."""
         zero = torch.zeros(1, 3, dtype=torch.long)
         groups = [TokenGroup("text", self.text(batch["text_emb"]), None, zero, "text"),
                   TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video"),
@@ -119,8 +133,8 @@ class WamParts(nn.Module):
             groups.append(TokenGroup("future", self.future_io.embed(future[0]), future[1], self.future_pos, "video"))
         if action is not None:
             groups.append(TokenGroup("action", self.action_io.embed(action[0]), action[1], self.action_pos, "action"))
-        out = self.backbone(groups, mask)
-        result = {}
+        out = self.backbone([*groups, *extra], mask)
+        result = {g.name: out[g.name] for g in extra}
         if future is not None:
             frames = len(self.future_times)
             result["future"] = self.future_io.read_out(out["future"], frames, self.grid, self.grid).float()
