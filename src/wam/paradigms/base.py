@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from wam.data.text import EMBED_DIM
 from wam.errors import ConfigError
 from wam.models.groups import LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
-from wam.nn.flow import flow_loss, interpolate, sample_time
+from wam.nn.flow import flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, TokenGroup
 
@@ -125,7 +125,7 @@ class WamParts(nn.Module):
             action: tuple[Tensor, Tensor] | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:
         """Velocities of the given (x_t, t) groups; a group with t == 0 everywhere is clean input.
         `extra` groups (a strategy's own, already embedded) come back as raw (B, N, width) tokens."""
-        zero = torch.zeros(1, 3, dtype=torch.long)
+        zero = torch.zeros(1, 3, dtype=torch.long, device=batch["text_emb"].device)
         groups = [TokenGroup("text", self.text(batch["text_emb"]), None, zero, "text"),
                   TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video"),
                   TokenGroup("state", self.state_in.embed(batch["obs.state"]), None, self.state_pos, "action")]
@@ -178,8 +178,8 @@ class Noised:
 
 def noise_group(x0: Tensor, generator: torch.Generator | None, t: Tensor | None = None) -> Noised:
     """Noise `x0` at a drawn (or given) flow time t (B,)."""
-    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
-    t = sample_time(x0.shape[0], generator=generator) if t is None else t
+    noise = gaussian(x0.shape, generator, x0.device, x0.dtype)
+    t = sample_time(x0.shape[0], generator=generator, device=x0.device) if t is None else t
     return Noised(x0, noise, t, interpolate(x0, noise, t))
 
 
@@ -191,9 +191,9 @@ def keep_mask(is_pad: Tensor, like: Tensor) -> Tensor:
 @torch.no_grad()
 def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[str, Tensor], steps: int) -> dict[str, Tensor]:
     """Integrate several groups together from t=1 (noise) to t=0 with `fn(x, t) -> velocities`."""
-    b = next(iter(x.values())).shape[0]
+    first = next(iter(x.values()))
     for i in range(steps):
-        t = torch.full((b,), 1 - i / steps)
+        t = torch.full((first.shape[0],), 1 - i / steps, device=first.device)
         v = fn(x, t)
         x = {k: x[k] - v[k] / steps for k in x}
     return x
@@ -245,6 +245,7 @@ def sample_group(paradigm: ParadigmBase, batch: dict, mask: GroupMask, name: str
     parts = paradigm.parts
     b = batch["text_emb"].shape[0]
     shape = parts.future_shape(b) if name == "future" else parts.action_shape(b)
-    given = {} if clean_future is None else {"future": (clean_future, torch.zeros(b))}
+    device = batch["text_emb"].device
+    given = {} if clean_future is None else {"future": (clean_future, torch.zeros(b, device=device))}
     step = lambda x, t: parts.run(batch, mask, **given, **{name: (x[name], t)})  # noqa: E731
-    return euler(step, {name: torch.randn(shape, generator=generator)}, paradigm.cfg.sample_steps)[name]
+    return euler(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps)[name]

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from wam.errors import ConfigError
 from wam.nn.transformer import timestep_embedding
+from wam.nn.flow import gaussian
 from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, future_loss, keep_mask,
                                 mask_where, noise_group, sample_group, weighted_loss)
 
@@ -122,6 +123,6 @@ class Hierarchical(ParadigmBase):
         """(B, Ta, Da): the executor's chunk toward the (cached or new) subgoal, or a given one (B, C, h, w)."""
         subgoal = self.subgoal(batch, generator) if given_subgoal is None else given_subgoal
         cond = self.executor.condition(batch["obs.latent"], subgoal, batch["obs.state"])
-        noise = torch.randn(self.parts.action_shape(cond.shape[0]), generator=generator)
+        noise = gaussian(self.parts.action_shape(cond.shape[0]), generator, cond.device)
         step = lambda x, t: {"action": self.executor(x["action"], t, cond)}  # noqa: E731
         return euler(step, {"action": noise}, self.cfg.executor_steps)["action"]
