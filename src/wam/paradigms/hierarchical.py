@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from wam.errors import ConfigError
-from wam.nn.transformer import timestep_embedding
 from wam.nn.flow import gaussian
+from wam.nn.transformer import timestep_embedding
 from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, future_loss, keep_mask,
                                 mask_where, noise_group, sample_group, weighted_loss)
 
