@@ -113,7 +113,7 @@ class Group:
 def load_summary(study_dir: Path) -> dict:
     path = Path(study_dir) / "summary.json"
     if not path.is_file():
-        raise WamError(f"{path} not found: is {study_dir} a study directory (`wam study` writes it)?")
+        raise WamError(f"{path} not found: is {study_dir} a study directory (the study runner writes it)?")
     return json.loads(path.read_text())
 
 
