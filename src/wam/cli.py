@@ -9,6 +9,7 @@
     wam imagine RUN --dataset PATH --episode K [--frame T] [--instruction "..."] [--then "..."] --out clip.mp4
     wam imagine RUN --image start.png --instruction "..." --out clip.gif
     wam imagine-eval RUN --dataset PATH [--starts 3 --steps 10]
+    wam report STUDY_DIR              (re-render a study's report.html and report.md)
     wam variants                      (every paradigm x action integration: valid, or why refused)
 
 Options of config-driven verbs are the fields of their config dataclass (`wam collect --help`
@@ -133,6 +134,14 @@ def _variants(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from wam.report import write_report
+
+    html_path, md_path = write_report(Path(args.study))
+    print(f"wrote {html_path} and {md_path} (figures and videos in {html_path.parent / 'report_files'})")
+    return 0
+
+
 def _data_info(args: argparse.Namespace) -> int:
     from wam.data.view import describe as describe_dataset
 
@@ -190,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--starts", type=int, default=3, help="start frames per held-out episode")
     evaluate.add_argument("--out", default=None, help="metrics JSON (default: RUN/imagination_metrics.json)")
     evaluate.set_defaults(run_verb=_imagine_eval)
+    report = verbs.add_parser("report", help="re-render a study's report.html and report.md from its folder")
+    report.add_argument("study", help="a study directory (holds summary.json)")
+    report.set_defaults(run_verb=_report)
     verbs.add_parser("variants", help="the registry: every paradigm x action integration, valid or why refused"
                      ).set_defaults(run_verb=_variants)
     for sub in (imagine, evaluate):
