@@ -56,6 +56,18 @@ def test_action_only_from_scratch_via_cli(pretrained, tmp_path):
     assert (tmp_path / "b/tokenizer/tokenizer.json").exists()  # trained its own tokenizer
 
 
+def test_a_reused_tokenizer_defines_the_saved_config(pretrained, tmp_path):
+    """`tokenizer.path` with fields unlike the config's defaults: the run's config must describe the
+    tokenizer used, or the checkpoint cannot be loaded again (a real bug: base_channels 16 vs 32)."""
+    wm_tokenizer = pretrained / "wm" / "tokenizer"
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "tokenizer.base_channels": 32,
+                                          "tokenizer.path": str(wm_tokenizer), "data.path": str(pretrained / "data"),
+                                          "out": str(tmp_path / "p")})
+    train_policy(cfg, progress=False)
+    policy, saved = load_policy(tmp_path / "p")
+    assert saved.tokenizer.base_channels == TINY["tokenizer.base_channels"] != 32
+
+
 def test_bad_train_config(pretrained, tmp_path, capsys):
     with pytest.raises(ConfigError, match="choose one of"):
         apply_overrides(TrainConfig(), {"paradigm": "magic"}).check()

@@ -96,11 +96,9 @@ def frame_rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
 def prepare_tokenizer(cfg: PretrainConfig, frames: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray,
                       out: Path) -> FrameAutoencoder:
     """Load the tokenizer named in the config, or train one on the training frames and report it."""
-    if cfg.tokenizer.path:
-        return load_tokenizer(cfg.tokenizer.path)
     folder = out / "tokenizer"
-    if (folder / "tokenizer.json").exists():
-        return load_tokenizer(folder)
+    if cfg.tokenizer.path or (folder / "tokenizer.json").exists():
+        return adopt_tokenizer(cfg, load_tokenizer(cfg.tokenizer.path or folder))
     torch.manual_seed(cfg.optim.seed)
     model = FrameAutoencoder(cfg.tokenizer_config())
     train_autoencoder(model, np.asarray(frames[train_rows]), steps=cfg.tokenizer.steps,
@@ -110,6 +108,17 @@ def prepare_tokenizer(cfg: PretrainConfig, frames: np.ndarray, train_rows: np.nd
     (folder / "report.json").write_text(json.dumps(report, indent=2))
     print("tokenizer on held-out frames: " + ", ".join(f"{k} {v:.4g}" for k, v in report.items()))
     return model
+
+
+def adopt_tokenizer(cfg: PretrainConfig, tokenizer: FrameAutoencoder) -> FrameAutoencoder:
+    """Make the run's tokenizer fields describe a loaded tokenizer (the saved config rebuilds it)."""
+    t = tokenizer.cfg
+    if t.image_size != cfg.data.image_size:
+        raise ConfigError(f"the tokenizer in {cfg.tokenizer.path or 'the run'} takes {t.image_size} px frames, "
+                          f"data.image_size is {cfg.data.image_size}")
+    cfg.tokenizer.latent_channels, cfg.tokenizer.base_channels = t.latent_channels, t.base_channels
+    cfg.tokenizer.downsample = t.downsample
+    return tokenizer
 
 
 @torch.no_grad()
@@ -154,13 +163,13 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     cfg.check()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
     ds = LeRobotDataset(cfg.data.path)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction)
     (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
     tokenizer = prepare_tokenizer(cfg, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out)
+    save_config(cfg, out / "config.yaml")  # after the tokenizer: its fields describe the one used
     latents = encode_all(tokenizer, frames)
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     collate = LatentCollate(text_table)
