@@ -144,7 +144,8 @@ def side_by_side(real: np.ndarray, plans: list[tuple[int, np.ndarray]], offsets)
 
 # -- main process -----------------------------------------------------------------------------
 def _policy_tasks(policy_path: str) -> list[str]:
-    """The Meta-World tasks a policy was trained on (its run's tasks.json, else its dataset's)."""
+    """The Meta-World tasks a policy was trained on (its run's tasks.json, else its dataset's); tasks
+    learned from video alone (`data.video_only_tasks`) count: they are trained tasks."""
     from wam.checkpoint import resolve_checkpoint
     from wam.config import parse_config
     from wam.train import TrainConfig, trained_tasks
