@@ -5,7 +5,8 @@
     wam data view PATH --episode K [--out episode.png | episode.mp4]
     wam pretrain [--data.path=data/mw5 --out=runs/wm --optim.steps=3000 ...]
     wam train [--paradigm=representation --init=runs/wm --data.path=... --out=runs/policy ...]
-    wam eval --policy=runs/policy [--episodes=10 --workers=2]
+    wam eval --policy=runs/policy [--episodes=10 --workers=2 --paraphrase=-1]
+    wam eval-offline --policy=runs/policy [--given_future=imagined|real --swap=false]
     wam imagine RUN --dataset PATH --episode K [--frame T] [--instruction "..."] [--then "..."] --out clip.mp4
     wam imagine RUN --image start.png --instruction "..." --out clip.gif
     wam imagine-eval RUN --dataset PATH [--starts 3 --steps 10]
@@ -82,6 +83,18 @@ def _eval(rest: list[str]) -> int:
     info = evaluate(cfg)
     print(summary_table(info))
     print(f"wrote {Path(cfg.out or Path(cfg.policy) / 'eval') / 'eval_info.json'}")
+    return 0
+
+
+def _eval_offline(rest: list[str]) -> int:
+    from wam.offline_eval import OfflineEvalConfig, offline_eval, run_folder, summary_text
+
+    cfg = _config_verb("eval-offline", OfflineEvalConfig, rest)
+    if cfg is None:
+        return 0
+    result = offline_eval(cfg)
+    print(summary_text(result))
+    print(f"wrote {Path(cfg.out) if cfg.out else run_folder(cfg.policy) / 'eval_offline.json'}")
     return 0
 
 
@@ -183,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("train", help="fine-tune a WAM policy (any paradigm) from a pretrain run or scratch",
                      add_help=False)
     verbs.add_parser("eval", help="closed-loop rollouts of a policy in Meta-World", add_help=False)
+    verbs.add_parser("eval-offline", help="action error of a policy on held-out demos (real or imagined future)",
+                     add_help=False)
     imagine = verbs.add_parser("imagine", help="imagine the future from a frame and an instruction")
     imagine.add_argument("run", help="a pretrain run folder or checkpoint")
     imagine.add_argument("--dataset", default=None, help="dataset to take the start frame from (default: the run's)")
@@ -222,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(argv[1:])
         if argv and argv[0] == "eval":
             return _eval(argv[1:])
+        if argv and argv[0] == "eval-offline":
+            return _eval_offline(argv[1:])
         args = build_parser().parse_args(argv)
         return args.run_verb(args)
     except WamError as exc:

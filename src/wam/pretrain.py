@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,10 @@ class DataConfig:
     image_size: int = 64
     val_fraction: float = 0.1  # of each task's episodes, held out (at least one a task)
     source_size: int = 0  # the dataset's frame size (filled in by training; 0 = unknown)
+    # tasks learned from video alone (`wam train`): Meta-World task names or a suite, comma-separated;
+    # their episodes keep frames and states, their actions are treated as missing (masked out of
+    # every action loss) and left out of the action normalisation statistics
+    video_only_tasks: str = ""
 
 
 @dataclass
@@ -67,6 +72,9 @@ class PretrainConfig:
         self.optim.check()
         if not 0 < self.data.val_fraction < 1:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.data.val_fraction}")
+        if self.data.video_only_tasks and self.model.action_chunk:
+            raise ConfigError("data.video_only_tasks hides actions from `wam train`; an action-conditioned world "
+                              "model (model.action_chunk > 0) cannot be pretrained without them")
 
     def tokenizer_config(self) -> TokenizerConfig:
         t = self.tokenizer
@@ -146,9 +154,12 @@ class LatentCollate:
         return batch
 
 
-def latent_windows(ds: LeRobotDataset, spec: WindowSpec, latents: np.ndarray, episodes: list[int]) -> WindowDataset:
-    """Windows whose frames are the precomputed latents (N, h, w, C) of every dataset frame."""
-    return WindowDataset(ds, spec, episodes=episodes, frames=ArrayFrames(latents, episode_starts(ds)))
+def latent_windows(ds: LeRobotDataset, spec: WindowSpec, latents: np.ndarray, episodes: list[int],
+                   actionless: Sequence[int] = ()) -> WindowDataset:
+    """Windows whose frames are the precomputed latents (N, h, w, C) of every dataset frame
+    (`actionless` episodes: actions treated as missing, see WindowDataset)."""
+    return WindowDataset(ds, spec, episodes=episodes, frames=ArrayFrames(latents, episode_starts(ds)),
+                         actionless=actionless)
 
 
 def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int]) -> WindowDataset:

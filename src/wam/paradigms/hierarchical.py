@@ -119,8 +119,12 @@ class Hierarchical(ParadigmBase):
         return self._plan.subgoal
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, given_subgoal: Tensor | None = None) -> Tensor:
-        """(B, Ta, Da): the executor's chunk toward the (cached or new) subgoal, or a given one (B, C, h, w)."""
+    def act(self, batch: dict, generator: torch.Generator | None = None, given_subgoal: Tensor | None = None,
+            given_future: Tensor | None = None) -> Tensor:
+        """(B, Ta, Da): the executor's chunk toward the (cached or new) subgoal, or a given one (B, C, h, w),
+        or the subgoal frame of a given future (B, Tf, C, h, w) (e.g. the real one: an upper bound)."""
+        if given_future is not None:
+            given_subgoal = given_future[:, self.cfg.subgoal_index]
         subgoal = self.subgoal(batch, generator) if given_subgoal is None else given_subgoal
         cond = self.executor.condition(batch["obs.latent"], subgoal, batch["obs.state"])
         noise = gaussian(self.parts.action_shape(cond.shape[0]), generator, cond.device)
