@@ -8,6 +8,9 @@ and shared weights (text, obs/future embedders, backbone); without it the tokeni
 loaded from `tokenizer.path`) and the backbone starts from scratch: the matched baselines
 ("video loss without pretraining", the action-only policy) are this with `--paradigm` and
 `--policy.video_weight` set. The trainer is the one `wam pretrain` uses (EMA, exact resume, logs).
+
+`--paradigm=conv_reference` trains the outside reference policy (wam.reference: a conv image policy,
+not a WAM) the same way, on the same windows with the frames as pixels: no tokenizer, no `--init`.
 """
 
 from __future__ import annotations
@@ -21,17 +24,18 @@ import torch
 
 from wam.checkpoint import load_checkpoint
 from wam.config import parse_config, save_config
-from wam.data.frames import cached_frames
+from wam.data.frames import ArrayFrames, cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.text import get_text_encoder
-from wam.data.windows import ACTION_KEY, STATE_KEY, WindowSpec
+from wam.data.windows import ACTION_KEY, STATE_KEY, WindowDataset, WindowSpec
 from wam.errors import ConfigError
 from wam.imagination import load_world_model
 from wam.nn.tokenizer import FrameAutoencoder
-from wam.paradigms import PolicyModelConfig, build_paradigm, strategy
+from wam.paradigms import PARADIGM_NAMES, PolicyModelConfig, build_paradigm, strategy
 from wam.policy import WamPolicy
 from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTrainConfig, encode_all,
-                          frame_rows, latent_windows, prepare_tokenizer, split_episodes)
+                          frame_rows, prepare_tokenizer, split_episodes)
+from wam.reference import REFERENCES
 from wam.trainer import OptimConfig, train
 
 KIND = "wam-policy"
@@ -49,7 +53,15 @@ class TrainConfig:
     out: str = "runs/policy"
 
     def check(self) -> None:
-        strategy(self.paradigm, self.policy.integration)  # refuses unknown or invalid combinations
+        names = (*PARADIGM_NAMES, *REFERENCES)
+        if self.paradigm not in names:
+            raise ConfigError(f"unknown paradigm '{self.paradigm}'; choose one of {', '.join(names)}")
+        if self.paradigm in REFERENCES:  # outside the WAM family: no world model, no action integration
+            if self.init or self.policy.integration != "tokens":
+                raise ConfigError(f"'{self.paradigm}' is the outside reference policy: it trains from scratch on "
+                                  f"pixels, so --init and --policy.integration do not apply")
+        else:
+            strategy(self.paradigm, self.policy.integration)  # refuses invalid combinations
         self.policy.check()
         self.optim.check()
 
@@ -73,10 +85,27 @@ def trained_tasks(ds: LeRobotDataset) -> list[str]:
     return sorted({e.extras["env_task"] for e in ds.episodes if e.extras.get("env_task")})
 
 
-def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder, stats: dict, image_key: str,
+def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder | None, stats: dict, image_key: str,
                  source_size: int | None = None) -> WamPolicy:
-    paradigm = build_paradigm(cfg.paradigm, cfg.policy, tokenizer)
+    """A WAM paradigm over `tokenizer`, or the outside reference policy (which needs none)."""
+    if cfg.paradigm in REFERENCES:
+        paradigm = REFERENCES[cfg.paradigm](cfg.policy, cfg.data.image_size)
+    else:
+        paradigm = build_paradigm(cfg.paradigm, cfg.policy, tokenizer)
     return WamPolicy(paradigm, stats, image_key, get_text_encoder(cfg.text_encoder), source_size=source_size)
+
+
+def _policy_and_frames(cfg: TrainConfig, frames: ArrayFrames, ds: LeRobotDataset, train_eps, val_eps,
+                       out: Path) -> tuple[WamPolicy, ArrayFrames]:
+    """The policy and the frames its windows read: latents of the tokenizer (WAMs) or pixels (reference)."""
+    key, size = cfg.data.image_key, cfg.data.source_size
+    if cfg.paradigm in REFERENCES:
+        return build_policy(cfg, None, ds.stats, key, size), frames
+    tokenizer, init_state = _tokenizer_and_init(cfg, frames.frames, ds, train_eps, val_eps, out)
+    policy = build_policy(cfg, tokenizer, ds.stats, key, size)
+    if init_state is not None:
+        policy.paradigm.parts.load_state_dict(init_state, strict=False)
+    return policy, ArrayFrames(encode_all(tokenizer, frames.frames), episode_starts(ds))
 
 
 def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
@@ -88,21 +117,17 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     cfg.data.image_key = key
     cfg.data.source_size = int(ds.feature(key)["shape"][0])
-    frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
+    frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress)
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction)
-    tokenizer, init_state = _tokenizer_and_init(cfg, frames, ds, train_eps, val_eps, out)
+    policy, source = _policy_and_frames(cfg, frames, ds, train_eps, val_eps, out)
     save_config(cfg, out / "config.yaml")
     (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds), "instructions": list(ds.tasks)}, indent=1))
-    latents = encode_all(tokenizer, frames)
-    policy = build_policy(cfg, tokenizer, ds.stats, key, cfg.data.source_size)
-    if init_state is not None:
-        policy.paradigm.parts.load_state_dict(init_state, strict=False)
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     video = policy.paradigm.video
     spec = WindowSpec(obs=cfg.policy.obs, future=cfg.policy.future if video else (),
                       action=tuple(range(cfg.policy.chunk)), state=True, image_key=key)
-    train_set, val_set = (latent_windows(ds, spec, latents, eps) for eps in (train_eps, val_eps))
-    collate = LatentCollate(text_table)
+    train_set, val_set = (WindowDataset(ds, spec, episodes=eps, frames=source) for eps in (train_eps, val_eps))
+    collate = LatentCollate(text_table, latents=not policy.paradigm.pixels)
     picks = np.linspace(0, len(val_set) - 1, min(len(val_set), 2 * cfg.optim.batch_size)).astype(int)
     val_batches = [collate([val_set[int(i)] for i in chunk]) for chunk in np.array_split(picks, 2) if len(chunk)]
     n = sum(p.numel() for p in policy.parameters() if p.requires_grad)
@@ -116,9 +141,10 @@ def load_policy(path: str | Path, use_ema: bool = True) -> tuple[WamPolicy, Trai
     ckpt = load_checkpoint(path, kind=KIND)
     cfg = parse_config(TrainConfig, ["--config", str(ckpt.path / "config.yaml")])
     tok_cfg = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer).tokenizer_config()
+    tokenizer = None if cfg.paradigm in REFERENCES else FrameAutoencoder(tok_cfg)
     dims = {STATE_KEY: cfg.policy.state_dim, ACTION_KEY: cfg.policy.action_dim}
     stats = {k: {s: np.zeros(d) for s in ("mean", "std", "min", "max")} for k, d in dims.items()}
-    policy = build_policy(cfg, FrameAutoencoder(tok_cfg), stats, cfg.data.image_key, cfg.data.source_size or None)
+    policy = build_policy(cfg, tokenizer, stats, cfg.data.image_key, cfg.data.source_size or None)
     policy.load_state_dict(ckpt.model)
     if use_ema and ckpt.ema is not None:
         params = dict(policy.named_parameters())
