@@ -65,7 +65,7 @@ class SpatialSoftmax(nn.Module):
         attn = heat.flatten(2).softmax(-1)  # (N, K, h*w)
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
         grid = torch.stack([xs.flatten(), ys.flatten()], -1)  # (h*w, 2)
-        return (attn @ grid).reshape(n, 2 * k)
+        return (attn[..., None] * grid).sum(2).reshape(n, 2 * k)  # elementwise: fp32 under bf16 autocast
 
 
 class ImageEncoder(nn.Module):
