@@ -29,8 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wam.data.text import EMBED_DIM
-from wam.paradigms.base import PolicyModelConfig, euler, keep_mask, noise_group
+from wam.nn.flow import gaussian
 from wam.nn.transformer import timestep_embedding
+from wam.paradigms.base import PolicyModelConfig, euler, keep_mask, noise_group
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -63,7 +64,8 @@ class SpatialSoftmax(nn.Module):
         heat = self.keys(x).float()  # (N, K, h, w)
         n, k, h, w = heat.shape
         attn = heat.flatten(2).softmax(-1)  # (N, K, h*w)
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        line = lambda n: torch.linspace(-1, 1, n, device=x.device)  # noqa: E731
+        ys, xs = torch.meshgrid(line(h), line(w), indexing="ij")
         grid = torch.stack([xs.flatten(), ys.flatten()], -1)  # (h*w, 2)
         return (attn[..., None] * grid).sum(2).reshape(n, 2 * k)  # elementwise: fp32 under bf16 autocast
 
@@ -201,7 +203,7 @@ class ConvReference(nn.Module):
         cond = self.condition(batch)
         shape = (cond.shape[0], self.cfg.chunk, self.cfg.action_dim)
         step = lambda x, t: {"action": self.denoiser(x["action"], t, cond)}  # noqa: E731
-        return euler(step, {"action": torch.randn(shape, generator=generator)}, self.cfg.sample_steps)["action"]
+        return euler(step, {"action": gaussian(shape, generator, cond.device)}, self.cfg.sample_steps)["action"]
 
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> None:
         return None  # no video head
