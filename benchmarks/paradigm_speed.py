@@ -1,5 +1,6 @@
 """Every registered variant's cost in one process: training samples/s and ms per action chunk,
-as ratios to the action-only baseline measured in the same run.
+as ratios to the action-only baseline measured in the same run; the last row is the outside
+reference policy (wam.reference: a conv image policy on the 64 px frames, not a WAM).
 
     .venv/bin/python benchmarks/paradigm_speed.py [--depth 4] [--batch 32] [--repeats 10] [--device cuda]
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -23,10 +25,12 @@ from results_file import append, header
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
 from wam.nn.transformer import BackboneConfig
 from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm
+from wam.reference import ConvReference
 
 
-def make_batch(cfg: PolicyModelConfig, b: int, device: str = "cpu", c: int = 8, g: int = 8) -> dict:
+def make_batch(cfg: PolicyModelConfig, b: int, device: str = "cpu", c: int = 8, g: int = 8, size: int = 64) -> dict:
     batch = {"obs.latent": torch.randn(b, len(cfg.obs), c, g, g), "obs.state": torch.randn(b, len(cfg.obs), 4),
+             "obs.image": torch.randint(0, 256, (b, len(cfg.obs), 3, size, size), dtype=torch.uint8),
             "future.latent": torch.randn(b, len(cfg.future), c, g, g),
             "future_is_pad": torch.zeros(b, len(cfg.future), dtype=torch.bool),
             "action": torch.rand(b, cfg.chunk, cfg.action_dim) * 2 - 1,
@@ -74,6 +78,28 @@ def act_ms(paradigm, batch: dict, repeats: int, device: str) -> float:
     return 1000 * (time.perf_counter() - start) / repeats
 
 
+def measure(model, cfg: PolicyModelConfig, args: argparse.Namespace) -> tuple[int, float, float]:
+    """(trainable parameters, train samples/s on 2 threads, ms per chunk on 1 thread) of one model."""
+    dev = args.device
+    model = model.to(dev)
+    torch.set_num_threads(2)
+    rate = train_rate(model, make_batch(cfg, args.batch, dev), args.steps, dev)
+    torch.set_num_threads(1)
+    ms = act_ms(model, make_batch(cfg, 1, dev), args.repeats, dev)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), rate, ms
+
+
+def models(depth: int) -> Iterator[tuple[str, str, torch.nn.Module, PolicyModelConfig]]:
+    """Every registered variant (action-only first), then the outside reference policy."""
+    tok = FrameAutoencoder(TokenizerConfig(image_size=64, latent_channels=8))
+    for (name, integration) in sorted(VARIANTS, key=lambda k: (k[0] != "action_only", k)):
+        cfg = PolicyModelConfig(backbone=BackboneConfig(depth=depth), integration=integration)
+        torch.manual_seed(0)
+        yield name, integration, build_paradigm(name, cfg, tok), cfg
+    torch.manual_seed(0)
+    yield ConvReference.name, "-", ConvReference(PolicyModelConfig(), tok.cfg.image_size), PolicyModelConfig()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--depth", type=int, default=4)
@@ -83,17 +109,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args()
     dev = args.device
-    tok = FrameAutoencoder(TokenizerConfig(image_size=64, latent_channels=8))
     rows = []
-    for (name, integration) in sorted(VARIANTS, key=lambda k: (k[0] != "action_only", k)):
-        cfg = PolicyModelConfig(backbone=BackboneConfig(depth=args.depth), integration=integration)
-        torch.manual_seed(0)
-        paradigm = build_paradigm(name, cfg, tok).to(dev)
-        torch.set_num_threads(2)
-        rate = train_rate(paradigm, make_batch(cfg, args.batch, dev), args.steps, dev)
-        torch.set_num_threads(1)
-        ms = act_ms(paradigm, make_batch(cfg, 1, dev), args.repeats, dev)
-        n = sum(p.numel() for p in paradigm.parameters() if p.requires_grad)
+    for name, integration, model, cfg in models(args.depth):
+        n, rate, ms = measure(model, cfg, args)
         rows.append((name, integration, n, rate, ms))
         print(f"{name}/{integration}: {rate:.1f} samples/s, {ms:.1f} ms per chunk", flush=True)
     base = rows[0]

@@ -152,15 +152,12 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     ds, frames, _, val_eps = open_data(tcfg, progress=False)
     if cfg.swap and len(ds.tasks) < 2:
         raise ConfigError("--swap needs a dataset with at least two instructions")
-    parts, rows = policy.paradigm.parts, frame_rows(ds, val_eps)
-    latents = np.zeros((len(frames), parts.grid, parts.grid, parts.tokenizer.cfg.latent_channels), np.float32)
-    latents[rows] = encode_all(parts.tokenizer, frames[rows])  # only the held-out episodes' rows are read
     video = policy.paradigm.video
-    windows = policy_windows(tcfg, ds, latents, val_eps, video)
+    windows = policy_windows(tcfg, ds, _inputs(policy, frames, frame_rows(ds, val_eps)), val_eps, video)
     pixels = policy_windows(tcfg, ds, frames, val_eps, video) if cfg.swap and video else None
     cache = run / "text_cache.npz"
     table = get_text_encoder(tcfg.text_encoder, cache_path=cache if cache.exists() else None).encode(ds.tasks)
-    collate = LatentCollate(table)
+    collate = LatentCollate(table, latents=not policy.paradigm.pixels)
     picks = anchors(windows.lengths, cfg.windows_per_episode)
     out: dict[str, list[np.ndarray]] = {}
     for start in tqdm(range(0, len(picks), cfg.batch_size), desc="eval-offline", disable=not progress):
@@ -179,6 +176,16 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     return result
+
+
+def _inputs(policy, frames: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """What the policy's windows read: the frames (pixel reference) or latents of the held-out rows."""
+    if policy.paradigm.pixels:
+        return frames
+    parts = policy.paradigm.parts
+    latents = np.zeros((len(frames), parts.grid, parts.grid, parts.tokenizer.cfg.latent_channels), np.float32)
+    latents[rows] = encode_all(parts.tokenizer, frames[rows])  # only the held-out episodes' rows are read
+    return latents
 
 
 def _video_only(run: Path, tcfg: TrainConfig) -> list[str]:

@@ -140,14 +140,15 @@ def encode_all(tokenizer: FrameAutoencoder, frames: np.ndarray, batch: int = 256
 
 
 class LatentCollate:
-    """Batch latent windows: rename frames to latents, attach each sample's text embedding."""
+    """Batch latent windows: rename frames to latents, attach each sample's text embedding.
+    With `latents=False` the frames are pixels and stay uint8 `*.image` (the outside reference policy)."""
 
-    def __init__(self, text_table: torch.Tensor):
-        self.text_table = text_table
+    def __init__(self, text_table: torch.Tensor, latents: bool = True):
+        self.text_table, self.latents = text_table, latents
 
     def __call__(self, samples: list[dict]) -> dict:
         batch = collate_windows(samples)
-        for name in ("obs", "future"):
+        for name in ("obs", "future") if self.latents else ():
             if f"{name}.image" in batch:
                 batch[f"{name}.latent"] = batch.pop(f"{name}.image").float()
         batch["text_emb"] = self.text_table[batch["task_index"]]

@@ -65,6 +65,13 @@ class PolicyModelConfig:
     lam_beta: float = 0.25  # VQ commitment weight
     lam_weight: float = 1.0  # weight of the LAM loss (reconstruction + VQ)
     code_weight: float = 1.0  # weight of the world model's code-prediction (flow) loss
+    # the outside reference policy (wam.reference, `--paradigm=conv_reference`): a conv image policy outside
+    # the WAM family; it shares obs, chunk, the dims, sample_steps and action_weight above, and uses only these
+    ref_channels: tuple[int, ...] = (32, 64, 128, 256)  # ResNet stages (GroupNorm); each after the first halves
+    ref_keypoints: int = 32  # spatial-softmax keypoints per frame (0 = global average pooling)
+    ref_feature: int = 64  # image feature per frame and instruction feature, in the denoiser's condition
+    ref_unet: tuple[int, ...] = (48, 96, 192)  # channels of the 1D temporal U-Net's levels (FiLM-conditioned)
+    ref_shift: int = 4  # random-shift augmentation at training, in pixels (0 = none)
 
     def check(self) -> None:
         self.backbone.check()
@@ -81,6 +88,12 @@ class PolicyModelConfig:
                               f"{self.lam_dim}, {self.lam_width}")
         if self.lam_beta < 0 or self.lam_weight < 0 or self.code_weight < 0:
             raise ConfigError("policy.lam_beta, lam_weight and code_weight must be >= 0")
+        if not self.ref_channels or not self.ref_unet or min(*self.ref_channels, *self.ref_unet, self.ref_feature) < 1:
+            raise ConfigError(f"policy.ref_channels and ref_unet need channels >= 1 and ref_feature >= 1; got "
+                              f"{self.ref_channels}, {self.ref_unet}, {self.ref_feature}")
+        if self.ref_keypoints < 0 or self.ref_shift < 0:
+            raise ConfigError(f"policy.ref_keypoints and ref_shift must be >= 0, got {self.ref_keypoints}, "
+                              f"{self.ref_shift}")
 
 
 def next_offset(offsets: tuple[int, ...]) -> int:
@@ -207,11 +220,17 @@ class ParadigmBase(nn.Module):
     architecture = "backbone"  # "backbone" (monolithic or MoT by backbone.mot) or "hierarchical"
     video = True
     backbone_actions = True  # False: the paradigm acts with its own network, the backbone has no action head
+    pixels = False  # the policy feeds tokenizer latents (True: raw frames, as to the outside reference policy)
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__()
         self.cfg, self.parts = cfg, parts
         self.last_future: Tensor | None = None  # latents imagined by the last `act`, where it imagines
+
+    @property
+    def image_size(self) -> int:
+        """The frame size (px) the policy feeds: the tokenizer's."""
+        return self.parts.tokenizer.cfg.image_size
 
 
 def video_and_action_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, same_t: bool,
