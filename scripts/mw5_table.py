@@ -40,7 +40,7 @@ def main() -> None:
                    key=lambda n: ORDER.index(n) if n in ORDER else 99)
     infos = {n: json.loads((runs / n / "eval/eval_info.json").read_text()) for n in names}
     tasks = list(next(iter(infos.values()))["per_task"])
-    head = ["variant", "train steps", "train CPU min"] + [t.removesuffix("-v3") for t in tasks] + \
+    head = ["variant", "train steps", "train wall min (shared CPU)"] + [t.removesuffix("-v3") for t in tasks] + \
            ["overall (95% CI)", "ms / chunk", "control steps/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for n in names:
