@@ -8,8 +8,10 @@ main process gathers success per task and overall with 95% Wilson intervals, epi
 per action chunk and the achieved control rate, and writes `eval_info.json`. The first `videos`
 episodes are saved as `eval_episode_{i}.mp4`, and, where the paradigm imagines while acting, as
 `pred_episode_{i}.mp4`: the real frame | the frame imagined for that step (held until the next
-one). Tasks outside the policy's training tasks are refused unless `allow_unseen` is set. A worker that crashes is replaced and its episode
-is counted as failed, with the reason recorded: never dropped.
+one). `paraphrase` gives every episode a held-out paraphrase of its instruction instead of the
+training one (a test of language following). Tasks outside the policy's training tasks are refused
+unless `allow_unseen` is set. A worker that crashes is replaced and its episode is counted as
+failed, with the reason recorded: never dropped.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from wam.data.lerobot_format import LeRobotDataset
-from wam.data.tasks import instruction, resolve_tasks
+from wam.data.tasks import instruction, paraphrases, resolve_tasks
 from wam.data.video import encode_video
 from wam.errors import ConfigError
 
 EVAL_SEED = 10_000
+N_PARAPHRASES = 4
 
 
 @dataclass
@@ -44,6 +47,7 @@ class EvalConfig:
     max_steps: int = 300
     videos: int = 2  # episodes saved as mp4
     allow_unseen: bool = False  # evaluate tasks the policy was not trained on (zero-shot)
+    paraphrase: int = -1  # -1 = the training instruction; k = held-out paraphrase k of wam.data.tasks (0-3)
     out: str = ""  # default: <policy>/eval
 
     def check(self) -> None:
@@ -51,6 +55,14 @@ class EvalConfig:
             raise ConfigError("--policy is required (a `wam train` run folder)")
         if self.episodes < 1 or self.workers < 1 or self.max_steps < 1:
             raise ConfigError("--episodes, --workers and --max_steps must be >= 1")
+        if not -1 <= self.paraphrase < N_PARAPHRASES:
+            raise ConfigError(f"--paraphrase must be -1 (the training instruction) or 0..{N_PARAPHRASES - 1} "
+                              f"(a held-out paraphrase), got {self.paraphrase}")
+
+
+def eval_instruction(task: str, paraphrase: int = -1) -> str:
+    """The instruction an episode is given: the training one, or held-out paraphrase `paraphrase`."""
+    return instruction(task) if paraphrase < 0 else paraphrases(task)[paraphrase]
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -78,7 +90,7 @@ def _worker_init(policy_path: str) -> None:
     _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path)
 
 
-def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool) -> dict:
+def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, paraphrase: int = -1) -> dict:
     """One closed-loop episode in this worker's env (rebuilt when the task changes)."""
     from wam.envs.metaworld import MetaWorldEnv
 
@@ -99,7 +111,7 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool) -> dict
     while not done:
         planning = not policy._queue  # a new chunk is predicted on this step
         t0 = time.perf_counter()
-        action = policy.select_action({**obs, "task": instruction(task)})
+        action = policy.select_action({**obs, "task": eval_instruction(task, paraphrase)})
         if planning:
             chunk_ms.append(1000 * (time.perf_counter() - t0))
             if policy.imagined is not None:
@@ -110,8 +122,9 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool) -> dict
         success, steps, done = bool(info["success"]), steps + 1, terminated or truncated
     real = np.stack(frames) if keep_frames else None
     pred = side_by_side(real, plans, cfg.policy.future) if keep_frames and plans else None
-    return {"task": task, "seed": seed, "success": success, "length": steps, "chunk_ms": chunk_ms,
-            "seconds": time.perf_counter() - start, "frames": real, "pred_frames": pred}
+    return {"task": task, "seed": seed, "instruction": eval_instruction(task, paraphrase), "success": success,
+            "length": steps, "chunk_ms": chunk_ms, "seconds": time.perf_counter() - start, "frames": real,
+            "pred_frames": pred}
 
 
 def side_by_side(real: np.ndarray, plans: list[tuple[int, np.ndarray]], offsets) -> np.ndarray:
@@ -173,7 +186,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     ctx = mp.get_context("spawn")
     while pending:  # one pass per pool; a crash breaks the pool, and what was in flight runs again
         pool = ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg.policy,))
-        running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos): (i, t, s) for i, (t, s) in pending}
+        running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos, cfg.paraphrase): (i, t, s)
+                   for i, (t, s) in pending}
         pending = []
         while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -52,6 +52,8 @@ class TrainConfig:
         strategy(self.paradigm, self.policy.integration)  # refuses unknown or invalid combinations
         self.policy.check()
         self.optim.check()
+        if self.data.episodes_per_task < 0:
+            raise ConfigError(f"data.episodes_per_task must be >= 0 (0 = all), got {self.data.episodes_per_task}")
 
 
 def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps, val_eps, out: Path):
@@ -89,9 +91,10 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     cfg.data.image_key = key
     cfg.data.source_size = int(ds.feature(key)["shape"][0])
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
-    train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction)
+    train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task)
     tokenizer, init_state = _tokenizer_and_init(cfg, frames, ds, train_eps, val_eps, out)
     save_config(cfg, out / "config.yaml")
+    (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
     (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds), "instructions": list(ds.tasks)}, indent=1))
     latents = encode_all(tokenizer, frames)
     policy = build_policy(cfg, tokenizer, ds.stats, key, cfg.data.source_size)
