@@ -123,6 +123,8 @@ def _variants_default() -> list[VariantSpec]:
 
 @dataclass
 class StudyConfig:
+    """A study: one question, the data, the world model, the variants, and the cells' grid and budget."""
+
     name: str = "study"
     question: str = ""  # the one sentence the study answers
     out: str = ""  # default: runs/studies/<name>
