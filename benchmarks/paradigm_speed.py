@@ -1,19 +1,23 @@
 """Every registered variant's cost in one process: training samples/s and ms per action chunk,
-as ratios to the action-only baseline measured in the same run.
+as ratios to the action-only baseline measured in the same run; the last row is the outside
+reference policy (wam.reference: a conv image policy on the 64 px frames, not a WAM).
 
-    .venv/bin/python benchmarks/paradigm_speed.py [--depth 4] [--batch 32] [--repeats 10]
+    .venv/bin/python benchmarks/paradigm_speed.py [--depth 4] [--batch 32] [--repeats 10] [--device cuda]
 
 Same model family and shapes as `wam train`'s defaults (64 px frames -> (8, 8, 8) latents, patch 2,
 one obs frame, futures at +4/8/12/16, a 16-action chunk, 10 sampling steps). ms per chunk is one
 `act` call at batch 1 in fp32 with one thread per process, as `wam eval`'s workers run it, so the
 numbers are the latency a robot would see from this CPU. Results are appended to
 benchmarks/results/paradigm_speed.md; the machine is noisy, so compare ratios within one block.
+With `--device cuda` the same model runs on a GPU (bf16 autocast for training, fp32 acting, CUDA
+synchronised timings), for the latency a GPU box would give.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -21,45 +25,79 @@ from results_file import append, header
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
 from wam.nn.transformer import BackboneConfig
 from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm
+from wam.reference import ConvReference
 
 
-def make_batch(cfg: PolicyModelConfig, b: int, c: int = 8, g: int = 8) -> dict:
-    return {"obs.latent": torch.randn(b, len(cfg.obs), c, g, g), "obs.state": torch.randn(b, len(cfg.obs), 4),
+def make_batch(cfg: PolicyModelConfig, b: int, device: str = "cpu", c: int = 8, g: int = 8, size: int = 64) -> dict:
+    batch = {"obs.latent": torch.randn(b, len(cfg.obs), c, g, g), "obs.state": torch.randn(b, len(cfg.obs), 4),
+             "obs.image": torch.randint(0, 256, (b, len(cfg.obs), 3, size, size), dtype=torch.uint8),
             "future.latent": torch.randn(b, len(cfg.future), c, g, g),
             "future_is_pad": torch.zeros(b, len(cfg.future), dtype=torch.bool),
             "action": torch.rand(b, cfg.chunk, cfg.action_dim) * 2 - 1,
             "action_is_pad": torch.zeros(b, cfg.chunk, dtype=torch.bool), "text_emb": torch.randn(b, 384)}
+    return {k: v.to(device) for k, v in batch.items()}
 
 
-def train_rate(paradigm, batch: dict, steps: int) -> float:
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def train_rate(paradigm, batch: dict, steps: int, device: str) -> float:
     """Samples/s of forward + backward + AdamW step under bf16 autocast (the trainer's default)."""
     opt = torch.optim.AdamW([p for p in paradigm.parameters() if p.requires_grad], lr=1e-4)
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(device, dtype=torch.bfloat16):
             loss = paradigm.loss(batch)[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
 
     step()
+    sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    sync(device)
     return steps * batch["text_emb"].shape[0] / (time.perf_counter() - start)
 
 
-def act_ms(paradigm, batch: dict, repeats: int) -> float:
+def act_ms(paradigm, batch: dict, repeats: int, device: str) -> float:
     paradigm.eval()
     with torch.no_grad():
         paradigm.act(batch)
+        sync(device)
         start = time.perf_counter()
         for _ in range(repeats):
             if hasattr(paradigm, "reset"):
                 paradigm.reset()  # every call pays for a full plan (the worst case of hierarchical)
             paradigm.act(batch)
+        sync(device)
     paradigm.train()
     return 1000 * (time.perf_counter() - start) / repeats
+
+
+def measure(model, cfg: PolicyModelConfig, args: argparse.Namespace) -> tuple[int, float, float]:
+    """(trainable parameters, train samples/s on 2 threads, ms per chunk on 1 thread) of one model."""
+    dev = args.device
+    model = model.to(dev)
+    torch.set_num_threads(2)
+    rate = train_rate(model, make_batch(cfg, args.batch, dev), args.steps, dev)
+    torch.set_num_threads(1)
+    ms = act_ms(model, make_batch(cfg, 1, dev), args.repeats, dev)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), rate, ms
+
+
+def models(depth: int) -> Iterator[tuple[str, str, torch.nn.Module, PolicyModelConfig]]:
+    """Every registered variant (action-only first), then the outside reference policy."""
+    tok = FrameAutoencoder(TokenizerConfig(image_size=64, latent_channels=8))
+    for (name, integration) in sorted(VARIANTS, key=lambda k: (k[0] != "action_only", k)):
+        cfg = PolicyModelConfig(backbone=BackboneConfig(depth=depth), integration=integration)
+        torch.manual_seed(0)
+        yield name, integration, build_paradigm(name, cfg, tok), cfg
+    torch.manual_seed(0)
+    yield ConvReference.name, "-", ConvReference(PolicyModelConfig(), tok.cfg.image_size), PolicyModelConfig()
 
 
 def main() -> None:
@@ -68,23 +106,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args()
-    tok = FrameAutoencoder(TokenizerConfig(image_size=64, latent_channels=8))
+    dev = args.device
     rows = []
-    for (name, integration) in sorted(VARIANTS, key=lambda k: (k[0] != "action_only", k)):
-        cfg = PolicyModelConfig(backbone=BackboneConfig(depth=args.depth), integration=integration)
-        torch.manual_seed(0)
-        paradigm = build_paradigm(name, cfg, tok)
-        torch.set_num_threads(2)
-        rate = train_rate(paradigm, make_batch(cfg, args.batch), args.steps)
-        torch.set_num_threads(1)
-        ms = act_ms(paradigm, make_batch(cfg, 1), args.repeats)
-        n = sum(p.numel() for p in paradigm.parameters() if p.requires_grad)
+    for name, integration, model, cfg in models(args.depth):
+        n, rate, ms = measure(model, cfg, args)
         rows.append((name, integration, n, rate, ms))
         print(f"{name}/{integration}: {rate:.1f} samples/s, {ms:.1f} ms per chunk", flush=True)
     base = rows[0]
     lines = [*header("paradigm_speed.py"),
-             f"torch {torch.__version__}; training: batch {args.batch}, bf16 autocast, 2 threads; "
+             f"torch {torch.__version__} on {torch.cuda.get_device_name() if dev == 'cuda' else 'this CPU'}; "
+             f"training: batch {args.batch}, bf16 autocast, 2 threads; "
              f"acting: batch 1, fp32, 1 thread, {PolicyModelConfig().sample_steps} sampling steps; depth {args.depth}",
              "", "| paradigm | integration | trainable params | train samples/s | x action-only | ms per chunk | x action-only |",
              "|---|---|---|---|---|---|---|"]

@@ -2,28 +2,41 @@
 # Issue 4's measured comparison on mw5 (reach, button-press-topdown, drawer-open, push, pick-place):
 # the same 18 training demos a task (20 collected, 2 held out for validation), the same frame tokenizer,
 # the same backbone shape, and the same CPU training budget for every variant: steps = 720 s x the
-# variant's training samples/s measured by benchmarks/paradigm_speed.py (block of 2026-11-25, commit
-# 7682bac) / batch 32. Each variant is evaluated on 10 episodes a task (50) with `wam eval` (seeds from 10,000).
+# variant's training samples/s (2 threads, idle machine) / batch 32, from benchmarks/paradigm_speed.py
+# (block of 2026-11-25 16:24, commit 7682bac). Hierarchical was not in that block: its rate is estimated
+# from its FLOPs per sample (1.60 GFLOP vs joint's 1.91, torch FlopCounterMode) at joint's GFLOP/s.
+# Each variant is then evaluated on 10 episodes a task (50) with `wam eval` (scene seeds from 10,000).
 #
 #   wam collect --tasks=mw5 --episodes=20 --out=data/mw5_c4_96 --camera=corner4 --image_size=96 --workers=1
-#   bash scripts/mw5_comparison.sh [VARIANT ...]     # default: all, action-only first
+#   bash scripts/mw5_comparison.sh [VARIANT ...]     # default: all; 2 variants at a time
+#
+# Every process runs one thread: on 2 shared cores, two processes spinning 2 OpenMP threads each slow
+# down ~20x. A variant whose eval_info.json exists is skipped; an interrupted training resumes.
 set -euo pipefail
-# one thread: on 2 shared cores, two processes spinning 2 OpenMP threads each slow down ~20x
 cd "$(dirname "$0")/.."
 WM=runs/wm_mt10_long          # `wam pretrain --config configs/pretrain_mt10.yaml` (action-free, mt10), 4,000 steps
 TOK=runs/wm_mt10/tokenizer
 DATA=data/mw5_c4_96
 OUT=runs/mw5
-declare -A STEPS=([action_only]=3200 [joint]=1650 [representation]=1780 [inverse_dynamics]=1100)
-declare -A ARGS=([action_only]="--tokenizer.path=$TOK" [joint]="--init=$WM" [representation]="--init=$WM"
-                 [inverse_dynamics]="--init=$WM")
-for v in "${@:-action_only joint representation inverse_dynamics}"; do
-  for name in $v; do
-    run=$OUT/$name
-    if [ ! -f "$run/eval/eval_info.json" ]; then
-      OMP_NUM_THREADS=1 .venv/bin/wam train --paradigm="$name" ${ARGS[$name]} --data.path=$DATA --out="$run" \
-        --optim.steps="${STEPS[$name]}" --optim.ckpt_every=500
-      OMP_NUM_THREADS=1 .venv/bin/wam eval --policy="$run" --episodes=10 --workers=2 --videos=3
-    fi
-  done
-done
+export OMP_NUM_THREADS=1
+
+one() {  # train + evaluate one variant
+  local name=$1 steps args
+  case $name in
+    action_only)      steps=3200; args="--tokenizer.path=$TOK" ;;
+    joint)            steps=1650; args="--init=$WM" ;;
+    representation)   steps=1780; args="--init=$WM" ;;
+    inverse_dynamics) steps=1100; args="--init=$WM" ;;
+    hierarchical)     steps=2000; args="--init=$WM" ;;
+    *) echo "unknown variant $name" >&2; return 2 ;;
+  esac
+  [ -f "$OUT/$name/eval/eval_info.json" ] && return 0
+  .venv/bin/wam train --paradigm="$name" $args --data.path=$DATA --out="$OUT/$name" \
+    --optim.steps="$steps" --optim.ckpt_every=500 > "logs/mw5_$name.train.log" 2>&1
+  .venv/bin/wam eval --policy="$OUT/$name" --episodes=10 --workers=1 --videos=3 > "logs/mw5_$name.eval.log" 2>&1
+  echo "$name done: $(python3 -c "import json;o=json.load(open('$OUT/$name/eval/eval_info.json'))['overall'];print(o['success'], o['ci95'])")"
+}
+export -f one
+export WM TOK DATA OUT
+mkdir -p logs
+printf '%s\n' ${@:-joint representation hierarchical inverse_dynamics action_only} | xargs -P 2 -I{} bash -c 'one {}'

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up everything wam needs on a fresh Debian/Ubuntu machine: the GL libraries for offscreen
-# MuJoCo rendering (EGL, with OSMesa as fallback), a virtualenv in .venv, a CPU build of PyTorch
+# MuJoCo rendering (EGL, with OSMesa as fallback), Chromium for the report test, a virtualenv in .venv, a CPU build of PyTorch
 # and wam itself (editable, with test extras). Safe to run again: it skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 TORCH_VERSION=${WAM_TORCH_VERSION:-2.13.0}
-APT_PACKAGES="libegl1 libgl1 libosmesa6 libglib2.0-0"
+# chromium: tests/test_report.py opens a study report headless (plots drawn, H.264 videos decoded)
+APT_PACKAGES="libegl1 libgl1 libosmesa6 libglib2.0-0 chromium"
 
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -39,13 +39,16 @@ def episode_arrays(length: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def write_dataset(root: Path, lengths=(20, 25, 30), tasks=("open the drawer", "push the puck")) -> dict:
-    """Write a dataset; returns what was written, for comparison."""
+def write_dataset(root: Path, lengths=(20, 25, 30), tasks=("open the drawer", "push the puck"),
+                  env_tasks: tuple[str, ...] | None = None) -> dict:
+    """Write a dataset; returns what was written, for comparison. Episode e's `env_task` is
+    `env_tasks[e % len(tasks)]` when given (Meta-World names), else "task<e % len(tasks)>"."""
     writer = LeRobotWriter(root, fps=10, features=FEATURES)
     written = {"frames": [], "data": [], "tasks": []}
     for e, length in enumerate(lengths):
         frames, data, task = moving_square(length, seed=e), episode_arrays(length, e), tasks[e % len(tasks)]
-        writer.add_episode(task, data, {IMAGE_KEY: frames}, extras={"env_task": f"task{e % len(tasks)}", "seed": e})
+        env_task = env_tasks[e % len(tasks)] if env_tasks else f"task{e % len(tasks)}"
+        writer.add_episode(task, data, {IMAGE_KEY: frames}, extras={"env_task": env_task, "seed": e})
         written["frames"].append(frames)
         written["data"].append(data)
         written["tasks"].append(task)

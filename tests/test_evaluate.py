@@ -11,6 +11,7 @@ import pytest
 from tests.test_train import POLICY
 from wam.cli import main
 from wam.config import apply_overrides
+from wam.data.tasks import paraphrases
 from wam.envs.collect import CollectConfig, collect
 from wam.errors import ConfigError
 from wam.evaluate import EvalConfig, evaluate, side_by_side, wilson
@@ -29,8 +30,9 @@ def test_eval_end_to_end(tmp_path, capsys):
     cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(tmp_path / "d"),
                                           "data.val_fraction": 0.5, "out": str(tmp_path / "p")})
     train_policy(cfg, progress=False)
-    info = evaluate(EvalConfig(policy=str(tmp_path / "p"), episodes=2, workers=1, max_steps=12, videos=1),
-                    progress=False)
+    info = evaluate(EvalConfig(policy=str(tmp_path / "p"), episodes=2, workers=1, max_steps=12, videos=1,
+                               paraphrase=1), progress=False)
+    assert info["instructions"] == {"reach-v3": paraphrases("reach-v3")[1]} and info["config"]["paraphrase"] == 1
     assert info["per_task"]["reach-v3"]["episodes"] == 2 and info["overall"]["episodes"] == 2
     assert {e["seed"] for e in info["episodes"]} == {10_000, 10_001}  # never the training scenes 0, 1
     assert all(e["length"] <= 12 for e in info["episodes"]) and info["overall"]["ms_per_chunk"] > 0
@@ -59,3 +61,47 @@ def test_eval_needs_a_policy(capsys):
         EvalConfig().check()
     assert main(["eval", "--policy=/nowhere", "--tasks=reach"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_paraphrase_option():
+    from wam.data.tasks import instruction, paraphrases
+    from wam.evaluate import task_instruction
+
+    assert task_instruction("reach-v3") == instruction("reach-v3")
+    assert task_instruction("reach-v3", 2) == paraphrases("reach-v3")[2] != instruction("reach-v3")
+    EvalConfig(policy="x", paraphrase=3).check()
+    for bad in (-2, 4):
+        with pytest.raises(ConfigError, match="--paraphrase must be"):
+            EvalConfig(policy="x", paraphrase=bad).check()
+
+
+def test_the_policy_is_told_the_given_text(monkeypatch):
+    """run_episode hands the policy the text it was given (a paraphrase), not the training instruction."""
+    import wam.evaluate as ev
+    from wam.envs.metaworld import MetaWorldEnv
+    from wam.train import TrainConfig
+
+    class Told:
+        image_key, imagined, _queue, record_imagination = "observation.images.corner", None, (), False
+
+        def __init__(self):
+            self.texts = []
+
+        def reset(self):
+            pass
+
+        def select_action(self, obs):
+            self.texts.append(obs["task"])
+            return np.zeros(4, np.float32)
+
+    cfg = apply_overrides(TrainConfig(), {"data.image_size": 32})
+    monkeypatch.setitem(ev._WORKER, "policy", Told())
+    monkeypatch.setitem(ev._WORKER, "cfg", cfg)
+    monkeypatch.setitem(ev._WORKER, "env", None)
+    try:
+        ev.run_episode("reach-v3", 10_000, 3, False, "a held-out paraphrase")
+        assert set(ev._WORKER["policy"].texts) == {"a held-out paraphrase"}
+    finally:
+        env = ev._WORKER.get("env")
+        if isinstance(env, MetaWorldEnv):
+            env.close()

@@ -17,7 +17,7 @@ from wam.config import apply_overrides, flat_keys
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import paraphrases
 from wam.errors import ConfigError
-from wam.evaluate import EvalConfig, eval_instruction
+from wam.evaluate import EvalConfig, task_instruction
 from wam.pretrain import DataConfig, split_episodes
 from wam.quickstart import five_lines, parse_quickstart
 from wam.study import StudyConfig, VariantSpec, load_study, run_study
@@ -61,8 +61,7 @@ def test_tiny_study_end_to_end(finished):
         assert c["steps"] == max(1, round(0.3 * summary["samples_per_s"][name] / 4))
         assert json.loads((root / c["run"] / "split.json").read_text())["train"].__len__() == 2  # 1 demo x 2 tasks
         info = json.loads((root / c["run"] / "eval/eval_info.json").read_text())
-        assert {e["instruction"] for e in info["episodes"]} == {paraphrases("reach-v3")[0],
-                                                                 paraphrases("button-press-topdown-v3")[0]}
+        assert info["instructions"] == {t: paraphrases(t)[0] for t in ("reach-v3", "button-press-topdown-v3")}
     assert (cells["repr"]["paradigm"], cells["repr"]["init"], cells["repr"]["video_weight"]) == ("representation", "pretrained", 1.0)
     assert (cells["baseline"]["init"], cells["baseline"]["video_weight"]) == ("scratch", 0.0)
     # the scratch variant shares the world model's tokenizer and backbone shape; only the weights differ
@@ -161,6 +160,6 @@ def test_quickstart_config_and_summary():
 
 
 def test_eval_paraphrase_option():
-    assert eval_instruction("reach", -1) != eval_instruction("reach", 0) == paraphrases("reach-v3")[0]
+    assert task_instruction("reach", -1) != task_instruction("reach", 0) == paraphrases("reach-v3")[0]
     with pytest.raises(ConfigError, match="--paraphrase"):
         EvalConfig(policy="p", paraphrase=4).check()

@@ -5,12 +5,14 @@
     wam data view PATH --episode K [--out episode.png | episode.mp4]
     wam pretrain [--data.path=data/mw5 --out=runs/wm --optim.steps=3000 ...]
     wam train [--paradigm=representation --init=runs/wm --data.path=... --out=runs/policy ...]
-    wam eval --policy=runs/policy [--episodes=10 --workers=2]
+    wam eval --policy=runs/policy [--episodes=10 --workers=2 --paraphrase=-1]
+    wam eval-offline --policy=runs/policy [--given_future=imagined|real --swap=false]
     wam study CONFIG.yaml|NAME [--eval.episodes=5 ...]   (a comparison: cells of variant x demos x seed)
     wam quickstart [--out=runs/quickstart]   (the whole pipeline, small, ~15 minutes on 2 cores)
     wam imagine RUN --dataset PATH --episode K [--frame T] [--instruction "..."] [--then "..."] --out clip.mp4
     wam imagine RUN --image start.png --instruction "..." --out clip.gif
     wam imagine-eval RUN --dataset PATH [--starts 3 --steps 10]
+    wam report STUDY_DIR              (re-render a study's report.html and report.md)
     wam variants                      (every paradigm x action integration: valid, or why refused)
 
 Options of config-driven verbs are the fields of their config dataclass (`wam collect --help`
@@ -118,6 +120,18 @@ def _quickstart(rest: list[str]) -> int:
     return 0
 
 
+def _eval_offline(rest: list[str]) -> int:
+    from wam.offline_eval import OfflineEvalConfig, offline_eval, run_folder, summary_text
+
+    cfg = _config_verb("eval-offline", OfflineEvalConfig, rest)
+    if cfg is None:
+        return 0
+    result = offline_eval(cfg)
+    print(summary_text(result))
+    print(f"wrote {Path(cfg.out) if cfg.out else run_folder(cfg.policy) / 'eval_offline.json'}")
+    return 0
+
+
 def _imagine(args: argparse.Namespace) -> int:
     from wam.imagination import StartPoint, dataset_start, imagine_clip, load_start_image, load_world_model
 
@@ -167,6 +181,14 @@ def _variants(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from wam.report import write_report
+
+    html_path, md_path = write_report(Path(args.study))
+    print(f"wrote {html_path} and {md_path} (figures and videos in {html_path.parent / 'report_files'})")
+    return 0
+
+
 def _data_info(args: argparse.Namespace) -> int:
     from wam.data.view import describe as describe_dataset
 
@@ -208,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("train", help="fine-tune a WAM policy (any paradigm) from a pretrain run or scratch",
                      add_help=False)
     verbs.add_parser("eval", help="closed-loop rollouts of a policy in Meta-World", add_help=False)
+    verbs.add_parser("eval-offline", help="action error of a policy on held-out demos (real or imagined future)",
+                     add_help=False)
     verbs.add_parser("study", help="a controlled comparison from one YAML: collect, pretrain, train x eval "
                      "every cell, summary and report (resumable)", add_help=False)
     verbs.add_parser("quickstart", help="the whole pipeline on 3 easy tasks in ~15 minutes on 2 CPU cores",
@@ -228,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--starts", type=int, default=3, help="start frames per held-out episode")
     evaluate.add_argument("--out", default=None, help="metrics JSON (default: RUN/imagination_metrics.json)")
     evaluate.set_defaults(run_verb=_imagine_eval)
+    report = verbs.add_parser("report", help="re-render a study's report.html and report.md from its folder")
+    report.add_argument("study", help="a study directory (holds summary.json)")
+    report.set_defaults(run_verb=_report)
     verbs.add_parser("variants", help="the registry: every paradigm x action integration, valid or why refused"
                      ).set_defaults(run_verb=_variants)
     for sub in (imagine, evaluate):
@@ -252,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             return _study(argv[1:])
         if argv and argv[0] == "quickstart":
             return _quickstart(argv[1:])
+        if argv and argv[0] == "eval-offline":
+            return _eval_offline(argv[1:])
         args = build_parser().parse_args(argv)
         return args.run_verb(args)
     except WamError as exc:

@@ -8,10 +8,10 @@ main process gathers success per task and overall with 95% Wilson intervals, epi
 per action chunk and the achieved control rate, and writes `eval_info.json`. The first `videos`
 episodes are saved as `eval_episode_{i}.mp4`, and, where the paradigm imagines while acting, as
 `pred_episode_{i}.mp4`: the real frame | the frame imagined for that step (held until the next
-one). `paraphrase` gives every episode a held-out paraphrase of its instruction instead of the
-training one (a test of language following). Tasks outside the policy's training tasks are refused
-unless `allow_unseen` is set. A worker that crashes is replaced and its episode is counted as
-failed, with the reason recorded: never dropped.
+one). Tasks outside the policy's training tasks (those learned from video alone included) are
+refused unless `allow_unseen` is set. `paraphrase=k` gives the policy the task's held-out paraphrase k
+(wam.data.tasks.PARAPHRASES, never trained on) instead of its training instruction. A worker that crashes is replaced and its episode
+is counted as failed, with the reason recorded: never dropped.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from wam.data.lerobot_format import LeRobotDataset
-from wam.data.tasks import instruction, paraphrases, resolve_tasks
+from wam.data.tasks import PARAPHRASES, instruction, paraphrases, resolve_tasks
 from wam.data.video import encode_video
 from wam.errors import ConfigError
 
 EVAL_SEED = 10_000
-N_PARAPHRASES = 4
 
 
 @dataclass
@@ -47,7 +46,7 @@ class EvalConfig:
     max_steps: int = 300
     videos: int = 2  # episodes saved as mp4
     allow_unseen: bool = False  # evaluate tasks the policy was not trained on (zero-shot)
-    paraphrase: int = -1  # -1 = the training instruction; k = held-out paraphrase k of wam.data.tasks (0-3)
+    paraphrase: int = -1  # -1: the training instruction; k >= 0: the task's held-out paraphrase k
     out: str = ""  # default: <policy>/eval
 
     def check(self) -> None:
@@ -55,13 +54,14 @@ class EvalConfig:
             raise ConfigError("--policy is required (a `wam train` run folder)")
         if self.episodes < 1 or self.workers < 1 or self.max_steps < 1:
             raise ConfigError("--episodes, --workers and --max_steps must be >= 1")
-        if not -1 <= self.paraphrase < N_PARAPHRASES:
-            raise ConfigError(f"--paraphrase must be -1 (the training instruction) or 0..{N_PARAPHRASES - 1} "
+        count = min(len(p) for p in PARAPHRASES.values())
+        if not -1 <= self.paraphrase < count:
+            raise ConfigError(f"--paraphrase must be -1 (the training instruction) or 0..{count - 1} "
                               f"(a held-out paraphrase), got {self.paraphrase}")
 
 
-def eval_instruction(task: str, paraphrase: int = -1) -> str:
-    """The instruction an episode is given: the training one, or held-out paraphrase `paraphrase`."""
+def task_instruction(task: str, paraphrase: int = -1) -> str:
+    """What the policy is told for `task`: its training instruction, or held-out paraphrase k."""
     return instruction(task) if paraphrase < 0 else paraphrases(task)[paraphrase]
 
 
@@ -90,8 +90,9 @@ def _worker_init(policy_path: str) -> None:
     _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path)
 
 
-def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, paraphrase: int = -1) -> dict:
-    """One closed-loop episode in this worker's env (rebuilt when the task changes)."""
+def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: str | None = None) -> dict:
+    """One closed-loop episode in this worker's env (rebuilt when the task changes), the policy told
+    `text` (default: the task's training instruction)."""
     from wam.envs.metaworld import MetaWorldEnv
 
     policy, cfg = _WORKER["policy"], _WORKER["cfg"]
@@ -107,11 +108,11 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, paraphr
     policy.record_imagination = keep_frames
     frames, chunk_ms, success, steps, start = [], [], False, 0, time.perf_counter()
     plans: list[tuple[int, np.ndarray]] = []  # (step, imagined frames (Tf, h, w, 3))
-    done = False
+    done, text = False, text or instruction(task)
     while not done:
         planning = not policy._queue  # a new chunk is predicted on this step
         t0 = time.perf_counter()
-        action = policy.select_action({**obs, "task": eval_instruction(task, paraphrase)})
+        action = policy.select_action({**obs, "task": text})
         if planning:
             chunk_ms.append(1000 * (time.perf_counter() - t0))
             if policy.imagined is not None:
@@ -122,9 +123,8 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, paraphr
         success, steps, done = bool(info["success"]), steps + 1, terminated or truncated
     real = np.stack(frames) if keep_frames else None
     pred = side_by_side(real, plans, cfg.policy.future) if keep_frames and plans else None
-    return {"task": task, "seed": seed, "instruction": eval_instruction(task, paraphrase), "success": success,
-            "length": steps, "chunk_ms": chunk_ms, "seconds": time.perf_counter() - start, "frames": real,
-            "pred_frames": pred}
+    return {"task": task, "seed": seed, "success": success, "length": steps, "chunk_ms": chunk_ms,
+            "seconds": time.perf_counter() - start, "frames": real, "pred_frames": pred}
 
 
 def side_by_side(real: np.ndarray, plans: list[tuple[int, np.ndarray]], offsets) -> np.ndarray:
@@ -144,7 +144,8 @@ def side_by_side(real: np.ndarray, plans: list[tuple[int, np.ndarray]], offsets)
 
 # -- main process -----------------------------------------------------------------------------
 def _policy_tasks(policy_path: str) -> list[str]:
-    """The Meta-World tasks a policy was trained on (its run's tasks.json, else its dataset's)."""
+    """The Meta-World tasks a policy was trained on (its run's tasks.json, else its dataset's); tasks
+    learned from video alone (`data.video_only_tasks`) count: they are trained tasks."""
     from wam.checkpoint import resolve_checkpoint
     from wam.config import parse_config
     from wam.train import TrainConfig, trained_tasks
@@ -176,6 +177,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
 
     load_policy(cfg.policy)  # fail here, with the reason, rather than in every worker
     tasks = _tasks_to_run(cfg)
+    texts = {t: task_instruction(t, cfg.paraphrase) for t in tasks}
     out = Path(cfg.out or Path(cfg.policy) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(t, cfg.seed + k) for t in tasks for k in range(cfg.episodes)]
@@ -186,7 +188,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     ctx = mp.get_context("spawn")
     while pending:  # one pass per pool; a crash breaks the pool, and what was in flight runs again
         pool = ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg.policy,))
-        running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos, cfg.paraphrase): (i, t, s)
+        running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos, texts[t]): (i, t, s)
                    for i, (t, s) in pending}
         pending = []
         while running:
@@ -218,6 +220,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         pool.shutdown(cancel_futures=True)
     bar.close()
     info = summarise(results, tasks, cfg)
+    info["instructions"] = texts  # what the policy was told, per task
     (out / "eval_info.json").write_text(json.dumps(info, indent=2))
     return info
 

@@ -11,6 +11,10 @@ before enough steps have passed, the earliest one is repeated, as training windo
 episode's first frame. A paradigm that imagines during `act` leaves its latents in `last_future`;
 with `record_imagination` set, the policy decodes them into `imagined` (Tf, H, W, 3) uint8.
 
+The wrapped module is any paradigm-like one: `cfg` (chunk, obs), `video`, `pixels`, `image_size`,
+`loss`, `act`, `last_future`. A WAM paradigm reads tokenizer latents (`pixels = False`); the outside
+reference policy (wam.reference) reads the frames themselves, so both act through this one class.
+
 `obs` is a `MetaWorldEnv` observation (the dataset's keys: `observation.images.<camera>` (H, W, 3)
 uint8, `observation.state` (Ds,) float) plus `"task"`, the instruction. Proprio states are
 standardised with the dataset's mean/std, actions mapped from the dataset's [min, max] to [-1, 1]
@@ -55,7 +59,7 @@ class Normalizer(nn.Module):
 
 
 class WamPolicy(nn.Module):
-    """A paradigm + normaliser + instruction embeddings, acting through an action queue."""
+    """A paradigm (or a paradigm-like module) + normaliser + instruction embeddings, acting through an action queue."""
 
     def __init__(self, paradigm: nn.Module, stats: dict, image_key: str, text_encoder,
                  n_action_steps: int | None = None, ensemble: float | None = None, source_size: int | None = None):
@@ -81,9 +85,13 @@ class WamPolicy(nn.Module):
 
     def prepare(self, batch: dict) -> dict:
         """A WindowDataset batch -> what a paradigm consumes (latents, normalised numbers, text)."""
-        out = {"obs.latent": batch.get("obs.latent", None), "text_emb": batch.get("text_emb", None)}
-        if out["obs.latent"] is None:
-            out["obs.latent"] = self._latents(batch["obs.image"])
+        out = {"text_emb": batch.get("text_emb", None)}
+        if self.paradigm.pixels:  # frames as they are (uint8), for a model with its own image encoder
+            out["obs.image"] = batch["obs.image"]
+        else:
+            out["obs.latent"] = batch.get("obs.latent", None)
+            if out["obs.latent"] is None:
+                out["obs.latent"] = self._latents(batch["obs.image"])
         if out["text_emb"] is None:
             out["text_emb"] = self.text_encoder.encode(list(batch["task"]))
         out["obs.state"] = self.normalizer.state(batch["obs.state"])
@@ -115,7 +123,7 @@ class WamPolicy(nn.Module):
             self.paradigm.reset()
 
     def _check_obs(self, obs: dict) -> None:
-        size = self.paradigm.parts.tokenizer.cfg.image_size
+        size = self.paradigm.image_size
         image, state = obs.get(self.image_key), obs.get(STATE_KEY)
         if image is None or state is None or "task" not in obs:
             raise WamError(f"an observation needs '{self.image_key}', '{STATE_KEY}' and 'task'; got {sorted(obs)}")
@@ -133,7 +141,7 @@ class WamPolicy(nn.Module):
     def _remember(self, obs: dict) -> None:
         """Check one observation and append it (resized as the training cache did) to the history."""
         self._check_obs(obs)
-        size = self.paradigm.parts.tokenizer.cfg.image_size
+        size = self.paradigm.image_size
         self._frames.append(resize_frames(np.asarray(obs[self.image_key])[None], size)[0])
         self._states.append(np.asarray(obs[STATE_KEY], np.float32))
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,10 @@ class DataConfig:
     val_fraction: float = 0.1  # of each task's episodes, held out (at least one a task)
     source_size: int = 0  # the dataset's frame size (filled in by training; 0 = unknown)
     episodes_per_task: int = 0  # train on the first N training episodes of each task (0 = all); val unchanged
+    # tasks learned from video alone (`wam train`): Meta-World task names or a suite, comma-separated;
+    # their episodes keep frames and states, their actions are treated as missing (masked out of
+    # every action loss) and left out of the action normalisation statistics
+    video_only_tasks: str = ""
 
 
 @dataclass
@@ -70,6 +75,9 @@ class PretrainConfig:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.data.val_fraction}")
         if self.data.episodes_per_task < 0:
             raise ConfigError(f"data.episodes_per_task must be >= 0 (0 = all), got {self.data.episodes_per_task}")
+        if self.data.video_only_tasks and self.model.action_chunk:
+            raise ConfigError("data.video_only_tasks hides actions from `wam train`; an action-conditioned world "
+                              "model (model.action_chunk > 0) cannot be pretrained without them")
 
     def tokenizer_config(self) -> TokenizerConfig:
         t = self.tokenizer
@@ -109,11 +117,9 @@ def frame_rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
 def prepare_tokenizer(cfg: PretrainConfig, frames: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray,
                       out: Path) -> FrameAutoencoder:
     """Load the tokenizer named in the config, or train one on the training frames and report it."""
-    if cfg.tokenizer.path:
-        return load_tokenizer(cfg.tokenizer.path)
     folder = out / "tokenizer"
-    if (folder / "tokenizer.json").exists():
-        return load_tokenizer(folder)
+    if cfg.tokenizer.path or (folder / "tokenizer.json").exists():
+        return adopt_tokenizer(cfg, load_tokenizer(cfg.tokenizer.path or folder))
     torch.manual_seed(cfg.optim.seed)
     model = FrameAutoencoder(cfg.tokenizer_config())
     train_autoencoder(model, np.asarray(frames[train_rows]), steps=cfg.tokenizer.steps,
@@ -123,6 +129,17 @@ def prepare_tokenizer(cfg: PretrainConfig, frames: np.ndarray, train_rows: np.nd
     (folder / "report.json").write_text(json.dumps(report, indent=2))
     print("tokenizer on held-out frames: " + ", ".join(f"{k} {v:.4g}" for k, v in report.items()))
     return model
+
+
+def adopt_tokenizer(cfg: PretrainConfig, tokenizer: FrameAutoencoder) -> FrameAutoencoder:
+    """Make the run's tokenizer fields describe a loaded tokenizer (the saved config rebuilds it)."""
+    t = tokenizer.cfg
+    if t.image_size != cfg.data.image_size:
+        raise ConfigError(f"the tokenizer in {cfg.tokenizer.path or 'the run'} takes {t.image_size} px frames, "
+                          f"data.image_size is {cfg.data.image_size}")
+    cfg.tokenizer.latent_channels, cfg.tokenizer.base_channels = t.latent_channels, t.base_channels
+    cfg.tokenizer.downsample = t.downsample
+    return tokenizer
 
 
 @torch.no_grad()
@@ -136,23 +153,27 @@ def encode_all(tokenizer: FrameAutoencoder, frames: np.ndarray, batch: int = 256
 
 
 class LatentCollate:
-    """Batch latent windows: rename frames to latents, attach each sample's text embedding."""
+    """Batch latent windows: rename frames to latents, attach each sample's text embedding.
+    With `latents=False` the frames are pixels and stay uint8 `*.image` (the outside reference policy)."""
 
-    def __init__(self, text_table: torch.Tensor):
-        self.text_table = text_table
+    def __init__(self, text_table: torch.Tensor, latents: bool = True):
+        self.text_table, self.latents = text_table, latents
 
     def __call__(self, samples: list[dict]) -> dict:
         batch = collate_windows(samples)
-        for name in ("obs", "future"):
+        for name in ("obs", "future") if self.latents else ():
             if f"{name}.image" in batch:
                 batch[f"{name}.latent"] = batch.pop(f"{name}.image").float()
         batch["text_emb"] = self.text_table[batch["task_index"]]
         return batch
 
 
-def latent_windows(ds: LeRobotDataset, spec: WindowSpec, latents: np.ndarray, episodes: list[int]) -> WindowDataset:
-    """Windows whose frames are the precomputed latents (N, h, w, C) of every dataset frame."""
-    return WindowDataset(ds, spec, episodes=episodes, frames=ArrayFrames(latents, episode_starts(ds)))
+def latent_windows(ds: LeRobotDataset, spec: WindowSpec, latents: np.ndarray, episodes: list[int],
+                   actionless: Sequence[int] = ()) -> WindowDataset:
+    """Windows whose frames are the precomputed latents (N, h, w, C) of every dataset frame
+    (`actionless` episodes: actions treated as missing, see WindowDataset)."""
+    return WindowDataset(ds, spec, episodes=episodes, frames=ArrayFrames(latents, episode_starts(ds)),
+                         actionless=actionless)
 
 
 def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int]) -> WindowDataset:
@@ -167,13 +188,13 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     cfg.check()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
     ds = LeRobotDataset(cfg.data.path)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task)
     (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
     tokenizer = prepare_tokenizer(cfg, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out)
+    save_config(cfg, out / "config.yaml")  # after the tokenizer: its fields describe the one used
     latents = encode_all(tokenizer, frames)
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     collate = LatentCollate(text_table)

@@ -1,41 +1,360 @@
-"""A minimal study report: a table of summary.json's cells as `report.md` and `report.html`.
+"""The study report: `report.html` and `report.md` (+ `report_files/`) from a study directory.
 
-A placeholder written with `wam study` so that a study runs end to end on its own; the full report
-(plots, pooled seeds, videos, conclusions) replaces this module when its branch is merged.
+    write_report(Path("studies/mw5"))   # or: wam report studies/mw5
 
-    write_report(Path("runs/studies/x"))   # -> (report.html, report.md)
+Reads `summary.json` (one entry per cell: variant x demos x seed) and each cell's `log.csv` and
+`eval/` folder. Cells are pooled over seeds (successes and episodes summed, a 95% Wilson interval on
+the pool: seed-to-seed variation is shown by the faint points of the plots, not in the interval).
+The comparison at the top uses the largest demo size. Sentences are computed from the numbers: whether
+the outside reference (paradigm `conv_reference`) beats every WAM, and whether the intervals of the best
+WAM and the action-only baseline overlap. Both files are built from one list of blocks, so they hold
+the same content; PNGs and mp4 copies live in `report_files/` (the HTML links them rather than inlining,
+so keep the folder beside it); videos are HTML5 <video> elements in the HTML and links in the Markdown.
 """
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from wam.errors import WamError
+from wam.evaluate import wilson
+from wam.report_plots import plot_success_vs_demos, plot_success_vs_latency, plot_training_curves, variant_styles
+
+NOT_WAM = ("action_only", "conv_reference")  # paradigms that are baselines, not World-Action Models
+VIDEOS_PER_VARIANT = 2
 
 
-def markdown(summary: dict) -> str:
-    lines = [f"# {summary['study']}", "", summary.get("question", ""), "",
-             "| variant | paradigm | init | video weight | demos | seed | success | 95% CI | episodes | ms/chunk | steps |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for c in summary["cells"]:
-        ms = f"{c['ms_per_chunk']:.0f}" if c.get("ms_per_chunk") is not None else "-"
-        lines.append(f"| {c['variant']} | {c['paradigm']} ({c['integration']}) | {c['init']} | {c['video_weight']:g} | "
-                     f"{c['demos']} | {c['seed']} | {c['success']:.2f} | [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}] | "
-                     f"{c['episodes']} | {ms} | {c['steps']} |")
-    lines += ["", f"{len(summary['cells'])} of {summary.get('planned_cells', len(summary['cells']))} cells finished."]
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True)
+class Rate:
+    """Successes out of episodes, with a 95% Wilson interval."""
+
+    wins: int
+    n: int
+
+    @property
+    def success(self) -> float | None:
+        return self.wins / self.n if self.n else None
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return wilson(self.wins, self.n)
+
+    def text(self) -> str:
+        return "—" if not self.n else f"{self.success:.2f} [{self.ci[0]:.2f}, {self.ci[1]:.2f}]"
+
+    def overlaps(self, other: Rate) -> bool:
+        return self.ci[0] <= other.ci[1] and other.ci[0] <= self.ci[1]
+
+
+def _rate(entry: dict) -> Rate:
+    """A cell's (or a cell's task's) success and episodes as whole successes out of episodes."""
+    n = int(entry.get("episodes") or 0)
+    return Rate(round((entry.get("success") or 0.0) * n), n) if entry.get("success") is not None else Rate(0, 0)
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+@dataclass
+class Group:
+    """The cells of one variant at one demo size, pooled over seeds."""
+
+    variant: str
+    paradigm: str
+    integration: str
+    init: str
+    video_weight: float
+    demos: int
+    cells: list[dict]
+
+    @property
+    def overall(self) -> Rate:
+        rates = [_rate(c) for c in self.cells]
+        return Rate(sum(r.wins for r in rates), sum(r.n for r in rates))
+
+    @property
+    def per_task(self) -> dict[str, Rate]:
+        tasks = dict.fromkeys(t for c in self.cells for t in c.get("per_task", {}))
+        return {t: Rate(sum(_rate(c["per_task"][t]).wins for c in self.cells if t in c.get("per_task", {})),
+                        sum(_rate(c["per_task"][t]).n for c in self.cells if t in c.get("per_task", {})))
+                for t in tasks}
+
+    def seed_success(self, task: str | None = None) -> list[float]:
+        """Each seed's own success (overall, or on `task`)."""
+        entries = [c if task is None else c.get("per_task", {}).get(task, {}) for c in self.cells]
+        return [e["success"] for e in entries if e.get("success") is not None]
+
+    def seeds_text(self) -> str:
+        """How many seeds have results, and how many failed (no episodes)."""
+        failed = sum(not _rate(c).n for c in self.cells)
+        return f"{len(self.cells) - failed}" + (f" ({failed} failed)" if failed else "")
+
+    @property
+    def ms(self) -> float | None:
+        return _mean([c.get("ms_per_chunk") for c in self.cells])
+
+    @property
+    def is_wam(self) -> bool:
+        return self.paradigm not in NOT_WAM
+
+    def mean_of(self, key: str) -> float | None:
+        return _mean([c.get(key, c.get("extra", {}).get(key)) for c in self.cells])
+
+
+def load_summary(study_dir: Path) -> dict:
+    path = Path(study_dir) / "summary.json"
+    if not path.is_file():
+        raise WamError(f"{path} not found: is {study_dir} a study directory (the study runner writes it)?")
+    return json.loads(path.read_text())
+
+
+def group_cells(cells: list[dict]) -> list[Group]:
+    """Cells grouped by (variant, demos), variants in order of appearance, demos ascending."""
+    keys: dict[tuple[str, int], list[dict]] = {}
+    for c in cells:
+        keys.setdefault((c["variant"], int(c["demos"])), []).append(c)
+    order = list(dict.fromkeys(c["variant"] for c in cells))
+    groups = []
+    for (variant, demos), mine in sorted(keys.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+        c = mine[0]
+        groups.append(Group(variant, c.get("paradigm", "?"), c.get("integration", "-"), c.get("init", "-"),
+                            float(c.get("video_weight", 0.0)), demos, sorted(mine, key=lambda x: x.get("seed", 0))))
+    return groups
+
+
+def headline(groups: list[Group]) -> tuple[int, list[Group]]:
+    """The largest demo size and the groups run at it (the comparison the report leads with)."""
+    demos = max(g.demos for g in groups)
+    return demos, [g for g in groups if g.demos == demos and g.overall.n]
+
+
+def best(groups: list[Group]) -> Group | None:
+    """Highest pooled success; ties go to the higher lower bound."""
+    scored = [g for g in groups if g.overall.n]
+    return max(scored, key=lambda g: (g.overall.success, g.overall.ci[0])) if scored else None
+
+
+def findings(summary: dict) -> list[str]:
+    """The sentences computed from the numbers, most important first."""
+    groups = group_cells(summary["cells"])
+    if not groups:
+        return ["The study has no cells yet."]
+    demos, top = headline(groups)
+    wam = best([g for g in top if g.is_wam])
+    ref = best([g for g in top if g.paradigm == "conv_reference"])
+    base = best([g for g in top if g.paradigm == "action_only"])
+    out = []
+    at = f"at {demos} demos per task"
+    if ref and wam:
+        how = "overlap" if ref.overall.overlaps(wam.overall) else "do not overlap"
+        if ref.overall.success > wam.overall.success:
+            out.append(f"The outside reference {ref.variant} ({ref.overall.text()}) beats every WAM {at}: "
+                       f"the best WAM, {wam.variant} ({wam.overall.text()}), is "
+                       f"{ref.overall.success - wam.overall.success:.2f} lower; their 95% intervals {how}.")
+        else:
+            out.append(f"The best WAM, {wam.variant} ({wam.overall.text()}), matches or beats the outside reference "
+                       f"{ref.variant} ({ref.overall.text()}) {at}; their 95% intervals {how}.")
+    if wam and base:
+        pair = (f"the best WAM, {wam.variant} ({wam.overall.text()}), and the action-only baseline, "
+                f"{base.variant} ({base.overall.text()})")
+        if wam.overall.overlaps(base.overall):
+            out.append(f"The 95% intervals of {pair} overlap {at}: this study cannot tell them apart.")
+        else:
+            winner = "the best WAM is ahead" if wam.overall.success > base.overall.success else "the baseline is ahead"
+            out.append(f"The 95% intervals of {pair} do not overlap {at}: {winner}.")
+    elif not base:
+        out.append("There is no action-only baseline in this study, so no WAM can be compared with it.")
+    return out
+
+
+# -- the document: a list of blocks, rendered to HTML and to Markdown --------------------------------------
+def _tables(groups: list[Group], tasks: list[str]) -> list[tuple]:
+    demos, top = headline(groups)
+    winner = best(top)
+    head = ["variant", "paradigm · integration", "init", "video weight", "success [95% CI]", "episodes",
+            "ms / chunk", "train s", "steps", "seeds"]
+    rows = [[g.variant, f"{g.paradigm} · {g.integration}", g.init, f"{g.video_weight:g}", g.overall.text(),
+             str(g.overall.n), _num(g.ms), _num(g.mean_of("train_seconds")), _num(g.mean_of("steps")),
+             g.seeds_text()] for g in top]
+    blocks: list[tuple] = [("h2", f"Results at {demos} demos per task"),
+                           ("table", head, rows, top.index(winner) if winner else None),
+                           ("h3", "Per task"),
+                           ("table", ["variant", *tasks], [[g.variant, *(g.per_task.get(t, Rate(0, 0)).text()
+                                                                        for t in tasks)] for g in top],
+                            top.index(winner) if winner else None),
+                           ("h2", "Every variant at every demo size")]
+    extras = sorted({k for g in groups for c in g.cells for k, v in c.get("extra", {}).items()
+                     if isinstance(v, (int, float))})
+    for variant in dict.fromkeys(g.variant for g in groups):
+        mine = [g for g in groups if g.variant == variant]
+        blocks.append(("h3", f"{variant} ({mine[0].paradigm} · {mine[0].integration}, init {mine[0].init})"))
+        blocks.append(("table", ["demos", "success [95% CI]", *tasks, "episodes", "ms / chunk", "train s", "steps",
+                                 "each seed", *extras],
+                       [[str(g.demos), g.overall.text(), *(g.per_task.get(t, Rate(0, 0)).text() for t in tasks),
+                         str(g.overall.n), _num(g.ms), _num(g.mean_of("train_seconds")), _num(g.mean_of("steps")),
+                         ", ".join(f"{s:.2f}" for s in g.seed_success()), *(_num(g.mean_of(k)) for k in extras)]
+                        for g in mine], None))
+    return blocks
+
+
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
+
+
+def _videos(study_dir: Path, top: list[Group], files: Path) -> list[tuple]:
+    """Per variant, the first seed's saved episodes at the headline demo size: real | imagined, and real."""
+    blocks = []
+    for g in top:
+        cell = g.cells[0]
+        evald = study_dir / cell["run"] / "eval"
+        info = json.loads((evald / "eval_info.json").read_text()) if (evald / "eval_info.json").is_file() else {}
+        items = []
+        for i in sorted({int(m.group(1)) for p in evald.glob("*_episode_*.mp4")
+                         if (m := re.search(r"_episode_(\d+)\.mp4$", p.name))})[:VIDEOS_PER_VARIANT]:
+            for kind, what in (("pred", "real | imagined"), ("eval", "real")):
+                src = evald / f"{kind}_episode_{i}.mp4"
+                if src.is_file():
+                    dest = files / f"{Path(cell['run']).name}__{src.name}"
+                    shutil.copyfile(src, dest)
+                    items.append((f"{files.name}/{dest.name}", f"{what}: {_episode_caption(info, i)}"))
+        if items:
+            blocks.append(("h3", f"{g.variant} (seed {cell.get('seed', '?')}, {g.demos} demos)"))
+            blocks.append(("videos", items))
+    if not blocks:
+        return [("p", "No episode videos were saved by the cells' evaluations.")]
+    return [("h2", "Imagined vs real futures"),
+            ("p", "Left of the white bar: what the camera saw; right: the frame the policy imagined for that step "
+                  "(held until its next plan). Policies that do not imagine only have the real episode."), *blocks]
+
+
+def _episode_caption(info: dict, i: int) -> str:
+    """'episode i: task, seed s, success/failure' from eval_info.json (episode i = i-th job of the run)."""
+    tasks, per = list(info.get("per_task", {})), info.get("config", {}).get("episodes")
+    if not tasks or not per or i // per >= len(tasks):
+        return f"episode {i}"
+    task, seed = tasks[i // per], info["config"].get("seed", 0) + i % per
+    ok = [e["success"] for e in info.get("episodes", []) if e.get("task") == task and e.get("seed") == seed]
+    verdict = "" if not ok else ", success" if ok[0] else ", failure"
+    return f"episode {i}: {task}, seed {seed}{verdict}"
+
+
+def _provenance(study_dir: Path, summary: dict) -> str:
+    date = summary.get("date") or datetime.datetime.fromtimestamp(
+        (study_dir / "summary.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    commit = summary.get("commit")
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                                    capture_output=True, text=True, timeout=10).stdout.strip() + " (of the report code)"
+        except (OSError, subprocess.SubprocessError):
+            commit = "unknown"
+    return f"{date} · commit {commit or 'unknown'} · {len(summary['cells'])} cells"
+
+
+def build(study_dir: Path, files: Path) -> tuple[str, list[tuple]]:
+    """The report's title and blocks; writes the PNGs and video copies into `files`."""
+    summary = load_summary(study_dir)
+    groups = group_cells(summary["cells"])
+    title = f"Study: {summary.get('study', study_dir.name)}"
+    if not groups:
+        return title, [("p", "The study has no cells yet.")]
+    tasks = list(dict.fromkeys(t for c in summary["cells"] for t in c.get("per_task", {})))
+    styles = variant_styles(groups)
+    demos, top = headline(groups)
+    tables = _tables(groups, tasks)
+    plot_success_vs_demos(groups, tasks, styles, files / "success_vs_demos.png")
+    plot_success_vs_latency(top, styles, files / "success_vs_latency.png")
+    plot_training_curves(study_dir, groups, styles, files / "training_curves.png")
+    note = ("Success is pooled over seeds, with a 95% Wilson interval over the pooled episodes (it does not "
+            "include seed-to-seed variation: each seed's own success is drawn faintly in the plots). "
+            "The highlighted row is the best variant.")
+    return title, [
+        ("p", f"<b>Question:</b> {html.escape(summary.get('question', '(not stated)'))}"),
+        ("meta", _provenance(study_dir, summary)),
+        ("findings", findings(summary)),
+        ("img", f"{files.name}/success_vs_demos.png", "success vs demos per task, one line per variant"),
+        *tables[:4],
+        ("note", note),
+        ("img", f"{files.name}/success_vs_latency.png", f"success vs ms per action chunk at {demos} demos"),
+        *_videos(study_dir, top, files),
+        ("h2", "Training curves"),
+        ("img", f"{files.name}/training_curves.png", "train and validation loss vs step, every cell"),
+        *tables[4:],
+    ]
+
+
+_CSS = """body{font:15px/1.45 system-ui,sans-serif;max-width:1150px;margin:1.5em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}
+th{background:#f3f3f3}tr.best td{background:#dff3df;font-weight:600}.meta{color:#666}.note{color:#555;font-size:13px}
+.findings{background:#fff7e0;border-left:4px solid #e0a800;padding:.5em 1em}img{max-width:100%}
+.videos{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}video{height:200px;image-rendering:pixelated;background:#000}
+figcaption{font-size:12px;color:#555}"""
+
+_SCRIPT = """<script>document.querySelectorAll('video').forEach(v => v.addEventListener('error', () => {
+  v.insertAdjacentHTML('afterend', '<p class=note>this browser cannot play it: <a href="' + v.getAttribute('src')
+    + '">download</a></p>'); }));</script>"""
+
+
+def _html_block(block: tuple) -> str:
+    kind, *rest = block
+    if kind in ("h2", "h3"):
+        return f"<{kind}>{html.escape(rest[0])}</{kind}>"
+    if kind in ("p", "meta", "note"):
+        return f"<p class={kind}>{rest[0]}</p>"
+    if kind == "findings":
+        return "<div class=findings>" + "".join(f"<p>{html.escape(s)}</p>" for s in rest[0]) + "</div>"
+    if kind == "img":
+        return f'<p><img src="{rest[0]}" alt="{html.escape(rest[1])}"></p>'
+    if kind == "videos":
+        return "<div class=videos>" + "".join(
+            f'<figure><video src="{src}" controls muted loop autoplay playsinline></video>'
+            f"<figcaption>{html.escape(cap)}</figcaption></figure>" for src, cap in rest[0]) + "</div>"
+    head, rows, hi = rest
+    cells = "".join(f"<tr{' class=best' if i == hi else ''}>" + "".join(f"<td>{html.escape(c)}</td>" for c in r)
+                    + "</tr>" for i, r in enumerate(rows))
+    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + f"</tr>{cells}</table>"
+
+
+def _md_block(block: tuple) -> str:
+    kind, *rest = block
+    if kind in ("h2", "h3"):
+        return f"{'#' * int(kind[1])} {rest[0]}"
+    if kind in ("p", "meta", "note"):
+        text = re.sub(r"</?b>", "**", html.unescape(rest[0]))
+        return f"*{text}*" if kind != "p" else text
+    if kind == "findings":
+        return "\n".join(f"> {s}  " for s in rest[0])
+    if kind == "img":
+        return f"![{rest[1]}]({rest[0]})"
+    if kind == "videos":
+        return "\n".join(f"- [{cap}]({src})" for src, cap in rest[0])
+    head, rows, hi = rest
+    esc = lambda c: c.replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, head)) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(f"**{esc(c)}**" if i == hi and c else esc(c) for c in r) + " |"
+              for i, r in enumerate(rows)]
+    return "\n".join(lines)
 
 
 def write_report(study_dir: Path) -> tuple[Path, Path]:
-    """Write report.md and report.html beside the study's summary.json."""
+    """Write `report.html` and `report.md` (+ `report_files/`) into `study_dir`; returns their paths."""
     study_dir = Path(study_dir)
-    path = study_dir / "summary.json"
-    if not path.exists():
-        raise WamError(f"no summary.json in {study_dir}: run `wam study` first")
-    text = markdown(json.loads(path.read_text()))
-    md, page = study_dir / "report.md", study_dir / "report.html"
-    md.write_text(text)
-    page.write_text(f"<!doctype html><meta charset='utf-8'><pre>{html.escape(text)}</pre>\n")
-    return page, md
+    files = study_dir / "report_files"
+    files.mkdir(parents=True, exist_ok=True)
+    title, blocks = build(study_dir, files)
+    page = "\n".join(_html_block(b) for b in blocks)
+    html_path, md_path = study_dir / "report.html", study_dir / "report.md"
+    html_path.write_text(f"<!doctype html>\n<html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+                         f"<style>{_CSS}</style></head>\n<body><h1>{html.escape(title)}</h1>\n{page}\n{_SCRIPT}"
+                         "</body></html>\n")
+    md_path.write_text(f"# {title}\n\n" + "\n\n".join(_md_block(b) for b in blocks) + "\n")
+    return html_path, md_path

@@ -8,11 +8,17 @@ and shared weights (text, obs/future embedders, backbone); without it the tokeni
 loaded from `tokenizer.path`) and the backbone starts from scratch: the matched baselines
 ("video loss without pretraining", the action-only policy) are this with `--paradigm` and
 `--policy.video_weight` set. The trainer is the one `wam pretrain` uses (EMA, exact resume, logs).
+`--data.video_only_tasks` trains some tasks from video alone: their actions are masked out of every
+action loss and of the action statistics; tasks.json records them (they still count as trained).
+
+`--paradigm=conv_reference` trains the outside reference policy (wam.reference: a conv image policy,
+not a WAM) the same way, on the same windows with the frames as pixels: no tokenizer, no `--init`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,15 +29,18 @@ from wam.checkpoint import load_checkpoint
 from wam.config import parse_config, save_config
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
+from wam.data.stats import vector_stats
+from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
-from wam.data.windows import ACTION_KEY, STATE_KEY, WindowSpec
+from wam.data.windows import ACTION_KEY, STATE_KEY, WindowDataset, WindowSpec
 from wam.errors import ConfigError
 from wam.imagination import load_world_model
 from wam.nn.tokenizer import FrameAutoencoder
-from wam.paradigms import PolicyModelConfig, build_paradigm, strategy
+from wam.paradigms import PARADIGM_NAMES, PolicyModelConfig, build_paradigm, strategy
 from wam.policy import WamPolicy
 from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTrainConfig, encode_all,
                           frame_rows, latent_windows, prepare_tokenizer, split_episodes)
+from wam.reference import REFERENCES
 from wam.trainer import OptimConfig, train
 
 KIND = "wam-policy"
@@ -49,7 +58,15 @@ class TrainConfig:
     out: str = "runs/policy"
 
     def check(self) -> None:
-        strategy(self.paradigm, self.policy.integration)  # refuses unknown or invalid combinations
+        names = (*PARADIGM_NAMES, *REFERENCES)
+        if self.paradigm not in names:
+            raise ConfigError(f"unknown paradigm '{self.paradigm}'; choose one of {', '.join(names)}")
+        if self.paradigm in REFERENCES:  # outside the WAM family: no world model, no action integration
+            if self.init or self.policy.integration != "tokens":
+                raise ConfigError(f"'{self.paradigm}' is the outside reference policy: it trains from scratch on "
+                                  f"pixels, so --init and --policy.integration do not apply")
+        else:
+            strategy(self.paradigm, self.policy.integration)  # refuses invalid combinations
         self.policy.check()
         self.optim.check()
         if self.data.episodes_per_task < 0:
@@ -75,10 +92,70 @@ def trained_tasks(ds: LeRobotDataset) -> list[str]:
     return sorted({e.extras["env_task"] for e in ds.episodes if e.extras.get("env_task")})
 
 
-def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder, stats: dict, image_key: str,
+def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder | None, stats: dict, image_key: str,
                  source_size: int | None = None) -> WamPolicy:
-    paradigm = build_paradigm(cfg.paradigm, cfg.policy, tokenizer)
+    """A WAM paradigm over `tokenizer`, or the outside reference policy (which needs none)."""
+    if cfg.paradigm in REFERENCES:
+        paradigm = REFERENCES[cfg.paradigm](cfg.policy, cfg.data.image_size)
+    else:
+        paradigm = build_paradigm(cfg.paradigm, cfg.policy, tokenizer)
     return WamPolicy(paradigm, stats, image_key, get_text_encoder(cfg.text_encoder), source_size=source_size)
+
+
+def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, np.ndarray, list[int], list[int]]:
+    """The dataset, its frames (decoded once, resized) and its training / held-out episodes; fills in
+    `cfg.data.image_key` and `cfg.data.source_size`."""
+    ds = LeRobotDataset(cfg.data.path)
+    key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
+    cfg.data.image_key = key
+    cfg.data.source_size = int(ds.feature(key)["shape"][0])
+    frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
+    return ds, frames, *split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task)
+
+
+def video_only(cfg: TrainConfig, ds: LeRobotDataset) -> tuple[list[str], list[int]]:
+    """The tasks of `data.video_only_tasks` and their episodes (whose actions are hidden in training)."""
+    if not cfg.data.video_only_tasks:
+        return [], []
+    tasks, present = resolve_tasks(cfg.data.video_only_tasks), trained_tasks(ds)
+    missing = [t for t in tasks if t not in present]
+    if missing:
+        raise ConfigError(f"data.video_only_tasks names {', '.join(missing)}, which {cfg.data.path} does not hold "
+                          f"(its tasks: {', '.join(present) or 'none recorded'})")
+    if set(present) <= set(tasks):
+        raise ConfigError("data.video_only_tasks covers every task of the dataset: no actions are left to learn from")
+    return tasks, [e.index for e in ds.episodes if e.extras.get("env_task") in tasks]
+
+
+def labelled_stats(ds: LeRobotDataset, actionless: list[int]) -> dict:
+    """Normalisation statistics, the actions' from the episodes whose actions are used (all, by default)."""
+    if not actionless:
+        return ds.stats
+    labelled = [e.index for e in ds.episodes if e.index not in set(actionless)]
+    return {**ds.stats, ACTION_KEY: vector_stats(ds.read_columns([ACTION_KEY], labelled)[ACTION_KEY])}
+
+
+def policy_windows(cfg: TrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int], video: bool,
+                   actionless: Sequence[int] = ()) -> WindowDataset:
+    """Windows over latents (or pixels, (N, H, W, 3)) with what a policy trains on: obs, state, the action
+    chunk, the future if `video`."""
+    spec = WindowSpec(obs=cfg.policy.obs, future=cfg.policy.future if video else (),
+                      action=tuple(range(cfg.policy.chunk)), state=True, image_key=cfg.data.image_key)
+    return latent_windows(ds, spec, latents, episodes, actionless)
+
+
+def policy_and_inputs(cfg: TrainConfig, frames: np.ndarray, ds: LeRobotDataset, train_eps: list[int],
+                      val_eps: list[int], stats: dict, out: Path) -> tuple[WamPolicy, np.ndarray]:
+    """The policy and what its windows read, (N, h, w, C): the tokenizer's latents (WAMs) or the
+    frames themselves (the pixel reference)."""
+    key, size = cfg.data.image_key, cfg.data.source_size
+    if cfg.paradigm in REFERENCES:
+        return build_policy(cfg, None, stats, key, size), frames
+    tokenizer, init_state = _tokenizer_and_init(cfg, frames, ds, train_eps, val_eps, out)
+    policy = build_policy(cfg, tokenizer, stats, key, size)
+    if init_state is not None:
+        policy.paradigm.parts.load_state_dict(init_state, strict=False)
+    return policy, encode_all(tokenizer, frames)
 
 
 def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
@@ -86,31 +163,23 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     cfg.check()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = LeRobotDataset(cfg.data.path)
-    key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
-    cfg.data.image_key = key
-    cfg.data.source_size = int(ds.feature(key)["shape"][0])
-    frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
-    train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task)
-    tokenizer, init_state = _tokenizer_and_init(cfg, frames, ds, train_eps, val_eps, out)
+    ds, frames, train_eps, val_eps = open_data(cfg, progress)
+    hidden_tasks, hidden = video_only(cfg, ds)
+    policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, labelled_stats(ds, hidden), out)
     save_config(cfg, out / "config.yaml")
+    (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds), "video_only_tasks": hidden_tasks,
+                                                "instructions": list(ds.tasks)}, indent=1))
     (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
-    (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds), "instructions": list(ds.tasks)}, indent=1))
-    latents = encode_all(tokenizer, frames)
-    policy = build_policy(cfg, tokenizer, ds.stats, key, cfg.data.source_size)
-    if init_state is not None:
-        policy.paradigm.parts.load_state_dict(init_state, strict=False)
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     video = policy.paradigm.video
-    spec = WindowSpec(obs=cfg.policy.obs, future=cfg.policy.future if video else (),
-                      action=tuple(range(cfg.policy.chunk)), state=True, image_key=key)
-    train_set, val_set = (latent_windows(ds, spec, latents, eps) for eps in (train_eps, val_eps))
-    collate = LatentCollate(text_table)
+    train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden) for eps in (train_eps, val_eps))
+    collate = LatentCollate(text_table, latents=not policy.paradigm.pixels)
     picks = np.linspace(0, len(val_set) - 1, min(len(val_set), 2 * cfg.optim.batch_size)).astype(int)
     val_batches = [collate([val_set[int(i)] for i in chunk]) for chunk in np.array_split(picks, 2) if len(chunk)]
     n = sum(p.numel() for p in policy.parameters() if p.requires_grad)
+    also = f", actions hidden for {', '.join(hidden_tasks)}" if hidden_tasks else ""
     print(f"{cfg.paradigm} policy: {n / 1e6:.2f}M trainable parameters, init {'from ' + cfg.init if cfg.init else 'scratch'}, "
-          f"{len(train_set)} training windows, {len(val_eps)} held-out episodes")
+          f"{len(train_set)} training windows, {len(val_eps)} held-out episodes{also}")
     return train(policy, train_set, collate, cfg.optim, out, KIND, cfg, val_batches, progress=progress, stop_at=stop_at)
 
 
@@ -121,7 +190,8 @@ def load_policy(path: str | Path, use_ema: bool = True) -> tuple[WamPolicy, Trai
     tok_cfg = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer).tokenizer_config()
     dims = {STATE_KEY: cfg.policy.state_dim, ACTION_KEY: cfg.policy.action_dim}
     stats = {k: {s: np.zeros(d) for s in ("mean", "std", "min", "max")} for k, d in dims.items()}
-    policy = build_policy(cfg, FrameAutoencoder(tok_cfg), stats, cfg.data.image_key, cfg.data.source_size or None)
+    tokenizer = None if cfg.paradigm in REFERENCES else FrameAutoencoder(tok_cfg)
+    policy = build_policy(cfg, tokenizer, stats, cfg.data.image_key, cfg.data.source_size or None)
     policy.load_state_dict(ckpt.model)
     if use_ema and ckpt.ema is not None:
         params = dict(policy.named_parameters())

@@ -7,7 +7,9 @@ A `WindowSpec` says what one training sample holds, relative to its anchor frame
     action   the action chunk at t + o for o in `action`              e.g. 0 .. Ta-1; () = action-free
 
 Offsets past an episode's edge repeat the edge frame and are flagged in `*_is_pad`. A spec with
-no action offsets never reads the action column (action-free video, for pretraining).
+no action offsets never reads the action column (action-free video, for pretraining). Episodes
+named in `actionless` keep their frames and states, but their actions are treated as missing:
+`action` all zeros, `action_is_pad` all True (tasks learned from video alone).
 
 One sample, as returned by `WindowDataset[i]` (T* = number of offsets, images channel-first):
 
@@ -22,7 +24,7 @@ decoded once to disk (the default: see `frames.py`), or from an array in memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +82,7 @@ class WindowDataset(Dataset):
     """A map-style torch dataset of windows; one sample per frame of the chosen episodes."""
 
     def __init__(self, dataset: LeRobotDataset, spec: WindowSpec, episodes: Sequence[int] | None = None,
-                 frames: FrameSource | None = None):
+                 frames: FrameSource | None = None, actionless: Collection[int] = ()):
         spec.check()
         self.dataset, self.spec = dataset, spec
         self.image_key = spec.image_key or self._default_image_key()
@@ -98,6 +100,7 @@ class WindowDataset(Dataset):
                 "frames, so every window would be padding"
             )
         self.lengths = lengths
+        self.actionless = np.isin(self.episode_ids, list(actionless))  # per position in episode_ids
         self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # row of each episode's frame 0
         self.sample_episode = np.repeat(np.arange(len(lengths)), lengths)
         self.sample_frame = np.concatenate([np.arange(n) for n in lengths])
@@ -114,6 +117,8 @@ class WindowDataset(Dataset):
         wanted = ["task_index"] + ([STATE_KEY] if self.spec.state else [])
         wanted += [] if self.spec.action_free else [ACTION_KEY]
         cols = self.dataset.read_columns(wanted, self.episode_ids)  # never `action` when action-free
+        if ACTION_KEY in cols:  # the actions of actionless episodes never leave this class
+            cols[ACTION_KEY][np.repeat(self.actionless, self.lengths)] = 0
         return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in cols.items()}
 
     def __len__(self) -> int:
@@ -144,7 +149,7 @@ class WindowDataset(Dataset):
         if not self.spec.action_free:
             pos, pad = self._gather(i, self.spec.action)
             sample["action"] = torch.from_numpy(self.columns[ACTION_KEY][base + pos])
-            sample["action_is_pad"] = torch.from_numpy(pad)
+            sample["action_is_pad"] = torch.from_numpy(pad | self.actionless[e])
         task_index = int(self.columns["task_index"][base + self.sample_frame[i]])
         sample.update(task=self.dataset.tasks[task_index], task_index=task_index,
                       episode_index=self.episode_ids[e], frame_index=int(self.sample_frame[i]))

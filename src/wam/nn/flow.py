@@ -11,7 +11,7 @@ forcing); it is broadcast over the trailing dims of x.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -29,7 +29,15 @@ def _expand(t: Tensor | float, like: Tensor) -> Tensor:
 
 
 def noise_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return gaussian(x.shape, generator, x.device, x.dtype)
+
+
+def gaussian(shape: Sequence[int], generator: torch.Generator | None = None, device: torch.device | str | None = None,
+             dtype: torch.dtype | None = None) -> Tensor:
+    """Standard normal noise on `device`, drawn on the generator's device (a seeded CPU generator then
+    gives the same noise whatever device the model runs on)."""
+    where = generator.device if generator is not None else device
+    return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=where).to(device)
 
 
 def interpolate(x0: Tensor, noise: Tensor, t: Tensor | float) -> Tensor:
@@ -45,9 +53,9 @@ def sample_time(batch: int, generator: torch.Generator | None = None, kind: str 
                 device: torch.device | str | None = None, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """(batch,) flow times in (0, 1): logit-normal (SD3: sigmoid of N(mean, std)) or uniform."""
     if kind == "logit_normal":
-        t = torch.sigmoid(mean + std * torch.randn(batch, generator=generator, device=device))
+        t = torch.sigmoid(mean + std * gaussian((batch,), generator, device))
     elif kind == "uniform":
-        t = torch.rand(batch, generator=generator, device=device)
+        t = torch.rand(batch, generator=generator, device=generator.device if generator else device).to(device)
     else:
         raise ConfigError(f"unknown flow time distribution {kind!r}; choose one of {TIME_KINDS}")
     return t.clamp(_EPS, 1 - _EPS)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from wam.data.text import EMBED_DIM
 from wam.errors import ConfigError
 from wam.models.groups import LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
-from wam.nn.flow import flow_loss, interpolate, sample_time
+from wam.nn.flow import flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, TokenGroup
 
@@ -65,6 +65,13 @@ class PolicyModelConfig:
     lam_beta: float = 0.25  # VQ commitment weight
     lam_weight: float = 1.0  # weight of the LAM loss (reconstruction + VQ)
     code_weight: float = 1.0  # weight of the world model's code-prediction (flow) loss
+    # the outside reference policy (wam.reference, `--paradigm=conv_reference`): a conv image policy outside
+    # the WAM family; it shares obs, chunk, the dims, sample_steps and action_weight above, and uses only these
+    ref_channels: tuple[int, ...] = (32, 64, 128, 256)  # ResNet stages (GroupNorm); each after the first halves
+    ref_keypoints: int = 32  # spatial-softmax keypoints per frame (0 = global average pooling)
+    ref_feature: int = 64  # image feature per frame and instruction feature, in the denoiser's condition
+    ref_unet: tuple[int, ...] = (48, 96, 192)  # channels of the 1D temporal U-Net's levels (FiLM-conditioned)
+    ref_shift: int = 4  # random-shift augmentation at training, in pixels (0 = none)
 
     def check(self) -> None:
         self.backbone.check()
@@ -81,6 +88,12 @@ class PolicyModelConfig:
                               f"{self.lam_dim}, {self.lam_width}")
         if self.lam_beta < 0 or self.lam_weight < 0 or self.code_weight < 0:
             raise ConfigError("policy.lam_beta, lam_weight and code_weight must be >= 0")
+        if not self.ref_channels or not self.ref_unet or min(*self.ref_channels, *self.ref_unet, self.ref_feature) < 1:
+            raise ConfigError(f"policy.ref_channels and ref_unet need channels >= 1 and ref_feature >= 1; got "
+                              f"{self.ref_channels}, {self.ref_unet}, {self.ref_feature}")
+        if self.ref_keypoints < 0 or self.ref_shift < 0:
+            raise ConfigError(f"policy.ref_keypoints and ref_shift must be >= 0, got {self.ref_keypoints}, "
+                              f"{self.ref_shift}")
 
 
 def next_offset(offsets: tuple[int, ...]) -> int:
@@ -125,7 +138,7 @@ class WamParts(nn.Module):
             action: tuple[Tensor, Tensor] | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:
         """Velocities of the given (x_t, t) groups; a group with t == 0 everywhere is clean input.
         `extra` groups (a strategy's own, already embedded) come back as raw (B, N, width) tokens."""
-        zero = torch.zeros(1, 3, dtype=torch.long)
+        zero = torch.zeros(1, 3, dtype=torch.long, device=batch["text_emb"].device)
         groups = [TokenGroup("text", self.text(batch["text_emb"]), None, zero, "text"),
                   TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video"),
                   TokenGroup("state", self.state_in.embed(batch["obs.state"]), None, self.state_pos, "action")]
@@ -178,8 +191,8 @@ class Noised:
 
 def noise_group(x0: Tensor, generator: torch.Generator | None, t: Tensor | None = None) -> Noised:
     """Noise `x0` at a drawn (or given) flow time t (B,)."""
-    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
-    t = sample_time(x0.shape[0], generator=generator) if t is None else t
+    noise = gaussian(x0.shape, generator, x0.device, x0.dtype)
+    t = sample_time(x0.shape[0], generator=generator, device=x0.device) if t is None else t
     return Noised(x0, noise, t, interpolate(x0, noise, t))
 
 
@@ -191,9 +204,9 @@ def keep_mask(is_pad: Tensor, like: Tensor) -> Tensor:
 @torch.no_grad()
 def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[str, Tensor], steps: int) -> dict[str, Tensor]:
     """Integrate several groups together from t=1 (noise) to t=0 with `fn(x, t) -> velocities`."""
-    b = next(iter(x.values())).shape[0]
+    first = next(iter(x.values()))
     for i in range(steps):
-        t = torch.full((b,), 1 - i / steps)
+        t = torch.full((first.shape[0],), 1 - i / steps, device=first.device)
         v = fn(x, t)
         x = {k: x[k] - v[k] / steps for k in x}
     return x
@@ -207,11 +220,17 @@ class ParadigmBase(nn.Module):
     architecture = "backbone"  # "backbone" (monolithic or MoT by backbone.mot) or "hierarchical"
     video = True
     backbone_actions = True  # False: the paradigm acts with its own network, the backbone has no action head
+    pixels = False  # the policy feeds tokenizer latents (True: raw frames, as to the outside reference policy)
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__()
         self.cfg, self.parts = cfg, parts
         self.last_future: Tensor | None = None  # latents imagined by the last `act`, where it imagines
+
+    @property
+    def image_size(self) -> int:
+        """The frame size (px) the policy feeds: the tokenizer's."""
+        return self.parts.tokenizer.cfg.image_size
 
 
 def video_and_action_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, same_t: bool,
@@ -245,6 +264,7 @@ def sample_group(paradigm: ParadigmBase, batch: dict, mask: GroupMask, name: str
     parts = paradigm.parts
     b = batch["text_emb"].shape[0]
     shape = parts.future_shape(b) if name == "future" else parts.action_shape(b)
-    given = {} if clean_future is None else {"future": (clean_future, torch.zeros(b))}
+    device = batch["text_emb"].device
+    given = {} if clean_future is None else {"future": (clean_future, torch.zeros(b, device=device))}
     step = lambda x, t: parts.run(batch, mask, **given, **{name: (x[name], t)})  # noqa: E731
-    return euler(step, {name: torch.randn(shape, generator=generator)}, paradigm.cfg.sample_steps)[name]
+    return euler(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps)[name]

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from wam.errors import ConfigError
+from wam.nn.flow import gaussian
 from wam.nn.transformer import timestep_embedding
 from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, future_loss, keep_mask,
                                 mask_where, noise_group, sample_group, weighted_loss)
@@ -118,10 +119,14 @@ class Hierarchical(ParadigmBase):
         return self._plan.subgoal
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, given_subgoal: Tensor | None = None) -> Tensor:
-        """(B, Ta, Da): the executor's chunk toward the (cached or new) subgoal, or a given one (B, C, h, w)."""
+    def act(self, batch: dict, generator: torch.Generator | None = None, given_subgoal: Tensor | None = None,
+            given_future: Tensor | None = None) -> Tensor:
+        """(B, Ta, Da): the executor's chunk toward the (cached or new) subgoal, or a given one (B, C, h, w),
+        or the subgoal frame of a given future (B, Tf, C, h, w) (e.g. the real one: an upper bound)."""
+        if given_future is not None:
+            given_subgoal = given_future[:, self.cfg.subgoal_index]
         subgoal = self.subgoal(batch, generator) if given_subgoal is None else given_subgoal
         cond = self.executor.condition(batch["obs.latent"], subgoal, batch["obs.state"])
-        noise = torch.randn(self.parts.action_shape(cond.shape[0]), generator=generator)
+        noise = gaussian(self.parts.action_shape(cond.shape[0]), generator, cond.device)
         step = lambda x, t: {"action": self.executor(x["action"], t, cond)}  # noqa: E731
         return euler(step, {"action": noise}, self.cfg.executor_steps)["action"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from wam.nn.flow import gaussian
 from wam.paradigms.base import ParadigmBase, euler, mask_where, video_and_action_loss
 
 MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
@@ -25,8 +26,9 @@ class Joint(ParadigmBase):
 
     def _sample(self, batch: dict, generator: torch.Generator | None) -> dict[str, Tensor]:
         b = batch["text_emb"].shape[0]
-        x = {"future": torch.randn(self.parts.future_shape(b), generator=generator),
-             "action": torch.randn(self.parts.action_shape(b), generator=generator)}
+        dev = batch["text_emb"].device
+        x = {"future": gaussian(self.parts.future_shape(b), generator, dev),
+             "action": gaussian(self.parts.action_shape(b), generator, dev)}
         step = lambda x, t: self.parts.run(batch, MASK, future=(x["future"], t), action=(x["action"], t))  # noqa: E731
         return euler(step, x, self.cfg.sample_steps)
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from wam.models.groups import VectorTokens, vector_positions
-from wam.nn.flow import masked_mse
+from wam.nn.flow import gaussian, masked_mse
 from wam.nn.latent_action import ActionDecoder, LamOutput, LatentActionModel
 from wam.nn.transformer import TokenGroup
 from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, future_loss, keep_mask,
@@ -104,8 +104,9 @@ class JointLatentActions(ParadigmBase):
 
     def _sample(self, batch: dict, generator: torch.Generator | None) -> dict[str, Tensor]:
         b = batch["text_emb"].shape[0]
-        x = {"future": torch.randn(self.parts.future_shape(b), generator=generator),
-             "latent_action": torch.randn((b, len(self.cfg.future), self.cfg.lam_dim), generator=generator)}
+        dev = batch["text_emb"].device
+        x = {"future": gaussian(self.parts.future_shape(b), generator, dev),
+             "latent_action": gaussian((b, len(self.cfg.future), self.cfg.lam_dim), generator, dev)}
         step = lambda x, t: self._run(batch, x["future"], x["latent_action"], t, t)  # noqa: E731
         return euler(step, x, self.cfg.sample_steps)
 

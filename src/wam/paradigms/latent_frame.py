@@ -29,21 +29,21 @@ from wam.paradigms.base import (ParadigmBase, PolicyModelConfig, WamParts, keep_
 MASK = mask_where({"future": {"text", "obs", "state", "future"}})
 
 
-def _copies(n: int, size: int) -> Tensor:
+def _copies(n: int, size: int, device: torch.device | None = None) -> Tensor:
     """(size,) long: which of the n values fills each of the frame's `size` entries (tiled in order)."""
-    return torch.arange(size) % n
+    return torch.arange(size, device=device) % n
 
 
 def pack_actions(actions: Tensor, frame: tuple[int, int, int]) -> Tensor:
     """(B, Ta, Da) values (any dtype, bool too) -> (B, 1, C, h, w), the Ta*Da values tiled to fill it."""
     flat = actions.reshape(actions.shape[0], -1)  # (B, Ta*Da)
-    return flat[:, _copies(flat.shape[1], math.prod(frame))].reshape(actions.shape[0], 1, *frame)
+    return flat[:, _copies(flat.shape[1], math.prod(frame), flat.device)].reshape(actions.shape[0], 1, *frame)
 
 
 def unpack_actions(frame: Tensor, chunk: int, dim: int) -> Tensor:
     """(B, 1, C, h, w) -> (B, Ta, Da): each action value the mean of its copies in the frame."""
     flat = frame.reshape(frame.shape[0], -1)  # (B, C*h*w)
-    idx = _copies(chunk * dim, flat.shape[1])
+    idx = _copies(chunk * dim, flat.shape[1], flat.device)
     total = flat.new_zeros(flat.shape[0], chunk * dim).index_add_(1, idx, flat)
     return (total / torch.bincount(idx, minlength=chunk * dim).to(flat.dtype)).reshape(-1, chunk, dim)
 
