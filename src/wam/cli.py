@@ -7,6 +7,8 @@
     wam train [--paradigm=representation --init=runs/wm --data.path=... --out=runs/policy ...]
     wam eval --policy=runs/policy [--episodes=10 --workers=2 --paraphrase=-1]
     wam eval-offline --policy=runs/policy [--given_future=imagined|real --swap=false]
+    wam study CONFIG.yaml|NAME [--eval.episodes=5 ...]   (a comparison: cells of variant x demos x seed)
+    wam quickstart [--out=runs/quickstart]   (the whole pipeline, small, ~15 minutes on 2 cores)
     wam imagine RUN --dataset PATH --episode K [--frame T] [--instruction "..."] [--then "..."] --out clip.mp4
     wam imagine RUN --image start.png --instruction "..." --out clip.gif
     wam imagine-eval RUN --dataset PATH [--starts 3 --steps 10]
@@ -83,6 +85,38 @@ def _eval(rest: list[str]) -> int:
     info = evaluate(cfg)
     print(summary_table(info))
     print(f"wrote {Path(cfg.out or Path(cfg.policy) / 'eval') / 'eval_info.json'}")
+    return 0
+
+
+def _study(rest: list[str]) -> int:
+    from wam.study import STUDIES, load_study, run_study, study_dir
+
+    if not rest or rest[0] in ("-h", "--help"):
+        named = ", ".join(sorted(p.stem for p in STUDIES.glob("*.yaml"))) if STUDIES.is_dir() else "(none)"
+        print(f"usage: wam study CONFIG.yaml|NAME [--option=value ...]\n\nnamed studies (configs/studies/): {named}\n"
+              "options: the fields of wam.study.StudyConfig, dotted (--eval.episodes=5, --demos=5,10, --out=...)")
+        return 0
+    cfg = load_study(rest[0], rest[1:])
+    summary = run_study(cfg)
+    root = study_dir(cfg)
+    print(f"study {cfg.name}: {len(summary['cells'])}/{summary['planned_cells']} cells in {root}; "
+          f"{root}/summary.json, report: {root}/report.html")
+    return 0
+
+
+def _quickstart(rest: list[str]) -> int:
+    from wam.config import parse_overrides
+    from wam.quickstart import describe_quickstart, five_lines, parse_quickstart
+    from wam.study import run_study
+
+    if rest and rest[0] in ("-h", "--help"):
+        print("usage: wam quickstart [--out=runs/quickstart] [--option=value ...]\n\n"
+              "The whole pipeline on 3 easy tasks in ~15 minutes on 2 cores. Its sizes (any study option works):\n"
+              + describe_quickstart())
+        return 0
+    cfg = parse_quickstart(parse_overrides(rest))
+    summary = run_study(cfg)
+    print(five_lines(cfg, summary, f"{cfg.out}/report.html"))
     return 0
 
 
@@ -198,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("eval", help="closed-loop rollouts of a policy in Meta-World", add_help=False)
     verbs.add_parser("eval-offline", help="action error of a policy on held-out demos (real or imagined future)",
                      add_help=False)
+    verbs.add_parser("study", help="a controlled comparison from one YAML: collect, pretrain, train x eval "
+                     "every cell, summary and report (resumable)", add_help=False)
+    verbs.add_parser("quickstart", help="the whole pipeline on 3 easy tasks in ~15 minutes on 2 CPU cores",
+                     add_help=False)
     imagine = verbs.add_parser("imagine", help="imagine the future from a frame and an instruction")
     imagine.add_argument("run", help="a pretrain run folder or checkpoint")
     imagine.add_argument("--dataset", default=None, help="dataset to take the start frame from (default: the run's)")
@@ -237,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
             return _train(argv[1:])
         if argv and argv[0] == "eval":
             return _eval(argv[1:])
+        if argv and argv[0] == "study":
+            return _study(argv[1:])
+        if argv and argv[0] == "quickstart":
+            return _quickstart(argv[1:])
         if argv and argv[0] == "eval-offline":
             return _eval_offline(argv[1:])
         args = build_parser().parse_args(argv)

@@ -87,11 +87,12 @@ def _set(node: Any, path: list[str], value: Any) -> Any:
     return dataclasses.replace(node, **{path[0]: _set(getattr(node, path[0]), path[1:], value)})
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def flatten_tree(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1} (lists and other values are leaves)."""
     out: dict[str, Any] = {}
     for k, v in tree.items():
         if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten_tree(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -126,7 +127,7 @@ def parse_config(cls: type[T], argv: list[str]) -> T:
         path = Path(preset)
         if not path.is_file():
             raise ConfigError(f"--config: no such file {path}")
-        cfg = apply_overrides(cfg, _flatten(yaml.safe_load(path.read_text()) or {}))
+        cfg = apply_overrides(cfg, flatten_tree(yaml.safe_load(path.read_text()) or {}))
     cfg = apply_overrides(cfg, overrides)
     check = getattr(cfg, "check", None)
     if callable(check):

@@ -42,6 +42,7 @@ class DataConfig:
     image_size: int = 64
     val_fraction: float = 0.1  # of each task's episodes, held out (at least one a task)
     source_size: int = 0  # the dataset's frame size (filled in by training; 0 = unknown)
+    episodes_per_task: int = 0  # train on the first N training episodes of each task (0 = all); val unchanged
     # tasks learned from video alone (`wam train`): Meta-World task names or a suite, comma-separated;
     # their episodes keep frames and states, their actions are treated as missing (masked out of
     # every action loss) and left out of the action normalisation statistics
@@ -72,6 +73,8 @@ class PretrainConfig:
         self.optim.check()
         if not 0 < self.data.val_fraction < 1:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.data.val_fraction}")
+        if self.data.episodes_per_task < 0:
+            raise ConfigError(f"data.episodes_per_task must be >= 0 (0 = all), got {self.data.episodes_per_task}")
         if self.data.video_only_tasks and self.model.action_chunk:
             raise ConfigError("data.video_only_tasks hides actions from `wam train`; an action-conditioned world "
                               "model (model.action_chunk > 0) cannot be pretrained without them")
@@ -82,16 +85,26 @@ class PretrainConfig:
                                base_channels=t.base_channels, downsample=t.downsample)
 
 
-def split_episodes(ds: LeRobotDataset, val_fraction: float) -> tuple[list[int], list[int]]:
-    """Per task, the last ceil(fraction * n) episodes are held out (at least one when n > 1)."""
+def held_out_count(n: int, val_fraction: float) -> int:
+    """Episodes of a task with `n` episodes held out for validation: ceil(fraction * n), at least one, at most n - 1."""
+    return min(max(int(np.ceil(val_fraction * n)), 1), n - 1)
+
+
+def split_episodes(ds: LeRobotDataset, val_fraction: float, per_task: int = 0) -> tuple[list[int], list[int]]:
+    """Per task, the last ceil(fraction * n) episodes are held out (at least one when n > 1); of the
+    rest, the first `per_task` train (all when 0). The held-out episodes do not depend on `per_task`."""
     by_task: dict[str, list[int]] = {}
     for ep in ds.episodes:
         by_task.setdefault(ep.tasks[0], []).append(ep.index)
     train_eps, val_eps = [], []
-    for eps in by_task.values():
-        n_val = min(max(int(np.ceil(val_fraction * len(eps))), 1), len(eps) - 1)
-        train_eps += eps[: len(eps) - n_val]
-        val_eps += eps[len(eps) - n_val:]
+    for task, eps in by_task.items():
+        n_val = held_out_count(len(eps), val_fraction)
+        n_train = len(eps) - n_val
+        if per_task > n_train:
+            raise ConfigError(f"data.episodes_per_task={per_task}, but task {task!r} has only {n_train} training "
+                              f"episodes ({len(eps)} minus {n_val} held out for validation)")
+        train_eps += eps[: per_task or n_train]
+        val_eps += eps[n_train:]
     return sorted(train_eps), sorted(val_eps)
 
 
@@ -178,7 +191,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     ds = LeRobotDataset(cfg.data.path)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
-    train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction)
+    train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task)
     (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
     tokenizer = prepare_tokenizer(cfg, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out)
     save_config(cfg, out / "config.yaml")  # after the tokenizer: its fields describe the one used

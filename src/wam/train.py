@@ -69,6 +69,8 @@ class TrainConfig:
             strategy(self.paradigm, self.policy.integration)  # refuses invalid combinations
         self.policy.check()
         self.optim.check()
+        if self.data.episodes_per_task < 0:
+            raise ConfigError(f"data.episodes_per_task must be >= 0 (0 = all), got {self.data.episodes_per_task}")
 
 
 def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps, val_eps, out: Path):
@@ -108,7 +110,7 @@ def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, 
     cfg.data.image_key = key
     cfg.data.source_size = int(ds.feature(key)["shape"][0])
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
-    return ds, frames, *split_episodes(ds, cfg.data.val_fraction)
+    return ds, frames, *split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task)
 
 
 def video_only(cfg: TrainConfig, ds: LeRobotDataset) -> tuple[list[str], list[int]]:
@@ -167,6 +169,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     save_config(cfg, out / "config.yaml")
     (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds), "video_only_tasks": hidden_tasks,
                                                 "instructions": list(ds.tasks)}, indent=1))
+    (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     video = policy.paradigm.video
     train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden) for eps in (train_eps, val_eps))

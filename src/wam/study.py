@@ -1,0 +1,237 @@
+"""`wam study CONFIG`: a controlled comparison, end to end and resumable.
+
+    wam study configs/studies/future_helps_acting.yaml [--eval.episodes=5 --out=runs/studies/x]
+    wam study future_helps_acting                       (a name in configs/studies/)
+
+Collect once (`data.collect`, skipped when present, or an existing `data.path`), pretrain the world
+model once (`pretrain`, skipped when finished, or an existing `pretrain_run`), then one cell per
+(demos per task, seed, variant): `wam train` with the shared `train` settings, the variant's
+paradigm, init and overrides, on the first `demos` training episodes of each task, then `wam eval`.
+Every cell gets the same budget: `budget.steps`, or `budget.cpu_seconds` turned into steps with each
+variant's training samples/s, measured once at the start (`rates.json`, and in summary.json).
+A `scratch` variant uses the world model's tokenizer and backbone shape with fresh weights, so the
+only difference from `pretrained` is the initialisation.
+
+STUDY/ holds study.yaml (the resolved config), data/ and pretrain/ (when made here), rates.json,
+cells/<variant>__d<demos>__s<seed>/ (a `wam train` run + cell.json + eval/), summary.json (rewritten
+after every cell) and the report (`wam.report.write_report`). A cell whose eval/eval_info.json exists
+never runs again; an interrupted one resumes from its checkpoints: run the same command again.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import shutil
+import statistics
+import time
+from collections import Counter
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from wam.checkpoint import resolve_checkpoint
+from wam.config import apply_overrides, parse_config, save_config
+from wam.data.lerobot_format import LeRobotDataset
+from wam.data.tasks import resolve_tasks
+from wam.envs.collect import collect
+from wam.errors import ConfigError, WamError
+from wam.evaluate import evaluate
+from wam.paradigms import strategy
+from wam.pretrain import PretrainConfig, pretrain, split_episodes
+from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDataConfig, VariantSpec, check_resume,
+                              load_study, plan_cells, study_dir)
+from wam.train import TrainConfig, train_policy
+
+__all__ = ["STUDIES", "BudgetConfig", "StudyConfig", "StudyDataConfig", "VariantSpec", "load_study", "run_study",
+           "study_dir"]
+
+
+# -- stages -------------------------------------------------------------------------------------
+def ensure_data(cfg: StudyConfig, root: Path, progress: bool) -> Path:
+    """The study's dataset: `data.path`, or `data.collect` gathered into STUDY/data (resumed if partial)."""
+    if cfg.data.path:
+        return Path(cfg.data.path)
+    spec = replace(cfg.data.collect, out=str(root / "data"))
+    if (root / "data/meta/info.json").exists():
+        counts = Counter(e.extras.get("env_task") for e in LeRobotDataset(spec.out).episodes)
+        if all(counts[t] >= spec.episodes for t in resolve_tasks(spec.tasks)):
+            return Path(spec.out)
+    print(collect(spec, progress_bar=progress).table())
+    return Path(spec.out)
+
+
+def _steps_done(run: Path) -> int:
+    try:
+        return int(json.loads((resolve_checkpoint(run) / "state.json").read_text())["step"])
+    except (WamError, OSError):
+        return 0
+
+
+def ensure_world_model(cfg: StudyConfig, root: Path, data: Path, progress: bool) -> Path:
+    """The world model: `pretrain_run`, or `pretrain` run (or resumed) into STUDY/pretrain."""
+    if cfg.pretrain_run:
+        resolve_checkpoint(cfg.pretrain_run)  # refuses a folder without a checkpoint, by name
+        return Path(cfg.pretrain_run)
+    pre = copy.deepcopy(cfg.pretrain)
+    pre.data.path, pre.out = pre.data.path or str(data), str(root / "pretrain")
+    if _steps_done(root / "pretrain") < pre.optim.steps:
+        pretrain(pre, progress=progress)
+    return root / "pretrain"
+
+
+def cell_config(cfg: StudyConfig, variant: VariantSpec, demos: int, seed: int, steps: int, wm: Path,
+                data: Path, out: Path) -> TrainConfig:
+    """The `wam train` config of one cell: shared settings, the variant's, the cell's data, seed and steps."""
+    wm_cfg = parse_config(PretrainConfig, ["--config", str(resolve_checkpoint(wm) / "config.yaml")])
+    tc = apply_overrides(copy.deepcopy(cfg.train), variant.overrides)
+    tc = apply_overrides(tc, {"paradigm": variant.paradigm, "policy.integration": variant.integration,
+                              "data.path": str(data), "data.image_size": wm_cfg.data.image_size,
+                              "data.episodes_per_task": demos, "optim.seed": seed, "optim.steps": steps,
+                              "text_encoder": wm_cfg.text_encoder, "out": str(out)})
+    if variant.init == "pretrained":
+        tc.init = str(wm)
+    else:  # what `--init` would set, without the weights
+        tc.tokenizer = replace(wm_cfg.tokenizer, path=wm_cfg.tokenizer.path or str(wm / "tokenizer"))
+        tc.policy.backbone, tc.policy.patch = copy.deepcopy(wm_cfg.model.backbone), wm_cfg.model.patch
+    return tc
+
+
+def _log_rows(run: Path) -> list[dict]:
+    if not (run / "log.csv").exists():
+        return []
+    with (run / "log.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def measure_rates(cfg: StudyConfig, root: Path, wm: Path, data: Path) -> dict[str, float]:
+    """Training samples/s of each variant (median over `budget.measure_steps` steps), measured once."""
+    path, warm = root / "rates.json", 2
+    rates = json.loads(path.read_text()) if path.exists() else {}
+    for v in cfg.variants:
+        if v.name in rates:
+            continue
+        folder = root / "rates" / v.name
+        tc = cell_config(cfg, v, min(cfg.demos), 0, warm + cfg.budget.measure_steps, wm, data, folder)
+        tc = apply_overrides(tc, {"optim.log_every": 1, "optim.val_every": 10**9, "optim.ckpt_every": 10**9})
+        if _steps_done(folder) < tc.optim.steps:
+            train_policy(tc, progress=False)
+        rates[v.name] = statistics.median(float(r["samples_per_s"]) for r in _log_rows(folder) if int(r["step"]) > warm)
+        path.write_text(json.dumps(rates, indent=1))
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # only the rate was wanted
+        tqdm.write(f"measured {v.name}: {rates[v.name]:.1f} training samples/s")
+    return rates
+
+
+def cell_steps(cfg: StudyConfig, variant: VariantSpec, rates: dict[str, float]) -> int:
+    if cfg.budget.steps:
+        return cfg.budget.steps
+    batch = apply_overrides(copy.deepcopy(cfg.train), variant.overrides).optim.batch_size
+    return max(1, round(cfg.budget.cpu_seconds * rates[variant.name] / batch))
+
+
+def run_cell(cfg: StudyConfig, cell: Cell, root: Path, wm: Path, data: Path, steps: int, progress: bool) -> None:
+    """Train (or resume) and evaluate one cell; cell.json keeps its steps and training wall time."""
+    folder = root / cell.run
+    state_file = folder / "cell.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {"steps": steps, "train_seconds": 0.0}
+    if not state.get("trained"):
+        tc = cell_config(cfg, cell.variant, cell.demos, cell.seed, state["steps"], wm, data, folder)
+        start = time.perf_counter()
+        try:
+            train_policy(tc, progress=progress)
+            state["trained"] = True
+        finally:
+            state["train_seconds"] += time.perf_counter() - start
+            folder.mkdir(parents=True, exist_ok=True)
+            state_file.write_text(json.dumps(state, indent=1))
+    for k in cfg.extra_paraphrases:  # before the main evaluation, whose eval_info.json marks the cell done
+        if not (folder / f"eval_paraphrase{k}/eval_info.json").exists():
+            evaluate(replace(cfg.eval, policy=str(folder), out=str(folder / f"eval_paraphrase{k}"), paraphrase=k,
+                             videos=0), progress=progress)
+    evaluate(replace(cfg.eval, policy=str(folder), out=str(folder / "eval")), progress=progress)
+
+
+# -- summary ------------------------------------------------------------------------------------
+def cell_summary(cell: Cell, root: Path) -> dict | None:
+    """The summary.json entry of a finished cell (None if it has no evaluation yet)."""
+    folder = root / cell.run
+    if not (folder / "eval/eval_info.json").exists():
+        return None
+    info = json.loads((folder / "eval/eval_info.json").read_text())
+    state = json.loads((folder / "cell.json").read_text())
+    tc = parse_config(TrainConfig, ["--config", str(folder / "config.yaml")])
+    o, last = info["overall"], (_log_rows(folder) or [{}])[-1]
+    extra = {k: float(last[k]) for k in ("loss", "val_loss", "samples_per_s") if last.get(k)}
+    extra.update(control_hz=o.get("control_hz"), paraphrase=info["config"].get("paraphrase", -1))
+    for path in sorted(folder.glob("eval_paraphrase*/eval_info.json")):  # extra_paraphrases
+        other = json.loads(path.read_text())["overall"]
+        extra[f"success_{path.parent.name}"], extra[f"ci95_{path.parent.name}"] = other["success"], other["ci95"]
+    video = strategy(tc.paradigm, tc.policy.integration).video
+    return {"variant": cell.variant.name, "paradigm": tc.paradigm, "integration": tc.policy.integration,
+            "init": cell.variant.init, "video_weight": float(tc.policy.video_weight) if video else 0.0,
+            "demos": cell.demos, "seed": cell.seed, "run": cell.run, "success": o["success"],
+            "ci95": list(o["ci95"]), "episodes": o["episodes"],
+            "per_task": {t: {"success": r["success"], "ci95": list(r["ci95"]), "episodes": r["episodes"]}
+                         for t, r in info["per_task"].items()},
+            "ms_per_chunk": o["ms_per_chunk"], "train_seconds": state["train_seconds"], "steps": state["steps"],
+            "extra": extra}
+
+
+def write_summary(cfg: StudyConfig, root: Path, cells: list[Cell], rates: dict[str, float]) -> dict:
+    done = [s for s in (cell_summary(c, root) for c in cells) if s is not None]
+    summary = {"study": cfg.name, "question": cfg.question, "cells": done, "planned_cells": len(cells),
+               "budget": asdict(cfg.budget), "samples_per_s": rates}
+    tmp = root / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(root / "summary.json")
+    return summary
+
+
+def write_report(root: Path) -> tuple[Path, Path]:
+    from wam.report import write_report as report  # imported late: the report is the last stage
+
+    return report(root)
+
+
+def _hms(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}h{m % 60:02d}m{s:02d}s" if m >= 60 else f"{m}m{s:02d}s"
+
+
+def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
+    """Run (or resume) a study; returns the summary."""
+    cfg.check()
+    root = study_dir(cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    check_resume(cfg, root)
+    save_config(cfg, root / "study.yaml")
+    start = time.perf_counter()
+    data = ensure_data(cfg, root, progress)
+    try:
+        split_episodes(LeRobotDataset(data), cfg.train.data.val_fraction, max(cfg.demos))
+    except ConfigError as exc:
+        raise ConfigError(f"demos {max(cfg.demos)} per task is more than {data} holds: {exc}") from None
+    wm = ensure_world_model(cfg, root, data, progress)
+    rates = measure_rates(cfg, root, wm, data) if cfg.budget.cpu_seconds else {}
+    cells = plan_cells(cfg)
+    summary = write_summary(cfg, root, cells, rates)
+    bar = tqdm(total=len(cells), desc="cells", disable=not progress, dynamic_ncols=True)
+    for i, cell in enumerate(cells, 1):
+        if not (root / cell.run / "eval/eval_info.json").exists():
+            steps = cell_steps(cfg, cell.variant, rates)
+            tqdm.write(f"[{_hms(time.perf_counter() - start)}] cell {i}/{len(cells)} {cell.run}: start, {steps} steps")
+            t0 = time.perf_counter()
+            run_cell(cfg, cell, root, wm, data, steps, progress)
+            summary = write_summary(cfg, root, cells, rates)
+            s = cell_summary(cell, root)
+            tqdm.write(f"[{_hms(time.perf_counter() - start)}] cell {i}/{len(cells)} {cell.run}: done in "
+                       f"{_hms(time.perf_counter() - t0)}, success {s['success']:.2f} [{s['ci95'][0]:.2f}, "
+                       f"{s['ci95'][1]:.2f}] over {s['episodes']} episodes")
+            write_report(root)
+        bar.update(1)
+    bar.close()
+    write_report(root)
+    return summary

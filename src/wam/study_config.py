@@ -1,0 +1,228 @@
+"""The configuration of `wam study`: a tree of dataclasses like every wam config (YAML via
+`--config`, dotted overrides), validated before anything runs, saved as STUDY/study.yaml.
+
+    name: future_helps_acting
+    question: Does a policy that predicts the future act better ...?
+    data: {collect: {tasks: mw5, episodes: 20, camera: corner4, image_size: 96}}   # or data.path
+    pretrain: {optim: {steps: 2000}, ...}          # a `wam pretrain` config; or pretrain_run: runs/wm
+    train: {optim: {ckpt_every: 250}, ...}         # `wam train` settings every cell shares
+    variants:                                      # the arms: paradigm, integration, init, overrides
+      - {name: joint, paradigm: joint, init: pretrained}
+      - {name: joint_no_video, paradigm: joint, init: pretrained, overrides: {policy.video_weight: 0}}
+      - {name: action_only, paradigm: action_only, init: scratch}
+    demos: [5, 18]                                 # training demos per task
+    seeds: [0]
+    budget: {cpu_seconds: 600}                     # or {steps: 1000}
+    eval: {episodes: 10, workers: 2, max_steps: 300, paraphrase: -1}
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
+
+from wam.config import apply_overrides, flat_keys, flatten_tree, parse_config, parse_overrides
+from wam.envs.collect import CollectConfig
+from wam.errors import ConfigError
+from wam.evaluate import EvalConfig
+from wam.paradigms import strategy
+from wam.pretrain import DataConfig, PretrainConfig, held_out_count
+from wam.train import TrainConfig
+
+INITS = ("pretrained", "scratch")
+# TrainConfig keys each cell sets (image size and text encoder: the world model's)
+SET_BY_STUDY = ("paradigm", "init", "out", "policy.integration", "data.path", "data.episodes_per_task",
+                "data.image_size", "text_encoder", "optim.seed", "optim.steps")
+# options a study may name that come with features not in every version of wam
+PENDING = {"video_only_tasks": "data.video_only_tasks (train some tasks on their video only, without actions) is "
+                               "not in this version of wam; it comes with the video-only-data feature"}
+STUDIES = Path(__file__).resolve().parents[2] / "configs" / "studies"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _refuse_pending(keys, valid, where: str = "") -> None:
+    for key in keys:
+        if key.rsplit(".", 1)[-1] in PENDING and key not in valid:
+            raise ConfigError(f"{where}{key}: {PENDING[key.rsplit('.', 1)[-1]]}")
+
+
+@dataclass
+class VariantSpec:
+    """One arm of a study: a `wam train` setting."""
+
+    name: str = ""  # folder-safe; default: the paradigm (+ integration)
+    paradigm: str = "representation"
+    integration: str = "tokens"
+    init: str = "pretrained"  # pretrained: the study's world model; scratch: its tokenizer and shape, fresh weights
+    overrides: dict = field(default_factory=dict)  # dotted TrainConfig keys, e.g. {policy.video_weight: 0}
+
+    @classmethod
+    def parse(cls, item, index: int) -> VariantSpec:
+        """From YAML (a mapping), the CLI (a paradigm name) or a VariantSpec."""
+        if isinstance(item, str):
+            item = {"paradigm": item, "init": "scratch" if item == "action_only" else "pretrained"}
+        if isinstance(item, VariantSpec):
+            item = asdict(item)
+        if not isinstance(item, dict):
+            raise ConfigError(f"variants[{index}]: expected a mapping (name, paradigm, integration, init, "
+                              f"overrides), got {item!r}")
+        unknown = sorted(set(item) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"variants[{index}]: unknown key(s) {', '.join(unknown)}; a variant has "
+                              f"{', '.join(f.name for f in fields(cls))}")
+        v = cls(**item)
+        v.overrides = flatten_tree(v.overrides or {})
+        suffix = "" if v.integration == "tokens" else f"_{v.integration}"
+        v.name = v.name or f"{v.paradigm}{suffix}"
+        return v
+
+    def check(self) -> None:
+        where = f"variant '{self.name}': "
+        if not _NAME.fullmatch(self.name) or "__" in self.name:
+            raise ConfigError(f"{where}a name is letters, digits, '.', '-', '_' (no '__'): it names folders")
+        try:
+            strategy(self.paradigm, self.integration)
+        except ConfigError as exc:
+            raise ConfigError(where + str(exc)) from None
+        if self.init not in INITS:
+            raise ConfigError(f"{where}init must be one of {', '.join(INITS)}, got {self.init!r}")
+        taken = [k for k in self.overrides if k in SET_BY_STUDY]
+        if taken:
+            raise ConfigError(f"{where}{', '.join(taken)} is set by the study (paradigm, integration, init, demos, "
+                              "seed, budget, the world model), not by a variant's overrides")
+        _refuse_pending(self.overrides, flat_keys(TrainConfig), where)
+        try:
+            apply_overrides(TrainConfig(), self.overrides).policy.check()
+        except ConfigError as exc:
+            raise ConfigError(where + str(exc)) from None
+
+
+@dataclass
+class StudyDataConfig:
+    path: str = ""  # an existing LeRobot dataset, used as is; empty = collect `collect` into STUDY/data
+    collect: CollectConfig = field(default_factory=lambda: CollectConfig(
+        tasks="mw5", episodes=20, out="", camera="corner4", image_size=96))  # `out` is ignored
+
+
+@dataclass
+class BudgetConfig:
+    """The same training budget for every cell: a number of steps, or CPU seconds."""
+
+    steps: int = 0  # optimizer steps per cell, every variant alike (0 = use cpu_seconds)
+    cpu_seconds: float = 0.0  # per cell: steps = cpu_seconds x the variant's measured samples/s / batch size
+    measure_steps: int = 6  # steps timed per variant (after 2 warm-up steps) to measure samples/s
+
+
+def _variants_default() -> list[VariantSpec]:
+    return [VariantSpec("representation"), VariantSpec("action_only", "action_only", init="scratch")]
+
+
+@dataclass
+class StudyConfig:
+    """A study: one question, the data, the world model, the variants, and the cells' grid and budget."""
+
+    name: str = "study"
+    question: str = ""  # the one sentence the study answers
+    out: str = ""  # default: runs/studies/<name>
+    data: StudyDataConfig = field(default_factory=StudyDataConfig)
+    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(data=DataConfig(path=""), out=""))
+    pretrain_run: str = ""  # an existing `wam pretrain` run to reuse (then `pretrain` is not used)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(data=DataConfig(path=""), out=""))
+    variants: list[VariantSpec] = field(default_factory=_variants_default)
+    demos: list[int] = field(default_factory=lambda: [5, 10])  # training demos per task
+    seeds: list[int] = field(default_factory=lambda: [0])
+    budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(cpu_seconds=300.0))
+    eval: EvalConfig = field(default_factory=EvalConfig)  # `policy` and `out` are set per cell
+    extra_paraphrases: list[int] = field(default_factory=list)  # also evaluate with these (-1 = training instruction)
+
+    def __post_init__(self) -> None:
+        self.variants = [VariantSpec.parse(v, i) for i, v in enumerate(self.variants)]
+
+    def check(self) -> None:
+        if not _NAME.fullmatch(self.name):
+            raise ConfigError(f"name must be letters, digits, '.', '-', '_', got {self.name!r}")
+        if not self.variants:
+            raise ConfigError("variants: a study needs at least one variant")
+        for name, n in Counter(v.name for v in self.variants).items():
+            if n > 1:
+                raise ConfigError(f"variants: the name {name!r} is used {n} times; give each variant its own name")
+        for v in self.variants:
+            v.check()
+        if not self.demos or min(self.demos) < 1:
+            raise ConfigError(f"demos must be a non-empty list of training demos per task (each >= 1), got {self.demos}")
+        if not self.seeds:
+            raise ConfigError("seeds must be a non-empty list, e.g. [0]")
+        b = self.budget
+        if (b.steps > 0) == (b.cpu_seconds > 0) or b.measure_steps < 1:
+            raise ConfigError("budget: set exactly one of budget.steps (the same steps for every cell) or "
+                              "budget.cpu_seconds (the same CPU time, turned into steps per variant); "
+                              f"got steps={b.steps}, cpu_seconds={b.cpu_seconds}")
+        for k in [self.eval.paraphrase, *self.extra_paraphrases]:
+            replace(self.eval, policy="-", paraphrase=k).check()
+        self.pretrain.model.check()
+        self.train.optim.check()
+        if not self.data.path:
+            self.data.collect.check()
+            n = self.data.collect.episodes
+            n_val = held_out_count(n, self.train.data.val_fraction)
+            if max(self.demos) > n - n_val:
+                raise ConfigError(f"demos {max(self.demos)} per task, but data.collect.episodes={n} leaves {n - n_val} "
+                                  f"training demos a task ({n_val} held out, train.data.val_fraction="
+                                  f"{self.train.data.val_fraction}); collect more or ask for fewer")
+
+
+@dataclass(frozen=True)
+class Cell:
+    variant: VariantSpec
+    demos: int
+    seed: int
+
+    @property
+    def run(self) -> str:
+        return f"cells/{self.variant.name}__d{self.demos}__s{self.seed}"
+
+
+def plan_cells(cfg: StudyConfig) -> list[Cell]:
+    """Every cell, fewest demos first, so that an unfinished study already compares the variants."""
+    return [Cell(v, d, s) for d in sorted(cfg.demos) for s in cfg.seeds for v in cfg.variants]
+
+
+def study_dir(cfg: StudyConfig) -> Path:
+    return Path(cfg.out or f"runs/studies/{cfg.name}")
+
+
+def load_study(spec: str, argv: list[str] = ()) -> StudyConfig:
+    """A study from a YAML file or a name in configs/studies/, then dotted overrides."""
+    path = Path(spec)
+    if not path.is_file():
+        named = [d / f"{spec}.yaml" for d in (Path("configs/studies"), STUDIES) if (d / f"{spec}.yaml").is_file()]
+        if not named:
+            known = sorted(p.stem for p in STUDIES.glob("*.yaml")) if STUDIES.is_dir() else []
+            raise ConfigError(f"no study config {spec!r}: give a YAML file or one of {', '.join(known) or '(none)'}")
+        path = named[0]
+    keys = {**flatten_tree(yaml.safe_load(path.read_text()) or {}), **parse_overrides(list(argv))}
+    _refuse_pending(keys, flat_keys(StudyConfig))
+    for i, v in enumerate(keys.get("variants") or []):
+        if isinstance(v, dict):
+            _refuse_pending(flatten_tree(v.get("overrides") or {}), flat_keys(TrainConfig), f"variants[{i}]: ")
+    return parse_config(StudyConfig, ["--config", str(path), *argv])
+
+
+def check_resume(cfg: StudyConfig, root: Path) -> None:
+    """Refuse to continue a study folder whose finished cells were made with other settings."""
+    path = root / "study.yaml"
+    if not path.exists():
+        return
+    old = parse_config(StudyConfig, ["--config", str(path)])
+    a, b = flatten_tree(asdict(old)), flatten_tree(asdict(cfg))
+    free = ("name", "question", "out", "demos", "seeds", "variants", "eval.workers", "eval.videos")
+    changed = sorted(k for k in set(a) | set(b) if k not in free and a.get(k) != b.get(k))
+    before = {v.name: v for v in old.variants}
+    changed += [f"variant {v.name}" for v in cfg.variants if v.name in before and before[v.name] != v]
+    if changed:
+        raise ConfigError(f"{root} holds a study made with other settings ({', '.join(changed)}): its cells would "
+                          "not compare; use another --out, or the same settings (adding demos, seeds or variants is fine)")

@@ -1,0 +1,165 @@
+"""`wam study` end to end on a tiny study (2 Meta-World tasks at 32 px, a tiny world model, 2 variants),
+resuming without re-running finished cells, `data.episodes_per_task`, and refused configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import wam.study as study_module
+from tests.conftest import write_dataset
+from tests.test_pretrain import TINY
+from tests.test_train import POLICY
+from wam.config import apply_overrides, flat_keys
+from wam.data.lerobot_format import LeRobotDataset
+from wam.data.tasks import paraphrases
+from wam.errors import ConfigError
+from wam.evaluate import EvalConfig, task_instruction
+from wam.pretrain import DataConfig, split_episodes
+from wam.quickstart import five_lines, parse_quickstart
+from wam.study import StudyConfig, VariantSpec, load_study, run_study
+
+VARIANTS = [VariantSpec("repr", "representation", init="pretrained"), VariantSpec("baseline", "action_only", init="scratch")]
+STUDY = {"name": "tiny", "question": "Does the tiny WAM beat the tiny baseline?",
+         "data.collect.tasks": "reach-v3,button-press-topdown-v3", "data.collect.episodes": 2,
+         "data.collect.image_size": 32, "data.collect.workers": 1,
+         **{f"pretrain.{k}": v for k, v in TINY.items()}, "pretrain.data.val_fraction": 0.5,
+         **{f"train.{k}": v for k, v in POLICY.items()}, "train.data.val_fraction": 0.5,
+         "variants": VARIANTS, "demos": [1], "seeds": [0],
+         "budget.cpu_seconds": 0.3, "budget.measure_steps": 2,
+         "eval.episodes": 1, "eval.workers": 1, "eval.max_steps": 10, "eval.videos": 1, "eval.paraphrase": 0}
+CELL_KEYS = {"variant", "paradigm", "integration", "init", "video_weight", "demos", "seed", "run", "success", "ci95",
+             "episodes", "per_task", "ms_per_chunk", "train_seconds", "steps", "extra"}
+
+
+def tiny_study(out: Path, **extra) -> StudyConfig:
+    return apply_overrides(StudyConfig(), {**STUDY, "out": str(out), **extra})
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study") / "s"
+    cfg = tiny_study(root)
+    return cfg, root, run_study(cfg, progress=False)
+
+
+def test_tiny_study_end_to_end(finished):
+    cfg, root, summary = finished
+    assert summary == json.loads((root / "summary.json").read_text())
+    assert summary["study"] == "tiny" and summary["question"].startswith("Does") and summary["planned_cells"] == 2
+    assert set(summary["samples_per_s"]) == {"repr", "baseline"} and all(r > 0 for r in summary["samples_per_s"].values())
+    cells = {c["variant"]: c for c in summary["cells"]}
+    assert set(cells) == {"repr", "baseline"}
+    for name, c in cells.items():
+        assert set(c) == CELL_KEYS and c["run"] == f"cells/{name}__d1__s0" and (c["demos"], c["seed"]) == (1, 0)
+        assert c["episodes"] == 2 and set(c["per_task"]) == {"reach-v3", "button-press-topdown-v3"}
+        assert 0 <= c["ci95"][0] <= c["success"] <= c["ci95"][1] <= 1 and c["ms_per_chunk"] > 0
+        # equal CPU budget: steps = cpu_seconds x the variant's measured rate / batch size
+        assert c["steps"] == max(1, round(0.3 * summary["samples_per_s"][name] / 4))
+        assert json.loads((root / c["run"] / "split.json").read_text())["train"].__len__() == 2  # 1 demo x 2 tasks
+        info = json.loads((root / c["run"] / "eval/eval_info.json").read_text())
+        assert info["instructions"] == {t: paraphrases(t)[0] for t in ("reach-v3", "button-press-topdown-v3")}
+    assert (cells["repr"]["paradigm"], cells["repr"]["init"], cells["repr"]["video_weight"]) == ("representation", "pretrained", 1.0)
+    assert (cells["baseline"]["init"], cells["baseline"]["video_weight"]) == ("scratch", 0.0)
+    # the scratch variant shares the world model's tokenizer and backbone shape; only the weights differ
+    saved = yaml.safe_load((root / "cells/baseline__d1__s0/config.yaml").read_text())
+    assert saved["init"] == "" and saved["tokenizer"]["path"] == str(root / "pretrain/tokenizer")
+    assert saved["policy"]["backbone"]["depth"] == 2 and saved["data"]["episodes_per_task"] == 1
+    assert (root / "report.html").exists() and (root / "report.md").exists() and (root / "study.yaml").exists()
+    assert (root / "data/meta/info.json").exists() and (root / "pretrain/checkpoints/last").exists()
+
+
+def test_second_run_skips_finished_cells(finished, monkeypatch):
+    cfg, root, summary = finished
+    calls = []
+    for name in ("train_policy", "evaluate", "collect", "pretrain"):
+        monkeypatch.setattr(study_module, name, lambda *a, _n=name, **k: calls.append(_n))
+    again = run_study(load_study(str(root / "study.yaml")), progress=False)
+    assert calls == [] and again["cells"] == summary["cells"]
+
+
+def test_interrupted_cell_resumes_without_retraining(finished, monkeypatch):
+    cfg, root, _ = finished
+    info = root / "cells/baseline__d1__s0/eval/eval_info.json"
+    saved = info.read_text()
+    info.unlink()  # as if killed during its evaluation: trained (cell.json says so), not evaluated
+    trained, evaluated = [], []
+    monkeypatch.setattr(study_module, "train_policy", lambda *a, **k: trained.append(1))
+    monkeypatch.setattr(study_module, "evaluate", lambda c, **k: evaluated.append(c.policy) or info.write_text(saved))
+    summary = run_study(cfg, progress=False)
+    assert trained == [] and evaluated == [str(root / "cells/baseline__d1__s0")] and len(summary["cells"]) == 2
+
+
+def test_episodes_per_task_limits_training_episodes(tmp_path):
+    write_dataset(tmp_path / "d", lengths=(20,) * 8)  # 2 tasks x 4 episodes
+    ds = LeRobotDataset(tmp_path / "d")
+    all_train, val = split_episodes(ds, 0.25)
+    few, val_few = split_episodes(ds, 0.25, per_task=2)
+    assert all_train == [0, 1, 2, 3, 4, 5] and val == [6, 7] and val_few == val
+    assert few == [0, 1, 2, 3]  # the first 2 training episodes of each task (tasks alternate)
+    with pytest.raises(ConfigError, match="only 3 training episodes"):
+        split_episodes(ds, 0.25, per_task=4)
+
+
+def test_bad_study_configs_are_refused(tmp_path):
+    def refused(match: str, **extra):
+        with pytest.raises(ConfigError, match=match):
+            tiny_study(tmp_path / "x", **extra).check()
+
+    refused("variant 'magic'.*choose one of", variants=[{"name": "magic", "paradigm": "magic"}])
+    refused("demos must be a non-empty list", demos=[])
+    refused(r"demos 5 per task, but data.collect.episodes=2 leaves 1", demos=[1, 5])
+    refused("used 2 times", variants=[{"paradigm": "joint"}, {"paradigm": "joint"}])
+    refused("init must be one of", variants=[{"paradigm": "joint", "init": "imagenet"}])
+    refused("optim.steps is set by the study", variants=[{"paradigm": "joint", "overrides": {"optim": {"steps": 9}}}])
+    refused("unknown option 'policy.video_wieght'", variants=[{"paradigm": "joint", "overrides": {"policy.video_wieght": 0}}])
+    refused("exactly one of budget.steps", **{"budget.steps": 10})
+    refused("--paraphrase must be -1", extra_paraphrases=[7])
+    with pytest.raises(ConfigError, match="unknown key"):
+        tiny_study(tmp_path / "x", variants=[{"paradigm": "joint", "weights": 2}])
+    write_dataset(tmp_path / "d", lengths=(20,) * 6)
+    with pytest.raises(ConfigError, match="more than .* holds"):  # an existing dataset with too few demos
+        run_study(tiny_study(tmp_path / "y", demos=[3], **{"data.path": str(tmp_path / "d")}), progress=False)
+
+
+def test_resuming_with_other_settings_is_refused(finished):
+    _, root, _ = finished
+    with pytest.raises(ConfigError, match="other settings .*pretrain.optim.steps"):
+        run_study(tiny_study(root, **{"pretrain.optim.steps": 7}), progress=False)
+
+
+def test_named_studies_load(tmp_path):
+    names = sorted(p.stem for p in study_module.STUDIES.glob("*.yaml"))
+    assert {"future_helps_acting", "language_grounding", "cotraining_regularizes", "imagination_at_test_time",
+            "video_only_tasks"} <= set(names)
+    for name in names:
+        if name == "video_only_tasks" and "data.video_only_tasks" not in flat_keys(DataConfig, "data."):
+            with pytest.raises(ConfigError, match="video_only_tasks.*not in this version"):
+                load_study(name)
+            continue
+        cfg = load_study(name, ["--eval.episodes=3"])
+        cfg.check()
+        assert cfg.eval.episodes == 3 and cfg.question and len(cfg.variants) >= 2
+    assert load_study("language_grounding").eval.paraphrase == 0
+    with pytest.raises(ConfigError, match="no study config 'nope'.*future_helps_acting"):
+        load_study("nope")
+
+
+def test_quickstart_config_and_summary():
+    cfg = parse_quickstart({"out": "somewhere", "eval.episodes": "3"})
+    assert cfg.out == "somewhere" and cfg.eval.episodes == 3 and [v.paradigm for v in cfg.variants] == [
+        "representation", "action_only"]
+    assert cfg.data.collect.image_size == 64 and cfg.budget.cpu_seconds > 0 and not cfg.budget.steps
+    cell = {"variant": "representation", "init": "pretrained", "success": 0.5, "ci95": [0.2, 0.8], "episodes": 30,
+            "ms_per_chunk": 12.0, "steps": 300, "train_seconds": 120.0}
+    text = five_lines(cfg, {"cells": [cell, {**cell, "variant": "action_only"}]}, "somewhere/report.html")
+    assert len(text.splitlines()) == 5 and "success 0.50 [0.20, 0.80]" in text
+
+
+def test_eval_paraphrase_option():
+    assert task_instruction("reach", -1) != task_instruction("reach", 0) == paraphrases("reach-v3")[0]
+    with pytest.raises(ConfigError, match="--paraphrase"):
+        EvalConfig(policy="p", paraphrase=4).check()
