@@ -1,11 +1,16 @@
 # The two commands of the README. Both set everything up first (scripts/setup.sh).
-.PHONY: setup demo test test-all bench
+.PHONY: setup demo data-demo test test-all bench
 
 setup:
 	@bash scripts/setup.sh
 
-# The main job, small and embedded: collect a few Meta-World demos and show them.
+# The main job, small and embedded: `wam quickstart` (collect, pretrain, fine-tune a WAM and the
+# action-only baseline at equal CPU time, evaluate both, write the report). Resumes if re-run.
 demo: setup
+	.venv/bin/wam quickstart --out=outputs/quickstart
+
+# A look at the data alone: a few Meta-World demos, their summary, a contact sheet and a video.
+data-demo: setup
 	.venv/bin/wam collect --tasks=mw5 --episodes=3 --out=outputs/demo/data
 	.venv/bin/wam data info outputs/demo/data
 	.venv/bin/wam data view outputs/demo/data --episode 0 --out outputs/demo/episode0.png
