@@ -70,6 +70,13 @@ def test_a_reused_tokenizer_defines_the_saved_config(pretrained, tmp_path):
     assert saved.tokenizer.base_channels == TINY["tokenizer.base_channels"] != 32
 
 
+def test_a_run_folder_of_another_paradigm_is_refused(pretrained, tmp_path):
+    base = {**POLICY, "init": str(pretrained / "wm"), "data.path": str(pretrained / "data"), "out": str(tmp_path / "p")}
+    train_policy(apply_overrides(TrainConfig(), {**base, "paradigm": "joint"}), progress=False)
+    with pytest.raises(ConfigError, match="holds a 'joint'"):
+        train_policy(apply_overrides(TrainConfig(), {**base, "paradigm": "representation"}), progress=False)
+
+
 def test_bad_train_config(pretrained, tmp_path, capsys):
     with pytest.raises(ConfigError, match="choose one of"):
         apply_overrides(TrainConfig(), {"paradigm": "magic"}).check()

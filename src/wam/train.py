@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wam.checkpoint import load_checkpoint
+from wam.checkpoint import load_checkpoint, resolve_checkpoint
 from wam.config import parse_config, save_config
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
@@ -158,10 +158,23 @@ def policy_and_inputs(cfg: TrainConfig, frames: np.ndarray, ds: LeRobotDataset, 
     return policy, encode_all(tokenizer, frames)
 
 
+def _check_resumable(cfg: TrainConfig, out: Path) -> None:
+    """A run folder holding another variant's checkpoints is refused (its weights would load silently:
+    joint and representation-only have the same parameters)."""
+    if not (out / "checkpoints" / "last").exists():
+        return
+    saved = parse_config(TrainConfig, ["--config", str(resolve_checkpoint(out) / "config.yaml")])
+    if (saved.paradigm, saved.policy.integration) != (cfg.paradigm, cfg.policy.integration):
+        raise ConfigError(f"{out} holds a '{saved.paradigm}' ({saved.policy.integration}) policy; this run asks for "
+                          f"'{cfg.paradigm}' ({cfg.policy.integration}): choose another --out, or resume with the "
+                          f"same paradigm")
+
+
 def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a policy training run; returns its last logged metrics."""
     cfg.check()
     out = Path(cfg.out)
+    _check_resumable(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     ds, frames, train_eps, val_eps = open_data(cfg, progress)
     hidden_tasks, hidden = video_only(cfg, ds)
