@@ -14,7 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
-ORDER = ["action_only", "representation", "joint", "inverse_dynamics", "hierarchical"]
+ORDER = ["action_only", "representation", "joint", "inverse_dynamics", "hierarchical", "joint_no_video", "joint_scratch",
+         "conv_reference"]
 
 
 def train_seconds(log: Path) -> tuple[int, float]:
