@@ -5,6 +5,8 @@
 # variant's training samples/s (2 threads, idle machine) / batch 32, from benchmarks/paradigm_speed.py
 # (block of 2026-11-25 16:24, commit 7682bac). Hierarchical was not in that block: its rate is estimated
 # from its FLOPs per sample (1.60 GFLOP vs joint's 1.91, torch FlopCounterMode) at joint's GFLOP/s.
+# conv_reference (the outside pixel policy) was added later: 3200 x its samples/s relative to action-only,
+# 1.47 (1.40-1.56), measured interleaved with action-only in one process (1 thread, batch 32).
 # Each variant is then evaluated on 10 episodes a task (50) with `wam eval` (scene seeds from 10,000).
 #
 #   wam collect --tasks=mw5 --episodes=20 --out=data/mw5_c4_96 --camera=corner4 --image_size=96 --workers=1
@@ -21,17 +23,21 @@ OUT=runs/mw5
 export OMP_NUM_THREADS=1
 
 one() {  # train + evaluate one variant
-  local name=$1 steps args
+  local name=$1 steps args paradigm=$1
   case $name in
     action_only)      steps=3200; args="--tokenizer.path=$TOK" ;;
     joint)            steps=1650; args="--init=$WM" ;;
     representation)   steps=1780; args="--init=$WM" ;;
     inverse_dynamics) steps=1100; args="--init=$WM" ;;
     hierarchical)     steps=2000; args="--init=$WM" ;;
+    conv_reference)   steps=4700; args="" ;;  # 1.47x action-only's samples/s, measured interleaved in one process
+    # the matched ablations of the joint paradigm (same steps: same FLOPs per sample)
+    joint_no_video)   steps=1650; paradigm=joint; args="--init=$WM --policy.video_weight=0" ;;
+    joint_scratch)    steps=1650; paradigm=joint; args="--tokenizer.path=$TOK" ;;
     *) echo "unknown variant $name" >&2; return 2 ;;
   esac
   [ -f "$OUT/$name/eval/eval_info.json" ] && return 0
-  .venv/bin/wam train --paradigm="$name" $args --data.path=$DATA --out="$OUT/$name" \
+  .venv/bin/wam train --paradigm="$paradigm" $args --data.path=$DATA --out="$OUT/$name" \
     --optim.steps="$steps" --optim.ckpt_every=500 > "logs/mw5_$name.train.log" 2>&1
   .venv/bin/wam eval --policy="$OUT/$name" --episodes=10 --workers=1 --videos=3 > "logs/mw5_$name.eval.log" 2>&1
   echo "$name done: $(python3 -c "import json;o=json.load(open('$OUT/$name/eval/eval_info.json'))['overall'];print(o['success'], o['ci95'])")"
@@ -39,4 +45,4 @@ one() {  # train + evaluate one variant
 export -f one
 export WM TOK DATA OUT
 mkdir -p logs
-printf '%s\n' ${@:-joint representation hierarchical inverse_dynamics action_only} | xargs -P 2 -I{} bash -c 'one {}'
+printf '%s\n' ${@:-joint representation hierarchical inverse_dynamics action_only conv_reference joint_no_video joint_scratch} | xargs -P 2 -I{} bash -c 'one {}'
