@@ -118,6 +118,10 @@ def plot_success_vs_latency(groups: Sequence[Group], styles: dict[str, Style], o
         _errorbar(ax, g.ms, g.overall, styles[g.variant], label=g.variant)
         ax.annotate(g.variant, (g.ms, g.overall.success), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xscale("log")
+    ms = [g.ms for g in groups if g.ms is not None and g.overall.success is not None]
+    if ms:  # at least a factor 4 wide, so labelled ticks show even when every variant costs the same
+        centre, half = (min(ms) * max(ms)) ** 0.5, max(2.0, (max(ms) / min(ms)) ** 0.5 * 1.3)
+        ax.set_xlim(centre / half, centre * half)
     _plain_ticks(ax.xaxis)
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("ms per action chunk (log scale)")
