@@ -14,7 +14,7 @@ from wam.config import apply_overrides
 from wam.data.tasks import paraphrases
 from wam.envs.collect import CollectConfig, collect
 from wam.errors import ConfigError
-from wam.evaluate import EvalConfig, evaluate, side_by_side, wilson
+from wam.evaluate import CRASH_SEED_ENV, EvalConfig, evaluate, side_by_side, wilson
 from wam.train import TrainConfig, train_policy
 
 
@@ -44,6 +44,21 @@ def test_eval_end_to_end(tmp_path, capsys):
     assert json.loads((tmp_path / "p/tasks.json").read_text())["env_tasks"] == ["reach-v3"]
     with pytest.raises(ConfigError, match="not trained on push-v3"):
         evaluate(EvalConfig(policy=str(tmp_path / "p"), tasks="push-v3"), progress=False)
+
+
+def test_a_crashing_worker_is_replaced_and_its_episode_counted_failed(tmp_path, monkeypatch):
+    collect(CollectConfig(tasks="reach-v3", episodes=2, out=str(tmp_path / "d"), image_size=32, workers=1),
+            progress_bar=False)
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(tmp_path / "d"),
+                                          "data.val_fraction": 0.5, "out": str(tmp_path / "p")})
+    train_policy(cfg, progress=False)
+    monkeypatch.setenv(CRASH_SEED_ENV, "10000")  # inherited by the spawned workers: that episode always dies
+    info = evaluate(EvalConfig(policy=str(tmp_path / "p"), episodes=2, workers=1, max_steps=5, videos=0),
+                    progress=False)
+    crashed = [e for e in info["episodes"] if e["seed"] == 10_000]
+    assert len(crashed) == 1 and not crashed[0]["success"] and "crashed twice" in crashed[0]["error"]
+    assert [e["seed"] for e in info["episodes"] if "error" not in e] == [10_001]  # the pool came back
+    assert info["per_task"]["reach-v3"]["failed_by_crash"] == 1 and info["overall"]["episodes"] == 2
 
 
 def test_side_by_side_shows_the_frame_imagined_for_each_step():

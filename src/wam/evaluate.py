@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +35,7 @@ from wam.data.video import encode_video
 from wam.errors import ConfigError
 
 EVAL_SEED = 10_000
+CRASH_SEED_ENV = "WAM_EVAL_CRASH_SEED"  # a worker given this scene seed dies (tests of the crash path)
 
 
 @dataclass
@@ -94,6 +96,9 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     """One closed-loop episode in this worker's env (rebuilt when the task changes), the policy told
     `text` (default: the task's training instruction)."""
     from wam.envs.metaworld import MetaWorldEnv
+
+    if os.environ.get(CRASH_SEED_ENV) == str(seed):  # fault injection: the crash path is tested for real
+        os._exit(3)
 
     policy, cfg = _WORKER["policy"], _WORKER["cfg"]
     camera = policy.image_key.split(".")[-1]
