@@ -9,9 +9,11 @@ per action chunk and the achieved control rate, and writes `eval_info.json`. The
 episodes are saved as `eval_episode_{i}.mp4`, and, where the paradigm imagines while acting, as
 `pred_episode_{i}.mp4`: the real frame | the frame imagined for that step (held until the next
 one). Tasks outside the policy's training tasks (those learned from video alone included) are
-refused unless `allow_unseen` is set. `paraphrase=k` gives the policy the task's held-out paraphrase k
-(wam.data.tasks.PARAPHRASES, never trained on) instead of its training instruction. A worker that crashes is replaced and its episode
-is counted as failed, with the reason recorded: never dropped.
+refused unless `allow_unseen` is set. `paraphrase=k` gives the policy the task's held-out
+paraphrase k (wam.data.tasks.PARAPHRASES, never trained on) instead of its training instruction.
+A worker that crashes is replaced and its episode is re-run alone; if it crashes again it is
+counted as failed, with the reason recorded: never dropped, and never blamed for a neighbour's
+crash.
 """
 
 from __future__ import annotations
@@ -187,47 +189,57 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(t, cfg.seed + k) for t in tasks for k in range(cfg.episodes)]
     results: list[dict] = []
-    pending = list(enumerate(jobs))
-    crashes: dict[tuple[str, int], int] = {}
+    pending, suspects = list(enumerate(jobs)), []
     bar = tqdm(total=len(jobs), desc="eval", disable=not progress)
     ctx = mp.get_context("spawn")
-    while pending:  # one pass per pool; a crash breaks the pool, and what was in flight runs again
-        pool = ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg.policy,))
+    while pending or suspects:
+        # One pool a pass. A crash breaks the whole pool, so every episode in flight becomes a suspect
+        # and is re-run alone in its own one-worker pool: only an episode whose worker dies when it
+        # runs alone is counted failed; innocent neighbours are never blamed.
+        alone = bool(suspects)
+        batch = [suspects.pop(0)] if alone else pending
+        pending = [] if not alone else pending
+        pool = ProcessPoolExecutor(1 if alone else cfg.workers, mp_context=ctx, initializer=_worker_init,
+                                   initargs=(cfg.policy,))
         running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos, texts[t]): (i, t, s)
-                   for i, (t, s) in pending}
-        pending = []
+                   for i, (t, s) in batch}
         while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            broken = []
+            victims = []
             for fut in finished:
                 i, task, seed = running.pop(fut)
                 if isinstance(fut.exception(), BrokenProcessPool):
-                    broken.append((i, task, seed))
+                    victims.append((i, task, seed))
                     continue
-                result = fut.result()
-                frames, pred = result.pop("frames"), result.pop("pred_frames", None)
-                if frames is not None:
-                    encode_video(frames, out / f"eval_episode_{i}.mp4", 80)
-                if pred is not None:
-                    encode_video(pred, out / f"pred_episode_{i}.mp4", 80)
-                results.append(result)
+                _record(fut.result(), i, out, results)
                 bar.update(1)
-            if broken:
-                for i, task, seed in broken + list(running.values()):
-                    crashes[(task, seed)] = crashes.get((task, seed), 0) + 1
-                    if crashes[(task, seed)] < 2:
-                        pending.append((i, (task, seed)))
-                        continue
-                    results.append({"task": task, "seed": seed, "success": False, "length": 0, "chunk_ms": [],
-                                    "seconds": 0.0, "error": "its worker crashed twice; counted as failed"})
-                    bar.update(1)
+            if victims:
+                victims += list(running.values())
                 running.clear()
+                if alone:
+                    i, task, seed = victims[0]
+                    results.append({"task": task, "seed": seed, "success": False, "length": 0, "chunk_ms": [],
+                                    "seconds": 0.0,
+                                    "error": "its worker crashed, also when run alone; counted as failed"})
+                    bar.update(1)
+                else:
+                    suspects += [(i, (task, seed)) for i, task, seed in victims]
         pool.shutdown(cancel_futures=True)
     bar.close()
     info = summarise(results, tasks, cfg)
     info["instructions"] = texts  # what the policy was told, per task
     (out / "eval_info.json").write_text(json.dumps(info, indent=2))
     return info
+
+
+def _record(result: dict, i: int, out: Path, results: list[dict]) -> None:
+    """Keep an episode's result; write its videos (real, and real | imagined) when it kept frames."""
+    frames, pred = result.pop("frames"), result.pop("pred_frames", None)
+    if frames is not None:
+        encode_video(frames, out / f"eval_episode_{i}.mp4", 80)
+    if pred is not None:
+        encode_video(pred, out / f"pred_episode_{i}.mp4", 80)
+    results.append(result)
 
 
 def summarise(results: list[dict], tasks: list[str], cfg: EvalConfig) -> dict:
