@@ -24,12 +24,20 @@ def test_wilson_interval():
     assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0 and wilson(0, 0) == (0.0, 1.0)
 
 
-def test_eval_end_to_end(tmp_path, capsys):
-    collect(CollectConfig(tasks="reach-v3", episodes=2, out=str(tmp_path / "d"), image_size=32, workers=1),
+@pytest.fixture(scope="module")
+def reach_policy(tmp_path_factory):
+    """A tiny action-only policy trained on 2 reach-v3 demos at 32 px (shared by the eval tests)."""
+    root = tmp_path_factory.mktemp("eval")
+    collect(CollectConfig(tasks="reach-v3", episodes=2, out=str(root / "d"), image_size=32, workers=1),
             progress_bar=False)
-    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(tmp_path / "d"),
-                                          "data.val_fraction": 0.5, "out": str(tmp_path / "p")})
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(root / "d"),
+                                          "data.val_fraction": 0.5, "out": str(root / "p")})
     train_policy(cfg, progress=False)
+    return root
+
+
+def test_eval_end_to_end(reach_policy, capsys):
+    tmp_path = reach_policy
     info = evaluate(EvalConfig(policy=str(tmp_path / "p"), episodes=2, workers=1, max_steps=12, videos=1,
                                paraphrase=1), progress=False)
     assert info["instructions"] == {"reach-v3": paraphrases("reach-v3")[1]} and info["config"]["paraphrase"] == 1
@@ -46,15 +54,10 @@ def test_eval_end_to_end(tmp_path, capsys):
         evaluate(EvalConfig(policy=str(tmp_path / "p"), tasks="push-v3"), progress=False)
 
 
-def test_a_crashing_worker_is_replaced_and_its_episode_counted_failed(tmp_path, monkeypatch):
-    collect(CollectConfig(tasks="reach-v3", episodes=2, out=str(tmp_path / "d"), image_size=32, workers=1),
-            progress_bar=False)
-    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(tmp_path / "d"),
-                                          "data.val_fraction": 0.5, "out": str(tmp_path / "p")})
-    train_policy(cfg, progress=False)
+def test_a_crashing_worker_is_replaced_and_its_episode_counted_failed(reach_policy, tmp_path, monkeypatch):
     monkeypatch.setenv(CRASH_SEED_ENV, "10000")  # inherited by the spawned workers: that episode always dies
-    info = evaluate(EvalConfig(policy=str(tmp_path / "p"), episodes=2, workers=1, max_steps=5, videos=0),
-                    progress=False)
+    info = evaluate(EvalConfig(policy=str(reach_policy / "p"), episodes=2, workers=1, max_steps=5, videos=0,
+                               out=str(tmp_path / "eval")), progress=False)
     crashed = [e for e in info["episodes"] if e["seed"] == 10_000]
     assert len(crashed) == 1 and not crashed[0]["success"] and "also when run alone" in crashed[0]["error"]
     assert [e["seed"] for e in info["episodes"] if "error" not in e] == [10_001]  # the pool came back
