@@ -196,9 +196,10 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         # One pool a pass. A crash breaks the whole pool, so every episode in flight becomes a suspect
         # and is re-run alone in its own one-worker pool: only an episode whose worker dies when it
         # runs alone is counted failed; innocent neighbours are never blamed.
-        alone = bool(suspects)
-        batch = [suspects.pop(0)] if alone else pending
-        pending = [] if not alone else pending
+        if suspects:
+            batch, alone = [suspects.pop(0)], True
+        else:
+            batch, pending, alone = pending, [], False
         pool = ProcessPoolExecutor(1 if alone else cfg.workers, mp_context=ctx, initializer=_worker_init,
                                    initargs=(cfg.policy,))
         running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos, texts[t]): (i, t, s)
