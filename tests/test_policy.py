@@ -134,3 +134,6 @@ def test_imagined_frames_are_recorded_where_the_paradigm_imagines(tiny_dataset, 
         assert policy.imagined is None
     else:
         assert policy.imagined.shape == (2, 32, 32, 3) and policy.imagined.dtype == np.uint8
+    if name == "hierarchical":  # the next call acts on the cached plan: nothing newly imagined to show
+        policy.predict_action_chunk(obs())
+        assert policy.imagined is None

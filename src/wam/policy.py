@@ -161,7 +161,7 @@ class WamPolicy(nn.Module):
         if remember:
             self._remember(obs)
         self.eval()
-        self.paradigm.last_future = None
+        self.paradigm.last_future, self.imagined = None, None  # a call that does not imagine shows nothing new
         chunk = self.paradigm.act(self.prepare(self._obs_batch(obs["task"])), generator=generator)[0]
         future = getattr(self.paradigm, "last_future", None)
         if self.record_imagination and future is not None:
