@@ -9,10 +9,11 @@ trimmed to task/seed/success/length) and the first eval/pred videos into <out>/<
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 from pathlib import Path
+
+from wam.trainer import read_log
 
 ORDER = ["action_only", "representation", "joint", "inverse_dynamics", "hierarchical", "joint_no_video", "joint_scratch",
          "conv_reference"]
@@ -20,7 +21,7 @@ ORDER = ["action_only", "representation", "joint", "inverse_dynamics", "hierarch
 
 def train_seconds(log: Path) -> tuple[int, float]:
     """(last step, seconds) from the trainer's log.csv (10 steps a row at the logged samples/s)."""
-    rows = list(csv.DictReader(log.open()))
+    rows = read_log(log)
     steps = int(rows[-1]["step"])
     batch = 32
     prev, seconds = 0, 0.0

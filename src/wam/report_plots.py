@@ -10,10 +10,11 @@ Colours and line styles are fixed per variant (`variant_styles`) so a variant lo
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from wam.trainer import log_series, read_log
 
 if TYPE_CHECKING:
     from wam.report import Group
@@ -134,17 +135,10 @@ def plot_success_vs_latency(groups: Sequence[Group], styles: dict[str, Style], o
     return out
 
 
-def read_log(path: Path) -> dict[str, list[tuple[int, float]]]:
+def loss_series(path: Path) -> dict[str, list[tuple[int, float]]]:
     """`loss` and `val_loss` series of a trainer log.csv as (step, value) lists (empty when absent)."""
-    series: dict[str, list[tuple[int, float]]] = {"loss": [], "val_loss": []}
-    if not path.is_file():
-        return series
-    with path.open() as f:
-        for row in csv.DictReader(f):
-            for key, values in series.items():
-                if row.get(key):
-                    values.append((int(row["step"]), float(row[key])))
-    return series
+    rows = read_log(path)
+    return {key: log_series(rows, key) for key in ("loss", "val_loss")}
 
 
 def plot_training_curves(study_dir: Path, groups: Sequence[Group], styles: dict[str, Style], out: Path) -> Path:
@@ -155,7 +149,7 @@ def plot_training_curves(study_dir: Path, groups: Sequence[Group], styles: dict[
     for (ax_train, ax_val), d in zip(axes, demos):
         for g in (g for g in groups if g.demos == d):
             for n, cell in enumerate(g.cells):
-                log = read_log(study_dir / cell["run"] / "log.csv")
+                log = loss_series(study_dir / cell["run"] / "log.csv")
                 label = g.variant if n == 0 else None
                 for ax, key, marker in ((ax_train, "loss", None), (ax_val, "val_loss", "o")):
                     if log[key]:

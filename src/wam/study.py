@@ -21,7 +21,6 @@ never runs again; an interrupted one resumes from its checkpoints: run the same 
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import shutil
 import statistics
@@ -44,6 +43,7 @@ from wam.pretrain import PretrainConfig, pretrain, split_episodes
 from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDataConfig, VariantSpec, check_resume,
                               load_study, plan_cells, study_dir)
 from wam.train import TrainConfig, train_policy
+from wam.trainer import read_log
 
 __all__ = ["STUDIES", "BudgetConfig", "StudyConfig", "StudyDataConfig", "VariantSpec", "load_study", "run_study",
            "study_dir"]
@@ -99,13 +99,6 @@ def cell_config(cfg: StudyConfig, variant: VariantSpec, demos: int, seed: int, s
     return tc
 
 
-def _log_rows(run: Path) -> list[dict]:
-    if not (run / "log.csv").exists():
-        return []
-    with (run / "log.csv").open() as f:
-        return list(csv.DictReader(f))
-
-
 def measure_rates(cfg: StudyConfig, root: Path, wm: Path, data: Path) -> dict[str, float]:
     """Training samples/s of each variant (median over `budget.measure_steps` steps), measured once."""
     path, warm = root / "rates.json", 2
@@ -118,7 +111,8 @@ def measure_rates(cfg: StudyConfig, root: Path, wm: Path, data: Path) -> dict[st
         tc = apply_overrides(tc, {"optim.log_every": 1, "optim.val_every": 10**9, "optim.ckpt_every": 10**9})
         if _steps_done(folder) < tc.optim.steps:
             train_policy(tc, progress=False)
-        rates[v.name] = statistics.median(float(r["samples_per_s"]) for r in _log_rows(folder) if int(r["step"]) > warm)
+        rows = read_log(folder / "log.csv")
+        rates[v.name] = statistics.median(float(r["samples_per_s"]) for r in rows if int(r["step"]) > warm)
         path.write_text(json.dumps(rates, indent=1))
         shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # only the rate was wanted
         tqdm.write(f"measured {v.name}: {rates[v.name]:.1f} training samples/s")
@@ -163,7 +157,7 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
     info = json.loads((folder / "eval/eval_info.json").read_text())
     state = json.loads((folder / "cell.json").read_text())
     tc = parse_config(TrainConfig, ["--config", str(folder / "config.yaml")])
-    o, last = info["overall"], (_log_rows(folder) or [{}])[-1]
+    o, last = info["overall"], (read_log(folder / "log.csv") or [{}])[-1]
     extra = {k: float(last[k]) for k in ("loss", "val_loss", "samples_per_s") if last.get(k)}
     extra.update(control_hz=o.get("control_hz"), paraphrase=info["config"].get("paraphrase", -1))
     for path in sorted(folder.glob("eval_paraphrase*/eval_info.json")):  # extra_paraphrases

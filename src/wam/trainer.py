@@ -139,6 +139,19 @@ class CsvLog:
         plot_log(self.path)
 
 
+def read_log(path: Path) -> list[dict]:
+    """The rows of a run's log.csv as dicts of strings (empty when there is none yet)."""
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def log_series(rows: list[dict], key: str) -> list[tuple[int, float]]:
+    """(step, value) of one column, over the rows that have it (validation loss is logged sparsely)."""
+    return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+
+
 def plot_log(path: Path) -> None:
     """curves.png beside log.csv: training and validation loss (log scale) and learning rate."""
     import matplotlib
@@ -146,11 +159,10 @@ def plot_log(path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
+    rows = read_log(path)
     if not rows:
         return
-    series = lambda key: [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]  # noqa: E731
+    series = lambda key: log_series(rows, key)  # noqa: E731
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
     for key in ("loss", "val_loss"):
         if series(key):
