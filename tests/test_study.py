@@ -19,6 +19,7 @@ from wam.data.tasks import paraphrases
 from wam.errors import ConfigError
 from wam.evaluate import EvalConfig, task_instruction
 from wam.pretrain import DataConfig, split_episodes
+from wam.train import trained_tasks
 from wam.quickstart import five_lines, parse_quickstart
 from wam.study import StudyConfig, VariantSpec, load_study, run_study
 
@@ -104,6 +105,17 @@ def test_episodes_per_task_limits_training_episodes(tmp_path):
         split_episodes(ds, 0.25, per_task=4)
 
 
+def test_data_tasks_keeps_only_the_named_tasks(tmp_path):
+    write_dataset(tmp_path / "d", lengths=(20,) * 9, tasks=("a", "b", "c"),
+                  env_tasks=("reach-v3", "push-v3", "door-open-v3"))  # 3 tasks x 3 episodes
+    ds = LeRobotDataset(tmp_path / "d")
+    train_eps, val_eps = split_episodes(ds, 0.3, tasks="reach,door-open")
+    assert train_eps == [0, 2, 3, 5] and val_eps == [6, 8]  # push's episodes 1, 4, 7 are left out
+    assert trained_tasks(ds, "door-open-v3,reach") == ["door-open-v3", "reach-v3"]
+    with pytest.raises(ConfigError, match="data.tasks names pick-place-v3"):
+        split_episodes(ds, 0.3, tasks="reach,pick-place")
+
+
 def test_bad_study_configs_are_refused(tmp_path):
     def refused(match: str, **extra):
         with pytest.raises(ConfigError, match=match):
@@ -114,6 +126,8 @@ def test_bad_study_configs_are_refused(tmp_path):
     refused(r"demos 5 per task, but data.collect.episodes=2 leaves 1", demos=[1, 5])
     refused("used 2 times", variants=[{"paradigm": "joint"}, {"paradigm": "joint"}])
     refused("init must be one of", variants=[{"paradigm": "joint", "init": "imagenet"}])
+    refused("outside reference policy: it trains from scratch", variants=[{"paradigm": "conv_reference"}])
+    tiny_study(tmp_path / "x", variants=[{"paradigm": "conv_reference", "init": "scratch"}]).check()  # accepted
     refused("optim.steps is set by the study", variants=[{"paradigm": "joint", "overrides": {"optim": {"steps": 9}}}])
     refused("unknown option 'policy.video_wieght'", variants=[{"paradigm": "joint", "overrides": {"policy.video_wieght": 0}}])
     refused("exactly one of budget.steps", **{"budget.steps": 10})

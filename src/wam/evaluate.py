@@ -162,7 +162,7 @@ def _policy_tasks(policy_path: str) -> list[str]:
         if (where / "tasks.json").exists():
             return json.loads((where / "tasks.json").read_text())["env_tasks"]
     cfg = parse_config(TrainConfig, ["--config", str(folder / "config.yaml")])
-    return trained_tasks(LeRobotDataset(cfg.data.path))
+    return trained_tasks(LeRobotDataset(cfg.data.path), cfg.data.tasks)
 
 
 def _tasks_to_run(cfg: EvalConfig) -> list[str]:

@@ -26,6 +26,7 @@ import torch
 from wam.config import save_config
 from wam.data.frames import ArrayFrames, cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
+from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import WindowDataset, WindowSpec, collate_windows
 from wam.errors import ConfigError
@@ -47,6 +48,8 @@ class DataConfig:
     # their episodes keep frames and states, their actions are treated as missing (masked out of
     # every action loss) and left out of the action normalisation statistics
     video_only_tasks: str = ""
+    # train (and hold out) only these tasks of the dataset: Meta-World names or a suite, comma-separated; empty = all
+    tasks: str = ""
 
 
 @dataclass
@@ -90,12 +93,22 @@ def held_out_count(n: int, val_fraction: float) -> int:
     return min(max(int(np.ceil(val_fraction * n)), 1), n - 1)
 
 
-def split_episodes(ds: LeRobotDataset, val_fraction: float, per_task: int = 0) -> tuple[list[int], list[int]]:
+def split_episodes(ds: LeRobotDataset, val_fraction: float, per_task: int = 0,
+                   tasks: str = "") -> tuple[list[int], list[int]]:
     """Per task, the last ceil(fraction * n) episodes are held out (at least one when n > 1); of the
-    rest, the first `per_task` train (all when 0). The held-out episodes do not depend on `per_task`."""
+    rest, the first `per_task` train (all when 0). The held-out episodes do not depend on `per_task`.
+    `tasks` (names or a suite, comma-separated) keeps only those Meta-World tasks' episodes."""
+    keep = set(resolve_tasks(tasks)) if tasks else None
+    if keep is not None:
+        present = {e.extras.get("env_task") for e in ds.episodes}
+        missing = sorted(keep - present)
+        if missing:
+            raise ConfigError(f"data.tasks names {', '.join(missing)}, which {ds.root} does not hold "
+                              f"(its tasks: {', '.join(sorted(t for t in present if t)) or 'none recorded'})")
     by_task: dict[str, list[int]] = {}
     for ep in ds.episodes:
-        by_task.setdefault(ep.tasks[0], []).append(ep.index)
+        if keep is None or ep.extras.get("env_task") in keep:
+            by_task.setdefault(ep.tasks[0], []).append(ep.index)
     train_eps, val_eps = [], []
     for task, eps in by_task.items():
         n_val = held_out_count(len(eps), val_fraction)
@@ -191,7 +204,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     ds = LeRobotDataset(cfg.data.path)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
-    train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task)
+    train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task, cfg.data.tasks)
     (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
     tokenizer = prepare_tokenizer(cfg, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out)
     save_config(cfg, out / "config.yaml")  # after the tokenizer: its fields describe the one used

@@ -40,6 +40,7 @@ from wam.errors import ConfigError, WamError
 from wam.evaluate import evaluate
 from wam.paradigms import strategy
 from wam.pretrain import PretrainConfig, pretrain, split_episodes
+from wam.reference import REFERENCES
 from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDataConfig, VariantSpec, check_resume,
                               load_study, plan_cells, study_dir)
 from wam.train import TrainConfig, train_policy
@@ -93,7 +94,7 @@ def cell_config(cfg: StudyConfig, variant: VariantSpec, demos: int, seed: int, s
                               "text_encoder": wm_cfg.text_encoder, "out": str(out)})
     if variant.init == "pretrained":
         tc.init = str(wm)
-    else:  # what `--init` would set, without the weights
+    elif variant.paradigm not in REFERENCES:  # what `--init` would set, without the weights
         tc.tokenizer = replace(wm_cfg.tokenizer, path=wm_cfg.tokenizer.path or str(wm / "tokenizer"))
         tc.policy.backbone, tc.policy.patch = copy.deepcopy(wm_cfg.model.backbone), wm_cfg.model.patch
     return tc
@@ -163,7 +164,7 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
     for path in sorted(folder.glob("eval_paraphrase*/eval_info.json")):  # extra_paraphrases
         other = json.loads(path.read_text())["overall"]
         extra[f"success_{path.parent.name}"], extra[f"ci95_{path.parent.name}"] = other["success"], other["ci95"]
-    video = strategy(tc.paradigm, tc.policy.integration).video
+    video = tc.paradigm not in REFERENCES and strategy(tc.paradigm, tc.policy.integration).video
     return {"variant": cell.variant.name, "paradigm": tc.paradigm, "integration": tc.policy.integration,
             "init": cell.variant.init, "video_weight": float(tc.policy.video_weight) if video else 0.0,
             "demos": cell.demos, "seed": cell.seed, "run": cell.run, "success": o["success"],
@@ -205,7 +206,7 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
     start = time.perf_counter()
     data = ensure_data(cfg, root, progress)
     try:
-        split_episodes(LeRobotDataset(data), cfg.train.data.val_fraction, max(cfg.demos))
+        split_episodes(LeRobotDataset(data), cfg.train.data.val_fraction, max(cfg.demos), cfg.train.data.tasks)
     except ConfigError as exc:
         raise ConfigError(f"demos {max(cfg.demos)} per task is more than {data} holds: {exc}") from None
     wm = ensure_world_model(cfg, root, data, progress)

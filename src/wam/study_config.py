@@ -31,6 +31,7 @@ from wam.errors import ConfigError
 from wam.evaluate import EvalConfig
 from wam.paradigms import strategy
 from wam.pretrain import DataConfig, PretrainConfig, held_out_count
+from wam.reference import REFERENCES
 from wam.train import TrainConfig
 
 INITS = ("pretrained", "scratch")
@@ -84,10 +85,15 @@ class VariantSpec:
         where = f"variant '{self.name}': "
         if not _NAME.fullmatch(self.name) or "__" in self.name:
             raise ConfigError(f"{where}a name is letters, digits, '.', '-', '_' (no '__'): it names folders")
-        try:
-            strategy(self.paradigm, self.integration)
-        except ConfigError as exc:
-            raise ConfigError(where + str(exc)) from None
+        if self.paradigm in REFERENCES:  # the outside reference: pixels, no world model
+            if self.init != "scratch" or self.integration != "tokens":
+                raise ConfigError(f"{where}'{self.paradigm}' is the outside reference policy: it trains from "
+                                  "scratch on pixels (init: scratch, no integration)")
+        else:
+            try:
+                strategy(self.paradigm, self.integration)
+            except ConfigError as exc:
+                raise ConfigError(where + str(exc)) from None
         if self.init not in INITS:
             raise ConfigError(f"{where}init must be one of {', '.join(INITS)}, got {self.init!r}")
         taken = [k for k in self.overrides if k in SET_BY_STUDY]

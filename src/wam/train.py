@@ -87,9 +87,11 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
     return prepare_tokenizer(pre, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out), None
 
 
-def trained_tasks(ds: LeRobotDataset) -> list[str]:
-    """The Meta-World task names of a dataset's episodes (empty for data without that field)."""
-    return sorted({e.extras["env_task"] for e in ds.episodes if e.extras.get("env_task")})
+def trained_tasks(ds: LeRobotDataset, only: str = "") -> list[str]:
+    """The Meta-World task names of a dataset's episodes (empty for data without that field), those of
+    `only` (names or a suite, `data.tasks`) when given."""
+    present = sorted({e.extras["env_task"] for e in ds.episodes if e.extras.get("env_task")})
+    return [t for t in present if t in set(resolve_tasks(only))] if only else present
 
 
 def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder | None, stats: dict, image_key: str,
@@ -110,14 +112,14 @@ def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, 
     cfg.data.image_key = key
     cfg.data.source_size = int(ds.feature(key)["shape"][0])
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
-    return ds, frames, *split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task)
+    return ds, frames, *split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task, cfg.data.tasks)
 
 
 def video_only(cfg: TrainConfig, ds: LeRobotDataset) -> tuple[list[str], list[int]]:
     """The tasks of `data.video_only_tasks` and their episodes (whose actions are hidden in training)."""
     if not cfg.data.video_only_tasks:
         return [], []
-    tasks, present = resolve_tasks(cfg.data.video_only_tasks), trained_tasks(ds)
+    tasks, present = resolve_tasks(cfg.data.video_only_tasks), trained_tasks(ds, cfg.data.tasks)
     missing = [t for t in tasks if t not in present]
     if missing:
         raise ConfigError(f"data.video_only_tasks names {', '.join(missing)}, which {cfg.data.path} does not hold "
@@ -180,7 +182,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     hidden_tasks, hidden = video_only(cfg, ds)
     policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, labelled_stats(ds, hidden), out)
     save_config(cfg, out / "config.yaml")
-    (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds), "video_only_tasks": hidden_tasks,
+    (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds, cfg.data.tasks), "video_only_tasks": hidden_tasks,
                                                 "instructions": list(ds.tasks)}, indent=1))
     (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
