@@ -4,6 +4,7 @@ resuming without re-running finished cells, `data.episodes_per_task`, and refuse
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,22 @@ def test_interrupted_cell_resumes_without_retraining(finished, monkeypatch):
     monkeypatch.setattr(study_module, "evaluate", lambda c, **k: evaluated.append(c.policy) or info.write_text(saved))
     summary = run_study(cfg, progress=False)
     assert trained == [] and evaluated == [str(root / "cells/baseline__d1__s0")] and len(summary["cells"]) == 2
+
+
+def test_offline_evaluation_added_to_a_finished_study(finished, tmp_path, monkeypatch):
+    cfg, root, _ = finished
+    shutil.copytree(root, tmp_path / "s")
+    calls = []
+    for name in ("train_policy", "evaluate", "collect", "pretrain"):
+        monkeypatch.setattr(study_module, name, lambda *a, _n=name, **k: calls.append(_n))
+    more = tiny_study(tmp_path / "s", **{"offline.enabled": True, "offline.swap": True})
+    cells = {c["variant"]: c for c in run_study(more, progress=False)["cells"]}
+    assert calls == []  # nothing trained or evaluated in the simulator again
+    for c in cells.values():
+        extra = c["extra"]
+        assert extra["offline_mse_imagined"] >= 0 and len(extra["offline_mse_imagined_ci95"]) == 2
+        assert "swap_action_margin" in extra and "offline_real_minus_imagined" not in extra  # neither acts from a future
+        assert (tmp_path / "s" / c["run"] / "eval_offline.json").exists()
 
 
 def test_episodes_per_task_limits_training_episodes(tmp_path):

@@ -38,6 +38,7 @@ from wam.data.tasks import resolve_tasks
 from wam.envs.collect import collect
 from wam.errors import ConfigError, WamError
 from wam.evaluate import evaluate
+from wam.offline_eval import FUTURE_ACTORS, OfflineEvalConfig, offline_eval
 from wam.paradigms import strategy
 from wam.pretrain import PretrainConfig, pretrain, split_episodes
 from wam.reference import REFERENCES
@@ -142,11 +143,26 @@ def run_cell(cfg: StudyConfig, cell: Cell, root: Path, wm: Path, data: Path, ste
             state["train_seconds"] += time.perf_counter() - start
             folder.mkdir(parents=True, exist_ok=True)
             state_file.write_text(json.dumps(state, indent=1))
-    for k in cfg.extra_paraphrases:  # before the main evaluation, whose eval_info.json marks the cell done
+    for k in cfg.extra_paraphrases:
         if not (folder / f"eval_paraphrase{k}/eval_info.json").exists():
             evaluate(replace(cfg.eval, policy=str(folder), out=str(folder / f"eval_paraphrase{k}"), paraphrase=k,
                              videos=0), progress=progress)
-    evaluate(replace(cfg.eval, policy=str(folder), out=str(folder / "eval")), progress=progress)
+    if cfg.offline.enabled and not (folder / "eval_offline.json").exists():
+        real = f"{cell.variant.paradigm}+{cell.variant.integration}" in FUTURE_ACTORS
+        offline_eval(OfflineEvalConfig(policy=str(folder), given_future="real" if real else "imagined",
+                                       swap=cfg.offline.swap), progress=progress)
+    if not (folder / "eval/eval_info.json").exists():
+        evaluate(replace(cfg.eval, policy=str(folder), out=str(folder / "eval")), progress=progress)
+
+
+def cell_done(cfg: StudyConfig, cell: Cell, root: Path) -> bool:
+    """Trained and every evaluation the study asks for written (evaluations added later still run)."""
+    folder = root / cell.run
+    wanted = [folder / "eval/eval_info.json", *(folder / f"eval_paraphrase{k}/eval_info.json"
+                                                for k in cfg.extra_paraphrases)]
+    if cfg.offline.enabled:
+        wanted.append(folder / "eval_offline.json")
+    return all(p.exists() for p in wanted)
 
 
 # -- summary ------------------------------------------------------------------------------------
@@ -164,6 +180,7 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
     for path in sorted(folder.glob("eval_paraphrase*/eval_info.json")):  # extra_paraphrases
         other = json.loads(path.read_text())["overall"]
         extra[f"success_{path.parent.name}"], extra[f"ci95_{path.parent.name}"] = other["success"], other["ci95"]
+    extra.update(offline_metrics(folder / "eval_offline.json"))
     video = tc.paradigm not in REFERENCES and strategy(tc.paradigm, tc.policy.integration).video
     return {"variant": cell.variant.name, "paradigm": tc.paradigm, "integration": tc.policy.integration,
             "init": cell.variant.init, "video_weight": float(tc.policy.video_weight) if video else 0.0,
@@ -173,6 +190,20 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
                          for t, r in info["per_task"].items()},
             "ms_per_chunk": o["ms_per_chunk"], "train_seconds": state["train_seconds"], "steps": state["steps"],
             "extra": extra}
+
+
+def offline_metrics(path: Path) -> dict:
+    """The numbers of a cell's eval_offline.json that a study table shows (none when it was not run)."""
+    if not path.exists():
+        return {}
+    r = json.loads(path.read_text())
+    out = {f"offline_mse_{r['given_future']}": r["mse"], f"offline_mse_{r['given_future']}_ci95": r["ci95"]}
+    if "imagined_mse" in r:
+        out.update(offline_mse_imagined=r["imagined_mse"], offline_real_minus_imagined=r["real_minus_imagined"],
+                   offline_real_minus_imagined_ci95=r["real_minus_imagined_ci95"])
+    if "swap" in r:
+        out.update(swap_action_margin=r["swap"]["action_margin"], swap_action_margin_ci95=r["swap"]["action_margin_ci95"])
+    return out
 
 
 def write_summary(cfg: StudyConfig, root: Path, cells: list[Cell], rates: dict[str, float]) -> dict:
@@ -215,7 +246,7 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
     summary = write_summary(cfg, root, cells, rates)
     bar = tqdm(total=len(cells), desc="cells", disable=not progress, dynamic_ncols=True)
     for i, cell in enumerate(cells, 1):
-        if not (root / cell.run / "eval/eval_info.json").exists():
+        if not cell_done(cfg, cell, root):
             steps = cell_steps(cfg, cell.variant, rates)
             tqdm.write(f"[{_hms(time.perf_counter() - start)}] cell {i}/{len(cells)} {cell.run}: start, {steps} steps")
             t0 = time.perf_counter()

@@ -115,6 +115,14 @@ class StudyDataConfig:
 
 
 @dataclass
+class StudyOfflineConfig:
+    """`wam eval-offline` on every cell: action MSE on the held-out demos (cheap, no simulator)."""
+
+    enabled: bool = False  # inverse dynamics and hierarchical cells are also scored given the real future
+    swap: bool = False  # also the instruction-swap test (another task's instruction on the same windows)
+
+
+@dataclass
 class BudgetConfig:
     """The same training budget for every cell: a number of steps, or CPU seconds."""
 
@@ -144,6 +152,7 @@ class StudyConfig:
     budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(cpu_seconds=300.0))
     eval: EvalConfig = field(default_factory=EvalConfig)  # `policy` and `out` are set per cell
     extra_paraphrases: list[int] = field(default_factory=list)  # also evaluate with these (-1 = training instruction)
+    offline: StudyOfflineConfig = field(default_factory=StudyOfflineConfig)
 
     def __post_init__(self) -> None:
         self.variants = [VariantSpec.parse(v, i) for i, v in enumerate(self.variants)]
@@ -225,7 +234,8 @@ def check_resume(cfg: StudyConfig, root: Path) -> None:
         return
     old = parse_config(StudyConfig, ["--config", str(path)])
     a, b = flatten_tree(asdict(old)), flatten_tree(asdict(cfg))
-    free = ("name", "question", "out", "demos", "seeds", "variants", "eval.workers", "eval.videos")
+    free = ("name", "question", "out", "demos", "seeds", "variants", "eval.workers", "eval.videos", "offline.enabled",
+            "offline.swap")  # evaluations that can be added to finished cells
     changed = sorted(k for k in set(a) | set(b) if k not in free and a.get(k) != b.get(k))
     before = {v.name: v for v in old.variants}
     changed += [f"variant {v.name}" for v in cfg.variants if v.name in before and before[v.name] != v]
