@@ -141,6 +141,20 @@ window.addEventListener('load', probe); setInterval(probe, 100);</script>"""
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium; scripts/setup.sh does)")
+def test_headline_table_shows_the_studies_extra_measurements():
+    from wam.report import _tables, group_cells
+
+    cells = [cell("idm", "inverse_dynamics", 12, paraphrase=0, offline_mse_imagined=0.03,
+                  offline_mse_imagined_ci95=[0.02, 0.04], offline_mse_real=0.01, offline_real_minus_imagined=-0.02),
+             cell("ao", "action_only", 10, paraphrase=0, offline_mse_imagined=0.05)]
+    head, rows = _tables(group_cells(cells), list(TASKS))[1][1:3]
+    assert head[4] == "success, held-out paraphrase 0 [95% CI]"
+    assert head[5:8] == ["held-out action MSE", "held-out action MSE, real future", "real − imagined future"]
+    assert rows[0][5:8] == ["0.0300 [0.0200, 0.0400]", "0.0100", "-0.0200"] and rows[1][6:8] == ["—", "—"]
+    plain = _tables(group_cells([cell("ao", "action_only", 10)]), list(TASKS))[1][1]
+    assert "held-out action MSE" not in plain and plain[4] == "success [95% CI]"
+
+
 def test_report_renders_in_headless_chromium(tmp_path):
     from PIL import Image
 

@@ -176,15 +176,37 @@ def findings(summary: dict) -> list[str]:
     return out
 
 
+# extra measurements a study may ask for (summary.json cells' `extra`), shown in the headline table when present
+EXTRA_COLUMNS = (("success_eval_paraphrase-1", "success, training instruction"),
+                 ("offline_mse_imagined", "held-out action MSE"),
+                 ("offline_mse_real", "held-out action MSE, real future"),
+                 ("offline_real_minus_imagined", "real − imagined future"),
+                 ("swap_action_margin", "swap margin (wrong − right instruction)"))
+
+
+def _extra_text(g: Group, key: str) -> str:
+    """Mean over seeds; with one seed, its 95% interval too (`<key>_ci95`)."""
+    value = g.mean_of(key)
+    if value is None:
+        return "—"
+    ci = g.cells[0].get("extra", {}).get(f"{key}_ci95") if len(g.cells) == 1 else None
+    if key.startswith("success"):
+        return f"{value:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+    return f"{value:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+
 # -- the document: a list of blocks, rendered to HTML and to Markdown --------------------------------------
 def _tables(groups: list[Group], tasks: list[str]) -> list[tuple]:
     demos, top = headline(groups)
     winner = best(top)
-    head = ["variant", "paradigm · integration", "init", "video weight", "success [95% CI]", "episodes",
-            "ms / chunk", "train s", "steps", "seeds"]
+    extra = [(k, name) for k, name in EXTRA_COLUMNS if any(g.mean_of(k) is not None for g in groups)]
+    phrase = max((int(c.get("extra", {}).get("paraphrase", -1)) for g in top for c in g.cells), default=-1)
+    said = f"success, held-out paraphrase {phrase} [95% CI]" if phrase >= 0 else "success [95% CI]"
+    head = ["variant", "paradigm · integration", "init", "video weight", said, *(n for _, n in extra),
+            "episodes", "ms / chunk", "train s", "steps", "seeds"]
     rows = [[g.variant, f"{g.paradigm} · {g.integration}", g.init, f"{g.video_weight:g}", g.overall.text(),
-             str(g.overall.n), _num(g.ms), _num(g.mean_of("train_seconds")), _num(g.mean_of("steps")),
-             g.seeds_text()] for g in top]
+             *(_extra_text(g, k) for k, _ in extra), str(g.overall.n), _num(g.ms), _num(g.mean_of("train_seconds")),
+             _num(g.mean_of("steps")), g.seeds_text()] for g in top]
     blocks: list[tuple] = [("h2", f"Results at {demos} demos per task"),
                            ("table", head, rows, top.index(winner) if winner else None),
                            ("h3", "Per task"),
