@@ -83,6 +83,22 @@ def test_loss_falls_when_overfitting_one_batch(name, integration):
 
 
 @pytest.mark.parametrize("name,integration", list(VARIANTS))
+def test_a_training_step_under_bf16_autocast(name, integration):
+    """The trainer's default (optim.bf16): matmuls autocast to bfloat16 on the CPU. Every latent-action
+    code is marked dead first, so the codebook restart runs too (it broke under autocast)."""
+    p = tiny(name, integration=integration)
+    for m in p.modules():
+        if isinstance(getattr(m, "usage_ema", None), torch.Tensor):
+            m.usage_ema.zero_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = p.loss(batch())
+        chunk = p.act(batch(), generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(chunk).all() and chunk.shape == (4, 3, 4)
+    assert all(q.dtype == torch.float32 for q in p.parameters())
+
+
+@pytest.mark.parametrize("name,integration", list(VARIANTS))
 def test_state_dict_round_trip_gives_identical_actions(name, integration):
     a, b = perturbed(tiny(name, integration=integration), 0.01), tiny(name, integration=integration)
     b.load_state_dict(a.state_dict())

@@ -67,7 +67,8 @@ class LatentActionModel(nn.Module):
         dead = (self.usage_ema < 0.1 / n).nonzero().flatten()
         if len(dead) and len(z):
             pick = torch.randint(len(z), (len(dead),), device=z.device)
-            self.codebook[dead] = z[pick] + 0.01 * torch.randn_like(z[pick])
+            fresh = z[pick].float() + 0.01 * torch.randn_like(z[pick].float())  # z is bf16 under autocast
+            self.codebook[dead] = fresh.to(self.codebook.dtype)
             self.usage_ema[dead] = 1.0 / n
 
     @torch.no_grad()
