@@ -140,7 +140,6 @@ document.querySelectorAll('video').forEach(v => ['loadeddata', 'error'].forEach(
 window.addEventListener('load', probe); setInterval(probe, 100);</script>"""
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium; scripts/setup.sh does)")
 def test_headline_table_shows_the_studies_extra_measurements():
     from wam.report import _tables, group_cells
 
@@ -155,6 +154,7 @@ def test_headline_table_shows_the_studies_extra_measurements():
     assert "held-out action MSE" not in plain and plain[4] == "success [95% CI]"
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium; scripts/setup.sh does)")
 def test_report_renders_in_headless_chromium(tmp_path):
     from PIL import Image
 
