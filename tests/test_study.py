@@ -111,6 +111,21 @@ def test_offline_evaluation_added_to_a_finished_study(finished, tmp_path, monkey
         assert (tmp_path / "s" / c["run"] / "eval_offline.json").exists()
 
 
+def test_offline_metrics_of_a_cell(tmp_path):
+    from wam.study import offline_metrics
+
+    assert offline_metrics(tmp_path / "missing.json") == {}
+    (tmp_path / "o.json").write_text(json.dumps({
+        "given_future": "real", "mse": 0.01, "ci95": [0.0, 0.02], "imagined_mse": 0.03, "imagined_ci95": [0.02, 0.04],
+        "real_minus_imagined": -0.02, "real_minus_imagined_ci95": [-0.03, -0.01],
+        "per_task": {"a": {"mse": 0.01, "video_only": False}, "b": {"mse": 1.0, "video_only": True},
+                     "c": {"mse": 0.5, "video_only": True}}}))
+    m = offline_metrics(tmp_path / "o.json")
+    assert m["offline_mse_real"] == 0.01 and m["offline_mse_imagined_ci95"] == [0.02, 0.04]
+    assert m["offline_real_minus_imagined"] == -0.02 and m["offline_mse_video_only_tasks"] == 0.75
+    assert "swap_action_margin" not in m
+
+
 def test_episodes_per_task_limits_training_episodes(tmp_path):
     write_dataset(tmp_path / "d", lengths=(20,) * 8)  # 2 tasks x 4 episodes
     ds = LeRobotDataset(tmp_path / "d")

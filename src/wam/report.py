@@ -181,6 +181,7 @@ EXTRA_COLUMNS = (("success_eval_paraphrase-1", "success, training instruction"),
                  ("offline_mse_imagined", "held-out action MSE"),
                  ("offline_mse_real", "held-out action MSE, real future"),
                  ("offline_real_minus_imagined", "real − imagined future"),
+                 ("offline_mse_video_only_tasks", "held-out action MSE, video-only tasks"),
                  ("swap_action_margin", "swap margin (wrong − right instruction)"))
 
 

@@ -199,8 +199,12 @@ def offline_metrics(path: Path) -> dict:
     r = json.loads(path.read_text())
     out = {f"offline_mse_{r['given_future']}": r["mse"], f"offline_mse_{r['given_future']}_ci95": r["ci95"]}
     if "imagined_mse" in r:
-        out.update(offline_mse_imagined=r["imagined_mse"], offline_real_minus_imagined=r["real_minus_imagined"],
+        out.update(offline_mse_imagined=r["imagined_mse"], offline_mse_imagined_ci95=r["imagined_ci95"],
+                   offline_real_minus_imagined=r["real_minus_imagined"],
                    offline_real_minus_imagined_ci95=r["real_minus_imagined_ci95"])
+    hidden = [t["mse"] for t in r.get("per_task", {}).values() if t.get("video_only")]
+    if hidden:  # tasks trained from video alone, scored against their real demo actions
+        out["offline_mse_video_only_tasks"] = float(sum(hidden) / len(hidden))
     if "swap" in r:
         out.update(swap_action_margin=r["swap"]["action_margin"], swap_action_margin_ci95=r["swap"]["action_margin_ci95"])
     return out
