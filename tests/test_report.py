@@ -109,8 +109,11 @@ def fake_study(root: Path) -> Path:
 
 
 def test_report_files_and_markdown(tmp_path):
+    (tmp_path / "report_files").mkdir()
+    (tmp_path / "report_files/old__d5__s0__eval_episode_0.mp4").write_bytes(b"")  # from an earlier headline
     html_path, md_path = write_report(fake_study(tmp_path))
     files = {p.name for p in (tmp_path / "report_files").iterdir()}
+    assert "old__d5__s0__eval_episode_0.mp4" not in files
     assert {"success_vs_demos.png", "success_vs_latency.png", "training_curves.png",
             "repr__d20__s0__pred_episode_0.mp4", "ao__d20__s0__eval_episode_0.mp4"} <= files
     md = md_path.read_text()

@@ -373,6 +373,8 @@ def write_report(study_dir: Path) -> tuple[Path, Path]:
     study_dir = Path(study_dir)
     files = study_dir / "report_files"
     files.mkdir(parents=True, exist_ok=True)
+    for old in files.glob("*.mp4"):  # videos of an earlier headline (e.g. before more demos were added)
+        old.unlink()
     title, blocks = build(study_dir, files)
     page = "\n".join(_html_block(b) for b in blocks)
     html_path, md_path = study_dir / "report.html", study_dir / "report.md"
