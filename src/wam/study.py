@@ -14,8 +14,11 @@ only difference from `pretrained` is the initialisation.
 
 STUDY/ holds study.yaml (the resolved config), data/ and pretrain/ (when made here), rates.json,
 cells/<variant>__d<demos>__s<seed>/ (a `wam train` run + cell.json + eval/), summary.json (rewritten
-after every cell) and the report (`wam.report.write_report`). A cell whose eval/eval_info.json exists
-never runs again; an interrupted one resumes from its checkpoints: run the same command again.
+after every cell) and the report (`wam.report.write_report`). A trained cell never trains again and a
+written evaluation never re-runs; an interrupted cell resumes from its checkpoints, and evaluations
+added to the config later (`extra_paraphrases`, `offline`) run on finished cells: run the same command
+again. `offline.enabled` adds `wam eval-offline` per cell (given the real future where the paradigm
+acts from one; `offline.swap`: the instruction-swap test); its numbers go to summary.json's `extra`.
 """
 
 from __future__ import annotations
