@@ -50,6 +50,8 @@ def test_reference_not_beating_a_wam():
     s = findings(summary(cell("repr", "representation", 12), cell("dp", "conv_reference", 11),
                          cell("ao", "action_only", 11)))
     assert "beats every WAM" not in " ".join(s) and "matches or beats the outside reference dp" in s[0]
+    far = findings(summary(cell("repr", "representation", 19), cell("dp", "conv_reference", 4)))
+    assert "), beats the outside reference dp" in far[0] and "do not overlap" in far[0]
 
 
 def test_intervals_overlap_or_not_pooled_over_seeds():
@@ -147,12 +149,15 @@ def test_headline_table_shows_the_studies_extra_measurements():
     from wam.report import _tables, group_cells
 
     cells = [cell("idm", "inverse_dynamics", 12, paraphrase=0, offline_mse_imagined=0.03,
+                  **{"success_eval_paraphrase-1": 0.5, "ci95_eval_paraphrase-1": [0.3, 0.7]},
                   offline_mse_imagined_ci95=[0.02, 0.04], offline_mse_real=0.01, offline_real_minus_imagined=-0.02),
              cell("ao", "action_only", 10, paraphrase=0, offline_mse_imagined=0.05)]
     head, rows = _tables(group_cells(cells), list(TASKS))[1][1:3]
     assert head[4] == "success, held-out paraphrase 0 [95% CI]"
-    assert head[5:8] == ["held-out action MSE", "held-out action MSE, real future", "real − imagined future"]
-    assert rows[0][5:8] == ["0.0300 [0.0200, 0.0400]", "0.0100", "-0.0200"] and rows[1][6:8] == ["—", "—"]
+    assert head[5:9] == ["success, training instruction", "held-out action MSE", "held-out action MSE, real future",
+                         "real − imagined future"]
+    assert rows[0][5:9] == ["0.50 [0.30, 0.70]", "0.0300 [0.0200, 0.0400]", "0.0100", "-0.0200"]
+    assert rows[1][5] == "—" and rows[1][7:9] == ["—", "—"]
     plain = _tables(group_cells([cell("ao", "action_only", 10)]), list(TASKS))[1][1]
     assert "held-out action MSE" not in plain and plain[4] == "success [95% CI]"
 

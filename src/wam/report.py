@@ -161,7 +161,8 @@ def findings(summary: dict) -> list[str]:
                        f"the best WAM, {wam.variant} ({wam.overall.text()}), is "
                        f"{ref.overall.success - wam.overall.success:.2f} lower; their 95% intervals {how}.")
         else:
-            out.append(f"The best WAM, {wam.variant} ({wam.overall.text()}), matches or beats the outside reference "
+            verb = "matches or beats" if how == "overlap" else "beats"
+            out.append(f"The best WAM, {wam.variant} ({wam.overall.text()}), {verb} the outside reference "
                        f"{ref.variant} ({ref.overall.text()}) {at}; their 95% intervals {how}.")
     if wam and base:
         pair = (f"the best WAM, {wam.variant} ({wam.overall.text()}), and the action-only baseline, "
@@ -190,7 +191,9 @@ def _extra_text(g: Group, key: str) -> str:
     value = g.mean_of(key)
     if value is None:
         return "—"
-    ci = g.cells[0].get("extra", {}).get(f"{key}_ci95") if len(g.cells) == 1 else None
+    extra = g.cells[0].get("extra", {})  # intervals: <key>_ci95, or ci95_<name> beside success_<name>
+    name = f"ci95_{key[len('success_'):]}" if key.startswith("success_") else f"{key}_ci95"
+    ci = extra.get(name) if len(g.cells) == 1 else None
     if key.startswith("success"):
         return f"{value:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
     return f"{value:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
