@@ -76,16 +76,21 @@ def _train(rest: list[str]) -> int:
     return _run_training("train", TrainConfig, train_policy, rest)
 
 
+def _run_evaluation(name: str, cls: type, run, text, written, rest: list[str]) -> int:
+    """Parse an evaluation verb's config, run it, print its summary (`text(result)`) and the file it wrote."""
+    cfg = _config_verb(name, cls, rest)
+    if cfg is None:
+        return 0
+    print(text(run(cfg)))
+    print(f"wrote {written(cfg)}")
+    return 0
+
+
 def _eval(rest: list[str]) -> int:
     from wam.evaluate import EvalConfig, evaluate, summary_table
 
-    cfg = _config_verb("eval", EvalConfig, rest)
-    if cfg is None:
-        return 0
-    info = evaluate(cfg)
-    print(summary_table(info))
-    print(f"wrote {Path(cfg.out or Path(cfg.policy) / 'eval') / 'eval_info.json'}")
-    return 0
+    return _run_evaluation("eval", EvalConfig, evaluate, summary_table,
+                           lambda cfg: Path(cfg.out or Path(cfg.policy) / "eval") / "eval_info.json", rest)
 
 
 def _study(rest: list[str]) -> int:
@@ -123,13 +128,8 @@ def _quickstart(rest: list[str]) -> int:
 def _eval_offline(rest: list[str]) -> int:
     from wam.offline_eval import OfflineEvalConfig, offline_eval, run_folder, summary_text
 
-    cfg = _config_verb("eval-offline", OfflineEvalConfig, rest)
-    if cfg is None:
-        return 0
-    result = offline_eval(cfg)
-    print(summary_text(result))
-    print(f"wrote {Path(cfg.out) if cfg.out else run_folder(cfg.policy) / 'eval_offline.json'}")
-    return 0
+    return _run_evaluation("eval-offline", OfflineEvalConfig, offline_eval, summary_text,
+                           lambda cfg: Path(cfg.out) if cfg.out else run_folder(cfg.policy) / "eval_offline.json", rest)
 
 
 def _imagine(args: argparse.Namespace) -> int:
