@@ -13,7 +13,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from wam.report import _md_block, _tables, group_cells, load_summary
+from wam.report import headline_markdown
 
 KEEP = ("report.md", "summary.json", "study.yaml", "rates.json")
 
@@ -29,22 +29,13 @@ def keep(study: Path, out: Path) -> Path:
     return dest
 
 
-def tables(study: Path) -> str:
-    summary = load_summary(study)
-    groups = group_cells(summary["cells"])
-    tasks = sorted({t for c in summary["cells"] for t in c["per_task"]})
-    blocks = _tables(groups, tasks)
-    cut = next(i for i, b in enumerate(blocks) if b[0] == "h2" and b[1].startswith("Every variant"))
-    return "\n\n".join(_md_block(b).strip() for b in blocks[:cut])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("studies", nargs="+", type=Path)
     ap.add_argument("--out", type=Path, default=Path("docs/runs/studies"))
     args = ap.parse_args()
     for study in args.studies:
-        print(f"<!-- {keep(study, args.out)} -->\n{tables(study)}\n")
+        print(f"<!-- {keep(study, args.out)} -->\n{headline_markdown(study)}\n")
 
 
 if __name__ == "__main__":

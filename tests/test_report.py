@@ -16,7 +16,7 @@ import pytest
 from wam.cli import main
 from wam.data.video import encode_video
 from wam.evaluate import wilson
-from wam.report import findings, write_report
+from wam.report import findings, headline_markdown, write_report
 
 TASKS = ("reach-v3", "push-v3")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -126,6 +126,10 @@ def test_report_files_and_markdown(tmp_path):
     page = html_path.read_text()
     assert page.count("<video ") == 4 and "class=best" in page and "offline_action_mse" in page
     assert main(["report", str(tmp_path)]) == 0
+    head = headline_markdown(tmp_path)  # the tables docs/results.md quotes: the report's own, up to the per-variant part
+    assert head.startswith("## Results at 20 demos per task") and "### Per task" in head
+    assert all(part in md for part in head.split("\n\n"))
+    assert "Every variant" not in head
 
 
 def _chromium(*args: str) -> str:

@@ -232,6 +232,19 @@ def _tables(groups: list[Group], tasks: list[str]) -> list[tuple]:
     return blocks
 
 
+def study_tasks(cells: list[dict]) -> list[str]:
+    """The tasks of a study's cells, in order of appearance (the columns of every per-task table)."""
+    return list(dict.fromkeys(t for c in cells for t in c.get("per_task", {})))
+
+
+def headline_markdown(study_dir: Path) -> str:
+    """A study's headline and per-task tables as Markdown (what docs/results.md quotes)."""
+    summary = load_summary(study_dir)
+    blocks = _tables(group_cells(summary["cells"]), study_tasks(summary["cells"]))
+    cut = next(i for i, b in enumerate(blocks) if b[0] == "h2" and b[1].startswith("Every variant"))
+    return "\n\n".join(_md_block(b).strip() for b in blocks[:cut])
+
+
 def _num(x: float | None) -> str:
     return "—" if x is None else f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
 
@@ -293,7 +306,7 @@ def build(study_dir: Path, files: Path) -> tuple[str, list[tuple]]:
     title = f"Study: {summary.get('study', study_dir.name)}"
     if not groups:
         return title, [("p", "The study has no cells yet.")]
-    tasks = list(dict.fromkeys(t for c in summary["cells"] for t in c.get("per_task", {})))
+    tasks = study_tasks(summary["cells"])
     styles = variant_styles(groups)
     demos, top = headline(groups)
     tables = _tables(groups, tasks)
