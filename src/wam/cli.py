@@ -12,6 +12,7 @@
     wam imagine RUN --dataset PATH --episode K [--frame T] [--instruction "..."] [--then "..."] --out clip.mp4
     wam imagine RUN --image start.png --instruction "..." --out clip.gif
     wam imagine-eval RUN --dataset PATH [--starts 3 --steps 10]
+    wam probe --tokenizer=RUN --data=PATH [--tasks=reach,push]   (R² of object/goal positions from latents)
     wam report STUDY_DIR              (re-render a study's report.html and report.md)
     wam variants                      (every paradigm x action integration: valid, or why refused)
 
@@ -132,6 +133,18 @@ def _eval_offline(rest: list[str]) -> int:
                            lambda cfg: Path(cfg.out) if cfg.out else run_folder(cfg.policy) / "eval_offline.json", rest)
 
 
+def _probe(rest: list[str]) -> int:
+    from wam.probe import ProbeConfig, probe_table, run_probe
+
+    cfg = _config_verb("probe", ProbeConfig, rest)
+    if cfg is None:
+        return 0
+    info = run_probe(cfg)
+    print(probe_table(info))
+    print(f"wrote {info['written']}")
+    return 0
+
+
 def _imagine(args: argparse.Namespace) -> int:
     from wam.imagination import StartPoint, dataset_start, imagine_clip, load_start_image, load_world_model
 
@@ -236,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "every cell, summary and report (resumable)", add_help=False)
     verbs.add_parser("quickstart", help="the whole pipeline on 3 easy tasks in ~15 minutes on 2 CPU cores",
                      add_help=False)
+    verbs.add_parser("probe", help="does a tokenizer keep what tasks depend on? R² of hand/object/goal "
+                     "positions from one frame's latents, masked PSNR", add_help=False)
     imagine = verbs.add_parser("imagine", help="imagine the future from a frame and an instruction")
     imagine.add_argument("run", help="a pretrain run folder or checkpoint")
     imagine.add_argument("--dataset", default=None, help="dataset to take the start frame from (default: the run's)")
@@ -281,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             return _quickstart(argv[1:])
         if argv and argv[0] == "eval-offline":
             return _eval_offline(argv[1:])
+        if argv and argv[0] == "probe":
+            return _probe(argv[1:])
         args = build_parser().parse_args(argv)
         return args.run_verb(args)
     except WamError as exc:

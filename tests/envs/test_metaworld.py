@@ -304,3 +304,20 @@ def test_no_backend_explains_what_to_install(monkeypatch: pytest.MonkeyPatch) ->
     for part in ("egl", "osmesa", "no egl here", "no osmesa here", "libosmesa6", "libegl1"):
         assert part in message
     assert "MUJOCO_GL" not in os.environ
+
+
+@pytest.mark.parametrize("camera", ["corner2", "corner4"])
+def test_project_lands_on_the_rendered_goal_marker(camera: str) -> None:
+    """The blue goal marker of pick-place (the only saturated blue in the scene) is drawn where
+    `project` puts the state's goal (after one step: the first frame's marker is not yet moved)."""
+    env = MetaWorldEnv("pick-place-v3", camera=camera, image_size=128)
+    try:
+        env.reset(seed=5)
+        obs, *_ = env.step(np.zeros(4, np.float32))
+        im = obs[env.image_key].astype(int)
+        rows, cols = np.nonzero((im[..., 2] > 120) & (im[..., 0] < 60) & (im[..., 1] < 60))
+        assert len(rows) >= 3
+        col, row = env.project(obs["observation.environment_state"][36:39])[0]
+        assert abs(cols.mean() + 0.5 - col) < 1.0 and abs(rows.mean() + 0.5 - row) < 1.0
+    finally:
+        env.close()

@@ -266,6 +266,23 @@ class MetaWorldEnv(gymnasium.Env):
         action = self._policy.get_action(state)
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)  # (4,) float32
 
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """World points (N, 3) -> pixel coordinates (N, 2) as (column, row) in this env's upright
+        frame of `image_size` pixels (pinhole model of the fixed camera; valid after reset)."""
+        import mujoco
+
+        env = self._require_open()
+        cam = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_CAMERA, self._camera)
+        pos, rot = env.data.cam_xpos[cam], env.data.cam_xmat[cam].reshape(3, 3)  # rot's columns: camera axes
+        local = (np.asarray(points, dtype=np.float64).reshape(-1, 3) - pos) @ rot  # (N, 3), camera looks along -z
+        focal = 0.5 * self._size / np.tan(np.radians(env.model.cam_fovy[cam]) / 2)
+        depth = np.maximum(-local[:, 2], 1e-6)
+        col = self._size / 2 + focal * local[:, 0] / depth
+        row = self._size / 2 - focal * local[:, 1] / depth
+        if self._camera in FLIPPED_CAMERAS:  # frames are flipped upright (see _render_frame)
+            col, row = self._size - col, self._size - row
+        return np.stack([col, row], axis=1)
+
     # -- helpers --------------------------------------------------------------------------------
 
     def _require_open(self) -> Any:

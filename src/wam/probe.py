@@ -1,0 +1,245 @@
+"""`wam probe`: does a frame representation keep what the tasks depend on? Measured, not eyeballed.
+
+    wam probe --tokenizer=runs/wm --data=data/mw5 [--tasks=reach,push] [--out=probe.json]
+
+From the frozen latents of ONE frame, a small probe (an MLP, and a ridge regression beside it)
+trained on the training episodes regresses the hand, object and goal positions (read from the
+dataset's 39-dim `observation.environment_state`: hand 0:3, object 4:7, goal 36:39) on held-out
+episodes. Reported per task: R² of each target, for the tokenizer's latents and for the same frames
+downsampled to the latent grid (a blur with as many cells: what the tokenizer must beat), and the
+reconstruction PSNR inside a disc around the projected object and goal (the camera's pinhole model,
+`MetaWorldEnv.project`), beside the bilinear baseline's. A target that does not vary across the
+held-out frames of a task (e.g. a fixed goal) has no R² (reported as None).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wam.data.frames import cached_frames, episode_starts
+from wam.data.lerobot_format import LeRobotDataset
+from wam.errors import ConfigError, WamError
+from wam.nn.image_metrics import psnr
+from wam.nn.tokenizer import FrameAutoencoder, load_tokenizer
+
+TARGETS: dict[str, slice] = {"hand": slice(0, 3), "object": slice(4, 7), "goal": slice(36, 39)}
+MIN_STD = 2e-3  # metres: a target whose held-out spread is below this is "fixed" (no R²)
+
+
+@dataclass
+class ProbeConfig:
+    tokenizer: str = ""  # a tokenizer folder, or a `wam pretrain` run holding tokenizer/
+    data: str = "data/mw5"
+    image_key: str = ""  # video feature; empty = the dataset's first
+    tasks: str = ""  # Meta-World names or a suite, comma-separated; empty = all of the dataset
+    val_fraction: float = 0.2  # of each task's episodes (the last ones), held out
+    stride: int = 2  # every stride-th frame of an episode
+    steps: int = 600  # MLP probe training steps (full batch, AdamW)
+    hidden: int = 256
+    seed: int = 0
+    mask_radius: float = 0.08  # of the image size: the disc around the object and goal for masked PSNR
+    out: str = ""  # probe.json; empty = <tokenizer folder>/probe.json
+
+    def check(self) -> None:
+        if not self.tokenizer:
+            raise ConfigError("--tokenizer: name a tokenizer folder or a `wam pretrain` run")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"--val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.stride < 1 or self.steps < 1 or self.hidden < 1:
+            raise ConfigError("--stride, --steps and --hidden must be >= 1")
+        if not 0 < self.mask_radius < 0.5:
+            raise ConfigError(f"--mask_radius must be in (0, 0.5), got {self.mask_radius}")
+
+
+def tokenizer_folder(path: str | Path) -> Path:
+    """The tokenizer folder itself, or the tokenizer/ of a pretrain or train run."""
+    p = Path(path)
+    for cand in (p, p / "tokenizer"):
+        if (cand / "tokenizer.json").is_file():
+            return cand
+    raise WamError(f"{p}: no tokenizer.json in it or in {p / 'tokenizer'}")
+
+
+def r2(pred: np.ndarray, true: np.ndarray) -> float | None:
+    """Pooled R² over the coordinates of (N, D) targets; None when the target barely varies."""
+    spread = true - true.mean(0)
+    if np.sqrt((spread**2).sum(1).mean()) < MIN_STD:
+        return None
+    return float(1 - ((pred - true) ** 2).sum() / (spread**2).sum())
+
+
+def ridge_fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> np.ndarray:
+    """Ridge regression on standardised features, its strength picked on the last fifth of the
+    training rows (rows are in episode order, so that fifth is whole held-back episodes)."""
+    mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-6
+    a, b = (x_tr - mu) / sd, (x_te - mu) / sd
+    cut = int(len(a) * 0.8)
+    best, best_err = 1.0, np.inf
+    for alpha in (0.1, 1.0, 10.0, 100.0, 1000.0):
+        w = _ridge(a[:cut], y_tr[:cut], alpha)
+        err = float(((a[cut:] @ w[:-1] + w[-1] - y_tr[cut:]) ** 2).mean())
+        if err < best_err:
+            best, best_err = alpha, err
+    w = _ridge(a, y_tr, best)
+    return b @ w[:-1] + w[-1]
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    xm, ym = x.mean(0), y.mean(0)
+    xc = x - xm
+    w = np.linalg.solve(xc.T @ xc + alpha * len(x) * np.eye(x.shape[1]) / 100, xc.T @ (y - ym))  # (F, D)
+    return np.vstack([w, ym - xm @ w])  # last row: bias
+
+
+def mlp_fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, cfg: ProbeConfig) -> np.ndarray:
+    """A 2-layer MLP probe (features and targets standardised), full-batch AdamW for cfg.steps."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-6
+    ym, ys = y_tr.mean(0), y_tr.std(0) + 1e-6
+    xt = torch.from_numpy((x_tr - mu) / sd).float()
+    yt = torch.from_numpy((y_tr - ym) / ys).float()
+    net = torch.nn.Sequential(torch.nn.Linear(xt.shape[1], cfg.hidden), torch.nn.GELU(),
+                              torch.nn.Linear(cfg.hidden, cfg.hidden), torch.nn.GELU(),
+                              torch.nn.Linear(cfg.hidden, yt.shape[1]))
+    for p in net.parameters():
+        if p.ndim == 2:
+            torch.nn.init.normal_(p, 0, (1 / p.shape[1]) ** 0.5, generator=g)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+    for _ in range(cfg.steps):
+        loss = F.mse_loss(net(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out = net(torch.from_numpy((x_te - mu) / sd).float()).numpy()
+    return out * ys + ym
+
+
+def _features(tok: FrameAutoencoder, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
+    """Latent and blurred-pixel features (N, F) of frames (N, H, W, 3) uint8, and the
+    reconstructions of the tokenizer and the bilinear baseline (N, 3, H, W) in [0, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255  # (N, 3, H, W)
+    lat, rec = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), 256):
+            z = tok.encode(x[i:i + 256])  # (n, C, h, w)
+            lat.append(tok.normalize(z).flatten(1).float())
+            rec.append(tok.decode(z).float().clamp(0, 1))
+    h = tok.cfg.latent_size
+    small = F.interpolate(x, size=(h, h), mode="bilinear", antialias=True)  # (N, 3, h, w)
+    base = F.interpolate(small, size=x.shape[-2:], mode="bilinear").clamp(0, 1)
+    return torch.cat(lat).numpy(), small.flatten(1).numpy(), torch.cat(rec), base
+
+
+def disc_mask(centres: np.ndarray, size: int, radius: float) -> torch.Tensor:
+    """(N, 2) pixel centres (column, row) -> (N, 1, size, size) bool discs of radius*size pixels."""
+    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    c = torch.from_numpy(centres).float()
+    d2 = (xx[None] - c[:, 0, None, None]) ** 2 + (yy[None] - c[:, 1, None, None]) ** 2
+    return (d2 <= (radius * size) ** 2)[:, None]
+
+
+def _projections(task: str, camera: str, size: int, points: np.ndarray) -> np.ndarray:  # (N, 3) -> (N, 2)
+    """Pixel positions (N, 2) of world points (N, 3) in `camera`'s frames of `task`."""
+    from wam.envs.metaworld import MetaWorldEnv
+
+    env = MetaWorldEnv(task, camera=camera, image_size=size)
+    try:
+        env.reset(seed=0)
+        return env.project(points)
+    finally:
+        env.close()
+
+
+def probe_task(tok: FrameAutoencoder, frames: np.ndarray, state: np.ndarray, is_train: np.ndarray,
+               cfg: ProbeConfig, project: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+    """Every measurement of one task; frames (N, H, W, 3), state (N, 39), is_train (N,) bool.
+    `project` maps world points (N, 3) to pixels (N, 2) for the masked PSNR (skipped without it)."""
+    lat, pix, rec, base = _features(tok, frames)
+    out: dict = {"frames_train": int(is_train.sum()), "frames_held_out": int((~is_train).sum())}
+    for name, cols in TARGETS.items():
+        y = state[:, cols].astype(np.float64)
+        for feat_name, feat in (("latent", lat), ("pixels", pix)):
+            mlp = mlp_fit_predict(feat[is_train], y[is_train], feat[~is_train], cfg)
+            ridge = ridge_fit_predict(feat[is_train], y[is_train], feat[~is_train])
+            out[f"r2_{name}_{feat_name}"] = r2(mlp, y[~is_train])
+            out[f"r2_{name}_{feat_name}_ridge"] = r2(ridge, y[~is_train])
+    if project is None:
+        return out
+    size = frames.shape[1]
+    x = torch.from_numpy(np.ascontiguousarray(frames[~is_train])).permute(0, 3, 1, 2).float() / 255
+    for name in ("object", "goal"):
+        mask = disc_mask(project(state[~is_train][:, TARGETS[name]]), size, cfg.mask_radius)
+        for label, r in (("tokenizer", rec[~is_train]), ("bilinear", base[~is_train])):
+            out[f"psnr_{name}_{label}"] = float(torch.nanmean(psnr(r, x, mask=mask)))
+    return out
+
+
+def run_probe(cfg: ProbeConfig) -> dict:
+    """Probe every task of the dataset; writes and returns {task: measurements} plus provenance."""
+    from wam.data.tasks import resolve_tasks
+
+    cfg.check()
+    folder = tokenizer_folder(cfg.tokenizer)
+    tok = load_tokenizer(folder)
+    ds = LeRobotDataset(cfg.data)
+    key = cfg.image_key or next(k for k, f in ds.info["features"].items() if f.get("dtype") == "video")
+    camera = key.rsplit(".", 1)[-1]
+    frames = cached_frames(ds, key, image_size=tok.cfg.image_size, progress=False).frames
+    state = ds.read_columns(["observation.environment_state"])["observation.environment_state"]  # (N, 39)
+    starts = episode_starts(ds)
+    wanted = set(resolve_tasks(cfg.tasks)) if cfg.tasks else None
+    by_task: dict[str, list[int]] = {}
+    for e in range(ds.num_episodes):
+        by_task.setdefault(ds.episode_task(e), []).append(e)
+    results, t0 = {}, time.perf_counter()
+    for task, eps in sorted(by_task.items()):
+        if wanted is not None and task not in wanted:
+            continue
+        if len(eps) < 3:
+            raise WamError(f"{cfg.data}: task {task} has {len(eps)} episodes; the probe needs at least 3")
+        n_val = max(1, int(np.ceil(cfg.val_fraction * len(eps))))
+        rows, train = [], []
+        for i, e in enumerate(eps):
+            r = np.arange(starts[e], starts[e + 1], cfg.stride)
+            rows.append(r)
+            train.append(np.full(len(r), i < len(eps) - n_val))
+        rows_a, train_a = np.concatenate(rows), np.concatenate(train)
+        project = partial(_projections, task, camera, tok.cfg.image_size)
+        results[task] = probe_task(tok, np.asarray(frames[rows_a]), state[rows_a], train_a, cfg, project)
+    tcfg = tok.cfg
+    info = {"tokenizer": str(folder), "data": cfg.data, "camera": camera, "image_size": tcfg.image_size,
+            "latent": [tcfg.latent_channels, tcfg.latent_size, tcfg.latent_size], "seconds": time.perf_counter() - t0,
+            "tasks": results}
+    out = Path(cfg.out) if cfg.out else folder / "probe.json"
+    out.write_text(json.dumps(info, indent=2) + "\n")
+    info["written"] = str(out)
+    return info
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "fixed" if v is None else f"{v:.{digits}f}"
+
+
+def probe_table(info: dict) -> str:
+    """A Markdown table: per task, R² (latent vs blurred pixels) per target and masked PSNR."""
+    lines = [f"probe of {info['tokenizer']} ({info['image_size']} px, latent {info['latent']}) on {info['data']}",
+             "", "| task | R² hand | R² object | R² goal | PSNR object (tok / bilinear) | PSNR goal (tok / bilinear) |",
+             "|---|---|---|---|---|---|"]
+    for task, m in info["tasks"].items():
+        r2s = [f"{_fmt(m[f'r2_{t}_latent'])} ({_fmt(m[f'r2_{t}_pixels'])})" for t in TARGETS]
+        ps = [f"{m[f'psnr_{t}_tokenizer']:.1f} / {m[f'psnr_{t}_bilinear']:.1f}" for t in ("object", "goal")]
+        lines.append(f"| {task} | " + " | ".join(r2s + ps) + " |")
+    lines.append("")
+    lines.append("R²: MLP probe on the tokenizer's latents (in brackets: on the frames blurred to the latent grid), "
+                 "held-out episodes. PSNR in dB inside a disc around the projected object / goal.")
+    return "\n".join(lines)

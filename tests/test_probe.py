@@ -1,0 +1,50 @@
+"""The probe: R² is right on known cases, and the pipeline finds a position that the frames show."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
+from wam.probe import ProbeConfig, disc_mask, mlp_fit_predict, probe_task, r2, ridge_fit_predict
+
+from tests.conftest import moving_square
+
+
+def test_r2_known_cases():
+    y = np.random.default_rng(0).normal(size=(50, 3))
+    assert r2(y, y) == pytest.approx(1.0)
+    assert r2(np.broadcast_to(y.mean(0), y.shape), y) == pytest.approx(0.0)
+    assert r2(y, np.full((50, 3), 0.3)) is None  # a fixed target has no R²
+
+
+def test_regressors_recover_a_linear_target_and_not_noise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 20))
+    y = x[:, :3] @ rng.normal(size=(3, 3)) + 0.01 * rng.normal(size=(400, 3))
+    noise = rng.normal(size=(400, 3))
+    cfg = ProbeConfig(tokenizer="x", steps=300)
+    for fit in (ridge_fit_predict, lambda a, b, c: mlp_fit_predict(a, b, c, cfg)):
+        assert r2(fit(x[:300], y[:300], x[300:]), y[300:]) > 0.9
+        assert r2(fit(x[:300], noise[:300], x[300:]), noise[300:]) < 0.2
+
+
+def test_disc_mask_is_centred_where_asked():
+    m = disc_mask(np.array([[4.0, 10.0]]), 16, 0.125)[0, 0]  # radius 2 px around column 4, row 10
+    rows, cols = np.nonzero(m.numpy())
+    assert abs(rows.mean() + 0.5 - 10) < 0.3 and abs(cols.mean() + 0.5 - 4) < 0.3
+    assert m.sum() == 12  # pixel centres within 2 px of (4, 10)
+
+
+def test_probe_finds_the_moving_square_and_not_a_random_goal():
+    frames = np.concatenate([moving_square(30, seed=e) for e in range(6)])  # (180, 32, 32, 3)
+    t = np.tile(np.arange(30), 6)
+    state = np.zeros((len(frames), 39))
+    state[:, 4] = ((3 * t) % 24) / 100  # the square's column, as an "object" x in metres
+    state[:, 36:39] = np.random.default_rng(1).normal(size=(len(frames), 3)) / 10  # unrelated to the frames
+    is_train = np.arange(len(frames)) < 150
+    tok = FrameAutoencoder(TokenizerConfig(image_size=32, downsample=4, base_channels=8)).eval()
+    m = probe_task(tok, frames, state, is_train, ProbeConfig(tokenizer="x", steps=150))
+    assert m["r2_object_pixels_ridge"] > 0.6
+    assert m["r2_goal_pixels_ridge"] < 0.2 and m["r2_goal_latent"] < 0.2
+    assert m["r2_hand_latent"] is None  # the hand never moves here
