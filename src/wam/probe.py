@@ -199,8 +199,8 @@ def run_probe(cfg: ProbeConfig) -> dict:
     starts = episode_starts(ds)
     wanted = set(resolve_tasks(cfg.tasks)) if cfg.tasks else None
     by_task: dict[str, list[int]] = {}
-    for e in range(ds.num_episodes):
-        by_task.setdefault(ds.episode_task(e), []).append(e)
+    for e, ep in enumerate(ds.episodes):  # Meta-World name where the dataset has it, else the instruction
+        by_task.setdefault(str(ep.extras.get("env_task") or ds.episode_task(e)), []).append(e)
     results, t0 = {}, time.perf_counter()
     for task, eps in sorted(by_task.items()):
         if wanted is not None and task not in wanted:
@@ -214,7 +214,7 @@ def run_probe(cfg: ProbeConfig) -> dict:
             rows.append(r)
             train.append(np.full(len(r), i < len(eps) - n_val))
         rows_a, train_a = np.concatenate(rows), np.concatenate(train)
-        project = partial(_projections, task, camera, tok.cfg.image_size)
+        project = partial(_projections, task, camera, tok.cfg.image_size) if task.endswith("-v3") else None
         results[task] = probe_task(tok, np.asarray(frames[rows_a]), state[rows_a], train_a, cfg, project)
     tcfg = tok.cfg
     info = {"tokenizer": str(folder), "data": cfg.data, "camera": camera, "image_size": tcfg.image_size,
@@ -237,7 +237,8 @@ def probe_table(info: dict) -> str:
              "|---|---|---|---|---|---|"]
     for task, m in info["tasks"].items():
         r2s = [f"{_fmt(m[f'r2_{t}_latent'])} ({_fmt(m[f'r2_{t}_pixels'])})" for t in TARGETS]
-        ps = [f"{m[f'psnr_{t}_tokenizer']:.1f} / {m[f'psnr_{t}_bilinear']:.1f}" for t in ("object", "goal")]
+        ps = [f"{m[f'psnr_{t}_tokenizer']:.1f} / {m[f'psnr_{t}_bilinear']:.1f}" if f"psnr_{t}_tokenizer" in m else "n/a"
+              for t in ("object", "goal")]
         lines.append(f"| {task} | " + " | ".join(r2s + ps) + " |")
     lines.append("")
     lines.append("R²: MLP probe on the tokenizer's latents (in brackets: on the frames blurred to the latent grid), "

@@ -1,0 +1,106 @@
+"""Which frame tokenizer keeps what Meta-World tasks depend on? Train a few, probe each (issue 12).
+
+    python scripts/tokenizer_sweep.py --data data/mw5_c2_128 --out runs/tok_sweep [--steps 600] [--only 64_d8,128_d8]
+
+For each setting: train the tokenizer on the training episodes' frames (the probe's split: the last
+20% of each task's episodes held out), time its training (CPU seconds per training frame: the cost
+that comes back in every world-model step), then run `wam probe` on it. Prints one Markdown table
+(R² of object and goal per task, masked PSNR, cost) and writes <out>/sweep.json. Resumable: a
+setting whose probe.json exists is not redone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wam.data.frames import cached_frames, episode_starts
+from wam.data.lerobot_format import LeRobotDataset
+from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig, reconstruction_report, save_tokenizer, train_autoencoder
+from wam.probe import ProbeConfig, run_probe
+
+SETTINGS: dict[str, dict] = {  # name -> TokenizerConfig fields
+    "64_d8": dict(image_size=64, downsample=8, latent_channels=8),  # today's default
+    "64_d4": dict(image_size=64, downsample=4, latent_channels=8),
+    "64_d8_fg": dict(image_size=64, downsample=8, latent_channels=8, foreground_weight=4.0),
+    "96_d8": dict(image_size=96, downsample=8, latent_channels=8),
+    "128_d8": dict(image_size=128, downsample=8, latent_channels=8),
+    "128_d8_c16": dict(image_size=128, downsample=8, latent_channels=16),
+}
+
+
+def training_rows(ds: LeRobotDataset, val_fraction: float) -> np.ndarray:
+    """Frame rows of every task's first episodes (the probe holds out the last ones)."""
+    starts, by_task = episode_starts(ds), {}
+    for e, ep in enumerate(ds.episodes):
+        by_task.setdefault(str(ep.extras.get("env_task") or ds.episode_task(e)), []).append(e)
+    keep = [e for eps in by_task.values() for e in eps[: len(eps) - max(1, int(np.ceil(val_fraction * len(eps))))]]
+    return np.concatenate([np.arange(starts[e], starts[e + 1]) for e in sorted(keep)])
+
+
+def run_setting(name: str, ds: LeRobotDataset, key: str, out: Path, steps: int) -> dict:
+    folder = out / name
+    if (folder / "probe.json").exists():
+        return json.loads((folder / "sweep_entry.json").read_text())
+    cfg = TokenizerConfig(**SETTINGS[name])
+    frames = cached_frames(ds, key, image_size=cfg.image_size, progress=False).frames
+    rows = training_rows(ds, 0.2)
+    torch.manual_seed(0)
+    model = FrameAutoencoder(cfg)
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    metrics = train_autoencoder(model, np.asarray(frames[rows]), steps=steps, batch_size=64, progress=False)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    report = reconstruction_report(model, np.asarray(frames[rows[::50]]))
+    save_tokenizer(model, folder)
+    probe = run_probe(ProbeConfig(tokenizer=str(folder), data=str(ds.root), image_key=key))
+    entry = {"name": name, "config": SETTINGS[name], "steps": steps, "train_wall_s": wall,
+             "cpu_ms_per_frame": 1000 * cpu / (steps * 64), "psnr_train_frames": report["psnr"],
+             "bf16": metrics.get("bf16"), "probe": probe["tasks"]}
+    (folder / "sweep_entry.json").write_text(json.dumps(entry, indent=2) + "\n")
+    return entry
+
+
+def table(entries: list[dict]) -> str:
+    tasks = sorted(entries[0]["probe"])
+    head = "| setting | latent | CPU ms/frame | " + " | ".join(f"{t} R² obj / goal" for t in tasks) + " | PSNR obj / goal (mean) |"
+    lines = [head, "|" + "---|" * (4 + len(tasks))]
+    for e in entries:
+        c = e["config"]
+        lat = f"{c['latent_channels']}x{c['image_size'] // c['downsample']}x{c['image_size'] // c['downsample']}"
+        cells = []
+        for t in tasks:
+            m = e["probe"][t]
+            cells.append(" / ".join("fixed" if m[f"r2_{k}_latent"] is None else f"{m[f'r2_{k}_latent']:.2f}"
+                                    for k in ("object", "goal")))
+        po = np.mean([e["probe"][t]["psnr_object_tokenizer"] for t in tasks])
+        pg = np.mean([e["probe"][t]["psnr_goal_tokenizer"] for t in tasks])
+        lines.append(f"| {e['name']} | {lat} | {e['cpu_ms_per_frame']:.2f} | " + " | ".join(cells) + f" | {po:.1f} / {pg:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--only", default="", help="comma-separated settings (default: all): " + ", ".join(SETTINGS))
+    args = ap.parse_args()
+    ds = LeRobotDataset(args.data)
+    key = next(k for k, f in ds.info["features"].items() if f.get("dtype") == "video")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [n for n in (args.only.split(",") if args.only else SETTINGS) if n]
+    entries = []
+    for name in names:
+        entries.append(run_setting(name, ds, key, out, args.steps))
+        (out / "sweep.json").write_text(json.dumps(entries, indent=2) + "\n")
+        print(table(entries), flush=True)
+
+
+if __name__ == "__main__":
+    main()
