@@ -203,15 +203,15 @@ def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, 
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a pretraining run; returns its last logged metrics."""
     cfg.check()
+    device = resolve_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    runtime_report(out, device, cfg.optim.precision)  # before the tokenizer: say what runs where, and why
     ds = LeRobotDataset(cfg.data.path)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task, cfg.data.tasks)
     (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
-    device = resolve_device(cfg.device)
-    runtime_report(out, device, cfg.optim.precision)  # before the tokenizer: say what runs where, and why
     tokenizer = prepare_tokenizer(cfg, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out, device)
     save_config(cfg, out / "config.yaml")  # after the tokenizer: its fields describe the one used
     latents = encode_all(tokenizer, frames)

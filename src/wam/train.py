@@ -181,12 +181,12 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     """Run (or resume) a policy training run; returns its last logged metrics."""
     cfg.check()
     out = Path(cfg.out)
+    device = resolve_device(cfg.device)
     _check_resumable(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
+    runtime_report(out, device, cfg.optim.precision)
     ds, frames, train_eps, val_eps = open_data(cfg, progress)
     hidden_tasks, hidden = video_only(cfg, ds)
-    device = resolve_device(cfg.device)
-    runtime_report(out, device, cfg.optim.precision)
     policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, labelled_stats(ds, hidden), out, device)
     save_config(cfg, out / "config.yaml")
     (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds, cfg.data.tasks), "video_only_tasks": hidden_tasks,
