@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+import torch  # noqa: F401  (imported, as in any process that trains)
+
 from wam.runs import threads
 
 
