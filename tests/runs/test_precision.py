@@ -32,7 +32,7 @@ def fake_measurement(path: Path, matmul: float, conv: float) -> None:
 
 
 @pytest.mark.parametrize("matmul, conv, expected", [(2.0, 1.5, "bf16"), (0.02, 0.05, "fp32"),
-                                                    (2.0, 0.8, "fp32"), (1.05, 1.05, "fp32")])
+                                                    (2.0, 0.7, "fp32"), (1.05, 1.05, "fp32"), (1.8, 0.9, "bf16")])
 def test_auto_on_the_cpu_follows_the_measurement(fresh, matmul, conv, expected):
     fake_measurement(fresh, matmul, conv)
     prec = P.choose_precision("auto", "cpu")
