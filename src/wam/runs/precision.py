@@ -7,8 +7,8 @@
 `auto` picks bf16 only where it is fast on the device it runs on:
 * CUDA: bf16 when the GPU supports it natively (Ampere and later), else fp32;
 * Apple MPS: fp32 (not measured);
-* CPU: a one-off micro-benchmark (a 256x256 matmul and a small 3x3 conv forward+backward, fp32 vs
-  bf16 autocast, run alternately, best of 5: ~0.1 s on a CPU with native bf16, ~0.6 s on one without)
+* CPU: a one-off micro-benchmark (a 384x384 matmul and a 32-channel 3x3 conv forward+backward, fp32
+  vs bf16 autocast, run alternately, best of 5: ~0.1 s on a CPU with native bf16, ~1 s on one without)
   decides: bf16 only when it is clearly faster (geometric-mean speed-up >= 1.15x, neither op below
   0.8x). CPUs without
   native bf16 run it 20-50x slower than fp32. The result is cached per machine in
@@ -144,7 +144,8 @@ def machine_key() -> str:
 
 def _best_ms(fp32, bf16, repeats: int = 5) -> tuple[float, float]:
     """Best times (ms) of two versions of one op, run alternately so that load from other processes
-    falls on both alike; the minimum is what the op costs when it is not interrupted."""
+    falls on both alike; the minimum is what the op costs when it is not interrupted. Stops after
+    one round when bf16 is over 3x slower (emulated bf16: no need to time it five times)."""
     fp32(), bf16()  # warm-up (kernel selection, allocation)
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
@@ -152,15 +153,18 @@ def _best_ms(fp32, bf16, repeats: int = 5) -> tuple[float, float]:
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)
+        if min(times[1]) > 3 * min(times[0]):
+            break
     return 1000 * min(times[0]), 1000 * min(times[1])
 
 
 def measure_cpu() -> dict:
-    """fp32 vs bf16-autocast time of a 256x256 matmul and a 16-channel 3x3 conv forward+backward."""
+    """fp32 vs bf16-autocast time of a 384x384 matmul and a 32-channel 3x3 conv forward+backward
+    (sized so that a step takes ~1-5 ms in fp32: large enough that thread start-up does not decide)."""
     g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(256, 256, generator=g), torch.randn(256, 256, generator=g)
-    conv = torch.nn.Conv2d(16, 16, 3, padding=1)
-    x = torch.randn(4, 16, 32, 32, generator=g, requires_grad=True)
+    a, b = torch.randn(384, 384, generator=g), torch.randn(384, 384, generator=g)
+    conv = torch.nn.Conv2d(32, 32, 3, padding=1)
+    x = torch.randn(4, 32, 32, 32, generator=g, requires_grad=True)
 
     def matmul(bf16: bool):
         def run():
