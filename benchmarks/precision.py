@@ -85,7 +85,11 @@ def main() -> None:
     m = cpu_measurement(refresh=True)
     auto = choose_precision("auto", "cpu")
     env = ", ".join(f"{v}={os.environ.get(v, '')}" for v in ISA_VARS)
-    lines = [*header("precision.py"),
+    head = header("precision.py")
+    isa = " ".join(f"{v}={os.environ[v]}" for v in ISA_VARS if os.environ.get(v))
+    if isa:  # the variables are part of the command
+        head[1] = head[1].replace("command: `", f"command: `{isa} ")
+    lines = [*head,
              f"torch {torch.__version__}, capability {torch.backends.cpu.get_cpu_capability()}, "
              f"{torch.get_num_threads()} threads, {env}, load average {os.getloadavg()[0]:.1f}",
              f"auto picks **{auto.name}**: {auto.reason}", "",
