@@ -90,9 +90,10 @@ def act_ms(paradigm, batch: dict, repeats: int, device: str) -> float:
 def measure(model, cfg: PolicyModelConfig, args: argparse.Namespace) -> tuple[int, float, float]:
     """(trainable parameters, train samples/s on 2 threads, ms per chunk on 1 thread) of one model."""
     dev = args.device
+    prec = getattr(args, "prec", None) or choose_precision(getattr(args, "precision", "auto"), dev)
     model = model.to(dev)
     torch.set_num_threads(2)
-    rate = train_rate(model, make_batch(cfg, args.batch, dev), args.steps, dev, args.prec)
+    rate = train_rate(model, make_batch(cfg, args.batch, dev), args.steps, dev, prec)
     torch.set_num_threads(1)
     ms = act_ms(model, make_batch(cfg, 1, dev), args.repeats, dev)
     return sum(p.numel() for p in model.parameters() if p.requires_grad), rate, ms
