@@ -109,7 +109,7 @@ def _auto(device: torch.device) -> Precision:
         name = torch.cuda.get_device_name(device)
         if _cuda_bf16(device):
             return Precision("bf16", kind, f"auto: {name} supports bf16 natively")
-        return Precision("fp32", kind, f"auto: {name} has no native bf16 (fp16 is available with {'--optim.precision=fp16'})")
+        return Precision("fp32", kind, f"auto: {name} has no native bf16 (fp16 is there to ask for)")
     if kind != "cpu":
         return Precision("fp32", kind, f"auto: {kind} is not measured; fp32 is the safe choice")
     m = cpu_measurement()
