@@ -2,14 +2,15 @@
 as ratios to the action-only baseline measured in the same run; the last row is the outside
 reference policy (wam.reference: a conv image policy on the 64 px frames, not a WAM).
 
-    .venv/bin/python benchmarks/paradigm_speed.py [--depth 4] [--batch 32] [--repeats 10] [--device cuda]
+    .venv/bin/python benchmarks/paradigm_speed.py [--depth 4] [--batch 32] [--repeats 10] [--device cuda] [--precision auto]
 
 Same model family and shapes as `wam train`'s defaults (64 px frames -> (8, 8, 8) latents, patch 2,
 one obs frame, futures at +4/8/12/16, a 16-action chunk, 10 sampling steps). ms per chunk is one
 `act` call at batch 1 in fp32 with one thread per process, as `wam eval`'s workers run it, so the
 numbers are the latency a robot would see from this CPU. Results are appended to
 benchmarks/results/paradigm_speed.md; the machine is noisy, so compare ratios within one block.
-With `--device cuda` the same model runs on a GPU (bf16 autocast for training, fp32 acting, CUDA
+Training autocasts to `--precision` (default auto: what `wam train` would choose on this device,
+wam.runs.precision). With `--device cuda` the same model runs on a GPU (fp32 acting, CUDA
 synchronised timings), for the latency a GPU box would give.
 """
 
@@ -26,6 +27,8 @@ from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
 from wam.nn.transformer import BackboneConfig
 from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm
 from wam.reference import ConvReference
+from wam.runs.device import resolve_device
+from wam.runs.precision import Precision, choose_precision
 
 
 def make_batch(cfg: PolicyModelConfig, b: int, device: str = "cpu", c: int = 8, g: int = 8, size: int = 64) -> dict:
@@ -38,21 +41,27 @@ def make_batch(cfg: PolicyModelConfig, b: int, device: str = "cpu", c: int = 8, 
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
 
 
-def train_rate(paradigm, batch: dict, steps: int, device: str) -> float:
-    """Samples/s of forward + backward + AdamW step under bf16 autocast (the trainer's default)."""
+def train_rate(paradigm, batch: dict, steps: int, device, prec: Precision) -> float:
+    """Samples/s of forward + backward + AdamW step, autocast to `prec` (the trainer's choice)."""
     opt = torch.optim.AdamW([p for p in paradigm.parameters() if p.requires_grad], lr=1e-4)
+    scaler = prec.grad_scaler()
 
     def step() -> None:
-        with torch.autocast(device, dtype=torch.bfloat16):
+        with prec.autocast():
             loss = paradigm.loss(batch)[0]
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
 
     step()
     sync(device)
@@ -81,9 +90,10 @@ def act_ms(paradigm, batch: dict, repeats: int, device: str) -> float:
 def measure(model, cfg: PolicyModelConfig, args: argparse.Namespace) -> tuple[int, float, float]:
     """(trainable parameters, train samples/s on 2 threads, ms per chunk on 1 thread) of one model."""
     dev = args.device
+    prec = getattr(args, "prec", None) or choose_precision(getattr(args, "precision", "auto"), dev)
     model = model.to(dev)
     torch.set_num_threads(2)
-    rate = train_rate(model, make_batch(cfg, args.batch, dev), args.steps, dev)
+    rate = train_rate(model, make_batch(cfg, args.batch, dev), args.steps, dev, prec)
     torch.set_num_threads(1)
     ms = act_ms(model, make_batch(cfg, 1, dev), args.repeats, dev)
     return sum(p.numel() for p in model.parameters() if p.requires_grad), rate, ms
@@ -106,9 +116,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    parser.add_argument("--precision", default="auto", help="training: auto | fp32 | bf16 | fp16")
     args = parser.parse_args()
-    dev = args.device
+    dev = args.device = resolve_device(args.device)
+    args.prec = choose_precision(args.precision, dev, flag="--precision")
+    print(args.prec.line())
     rows = []
     for name, integration, model, cfg in models(args.depth):
         n, rate, ms = measure(model, cfg, args)
@@ -116,8 +129,8 @@ def main() -> None:
         print(f"{name}/{integration}: {rate:.1f} samples/s, {ms:.1f} ms per chunk", flush=True)
     base = rows[0]
     lines = [*header("paradigm_speed.py"),
-             f"torch {torch.__version__} on {torch.cuda.get_device_name() if dev == 'cuda' else 'this CPU'}; "
-             f"training: batch {args.batch}, bf16 autocast, 2 threads; "
+             f"torch {torch.__version__} on {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'this CPU'}; "
+             f"training: batch {args.batch}, {args.prec.name} ({args.precision}), 2 threads; "
              f"acting: batch 1, fp32, 1 thread, {PolicyModelConfig().sample_steps} sampling steps; depth {args.depth}",
              "", "| paradigm | integration | trainable params | train samples/s | x action-only | ms per chunk | x action-only |",
              "|---|---|---|---|---|---|---|"]

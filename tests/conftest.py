@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,12 @@ FEATURES = {
     "observation.state": {"dtype": "float32", "shape": [4], "names": None},
     "action": {"dtype": "float32", "shape": [4], "names": None},
 }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _wam_cache(tmp_path_factory):
+    """`--optim.precision=auto` measures the CPU once and caches it: in a temporary folder for tests."""
+    os.environ.setdefault("WAM_CACHE_DIR", str(tmp_path_factory.mktemp("wam_cache")))
 
 
 def moving_square(length: int, size: int = 32, seed: int = 0) -> np.ndarray:

@@ -47,7 +47,7 @@ class Denoiser(nn.Module):
         return loss, {"noise_std": noise.std()}
 
 
-CFG = OptimConfig(steps=20, batch_size=8, lr=1e-2, warmup=3, log_every=2, val_every=4, ckpt_every=5, bf16=False)
+CFG = OptimConfig(steps=20, batch_size=8, lr=1e-2, warmup=3, log_every=2, val_every=4, ckpt_every=5, precision="fp32")
 
 
 def _weights(model):

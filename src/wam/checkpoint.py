@@ -39,7 +39,7 @@ class Checkpoint:
     ema: dict[str, torch.Tensor] | None
 
     def optimizer_state(self) -> dict:
-        return torch.load(self.path / "optimizer.pt", weights_only=False)
+        return torch.load(self.path / "optimizer.pt", weights_only=False, map_location="cpu")  # GPU-saved opens anywhere
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

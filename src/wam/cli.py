@@ -30,6 +30,7 @@ from pathlib import Path
 from wam.config import describe, parse_config
 from wam.data.lerobot_format import LeRobotDataset
 from wam.errors import WamError
+from wam.runs.threads import quiet_openmp
 
 
 def _collect(rest: list[str]) -> int:
@@ -145,10 +146,21 @@ def _probe(rest: list[str]) -> int:
     return 0
 
 
+def _precision(args: argparse.Namespace, model):
+    """The precision `--precision` names for the model's device (auto: measured), said on one line."""
+    from wam.runs.device import module_device
+    from wam.runs.precision import choose_precision
+
+    prec = choose_precision(args.precision, module_device(model), flag="--precision")
+    print(prec.line())
+    return prec
+
+
 def _imagine(args: argparse.Namespace) -> int:
     from wam.imagination import StartPoint, dataset_start, imagine_clip, load_start_image, load_world_model
+    from wam.runs.device import resolve_device
 
-    model, cfg = load_world_model(args.run)
+    model, cfg = load_world_model(args.run, device=resolve_device(args.device))
     if args.image:
         if not args.instruction:
             raise WamError("--instruction is required with --image")
@@ -158,8 +170,9 @@ def _imagine(args: argparse.Namespace) -> int:
         ds = LeRobotDataset(args.dataset or cfg.data.path)
         start = dataset_start(model, cfg, ds, args.episode, args.frame)
     instructions = [args.instruction or start.instruction] + ([args.then] if args.then else [])
-    out = imagine_clip(model, start, instructions, args.out, steps=args.steps, seed=args.seed,
-                       guidance=args.guidance, encoder_kind=cfg.text_encoder)
+    with _precision(args, model).autocast():
+        out = imagine_clip(model, start, instructions, args.out, steps=args.steps, seed=args.seed,
+                           guidance=args.guidance, encoder_kind=cfg.text_encoder)
     print(f"wrote {out}  (instructions: {' | then: '.join(instructions)})")
     return 0
 
@@ -168,12 +181,14 @@ def _imagine_eval(args: argparse.Namespace) -> int:
     import json
 
     from wam.imagination import held_out_episodes, imagination_metrics, load_world_model, metrics_table
+    from wam.runs.device import resolve_device
 
-    model, cfg = load_world_model(args.run)
+    model, cfg = load_world_model(args.run, device=resolve_device(args.device))
     ds = LeRobotDataset(args.dataset or cfg.data.path)
     episodes = held_out_episodes(Path(args.run), ds, cfg.data.path)
-    metrics = imagination_metrics(model, cfg, ds, episodes, starts=args.starts, steps=args.steps,
-                                  seed=args.seed, guidance=args.guidance)
+    with _precision(args, model).autocast():
+        metrics = imagination_metrics(model, cfg, ds, episodes, starts=args.starts, steps=args.steps,
+                                      seed=args.seed, guidance=args.guidance)
     print(metrics_table(metrics))
     out = Path(args.out or Path(args.run) / "imagination_metrics.json")
     out.write_text(json.dumps(metrics, indent=2))
@@ -276,11 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--steps", type=int, default=10, help="sampling (Euler) steps")
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale")
+        sub.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+        sub.add_argument("--precision", default="auto", help="auto | fp32 | bf16 | fp16 (auto: measured)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_openmp()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (wam.runs.threads)
     try:
         if argv and argv[0] == "collect":
             return _collect(argv[1:])

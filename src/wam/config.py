@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +40,38 @@ def flat_keys(cls: type, prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{name}"] = hint
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Retired:
+    """A key a config class no longer has, still read from old configs: `RETIRED = {"old": Retired(...)}`
+    on the dataclass maps a value of the old key (of type `old_type`) to a value of `new`."""
+
+    old_type: type
+    new: str
+    convert: Callable[[Any], Any]
+    note: str
+
+
+_NOTED: set[str] = set()
+
+
+def _retired(cls: type, key: str, value: Any) -> tuple[str, Any] | None:
+    """(new key, new value) for a retired key of the class at `key`'s parent, printing its note once."""
+    *path, leaf = key.split(".")
+    node: Any = cls
+    for part in path:
+        fields = _fields(node) if dataclasses.is_dataclass(node) else {}
+        if part not in fields:
+            return None
+        node = fields[part][1]
+    old = getattr(node, "RETIRED", {}).get(leaf)
+    if old is None:
+        return None
+    if key not in _NOTED:
+        _NOTED.add(key)
+        print(f"note: '{key}' is retired: {old.note}", file=sys.stderr)
+    return ".".join([*path, old.new]), old.convert(_coerce(key, value, old.old_type))
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -73,6 +107,9 @@ def apply_overrides(cfg: T, overrides: dict[str, Any]) -> T:
     """A copy of `cfg` with dotted keys set ('policy.paradigm': 'joint')."""
     keys = flat_keys(type(cfg))
     for key, value in overrides.items():
+        renamed = _retired(type(cfg), key, value) if key not in keys else None
+        if renamed is not None:
+            key, value = renamed
         if key not in keys:
             close = difflib.get_close_matches(key, keys, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(keys)}"

@@ -35,6 +35,9 @@ from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import PARAPHRASES, instruction, paraphrases, resolve_tasks
 from wam.data.video import encode_video
 from wam.errors import ConfigError
+from wam.runs.device import check_device
+from wam.runs.precision import check_precision
+from wam.runs.threads import apply_worker_env, share
 
 EVAL_SEED = 10_000
 CRASH_SEED_ENV = "WAM_EVAL_CRASH_SEED"  # a worker given this scene seed dies (tests of the crash path)
@@ -52,8 +55,12 @@ class EvalConfig:
     allow_unseen: bool = False  # evaluate tasks the policy was not trained on (zero-shot)
     paraphrase: int = -1  # -1: the training instruction; k >= 0: the task's held-out paraphrase k
     out: str = ""  # default: <policy>/eval
+    device: str = "auto"  # where the workers' policies run: auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (acting; auto measures, see wam.runs.precision)
 
     def check(self) -> None:
+        check_device(self.device)
+        check_precision(self.precision, "--precision")
         if not self.policy:
             raise ConfigError("--policy is required (a `wam train` run folder)")
         if self.episodes < 1 or self.workers < 1 or self.max_steps < 1:
@@ -83,15 +90,14 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 _WORKER: dict = {}
 
 
-def _worker_init(policy_path: str) -> None:
-    import torch
+def _worker_init(policy_path: str, device: str = "cpu", precision: str = "fp32", threads: int = 1) -> None:
+    apply_worker_env(threads)  # before torch and the renderer start their threads
 
     from wam.envs.rendering import configure_gl_backend
     from wam.train import load_policy
 
-    torch.set_num_threads(1)
     configure_gl_backend()
-    _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path)
+    _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path, device=device, precision=precision)
 
 
 def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: str | None = None) -> dict:
@@ -182,7 +188,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     cfg.check()
     from wam.train import load_policy
 
-    load_policy(cfg.policy)  # fail here, with the reason, rather than in every worker
+    load_policy(cfg.policy, device=cfg.device, precision=cfg.precision)  # fail here, not in every worker
     tasks = _tasks_to_run(cfg)
     texts = {t: task_instruction(t, cfg.paraphrase) for t in tasks}
     out = Path(cfg.out or Path(cfg.policy) / "eval")
@@ -200,8 +206,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             batch, alone = [suspects.pop(0)], True
         else:
             batch, pending, alone = pending, [], False
-        pool = ProcessPoolExecutor(1 if alone else cfg.workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(cfg.policy,))
+        n = 1 if alone else cfg.workers
+        pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
+                                   initargs=(cfg.policy, cfg.device, cfg.precision, share(n)))
         running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos, texts[t]): (i, t, s)
                    for i, (t, s) in batch}
         while running:

@@ -34,8 +34,9 @@ from wam.nn.tokenizer import FrameAutoencoder
 from wam.pretrain import PretrainConfig
 
 
-def load_world_model(path: str | Path, use_ema: bool = True) -> tuple[VideoWorldModel, PretrainConfig]:
-    """A trained world model (EMA weights by default) and its run config, from a checkpoint."""
+def load_world_model(path: str | Path, use_ema: bool = True,
+                     device: str | torch.device = "cpu") -> tuple[VideoWorldModel, PretrainConfig]:
+    """A trained world model (EMA weights by default) and its run config, from a checkpoint, on `device`."""
     ckpt = load_checkpoint(path, kind=VideoWorldModel.kind)
     cfg = parse_config(PretrainConfig, ["--config", str(ckpt.path / "config.yaml")])
     model = VideoWorldModel(cfg.model, FrameAutoencoder(cfg.tokenizer_config()))
@@ -45,7 +46,7 @@ def load_world_model(path: str | Path, use_ema: bool = True) -> tuple[VideoWorld
             params = dict(model.named_parameters())
             for name, value in ckpt.ema.items():
                 params[name].copy_(value)
-    return model.eval(), cfg
+    return model.to(device).eval(), cfg
 
 
 def load_start_image(path: str | Path, size: int) -> np.ndarray:
@@ -70,7 +71,7 @@ def _imagine(model: VideoWorldModel, obs: np.ndarray, text: torch.Tensor, steps:
                        "actions are used) can be imagined, not a PNG start or a --then continuation")
     acts = torch.from_numpy(actions).float() if model.cfg.action_chunk else None
     out = model.imagine(frames, text, actions=acts, steps=steps, guidance=guidance, generator=g)
-    return (out.clamp(0, 1) * 255).round().byte().permute(0, 1, 3, 4, 2).numpy()
+    return (out.float().clamp(0, 1) * 255).round().byte().permute(0, 1, 3, 4, 2).cpu().numpy()
 
 
 def _label(image: np.ndarray, text: str, scale: int) -> np.ndarray:

@@ -45,6 +45,8 @@ from wam.paradigms import VARIANTS
 from wam.paradigms.base import keep_mask
 from wam.policy import WamPolicy
 from wam.pretrain import LatentCollate, encode_all, frame_rows
+from wam.runs.device import check_device
+from wam.runs.precision import check_precision
 from wam.train import TrainConfig, load_policy, open_data, policy_windows
 
 FUTURES = ("imagined", "real")
@@ -61,8 +63,12 @@ class OfflineEvalConfig:
     batch_size: int = 32
     seed: int = 0
     out: str = ""  # default: <run>/eval_offline.json
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (acting; auto measures, see wam.runs.precision)
 
     def check(self) -> None:
+        check_device(self.device)
+        check_precision(self.precision, "--precision")
         if not self.policy:
             raise ConfigError("--policy is required (a `wam train` run folder)")
         if self.given_future not in FUTURES:
@@ -88,28 +94,30 @@ def anchors(lengths: np.ndarray, per_episode: int) -> np.ndarray:
 def chunk_error(pred: torch.Tensor, target: torch.Tensor, is_pad: torch.Tensor) -> np.ndarray:
     """(B,) squared error per window over its real steps: pred, target (B, Ta, Da), is_pad (B, Ta)."""
     keep = keep_mask(is_pad, target).float()
-    return (((pred - target) ** 2 * keep).sum((1, 2)) / keep.sum((1, 2)).clamp_min(1)).numpy()
+    return (((pred.float() - target) ** 2 * keep).sum((1, 2)) / keep.sum((1, 2)).clamp_min(1)).cpu().numpy()
 
 
 def _decode(policy: WamPolicy, latents: torch.Tensor) -> torch.Tensor:
     """(B, Tf, C, h, w) latents -> (B, Tf, 3, H, W) frames in [0, 1]."""
     tok = policy.paradigm.parts.tokenizer
     frames = tok.decode(tok.denormalize(latents.flatten(0, 1).to(tok.latent_mean.dtype))).float().clamp(0, 1)
-    return frames.reshape(*latents.shape[:2], *frames.shape[1:])
+    return frames.reshape(*latents.shape[:2], *frames.shape[1:]).cpu()
 
 
 def _act(policy: WamPolicy, prep: dict, seed: int, **given) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The action chunk and the future it was acted from (imagined by `imagine` when `act` made none)."""
     policy.reset()  # no cached plan (hierarchical) carries over between batches
     policy.paradigm.last_future = None
-    chunk = policy.paradigm.act(prep, generator=torch.Generator().manual_seed(seed), **given)
-    return chunk, policy.paradigm.last_future
+    with policy.precision.autocast():
+        chunk = policy.paradigm.act(prep, generator=torch.Generator().manual_seed(seed), **given)
+    return chunk.float(), policy.paradigm.last_future
 
 
 def _future_of(policy: WamPolicy, prep: dict, seed: int, future: torch.Tensor | None) -> torch.Tensor:
     if future is not None:
         return future[:, :len(policy.paradigm.cfg.future)]
-    return policy.paradigm.imagine(prep, torch.Generator().manual_seed(seed))
+    with policy.precision.autocast():
+        return policy.paradigm.imagine(prep, torch.Generator().manual_seed(seed))
 
 
 def score_batch(policy: WamPolicy, batch: dict, pixels: dict, swap_text: torch.Tensor | None,
@@ -122,7 +130,7 @@ def score_batch(policy: WamPolicy, batch: dict, pixels: dict, swap_text: torch.T
     if cfg.given_future == "real":
         rows["real"] = chunk_error(_act(policy, prep, seed, given_future=prep["future.latent"])[0], target, pad)
     if swap_text is not None:
-        other = {**prep, "text_emb": swap_text}
+        other = {**prep, "text_emb": swap_text.to(policy.device)}
         swapped, swapped_future = _act(policy, other, seed)
         rows["swap_action"] = chunk_error(swapped, target, pad)
         if policy.paradigm.video:
@@ -143,7 +151,7 @@ def _summary(values: np.ndarray, episodes: np.ndarray) -> dict:
 def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     """Score the policy on its held-out episodes; returns (and writes) the result."""
     cfg.check()
-    policy, tcfg = load_policy(cfg.policy)
+    policy, tcfg = load_policy(cfg.policy, device=cfg.device, precision=cfg.precision)
     variant = f"{tcfg.paradigm}+{tcfg.policy.integration}"
     if cfg.given_future == "real" and variant not in FUTURE_ACTORS:
         raise ConfigError(f"{variant} does not act from a future that could be replaced; --given_future=real "

@@ -1,9 +1,15 @@
 """The policy: a paradigm wrapped in LeRobot's contract, with normalisation inside.
 
+    policy = policy.to_runtime("cuda", "auto")     # device and precision (wam.runs); default cpu, fp32
     policy.reset()                                   # at the start of every episode
     action = policy.select_action(obs)               # (Da,) numpy, from a queue over the chunk
     chunk = policy.predict_action_chunk(obs)         # (Ta, Da) numpy
+    actions = policy.act_on_batch(batch)             # (B, Ta, Da) tensor on the policy's device
     loss, metrics = policy.forward(batch)            # training, on WindowDataset batches
+
+Tensors in, tensors out on the policy's device (`act_on_batch`, `forward`; inputs on another device
+are moved); numpy only at the environment boundary (`select_action`, `predict_action_chunk` take a
+`MetaWorldEnv` observation and return numpy).
 
 Observation history: when the obs offsets reach into the past (e.g. `policy.obs=(-4, 0)`), the policy
 keeps the last frames and states it was shown since `reset()` and feeds them at those offsets;
@@ -34,6 +40,8 @@ from torch import Tensor, nn
 from wam.data.frames import resize_frames
 from wam.data.windows import ACTION_KEY, STATE_KEY
 from wam.errors import WamError
+from wam.runs.device import module_device, resolve_device, to_device
+from wam.runs.precision import Precision, choose_precision
 
 
 class Normalizer(nn.Module):
@@ -74,7 +82,19 @@ class WamPolicy(nn.Module):
         self.n_action_steps, self.ensemble = n_action_steps, ensemble
         self.history = 1 - min(paradigm.cfg.obs)  # frames kept for the obs offsets
         self.record_imagination = False
+        self.precision = Precision("fp32", "cpu", "default")  # inference precision; set by to_runtime
         self.reset()
+
+    @property
+    def device(self) -> torch.device:
+        return module_device(self)
+
+    def to_runtime(self, device: str | torch.device = "cpu", precision: str = "fp32") -> WamPolicy:
+        """Move to `device` (a `--device` name or a torch device) and act in `precision` (a `--precision`
+        name; `auto` is decided for that device by wam.runs.precision)."""
+        device = resolve_device(device) if isinstance(device, str) else device
+        self.precision = choose_precision(precision, device, flag="--precision")
+        return self.to(device)
 
     # -- training -----------------------------------------------------------------------------
     def _latents(self, frames: Tensor) -> Tensor:
@@ -84,7 +104,10 @@ class WamPolicy(nn.Module):
             return tok.normalize(tok.encode(frames))
 
     def prepare(self, batch: dict) -> dict:
-        """A WindowDataset batch -> what a paradigm consumes (latents, normalised numbers, text)."""
+        """A WindowDataset batch -> what a paradigm consumes (latents, normalised numbers, text), on
+        the policy's device."""
+        device = self.device
+        batch = to_device(batch, device)
         out = {"text_emb": batch.get("text_emb", None)}
         if self.paradigm.pixels:  # frames as they are (uint8), for a model with its own image encoder
             out["obs.image"] = batch["obs.image"]
@@ -93,7 +116,7 @@ class WamPolicy(nn.Module):
             if out["obs.latent"] is None:
                 out["obs.latent"] = self._latents(batch["obs.image"])
         if out["text_emb"] is None:
-            out["text_emb"] = self.text_encoder.encode(list(batch["task"]))
+            out["text_emb"] = self.text_encoder.encode(list(batch["task"])).to(device)
         out["obs.state"] = self.normalizer.state(batch["obs.state"])
         if "action" in batch:
             out["action"], out["action_is_pad"] = self.normalizer.action(batch["action"]), batch["action_is_pad"]
@@ -160,15 +183,25 @@ class WamPolicy(nn.Module):
         """(Ta, Da) actions in the dataset's units; `obs` joins the history unless already added."""
         if remember:
             self._remember(obs)
-        self.eval()
-        self.paradigm.last_future, self.imagined = None, None  # a call that does not imagine shows nothing new
-        chunk = self.paradigm.act(self.prepare(self._obs_batch(obs["task"])), generator=generator)[0]
+        self.imagined = None
+        chunk = self.act_on_batch(self._obs_batch(obs["task"]), generator)[0]
         future = getattr(self.paradigm, "last_future", None)
         if self.record_imagination and future is not None:
             tok = self.paradigm.parts.tokenizer
             frames = tok.decode(tok.denormalize(future[0].to(tok.latent_mean.dtype)))  # (Tf, 3, H, W) in [0, 1]
-            self.imagined = (frames.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return self.normalizer.unaction(chunk).numpy()
+            self.imagined = (frames.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return chunk.float().cpu().numpy()
+
+    @torch.no_grad()
+    def act_on_batch(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+        """(B, Ta, Da) actions in the dataset's units, on the policy's device, from a batch of
+        `obs.image` (B, To, 3, H, W) uint8, `obs.state` (B, To, Ds) and `task` (or `text_emb`), in the
+        policy's precision. A paradigm that imagines leaves its latents in `paradigm.last_future`."""
+        self.eval()
+        self.paradigm.last_future = None  # a call that does not imagine shows nothing new
+        with self.precision.autocast():
+            chunk = self.paradigm.act(self.prepare(batch), generator=generator)
+        return self.normalizer.unaction(chunk.float())
 
     def select_action(self, obs: dict) -> np.ndarray:
         """The next action: from the queue, re-planning when it is empty (or every step, ensembled)."""

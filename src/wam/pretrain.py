@@ -31,9 +31,10 @@ from wam.data.text import get_text_encoder
 from wam.data.windows import WindowDataset, WindowSpec, collate_windows
 from wam.errors import ConfigError
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
+from wam.runs.device import check_device, resolve_device
 from wam.nn.tokenizer import (FrameAutoencoder, TokenizerConfig, load_tokenizer, reconstruction_report,
                               save_tokenizer, train_autoencoder)
-from wam.trainer import OptimConfig, train
+from wam.trainer import OptimConfig, runtime_report, train
 
 
 @dataclass
@@ -70,8 +71,10 @@ class PretrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     text_encoder: str = "minilm"  # or "hash" (no semantics; tests only)
     out: str = "runs/pretrain"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 
     def check(self) -> None:
+        check_device(self.device)
         self.model.check()
         self.optim.check()
         if not 0 < self.data.val_fraction < 1:
@@ -128,15 +131,16 @@ def frame_rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
 
 
 def prepare_tokenizer(cfg: PretrainConfig, frames: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray,
-                      out: Path) -> FrameAutoencoder:
-    """Load the tokenizer named in the config, or train one on the training frames and report it."""
+                      out: Path, device: torch.device | str = "cpu") -> FrameAutoencoder:
+    """Load the tokenizer named in the config, or train one on the training frames (on `device`,
+    in `optim.precision`) and report it."""
     folder = out / "tokenizer"
     if cfg.tokenizer.path or (folder / "tokenizer.json").exists():
-        return adopt_tokenizer(cfg, load_tokenizer(cfg.tokenizer.path or folder))
+        return adopt_tokenizer(cfg, load_tokenizer(cfg.tokenizer.path or folder)).to(device)
     torch.manual_seed(cfg.optim.seed)
-    model = FrameAutoencoder(cfg.tokenizer_config())
+    model = FrameAutoencoder(cfg.tokenizer_config()).to(device)
     train_autoencoder(model, np.asarray(frames[train_rows]), steps=cfg.tokenizer.steps,
-                      batch_size=cfg.tokenizer.batch_size, seed=cfg.optim.seed)
+                      batch_size=cfg.tokenizer.batch_size, seed=cfg.optim.seed, precision=cfg.optim.precision)
     report = reconstruction_report(model, np.asarray(frames[val_rows[:: max(len(val_rows) // 512, 1)]]))
     save_tokenizer(model, folder)
     (folder / "report.json").write_text(json.dumps(report, indent=2))
@@ -161,7 +165,7 @@ def encode_all(tokenizer: FrameAutoencoder, frames: np.ndarray, batch: int = 256
     out = []
     for i in range(0, len(frames), batch):
         x = torch.from_numpy(np.array(frames[i:i + batch])).permute(0, 3, 1, 2)  # a copy: memmaps are read-only
-        out.append(tokenizer.normalize(tokenizer.encode(x)).permute(0, 2, 3, 1).numpy())
+        out.append(tokenizer.normalize(tokenizer.encode(x)).permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(out)
 
 
@@ -199,14 +203,16 @@ def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, 
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a pretraining run; returns its last logged metrics."""
     cfg.check()
+    device = resolve_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    runtime_report(out, device, cfg.optim.precision)  # before the tokenizer: say what runs where, and why
     ds = LeRobotDataset(cfg.data.path)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task, cfg.data.tasks)
     (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
-    tokenizer = prepare_tokenizer(cfg, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out)
+    tokenizer = prepare_tokenizer(cfg, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out, device)
     save_config(cfg, out / "config.yaml")  # after the tokenizer: its fields describe the one used
     latents = encode_all(tokenizer, frames)
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
@@ -220,4 +226,4 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     print(f"world model: {n_params / 1e6:.2f}M trainable parameters, {len(train_set)} training windows "
           f"from {len(train_eps)} episodes, {len(val_eps)} held out; config {asdict(cfg.model.backbone)}")
     return train(model, train_set, collate, cfg.optim, out, VideoWorldModel.kind, cfg, val_batches,
-                 progress=progress, stop_at=stop_at)
+                 progress=progress, stop_at=stop_at, device=device)

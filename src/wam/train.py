@@ -41,7 +41,8 @@ from wam.policy import WamPolicy
 from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTrainConfig, encode_all,
                           frame_rows, latent_windows, prepare_tokenizer, split_episodes)
 from wam.reference import REFERENCES
-from wam.trainer import OptimConfig, train
+from wam.runs.device import check_device, resolve_device
+from wam.trainer import OptimConfig, runtime_report, train
 
 KIND = "wam-policy"
 
@@ -56,8 +57,10 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     text_encoder: str = "minilm"
     out: str = "runs/policy"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 
     def check(self) -> None:
+        check_device(self.device)
         names = (*PARADIGM_NAMES, *REFERENCES)
         if self.paradigm not in names:
             raise ConfigError(f"unknown paradigm '{self.paradigm}'; choose one of {', '.join(names)}")
@@ -73,7 +76,8 @@ class TrainConfig:
             raise ConfigError(f"data.episodes_per_task must be >= 0 (0 = all), got {self.data.episodes_per_task}")
 
 
-def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps, val_eps, out: Path):
+def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps, val_eps, out: Path,
+                        device: torch.device | str = "cpu"):
     """The tokenizer (and world-model weights to start from, when `init` is set)."""
     if cfg.init:
         world_model, wm_cfg = load_world_model(cfg.init)
@@ -82,9 +86,9 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
                               f"--data.image_size is {cfg.data.image_size}")
         # the initialisation defines the architecture: tokenizer, backbone and patch size
         cfg.tokenizer, cfg.policy.backbone, cfg.policy.patch = wm_cfg.tokenizer, wm_cfg.model.backbone, wm_cfg.model.patch
-        return world_model.tokenizer, world_model.state_dict()
+        return world_model.tokenizer.to(device), world_model.state_dict()
     pre = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer, optim=cfg.optim)
-    return prepare_tokenizer(pre, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out), None
+    return prepare_tokenizer(pre, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out, device), None
 
 
 def trained_tasks(ds: LeRobotDataset, only: str = "") -> list[str]:
@@ -147,17 +151,18 @@ def policy_windows(cfg: TrainConfig, ds: LeRobotDataset, latents: np.ndarray, ep
 
 
 def policy_and_inputs(cfg: TrainConfig, frames: np.ndarray, ds: LeRobotDataset, train_eps: list[int],
-                      val_eps: list[int], stats: dict, out: Path) -> tuple[WamPolicy, np.ndarray]:
+                      val_eps: list[int], stats: dict, out: Path,
+                      device: torch.device | str = "cpu") -> tuple[WamPolicy, np.ndarray]:
     """The policy and what its windows read, (N, h, w, C): the tokenizer's latents (WAMs) or the
     frames themselves (the pixel reference)."""
     key, size = cfg.data.image_key, cfg.data.source_size
     if cfg.paradigm in REFERENCES:
         return build_policy(cfg, None, stats, key, size), frames
-    tokenizer, init_state = _tokenizer_and_init(cfg, frames, ds, train_eps, val_eps, out)
+    tokenizer, init_state = _tokenizer_and_init(cfg, frames, ds, train_eps, val_eps, out, device)
     policy = build_policy(cfg, tokenizer, stats, key, size)
     if init_state is not None:
         policy.paradigm.parts.load_state_dict(init_state, strict=False)
-    return policy, encode_all(tokenizer, frames)
+    return policy.to(device), encode_all(tokenizer, frames)
 
 
 def _check_resumable(cfg: TrainConfig, out: Path) -> None:
@@ -176,11 +181,13 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     """Run (or resume) a policy training run; returns its last logged metrics."""
     cfg.check()
     out = Path(cfg.out)
+    device = resolve_device(cfg.device)
     _check_resumable(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
+    runtime_report(out, device, cfg.optim.precision)
     ds, frames, train_eps, val_eps = open_data(cfg, progress)
     hidden_tasks, hidden = video_only(cfg, ds)
-    policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, labelled_stats(ds, hidden), out)
+    policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, labelled_stats(ds, hidden), out, device)
     save_config(cfg, out / "config.yaml")
     (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds, cfg.data.tasks), "video_only_tasks": hidden_tasks,
                                                 "instructions": list(ds.tasks)}, indent=1))
@@ -195,11 +202,14 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     also = f", actions hidden for {', '.join(hidden_tasks)}" if hidden_tasks else ""
     print(f"{cfg.paradigm} policy: {n / 1e6:.2f}M trainable parameters, init {'from ' + cfg.init if cfg.init else 'scratch'}, "
           f"{len(train_set)} training windows, {len(val_eps)} held-out episodes{also}")
-    return train(policy, train_set, collate, cfg.optim, out, KIND, cfg, val_batches, progress=progress, stop_at=stop_at)
+    return train(policy, train_set, collate, cfg.optim, out, KIND, cfg, val_batches, progress=progress, stop_at=stop_at,
+                 device=device)
 
 
-def load_policy(path: str | Path, use_ema: bool = True) -> tuple[WamPolicy, TrainConfig]:
-    """A trained policy from one checkpoint folder (EMA weights by default)."""
+def load_policy(path: str | Path, use_ema: bool = True, device: str = "cpu",
+                precision: str = "fp32") -> tuple[WamPolicy, TrainConfig]:
+    """A trained policy from one checkpoint folder (EMA weights by default), on `device` (a `--device`
+    name), acting in `precision` (a `--precision` name; auto measures, see wam.runs.precision)."""
     ckpt = load_checkpoint(path, kind=KIND)
     cfg = parse_config(TrainConfig, ["--config", str(ckpt.path / "config.yaml")])
     tok_cfg = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer).tokenizer_config()
@@ -213,4 +223,4 @@ def load_policy(path: str | Path, use_ema: bool = True) -> tuple[WamPolicy, Trai
         with torch.no_grad():
             for name, value in ckpt.ema.items():
                 params[name].copy_(value)
-    return policy.eval(), cfg
+    return policy.to_runtime(device, precision).eval(), cfg

@@ -1,7 +1,8 @@
 """The training loop shared by `wam pretrain` and `wam train`, readable top to bottom.
 
 A model only has to provide `loss(batch, generator=None) -> (loss, metrics)`. The loop adds:
-AdamW with linear warm-up and cosine decay, gradient clipping, bf16 autocast, EMA weights, a
+AdamW with linear warm-up and cosine decay, gradient clipping, autocast to the precision chosen
+for the device (`optim.precision`, wam.runs.precision), EMA weights, a
 held-out validation loss (EMA weights, fixed noise), a progress bar with loss and samples/s, a CSV
 log with a PNG of its curves, and checkpoints every `ckpt_every` steps (and on Ctrl-C).
 
@@ -14,13 +15,14 @@ saved, so the last good checkpoint is never overwritten by a broken one.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -28,7 +30,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from wam.checkpoint import load_checkpoint, save_checkpoint
+from wam.config import Retired
 from wam.errors import ConfigError, WamError
+from wam.runs import threads
+from wam.runs.device import describe_device, resolve_device, to_device
+from wam.runs.precision import Precision, check_precision, choose_precision
 
 
 @dataclass
@@ -43,14 +49,20 @@ class OptimConfig:
     min_lr: float = 0.1  # final learning rate as a fraction of lr (cosine decay)
     grad_clip: float = 1.0
     ema: float = 0.999
-    bf16: bool = True  # autocast matmuls to bfloat16 on the CPU (~2x here)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; auto measures, see wam.runs.precision)
     seed: int = 0
     log_every: int = 10
     val_every: int = 250
     ckpt_every: int = 500
     keep: int = 2  # checkpoints kept
 
+    # `bf16: true` was the default, rarely a choice: read as auto (bf16 where measured faster); false as fp32
+    RETIRED: ClassVar[dict[str, Retired]] = {"bf16": Retired(
+        bool, "precision", lambda on: "auto" if on else "fp32",
+        "read as optim.precision=auto when true (bf16 only where it is measured faster), fp32 when false")}
+
     def check(self) -> None:
+        check_precision(self.precision)
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError("optim.steps and optim.batch_size must be >= 1")
         if not 0 <= self.ema < 1:
@@ -178,25 +190,30 @@ def plot_log(path: Path) -> None:
 
 def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimConfig, run_dir: str | Path,
           kind: str, run_config: Any, val_batches: list[dict] | None = None, progress: bool = True,
-          stop_at: int | None = None) -> dict:
+          stop_at: int | None = None, device: str | torch.device = "cpu") -> dict:
     """Train `model` on `train_set` for `cfg.steps` steps, resuming from `run_dir` if it has a checkpoint.
 
-    `stop_at` ends the loop early at that step (after saving), as if killed: used by tests.
+    `device` is a torch device or a `--device` name; batches are moved there, checkpoints hold CPU
+    tensors. `stop_at` ends the loop early at that step (after saving), as if killed: used by tests.
     Returns the last logged metrics.
     """
     cfg.check()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(device) if isinstance(device, str) else device
+    prec = runtime_report(run_dir, device, cfg.precision)
+    model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     ema = EMA(model, cfg.ema)
     step = _resume(run_dir, kind, model, ema, optimizer, scheduler, cfg)
+    ema.shadow = {k: v.to(device) for k, v in ema.shadow.items()}  # a resumed shadow is loaded on the CPU
+    scaler = prec.grad_scaler()
     sampler = EpochSampler(len(train_set), cfg.batch_size, cfg.seed, start_step=step)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: resume stays exact
     log = CsvLog(run_dir / "log.csv", step)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
     bar = tqdm(total=cfg.steps, initial=step, desc=kind, disable=not progress, dynamic_ncols=True)
     last: dict = {}
     save = lambda: _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last)  # noqa: E731
@@ -206,15 +223,13 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
             if step >= cfg.steps or (stop_at is not None and step >= stop_at):
                 break
             model.train()
-            with autocast:
-                loss, metrics = model.loss(batch)
+            with prec.autocast():
+                loss, metrics = model.loss(to_device(batch, device))
             if not torch.isfinite(loss):
                 raise WamError(f"loss is {loss.item()} at step {step}: training stopped, nothing saved; "
                                f"resume from the last good checkpoint in {run_dir / 'checkpoints'} with a lower lr")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
+            grad_norm = _backward_step(loss, params, optimizer, scaler, cfg.grad_clip)
             scheduler.step()
             ema.update(model, step)
             step += 1
@@ -226,7 +241,7 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
                         "grad_norm": float(grad_norm), "samples_per_s": rate,
                         **{k: float(v) for k, v in metrics.items()}}
                 if val_batches and (step % cfg.val_every == 0 or step == cfg.steps):
-                    last["val_loss"] = validation_loss(model, ema, val_batches, cfg)
+                    last["val_loss"] = validation_loss(model, ema, val_batches, prec, device)
                 log.add(last)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", sps=f"{rate:.1f}")
             bar.update(1)
@@ -244,14 +259,46 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
 
 
 @torch.no_grad()
-def validation_loss(model: nn.Module, ema: EMA, batches: list[dict], cfg: OptimConfig) -> float:
-    """Mean loss of the EMA weights over fixed batches, with a fixed noise generator."""
+def validation_loss(model: nn.Module, ema: EMA, batches: list[dict], prec: Precision,
+                    device: torch.device | str = "cpu") -> float:
+    """Mean loss of the EMA weights over fixed batches, with a fixed noise generator (on the CPU:
+    the same noise on every device)."""
     model.eval()
     generator = torch.Generator().manual_seed(1234)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
-    with ema.applied(model), autocast:
-        losses = [model.loss(b, generator=generator)[0].item() for b in batches]
+    with ema.applied(model), prec.autocast():
+        losses = [model.loss(to_device(b, device), generator=generator)[0].item() for b in batches]
     return sum(losses) / len(losses)
+
+
+def _backward_step(loss: torch.Tensor, params: list, optimizer, scaler, clip: float) -> torch.Tensor:
+    """Backward, clip and step (through the fp16 loss scaler when there is one); the gradient norm."""
+    if scaler is None:
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        optimizer.step()
+        return grad_norm
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return grad_norm
+
+
+_REPORTED: set[tuple[str, str]] = set()
+
+
+def runtime_report(run_dir: Path, device: torch.device, precision: str) -> Precision:
+    """Choose the precision for `device`, say what runs where and why (printed, and in runtime.json)."""
+    prec = choose_precision(precision, device)
+    if (str(run_dir), str(device)) in _REPORTED:
+        return prec
+    _REPORTED.add((str(run_dir), str(device)))
+    print("\n".join([describe_device(device), prec.line(), threads.describe()]))
+    info = {"device": str(device), "precision": prec.name, "why": prec.reason, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "cores": threads.cores()}
+    (run_dir / "runtime.json").write_text(json.dumps(info, indent=1))
+    return prec
 
 
 def _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last) -> None:

@@ -32,6 +32,7 @@ from wam.data.tasks import instruction, resolve_tasks
 from wam.data.video import VideoCodec
 from wam.data.writer import LeRobotWriter
 from wam.errors import ConfigError, WamError
+from wam.runs.threads import apply_worker_env, share
 
 FPS = 80  # Meta-World: 5 MuJoCo steps of 2.5 ms per control step
 ATTEMPTS_FILE = "meta/wam_attempts.jsonl"
@@ -131,13 +132,13 @@ def run_expert_episode(task: str, seed: int, camera: str, image_size: int, max_s
     return result
 
 
-def _worker_init() -> None:
+def _worker_init(threads: int = 1) -> None:
     import warnings
 
     from wam.envs.rendering import configure_gl_backend
 
     warnings.filterwarnings("ignore", message="Constant.*may be too high")  # metaworld's experts
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    apply_worker_env(threads)  # this worker's share of the cores, renderer threads included
     configure_gl_backend()
 
 
@@ -270,7 +271,9 @@ def _run_pool(cfg, tasks, progress, budget, writer, staging, report, bar) -> Non
     """
     crashes: dict[tuple[str, int], int] = {}
     ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_worker_init)
+    new_pool = lambda: ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_worker_init,  # noqa: E731
+                                           initargs=(share(cfg.workers),))
+    pool = new_pool()
     running: dict[Future, tuple[str, int]] = {}
     try:
         while True:
@@ -293,7 +296,7 @@ def _run_pool(cfg, tasks, progress, budget, writer, staging, report, bar) -> Non
                 broken += list(running.values())
                 running.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_worker_init)
+                pool = new_pool()
                 for task, seed in broken:
                     progress[task].in_flight.discard(seed)
                     crashes[(task, seed)] = crashes.get((task, seed), 0) + 1

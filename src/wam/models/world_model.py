@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from wam.data.text import EMBED_DIM
 from wam.models.groups import LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
-from wam.nn.flow import euler_sample, flow_loss, interpolate, sample_time
+from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, TokenGroup
 from wam.errors import ConfigError
@@ -77,6 +77,7 @@ class VideoWorldModel(nn.Module):
         self.register_buffer("obs_pos", frame_positions(cfg.obs, rows, rows), persistent=False)
         self.register_buffer("future_pos", frame_positions(cfg.future, rows, rows), persistent=False)
         self.register_buffer("action_pos", vector_positions(range(cfg.action_chunk)), persistent=False)
+        self.register_buffer("text_pos", torch.zeros(1, 3, dtype=torch.long), persistent=False)
         clean = {"text", "obs", "action"}
         self.mask = GroupMask(allowed={g: clean for g in clean},
                               causal_time={"future"} if cfg.causal_future else set())
@@ -100,7 +101,7 @@ class VideoWorldModel(nn.Module):
                  drop_text: Tensor | None = None) -> Tensor:
         """Predicted velocity of the future latents (B, Tf, C, h, w) at flow time t (B,)."""
         groups = [
-            TokenGroup("text", self.text(text, drop_text), None, torch.zeros(1, 3, dtype=torch.long), "text"),
+            TokenGroup("text", self.text(text, drop_text), None, self.text_pos, "text"),
             TokenGroup("obs", self.obs_in.embed(obs), None, self.obs_pos, "video"),
             TokenGroup("future", self.future_io.embed(x_t), t, self.future_pos, "video"),
         ]
@@ -115,9 +116,13 @@ class VideoWorldModel(nn.Module):
         """Flow-matching loss on the future frames; padded future frames are left out."""
         obs, x0 = self._latents(batch, "obs"), self._latents(batch, "future")
         b = x0.shape[0]
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
-        t = sample_time(b, generator=generator, kind=self.cfg.time_sampling)
-        drop = torch.rand(b, generator=generator) < self.cfg.text_dropout if self.training else None
+        # noise drawn on the generator's device (a seeded CPU generator: the same noise on any device)
+        noise = gaussian(x0.shape, generator, x0.device, x0.dtype)
+        t = sample_time(b, generator=generator, kind=self.cfg.time_sampling, device=x0.device)
+        drop = None
+        if self.training:
+            u = torch.rand(b, generator=generator, device=generator.device if generator else x0.device)
+            drop = u.to(x0.device) < self.cfg.text_dropout
         actions = batch.get("action") if self.action_in is not None else None
         v = self.velocity(interpolate(x0, noise, t), t, obs, batch["text_emb"], actions, drop)
         keep = ~batch["future_is_pad"][:, :, None, None, None]  # (B, Tf, 1, 1, 1)
@@ -129,8 +134,9 @@ class VideoWorldModel(nn.Module):
                         guidance: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """Sample future latents (B, Tf, C, h, w) given obs latents and text embeddings."""
         b, c = obs.shape[0], self.tokenizer.cfg.latent_channels
-        x1 = torch.randn((b, len(self.cfg.future), c, self.grid, self.grid), generator=generator)
-        null = torch.ones(b, dtype=torch.bool)
+        text, actions = text.to(obs.device), None if actions is None else actions.to(obs.device)
+        x1 = gaussian((b, len(self.cfg.future), c, self.grid, self.grid), generator, obs.device)
+        null = torch.ones(b, dtype=torch.bool, device=obs.device)
 
         def v(x: Tensor, t: Tensor) -> Tensor:
             cond = self.velocity(x, t, obs, text, actions)
@@ -145,4 +151,4 @@ class VideoWorldModel(nn.Module):
     def imagine(self, frames: Tensor, text: Tensor, **kwargs) -> Tensor:
         """(B, To, 3, H, W) uint8 obs frames + (B, 384) text -> (B, Tf, 3, H, W) imagined frames in [0, 1]."""
         self.eval()
-        return self.decode(self.imagine_latents(self.encode(frames), text, **kwargs))
+        return self.decode(self.imagine_latents(self.encode(frames), text, **kwargs))  # on the model's device

@@ -67,7 +67,7 @@ def euler_sample(velocity_fn: Callable[[Tensor, Tensor], Tensor], x1: Tensor, st
     """Integrate dx/dt = velocity_fn(x_t, t (B,)) from t_start (noise x1) to t_end (data)."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"euler_sample needs steps >= 1, got {steps!r}")
-    times = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64).tolist()
+    times = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64, device="cpu").tolist()  # host-side
     x = x1
     for t, t_next in zip(times, times[1:]):
         v = velocity_fn(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))

@@ -112,6 +112,7 @@ class FrameAutoencoder(nn.Module):
         if frames.ndim < 3 or frames.shape[-3] != 3 or frames.shape[-2:] != (s, s):
             raise ValueError(f"tokenizer expects frames of shape (..., 3, {s}, {s}), got {tuple(frames.shape)}; "
                              f"resize frames to image_size={s} or use a tokenizer trained at that size")
+        frames = frames.to(self.latent_mean.device)  # inputs may come from the CPU; the model may not be there
         x = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
         dtype = self.latent_mean.dtype
         return x.reshape(-1, 3, s, s).to(dtype), tuple(frames.shape[:-3])
@@ -178,7 +179,7 @@ class FrameAutoencoder(nn.Module):
         total, sq, count = 0.0, 0.0, 0
         for batch in frames_iterable:
             x = _hwc_to_tensor(batch) if isinstance(batch, np.ndarray) else batch
-            z = self.encode(x).double().reshape(-1, self.cfg.latent_channels, self.cfg.latent_size ** 2)  # (N, C, hw)
+            z = self.encode(x).cpu().double().reshape(-1, self.cfg.latent_channels, self.cfg.latent_size ** 2)  # (N, C, hw)
             total = total + z.sum((0, 2))
             sq = sq + (z**2).sum((0, 2))
             count += z.shape[0] * z.shape[2]
@@ -186,7 +187,7 @@ class FrameAutoencoder(nn.Module):
             raise ValueError("fit_latent_stats got no frames")
         mean = total / count
         std = (sq / count - mean**2).clamp_min(1e-12).sqrt()
-        self.latent_mean.copy_(mean.to(self.latent_mean.dtype))
+        self.latent_mean.copy_(mean.to(self.latent_mean.dtype))  # copy_ moves it to the buffer's device
         self.latent_std.copy_(std.clamp_min(1e-4).to(self.latent_std.dtype))
         self.train(was_training)
 
@@ -196,21 +197,23 @@ def _hwc_to_tensor(frames: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
 
 
-# Measured on this project's 2-core CPU: bf16 autocast trains this model faster than fp32 (see report).
-BF16_DEFAULT = True
-
-
 def train_autoencoder(model: FrameAutoencoder, frames: np.ndarray, steps: int, batch_size: int = 64, lr: float = 2e-3,
                       seed: int = 0, progress: bool = True, log: Callable[[int, dict], None] | None = None,
-                      bf16: bool | None = None, log_every: int = 50) -> dict:
+                      precision: str = "auto", log_every: int = 50) -> dict:
     """Train on random batches of `frames` (N, H, W, 3) uint8 with AdamW + cosine decay, then fit
     the latent statistics. `log(step, metrics)` is called every `log_every` steps and at the end.
+    Runs on the model's device, autocast to `precision` (auto | fp32 | bf16 | fp16, chosen there by
+    wam.runs.precision: bf16 is 20-50x slower than fp32 on CPUs without native bf16).
     Returns the final metrics (loss parts averaged over the last `log_every` steps, frames/s)."""
+    from wam.runs.device import module_device
+    from wam.runs.precision import choose_precision
+
     size = model.cfg.image_size
     if frames.ndim != 4 or frames.shape[1:] != (size, size, 3):
         raise ValueError(f"train_autoencoder expects frames (N, {size}, {size}, 3) uint8 for image_size={size}, "
                          f"got {frames.shape}")
-    bf16 = BF16_DEFAULT if bf16 is None else bf16
+    device = module_device(model)
+    prec = choose_precision(precision, device)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4, betas=(0.9, 0.99))
@@ -219,19 +222,24 @@ def train_autoencoder(model: FrameAutoencoder, frames: np.ndarray, steps: int, b
         opt, lambda s: min(1.0, (s + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
     pick = np.random.default_rng(seed + 1).choice(len(frames), min(len(frames), 2048), replace=False)
     sample = frames[np.sort(pick)]
-    mean_frame = _hwc_to_tensor(sample).float().mean(0) / 255.0  # (3, H, W), for foreground_weight
+    mean_frame = (_hwc_to_tensor(sample).float().mean(0) / 255.0).to(device)  # (3, H, W), for foreground_weight
+    scaler = prec.grad_scaler()
     model.train()
     sums: dict[str, float] = {}
     n_avg, metrics, t0 = 0, {}, time.perf_counter()
     bar = tqdm(range(steps), desc="tokenizer", disable=not progress)
     for step in bar:
-        x = _hwc_to_tensor(frames[np.sort(rng.integers(0, len(frames), batch_size))])  # (B, 3, H, W) uint8
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        x = _hwc_to_tensor(frames[np.sort(rng.integers(0, len(frames), batch_size))]).to(device)  # (B, 3, H, W) uint8
+        with prec.autocast():
             out = model.losses(x, mean_frame)
         opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        (scaler.scale(out["loss"]) if scaler else out["loss"]).backward()
+        if scaler:
+            scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        scaler.step(opt) if scaler else opt.step()
+        if scaler:
+            scaler.update()
         sched.step()
         for k, v in out.items():
             if k != "recon":
@@ -246,7 +254,7 @@ def train_autoencoder(model: FrameAutoencoder, frames: np.ndarray, steps: int, b
                 log(step + 1, metrics)
     model.eval()
     model.fit_latent_stats(frames)
-    return metrics | {"steps": steps, "seconds": time.perf_counter() - t0, "bf16": bf16}
+    return metrics | {"steps": steps, "seconds": time.perf_counter() - t0, "precision": prec.name}
 
 
 @torch.no_grad()
@@ -258,7 +266,7 @@ def reconstruction_report(model: FrameAutoencoder, frames: np.ndarray, batch_siz
     acc: dict[str, list[Tensor]] = {"psnr": [], "ssim": [], "baseline_psnr": [], "baseline_ssim": []}
     for i in range(0, len(frames), batch_size):
         x = _hwc_to_tensor(frames[i:i + batch_size]).float() / 255.0  # (B, 3, H, W)
-        y = model.decode(model.encode(x)).float()
+        y = model.decode(model.encode(x)).float().cpu()
         small = F.interpolate(x, scale_factor=1 / d, mode="bilinear", antialias=True)
         base = F.interpolate(small, size=x.shape[-2:], mode="bilinear").clamp(0, 1)
         for name, r in (("", y), ("baseline_", base)):
