@@ -1,7 +1,7 @@
 """The policy: a paradigm wrapped in LeRobot's contract, with normalisation inside.
 
     policy.reset()                                   # at the start of every episode
-    action = policy.select_action(obs)               # (Da,) numpy, from a queue over the chunk
+    action = policy.select_action(obs, generator=g)  # (Da,) numpy, from a queue over the chunk
     chunk = policy.predict_action_chunk(obs)         # (Ta, Da) numpy
     loss, metrics = policy.forward(batch)            # training, on WindowDataset batches
 
@@ -170,15 +170,17 @@ class WamPolicy(nn.Module):
             self.imagined = (frames.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         return self.normalizer.unaction(chunk).numpy()
 
-    def select_action(self, obs: dict) -> np.ndarray:
-        """The next action: from the queue, re-planning when it is empty (or every step, ensembled)."""
+    def select_action(self, obs: dict, generator: torch.Generator | None = None) -> np.ndarray:
+        """The next action: from the queue, re-planning when it is empty (or every step, ensembled).
+        Plans draw their noise from `generator` (pass one per episode for reproducible rollouts,
+        `wam.runs.seeding.episode_generator`); without it, from torch's global RNG."""
         self._remember(obs)
         if self.ensemble is None:
             if not self._queue:
-                self._queue.extend(self.predict_action_chunk(obs, remember=False)[: self.n_action_steps])
+                self._queue.extend(self.predict_action_chunk(obs, generator, remember=False)[: self.n_action_steps])
             return self._queue.popleft()
         self._plans = [(s, c) for s, c in self._plans if self._step - s < self.chunk]
-        self._plans.append((self._step, self.predict_action_chunk(obs, remember=False)))
+        self._plans.append((self._step, self.predict_action_chunk(obs, generator, remember=False)))
         candidates = np.stack([c[self._step - s] for s, c in self._plans])  # oldest first
         weights = np.exp(-self.ensemble * np.arange(len(candidates)))
         self._step += 1

@@ -33,6 +33,7 @@ from wam.errors import ConfigError
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.tokenizer import (FrameAutoencoder, TokenizerConfig, load_tokenizer, reconstruction_report,
                               save_tokenizer, train_autoencoder)
+from wam.runs.lock import holding_lock
 from wam.trainer import OptimConfig, train
 
 
@@ -196,6 +197,7 @@ def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, 
     return latent_windows(ds, spec, latents, episodes)
 
 
+@holding_lock(lambda cfg: cfg.out)
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a pretraining run; returns its last logged metrics."""
     cfg.check()

@@ -1,0 +1,1 @@
+"""Plumbing every workflow shares: locks, device, precision, threads, distributed set-up."""
