@@ -34,6 +34,7 @@ from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.tokenizer import (FrameAutoencoder, TokenizerConfig, load_tokenizer, reconstruction_report,
                               save_tokenizer, train_autoencoder)
 from wam.runs.lock import holding_lock
+from wam.runs.seeding import seed_run
 from wam.trainer import OptimConfig, train
 
 
@@ -201,6 +202,7 @@ def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, 
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a pretraining run; returns its last logged metrics."""
     cfg.check()
+    seed_run(cfg.optim.seed)  # model initialisation included: a seed gives one run
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ds = LeRobotDataset(cfg.data.path)

@@ -42,6 +42,7 @@ from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTr
                           frame_rows, latent_windows, prepare_tokenizer, split_episodes)
 from wam.reference import REFERENCES
 from wam.runs.lock import holding_lock
+from wam.runs.seeding import seed_run
 from wam.trainer import OptimConfig, train
 
 KIND = "wam-policy"
@@ -177,6 +178,7 @@ def _check_resumable(cfg: TrainConfig, out: Path) -> None:
 def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a policy training run; returns its last logged metrics."""
     cfg.check()
+    seed_run(cfg.optim.seed)  # model initialisation included: a seed gives one run
     out = Path(cfg.out)
     _check_resumable(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
