@@ -87,11 +87,10 @@ def main() -> None:
         wam(src, "eval", f"--policy={policy}", "--tasks=reach-v3", f"--episodes={args.episodes}",
             f"--max_steps={args.max_steps}", f"--videos={args.episodes}", f"--workers={workers}", f"--out={out}")
         runs[name] = out
-    lines = header("eval_determinism.py") + [f"wam from `{args.src}`, policy `{policy}`, {args.episodes} reach-v3 "
-                                            f"episodes of <= {args.max_steps} steps; timing keys ignored: "
-                                            f"{', '.join(sorted(TIMING_KEYS))}", "",
-                                            "| runs | max pixel difference of the videos | eval_info.json values that differ |",
-                                            "|---|---|---|"]
+    lines = header("eval_determinism.py") + [
+        f"wam from `{args.src}`, policy `{policy}`, {args.episodes} reach-v3 episodes of <= {args.max_steps} steps; "
+        f"timing keys ignored: {', '.join(sorted(TIMING_KEYS))}", "",
+        "| runs | max pixel difference of the videos | eval_info.json values that differ |", "|---|---|---|"]
     for label, (x, y) in {"1 worker, twice": ("a", "b"), "1 worker vs 2 workers": ("a", "c")}.items():
         worst, diff = compare(runs[x], runs[y])
         shown = ", ".join(diff[:6]) + (f" (+{len(diff) - 6} more)" if len(diff) > 6 else "")

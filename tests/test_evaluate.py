@@ -165,4 +165,5 @@ def test_the_policy_noise_decides_the_rollout(reach_policy, monkeypatch):
     finally:
         ev._WORKER["env"].close()
     assert runs[0]["action_digest"] == runs[1]["action_digest"] != runs[2]["action_digest"]
-    assert np.array_equal(runs[0]["frames"], runs[1]["frames"]) and not np.array_equal(runs[0]["frames"], runs[2]["frames"])
+    assert np.array_equal(runs[0]["frames"], runs[1]["frames"])
+    assert not np.array_equal(runs[0]["frames"], runs[2]["frames"])

@@ -170,8 +170,8 @@ def test_training_is_reproducible_for_a_seed(pretrained, tmp_path):
     def weights(out: str, seed: int) -> dict:
         torch.manual_seed(len(out))  # the global RNG state before the run differs between runs
         cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "joint", "init": str(pretrained / "wm"),
-                                              "data.path": str(pretrained / "data"), "optim.seed": seed, "optim.steps": 2,
-                                              "out": str(tmp_path / out)})
+                                              "data.path": str(pretrained / "data"), "optim.seed": seed,
+                                              "optim.steps": 2, "out": str(tmp_path / out)})
         train_policy(cfg, progress=False)
         return load_checkpoint(tmp_path / out).model
 
