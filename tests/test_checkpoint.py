@@ -71,7 +71,7 @@ def test_the_real_cli_reports_a_truncated_checkpoint_without_a_traceback(world_m
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and "Traceback" not in done.stderr and len(lines) == 1
     assert lines[0].startswith(f"error: {resolve_checkpoint(run) / 'model.safetensors'} has ")
-    assert lines[0].endswith("the file is truncated")
+    assert lines[0].endswith(f"the file is truncated; an intact earlier checkpoint: {run / 'checkpoints/step_000003'}")
 
 
 def test_the_manifest_lists_every_file_with_size_and_hash(world_model):

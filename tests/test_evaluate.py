@@ -167,3 +167,33 @@ def test_the_policy_noise_decides_the_rollout(reach_policy, monkeypatch):
     assert runs[0]["action_digest"] == runs[1]["action_digest"] != runs[2]["action_digest"]
     assert np.array_equal(runs[0]["frames"], runs[1]["frames"])
     assert not np.array_equal(runs[0]["frames"], runs[2]["frames"])
+
+
+def test_eval_of_a_damaged_policy_is_one_line_naming_the_file(reach_policy, tmp_path, capsys):
+    import shutil
+
+    from wam.checkpoint import resolve_checkpoint
+
+    shutil.copytree(reach_policy / "p", tmp_path / "p", ignore=shutil.ignore_patterns("eval*"))
+    ema = resolve_checkpoint(tmp_path / "p") / "ema.safetensors"
+    ema.write_bytes(ema.read_bytes()[:100])
+    assert main(["eval", f"--policy={tmp_path / 'p'}", "--episodes=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{ema} has 100 bytes" in err[0] and "an intact earlier checkpoint" in err[0]
+    assert not (tmp_path / "p/eval").exists()  # refused before any output
+
+
+def test_eval_into_a_folder_another_run_writes_is_refused(reach_policy, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from tests.runs.test_lock import HOLD
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "e")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["eval", f"--policy={reach_policy / 'p'}", f"--out={tmp_path / 'e'}", "--episodes=1"]) == 2
+        assert f"in use by another wam run (pid {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()

@@ -227,8 +227,15 @@ def read_config(cls: type[T], folder: str | Path) -> T:
 # -- loading ------------------------------------------------------------------------------------
 def load_checkpoint(path: str | Path, kind: str | None = None, verify_all: bool = False) -> Checkpoint:
     """Load a checkpoint, verified against its manifest (every file with `verify_all`, else the ones read);
-    one of another `kind` is refused with a message that says which."""
+    one of another `kind` is refused with a message that says which, a damaged one by the file's name."""
     folder = resolve_checkpoint(path)
+    try:
+        return _load(folder, kind, verify_all)
+    except DamagedCheckpoint as exc:
+        raise DamagedCheckpoint(f"{exc}{_intact_hint(folder)}") from None
+
+
+def _load(folder: Path, kind: str | None, verify_all: bool) -> Checkpoint:
     state = read_state(folder)
     if kind is not None and state.get("kind") != kind:
         raise WamError(f"{folder} is a '{state.get('kind')}' checkpoint, expected '{kind}'")
@@ -239,13 +246,25 @@ def load_checkpoint(path: str | Path, kind: str | None = None, verify_all: bool 
     return Checkpoint(folder, state, _tensors(folder / "model.safetensors"), ema, manifest)
 
 
+def _intact_hint(damaged: Path) -> str:
+    """'; an intact earlier checkpoint: PATH' when the damaged one has an intact older sibling."""
+    for folder in reversed([f for f in step_folders(damaged.parent) if f.name < damaged.name]):
+        try:
+            state = read_state(folder)
+            verify(folder, read_manifest(folder, state), list(WEIGHTS))
+            return f"; an intact earlier checkpoint: {folder}"
+        except DamagedCheckpoint:
+            continue
+    return ""
+
+
 def latest_intact(run_dir: str | Path, kind: str) -> tuple[Checkpoint, list[str]]:
     """The newest checkpoint of `run_dir` whose every file is intact, and one line per newer damaged
     checkpoint it skipped. Refused when none is intact."""
     damaged = []
     for folder in reversed(step_folders(Path(run_dir) / "checkpoints")):
         try:
-            ckpt = load_checkpoint(folder, kind, verify_all=True)
+            ckpt = _load(folder, kind, verify_all=True)
             if ckpt.manifest is None:
                 ckpt.optimizer_state()  # an old checkpoint: at least it must unpickle
             return ckpt, damaged
