@@ -95,8 +95,8 @@ def main() -> None:
         worst, diff = compare(runs[x], runs[y])
         shown = ", ".join(diff[:6]) + (f" (+{len(diff) - 6} more)" if len(diff) > 6 else "")
         lines.append(f"| {label} | {worst} | {len(diff)}{': ' + shown if diff else ''} |")
-    success = json.loads((runs["a"] / "eval_info.json").read_text())["overall"]["success"]
-    lines.append(f"\nsuccess of run a: {success:.2f}")
+    success = {k: json.loads((d / "eval_info.json").read_text())["overall"]["success"] for k, d in runs.items()}
+    lines.append("\nsuccess: " + ", ".join(f"run {k} {v:.2f}" for k, v in success.items()) + " (a, b: 1 worker; c: 2)")
     append("eval_determinism", "Two identical `wam eval` commands: same videos and eval_info.json?", lines)
 
 
