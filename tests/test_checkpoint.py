@@ -137,3 +137,12 @@ def test_a_checkpoint_from_before_manifests_still_loads(world_model, tmp_path, c
     assert main(["imagine", str(run), "--out", str(tmp_path / "y.gif")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model.safetensors cannot be read" in err[0]
+
+
+def test_a_last_pointer_to_nothing_is_named(world_model, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(world_model / "run", run)
+    (run / "checkpoints/last").write_text("step_999999")
+    assert main(["imagine", str(run), "--out", str(tmp_path / "x.gif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{run / 'checkpoints/last'} names 'step_999999'" in err[0]
