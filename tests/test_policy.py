@@ -137,3 +137,16 @@ def test_imagined_frames_are_recorded_where_the_paradigm_imagines(tiny_dataset, 
     if name == "hierarchical":  # the next call acts on the cached plan: nothing newly imagined to show
         policy.predict_action_chunk(obs())
         assert policy.imagined is None
+
+
+def test_select_action_draws_its_noise_from_the_given_generator(tiny_dataset):
+    root, _ = tiny_dataset
+    policy = policy_for(root, "joint", n_action_steps=1)
+
+    def rollout(seed: int) -> np.ndarray:
+        policy.reset()
+        torch.manual_seed(seed + 100)  # the global RNG must not matter
+        g = torch.Generator().manual_seed(seed)
+        return np.stack([policy.select_action(obs(), generator=g) for _ in range(3)])
+
+    assert np.array_equal(rollout(0), rollout(0)) and not np.array_equal(rollout(0), rollout(1))

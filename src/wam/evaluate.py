@@ -14,10 +14,18 @@ paraphrase k (wam.data.tasks.PARAPHRASES, never trained on) instead of its train
 A worker that crashes is replaced and its episode is re-run alone; if it crashes again it is
 counted as failed, with the reason recorded: never dropped, and never blamed for a neighbour's
 crash.
+
+Reproducible: episode k of a task is scene `seed + k`, and the policy draws its noise from
+`episode_generator(seed, task, k)` (wam.runs.seeding), so an episode does not depend on the worker
+that ran it: the same command gives the same eval_info.json and videos, with any number of workers.
+Only the timings differ (`seconds`, `chunk_ms` per episode, `ms_per_chunk`, `control_hz` overall);
+`action_digest` (per episode, a hash of every action taken) shows two rollouts are the same. The output
+folder is locked while the evaluation runs (wam.runs.lock).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -38,6 +46,8 @@ from wam.errors import ConfigError
 from wam.runs.device import check_device
 from wam.runs.precision import check_precision
 from wam.runs.threads import apply_worker_env, share
+from wam.runs.lock import folder_lock
+from wam.runs.seeding import episode_generator
 
 EVAL_SEED = 10_000
 CRASH_SEED_ENV = "WAM_EVAL_CRASH_SEED"  # a worker given this scene seed dies (tests of the crash path)
@@ -100,9 +110,11 @@ def _worker_init(policy_path: str, device: str = "cpu", precision: str = "fp32",
     _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path, device=device, precision=precision)
 
 
-def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: str | None = None) -> dict:
-    """One closed-loop episode in this worker's env (rebuilt when the task changes), the policy told
-    `text` (default: the task's training instruction)."""
+def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: str | None = None,
+                episode: int = 0, eval_seed: int = EVAL_SEED) -> dict:
+    """One closed-loop episode in scene `seed` of this worker's env (rebuilt when the task changes), the
+    policy told `text` (default: the task's training instruction), its noise from
+    `episode_generator(eval_seed, task, episode)`."""
     from wam.envs.metaworld import MetaWorldEnv
 
     if os.environ.get(CRASH_SEED_ENV) == str(seed):  # fault injection: the crash path is tested for real
@@ -122,10 +134,12 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     frames, chunk_ms, success, steps, start = [], [], False, 0, time.perf_counter()
     plans: list[tuple[int, np.ndarray]] = []  # (step, imagined frames (Tf, h, w, 3))
     done, text = False, text or instruction(task)
+    generator, digest = episode_generator(eval_seed, task, episode), hashlib.sha1()
     while not done:
         planning = not policy._queue  # a new chunk is predicted on this step
         t0 = time.perf_counter()
-        action = policy.select_action({**obs, "task": text})
+        action = policy.select_action({**obs, "task": text}, generator=generator)
+        digest.update(np.asarray(action, np.float32).tobytes())
         if planning:
             chunk_ms.append(1000 * (time.perf_counter() - t0))
             if policy.imagined is not None:
@@ -136,8 +150,9 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
         success, steps, done = bool(info["success"]), steps + 1, terminated or truncated
     real = np.stack(frames) if keep_frames else None
     pred = side_by_side(real, plans, cfg.policy.future) if keep_frames and plans else None
-    return {"task": task, "seed": seed, "success": success, "length": steps, "chunk_ms": chunk_ms,
-            "seconds": time.perf_counter() - start, "frames": real, "pred_frames": pred}
+    return {"task": task, "seed": seed, "episode": episode, "success": success, "length": steps,
+            "action_digest": digest.hexdigest()[:16], "chunk_ms": chunk_ms, "seconds": time.perf_counter() - start,
+            "frames": real, "pred_frames": pred}
 
 
 def side_by_side(real: np.ndarray, plans: list[tuple[int, np.ndarray]], offsets) -> np.ndarray:
@@ -159,15 +174,14 @@ def side_by_side(real: np.ndarray, plans: list[tuple[int, np.ndarray]], offsets)
 def _policy_tasks(policy_path: str) -> list[str]:
     """The Meta-World tasks a policy was trained on (its run's tasks.json, else its dataset's); tasks
     learned from video alone (`data.video_only_tasks`) count: they are trained tasks."""
-    from wam.checkpoint import resolve_checkpoint
-    from wam.config import parse_config
+    from wam.checkpoint import read_config, resolve_checkpoint
     from wam.train import TrainConfig, trained_tasks
 
     folder = resolve_checkpoint(policy_path)
     for where in (folder, *folder.parents[:2]):
         if (where / "tasks.json").exists():
             return json.loads((where / "tasks.json").read_text())["env_tasks"]
-    cfg = parse_config(TrainConfig, ["--config", str(folder / "config.yaml")])
+    cfg = read_config(TrainConfig, folder)
     return trained_tasks(LeRobotDataset(cfg.data.path), cfg.data.tasks)
 
 
@@ -190,11 +204,15 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
 
     load_policy(cfg.policy, device=cfg.device, precision=cfg.precision)  # fail here, not in every worker
     tasks = _tasks_to_run(cfg)
-    texts = {t: task_instruction(t, cfg.paraphrase) for t in tasks}
     out = Path(cfg.out or Path(cfg.policy) / "eval")
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = [(t, cfg.seed + k) for t in tasks for k in range(cfg.episodes)]
-    results: list[dict] = []
+    with folder_lock(out):
+        return _evaluate(cfg, tasks, out, progress)
+
+
+def _evaluate(cfg: EvalConfig, tasks: list[str], out: Path, progress: bool) -> dict:
+    texts = {t: task_instruction(t, cfg.paraphrase) for t in tasks}
+    jobs = [(t, k) for t in tasks for k in range(cfg.episodes)]  # (task, episode): scene seed + k
+    results: dict[int, dict] = {}  # by job index: the same order whatever finishes first
     pending, suspects = list(enumerate(jobs)), []
     bar = tqdm(total=len(jobs), desc="eval", disable=not progress)
     ctx = mp.get_context("spawn")
@@ -209,8 +227,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         n = 1 if alone else cfg.workers
         pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
                                    initargs=(cfg.policy, cfg.device, cfg.precision, share(n)))
-        running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos, texts[t]): (i, t, s)
-                   for i, (t, s) in batch}
+        running = {pool.submit(run_episode, t, cfg.seed + k, cfg.max_steps, i < cfg.videos, texts[t], k, cfg.seed):
+                   (i, t, cfg.seed + k) for i, (t, k) in batch}
         while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             victims = []
@@ -226,28 +244,28 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
                 running.clear()
                 if alone:
                     i, task, seed = victims[0]
-                    results.append({"task": task, "seed": seed, "success": False, "length": 0, "chunk_ms": [],
-                                    "seconds": 0.0,
-                                    "error": "its worker crashed, also when run alone; counted as failed"})
+                    results[i] = {"task": task, "seed": seed, "episode": seed - cfg.seed, "success": False,
+                                  "length": 0, "chunk_ms": [], "seconds": 0.0,
+                                  "error": "its worker crashed, also when run alone; counted as failed"}
                     bar.update(1)
                 else:
-                    suspects += [(i, (task, seed)) for i, task, seed in victims]
+                    suspects += [(i, (task, seed - cfg.seed)) for i, task, seed in victims]
         pool.shutdown(cancel_futures=True)
     bar.close()
-    info = summarise(results, tasks, cfg)
+    info = summarise([results[i] for i in sorted(results)], tasks, cfg)
     info["instructions"] = texts  # what the policy was told, per task
     (out / "eval_info.json").write_text(json.dumps(info, indent=2))
     return info
 
 
-def _record(result: dict, i: int, out: Path, results: list[dict]) -> None:
+def _record(result: dict, i: int, out: Path, results: dict[int, dict]) -> None:
     """Keep an episode's result; write its videos (real, and real | imagined) when it kept frames."""
     frames, pred = result.pop("frames"), result.pop("pred_frames", None)
     if frames is not None:
         encode_video(frames, out / f"eval_episode_{i}.mp4", 80)
     if pred is not None:
         encode_video(pred, out / f"pred_episode_{i}.mp4", 80)
-    results.append(result)
+    results[i] = result
 
 
 def summarise(results: list[dict], tasks: list[str], cfg: EvalConfig) -> dict:

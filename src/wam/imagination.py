@@ -22,7 +22,6 @@ import torch
 from PIL import Image, ImageDraw
 
 from wam.checkpoint import load_checkpoint
-from wam.config import parse_config
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.text import get_text_encoder
@@ -38,7 +37,7 @@ def load_world_model(path: str | Path, use_ema: bool = True,
                      device: str | torch.device = "cpu") -> tuple[VideoWorldModel, PretrainConfig]:
     """A trained world model (EMA weights by default) and its run config, from a checkpoint, on `device`."""
     ckpt = load_checkpoint(path, kind=VideoWorldModel.kind)
-    cfg = parse_config(PretrainConfig, ["--config", str(ckpt.path / "config.yaml")])
+    cfg = ckpt.config(PretrainConfig)
     model = VideoWorldModel(cfg.model, FrameAutoencoder(cfg.tokenizer_config()))
     model.load_state_dict(ckpt.model)
     if use_ema and ckpt.ema is not None:

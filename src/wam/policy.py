@@ -2,7 +2,7 @@
 
     policy = policy.to_runtime("cuda", "auto")     # device and precision (wam.runs); default cpu, fp32
     policy.reset()                                   # at the start of every episode
-    action = policy.select_action(obs)               # (Da,) numpy, from a queue over the chunk
+    action = policy.select_action(obs, generator=g)  # (Da,) numpy, from a queue over the chunk
     chunk = policy.predict_action_chunk(obs)         # (Ta, Da) numpy
     actions = policy.act_on_batch(batch)             # (B, Ta, Da) tensor on the policy's device
     loss, metrics = policy.forward(batch)            # training, on WindowDataset batches
@@ -203,15 +203,18 @@ class WamPolicy(nn.Module):
             chunk = self.paradigm.act(self.prepare(batch), generator=generator)
         return self.normalizer.unaction(chunk.float())
 
-    def select_action(self, obs: dict) -> np.ndarray:
-        """The next action: from the queue, re-planning when it is empty (or every step, ensembled)."""
+    def select_action(self, obs: dict, generator: torch.Generator | None = None) -> np.ndarray:
+        """The next action: from the queue, re-planning when it is empty (or every step, ensembled).
+        Plans draw their noise from `generator` (pass one per episode for reproducible rollouts,
+        `wam.runs.seeding.episode_generator`); without it, from torch's global RNG."""
         self._remember(obs)
         if self.ensemble is None:
             if not self._queue:
-                self._queue.extend(self.predict_action_chunk(obs, remember=False)[: self.n_action_steps])
+                chunk = self.predict_action_chunk(obs, generator=generator, remember=False)
+                self._queue.extend(chunk[: self.n_action_steps])
             return self._queue.popleft()
         self._plans = [(s, c) for s, c in self._plans if self._step - s < self.chunk]
-        self._plans.append((self._step, self.predict_action_chunk(obs, remember=False)))
+        self._plans.append((self._step, self.predict_action_chunk(obs, generator=generator, remember=False)))
         candidates = np.stack([c[self._step - s] for s, c in self._plans])  # oldest first
         weights = np.exp(-self.ensemble * np.arange(len(candidates)))
         self._step += 1

@@ -35,6 +35,8 @@ from wam.runs.device import check_device, resolve_device
 from wam.nn.tokenizer import (FrameAutoencoder, TokenizerConfig, load_tokenizer, reconstruction_report,
                               save_tokenizer, train_autoencoder)
 from wam.trainer import OptimConfig, runtime_report, train
+from wam.runs.lock import holding_lock
+from wam.runs.seeding import seed_run
 
 
 @dataclass
@@ -200,10 +202,12 @@ def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, 
     return latent_windows(ds, spec, latents, episodes)
 
 
+@holding_lock(lambda cfg: cfg.out)
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a pretraining run; returns its last logged metrics."""
     cfg.check()
     device = resolve_device(cfg.device)
+    seed_run(cfg.optim.seed)  # model initialisation included: a seed gives one run
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     runtime_report(out, device, cfg.optim.precision)  # before the tokenizer: say what runs where, and why

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from wam.checkpoint import resolve_checkpoint
+from wam.checkpoint import read_config, read_state, resolve_checkpoint
 from wam.config import apply_overrides, parse_config, save_config
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import resolve_tasks
@@ -45,6 +45,7 @@ from wam.offline_eval import FUTURE_ACTORS, OfflineEvalConfig, offline_eval
 from wam.paradigms import strategy
 from wam.pretrain import PretrainConfig, pretrain, split_episodes
 from wam.reference import REFERENCES
+from wam.runs.lock import holding_lock
 from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDataConfig, VariantSpec, check_resume,
                               load_study, plan_cells, study_dir)
 from wam.train import TrainConfig, train_policy
@@ -70,7 +71,7 @@ def ensure_data(cfg: StudyConfig, root: Path, progress: bool) -> Path:
 
 def _steps_done(run: Path) -> int:
     try:
-        return int(json.loads((resolve_checkpoint(run) / "state.json").read_text())["step"])
+        return int(read_state(resolve_checkpoint(run))["step"])
     except (WamError, OSError):
         return 0
 
@@ -90,7 +91,7 @@ def ensure_world_model(cfg: StudyConfig, root: Path, data: Path, progress: bool)
 def cell_config(cfg: StudyConfig, variant: VariantSpec, demos: int, seed: int, steps: int, wm: Path,
                 data: Path, out: Path) -> TrainConfig:
     """The `wam train` config of one cell: shared settings, the variant's, the cell's data, seed and steps."""
-    wm_cfg = parse_config(PretrainConfig, ["--config", str(resolve_checkpoint(wm) / "config.yaml")])
+    wm_cfg = read_config(PretrainConfig, resolve_checkpoint(wm))
     tc = apply_overrides(copy.deepcopy(cfg.train), variant.overrides)
     tc = apply_overrides(tc, {"paradigm": variant.paradigm, "policy.integration": variant.integration,
                               "data.path": str(data), "data.image_size": wm_cfg.data.image_size,
@@ -234,6 +235,7 @@ def _hms(seconds: float) -> str:
     return f"{m // 60}h{m % 60:02d}m{s:02d}s" if m >= 60 else f"{m}m{s:02d}s"
 
 
+@holding_lock(study_dir)
 def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
     """Run (or resume) a study; returns the summary."""
     cfg.check()

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wam.checkpoint import load_checkpoint, resolve_checkpoint
-from wam.config import parse_config, save_config
+from wam.checkpoint import load_checkpoint, read_config, resolve_checkpoint
+from wam.config import save_config
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.stats import vector_stats
@@ -43,6 +43,8 @@ from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTr
 from wam.reference import REFERENCES
 from wam.runs.device import check_device, resolve_device
 from wam.trainer import OptimConfig, runtime_report, train
+from wam.runs.lock import holding_lock
+from wam.runs.seeding import seed_run
 
 KIND = "wam-policy"
 
@@ -170,16 +172,18 @@ def _check_resumable(cfg: TrainConfig, out: Path) -> None:
     joint and representation-only have the same parameters)."""
     if not (out / "checkpoints" / "last").exists():
         return
-    saved = parse_config(TrainConfig, ["--config", str(resolve_checkpoint(out) / "config.yaml")])
+    saved = read_config(TrainConfig, resolve_checkpoint(out))
     if (saved.paradigm, saved.policy.integration) != (cfg.paradigm, cfg.policy.integration):
         raise ConfigError(f"{out} holds a '{saved.paradigm}' ({saved.policy.integration}) policy; this run asks for "
                           f"'{cfg.paradigm}' ({cfg.policy.integration}): choose another --out, or resume with the "
                           f"same paradigm")
 
 
+@holding_lock(lambda cfg: cfg.out)
 def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a policy training run; returns its last logged metrics."""
     cfg.check()
+    seed_run(cfg.optim.seed)  # model initialisation included: a seed gives one run
     out = Path(cfg.out)
     device = resolve_device(cfg.device)
     _check_resumable(cfg, out)
@@ -211,7 +215,7 @@ def load_policy(path: str | Path, use_ema: bool = True, device: str = "cpu",
     """A trained policy from one checkpoint folder (EMA weights by default), on `device` (a `--device`
     name), acting in `precision` (a `--precision` name; auto measures, see wam.runs.precision)."""
     ckpt = load_checkpoint(path, kind=KIND)
-    cfg = parse_config(TrainConfig, ["--config", str(ckpt.path / "config.yaml")])
+    cfg = ckpt.config(TrainConfig)
     tok_cfg = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer).tokenizer_config()
     dims = {STATE_KEY: cfg.policy.state_dim, ACTION_KEY: cfg.policy.action_dim}
     stats = {k: {s: np.zeros(d) for s in ("mean", "std", "min", "max")} for k, d in dims.items()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from wam.checkpoint import load_checkpoint, save_checkpoint
+from wam.checkpoint import latest_intact, save_checkpoint, step_folders
 from wam.config import Retired
 from wam.errors import ConfigError, WamError
 from wam.runs import threads
@@ -309,10 +310,15 @@ def _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg
 
 
 def _resume(run_dir: Path, kind: str, model, ema, optimizer, scheduler, cfg: OptimConfig) -> int:
-    if not (run_dir / "checkpoints" / "last").exists():
+    """Load the newest intact checkpoint of `run_dir` (skipping damaged ones, with a warning) and return
+    its step; 0 and the seed's RNG state for a fresh run."""
+    if not step_folders(run_dir / "checkpoints"):
         torch.manual_seed(cfg.seed)
         return 0
-    ckpt = load_checkpoint(run_dir, kind)
+    ckpt, damaged = latest_intact(run_dir, kind)
+    for line in damaged:
+        print(f"warning: skipping a damaged checkpoint: {line}", file=sys.stderr)
+    print(f"resuming from step {ckpt.state['step']} (checkpoint {ckpt.path})", file=sys.stderr)
     model.load_state_dict(ckpt.model)
     if ckpt.ema is not None:
         ema.shadow = {k: v.clone() for k, v in ckpt.ema.items()}

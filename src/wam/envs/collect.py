@@ -33,6 +33,7 @@ from wam.data.video import VideoCodec
 from wam.data.writer import LeRobotWriter
 from wam.errors import ConfigError, WamError
 from wam.runs.threads import apply_worker_env, share
+from wam.runs.lock import holding_lock
 
 FPS = 80  # Meta-World: 5 MuJoCo steps of 2.5 ms per control step
 ATTEMPTS_FILE = "meta/wam_attempts.jsonl"
@@ -231,6 +232,7 @@ def _append_attempt(root: Path, result: dict) -> None:
         os.fsync(f.fileno())
 
 
+@holding_lock(lambda cfg: cfg.out)
 def collect(cfg: CollectConfig, progress_bar: bool = True) -> CollectReport:
     """Run the collection described by `cfg` (resuming whatever is already in `cfg.out`)."""
     cfg.check()
