@@ -1,0 +1,1 @@
+"""Plumbing every workflow shares: device, precision, threads, locks, distributed set-up."""

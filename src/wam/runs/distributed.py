@@ -1,0 +1,171 @@
+"""Many processes, one training run: join the launcher's process group and wrap the model in an engine.
+
+`wam pretrain` and `wam train` run unchanged under a launcher that starts one process per device:
+
+    torchrun --nproc_per_node=2 -m wam train --optim.batch_size=64 ...          # one node, 2 GPUs
+    accelerate launch --num_processes 2 -m wam train ...                        # the same through accelerate
+    OMP_NUM_THREADS=1 torchrun --nproc_per_node=2 -m wam train ...              # CPU, gloo (tests)
+
+The launcher sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; `setup()` reads them
+and joins the process group (nccl on CUDA, gloo on the CPU), or returns a single-process `Dist`
+without touching torch.distributed when there is no launcher. The engine is PyTorch's own:
+`DistributedDataParallel` (the default) or FSDP2's `fully_shard` (`--optim.distributed=fsdp`),
+around `LossForward`, which exposes the model's `loss` as `forward` (the engines hook `forward`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from wam.errors import ConfigError, WamError
+
+ENGINES = ("ddp", "fsdp")
+# rank 0 may prepare alone for a long time (decode frames, train a tokenizer) while the others wait
+WAIT = timedelta(hours=3)
+
+
+@dataclass(frozen=True)
+class Dist:
+    """Where this process stands in the run."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    backend: str = ""  # "nccl", "gloo", or "" for a single process (no process group)
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that prints, logs, plots and writes checkpoints."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+_current: Dist | None = None
+
+
+def _wants_cpu() -> bool:
+    """CPU training although CUDA is there: `accelerate launch --cpu`, or no CUDA at all."""
+    return not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+
+
+def setup() -> Dist:
+    """Join the launcher's process group once (later calls return the same `Dist`). Ranks other than 0
+    print nothing (their stdout goes to /dev/null; errors still reach stderr)."""
+    global _current
+    if _current is not None:
+        return _current
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        _current = Dist()
+        return _current
+    missing = [k for k in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    if missing:
+        raise WamError(f"WORLD_SIZE={world} but {', '.join(missing)} not set: start multi-process runs with "
+                       f"torchrun or accelerate launch")
+    rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    backend = "gloo" if _wants_cpu() else "nccl"
+    if not dist.is_initialized():
+        if backend == "nccl":
+            torch.cuda.set_device(local)  # "cuda" now means this process's GPU
+        dist.init_process_group(backend, timeout=WAIT)
+    _current = Dist(rank, local, world, backend)
+    atexit.register(teardown)
+    if rank != 0:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    return _current
+
+
+def teardown() -> None:
+    """Leave the process group (at the end of a run; a no-op for a single process)."""
+    global _current
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    _current = None
+
+
+def barrier() -> None:
+    if setup().active:
+        dist.barrier()
+
+
+def wait_for_rank_zero() -> None:
+    """Ranks other than 0 wait here until rank 0 calls `rank_zero_done()`: what rank 0 does in between
+    (decode frames into the cache, train a tokenizer, embed instructions) the others then read."""
+    if not setup().is_main:
+        barrier()
+
+
+def rank_zero_done() -> None:
+    if setup().is_main:
+        barrier()
+
+
+def mean(values: Tensor) -> Tensor:
+    """The mean of `values` over all ranks (the tensor itself for a single process)."""
+    if not setup().active:
+        return values
+    total = values.detach().clone()
+    dist.all_reduce(total)
+    return total / setup().world_size
+
+
+class LossForward(nn.Module):
+    """A model's `loss(batch, generator)` as `forward`, where DDP and FSDP hook in."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
+        return self.model.loss(batch, generator=generator)
+
+
+def engine(model: nn.Module, how: str = "ddp") -> nn.Module:
+    """`model.loss` as a module whose backward all-reduces gradients across ranks (plain for a single process)."""
+    if how not in ENGINES:
+        raise ConfigError(f"unknown optim.distributed '{how}'; choose one of {', '.join(ENGINES)}")
+    step, ctx = LossForward(model), setup()
+    if not ctx.active:
+        return step
+    if how == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for block in (m for lst in model.modules() if isinstance(lst, nn.ModuleList) for m in lst):
+            fully_shard(block)  # one all-gather group per block of a stack (transformer layers)
+        return fully_shard(step)
+    device_ids = [ctx.local_rank] if ctx.backend == "nccl" else None
+    # find_unused_parameters: some groups (text dropout's null token, video-only batches) skip parameters
+    return DistributedDataParallel(step, device_ids=device_ids, find_unused_parameters=True)
+
+
+@contextmanager
+def local_gradients(wrapped: nn.Module, local: bool) -> Iterator[None]:
+    """While `local`, backward accumulates gradients without all-reducing them (all micro-batches of a
+    step but the last); the last one's backward all-reduces the sum."""
+    if not local:
+        yield
+    elif isinstance(wrapped, DistributedDataParallel):
+        with wrapped.no_sync():
+            yield
+    elif hasattr(wrapped, "set_requires_gradient_sync"):  # FSDP2
+        wrapped.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            wrapped.set_requires_gradient_sync(True)
+    else:
+        yield
