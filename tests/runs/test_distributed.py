@@ -4,7 +4,6 @@ only rank 0 writes, and a run whose rank is killed -9 resumes under the same lau
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -176,4 +175,3 @@ def test_rank_killed_minus_9_then_rerun_resumes_from_last_checkpoint(tmp_path):
     steps = [int(r["step"]) for r in read_log(tmp_path / "run/log.csv")]
     assert steps == list(range(1, 21))  # the steps after 10 logged once, by the resumed run
     print(f"kill -9 + resume under torchrun: {time.perf_counter() - start:.1f} s for 3 launches")
-    del signal  # (imported for readers: the script kills with SIGKILL)
