@@ -239,7 +239,8 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     ema = EMA(model, cfg.ema)
     step = _resume(run_dir, kind, model, ema, optimizer, scheduler, cfg)
-    forward = distributed.engine(model, cfg.distributed)  # model.loss; its backward all-reduces gradients
+    forward = distributed.engine(model, cfg.distributed, optimizer, ema.shadow)  # its backward all-reduces gradients
+    params = [p for p in model.parameters() if p.requires_grad]  # FSDP: the shards now
     sampler = EpochSampler(len(train_set), cfg.batch_size, cfg.seed, step, ctx.rank, ctx.world_size)
     loader = DataLoader(train_set, batch_size=micro, sampler=sampler, collate_fn=collate,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: resume stays exact
@@ -250,7 +251,7 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
           f"x {accumulate} micro-batch(es) x {micro}" + (f" ({ctx.backend}, {cfg.distributed})" if ctx.active else ""))
     bar = tqdm(total=cfg.steps, initial=step, desc=kind, disable=not (progress and ctx.is_main), dynamic_ncols=True)
     last: dict = {}
-    save = lambda: ctx.is_main and _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last)  # noqa: E731
+    save = lambda: _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last)  # noqa: E731
     tick, seen = time.perf_counter(), 0
     try:
         while step < cfg.steps and (stop_at is None or step < stop_at):
@@ -270,7 +271,7 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
                 rate = seen / (time.perf_counter() - tick)
                 tick, seen = time.perf_counter(), 0
                 last = {"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
-                        "grad_norm": float(grad_norm), "samples_per_s": rate,
+                        "grad_norm": float(distributed.full(grad_norm)), "samples_per_s": rate,
                         **{k: float(v) for k, v in metrics.items()}}
                 if val_batches and (step % cfg.val_every == 0 or step == cfg.steps):
                     last["val_loss"] = validation_loss(model, ema, val_batches, cfg, forward)
@@ -324,9 +325,12 @@ def validation_loss(model: nn.Module, ema: EMA, batches: list[dict], cfg: OptimC
 
 
 def _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last) -> None:
-    opt = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-           "torch_rng": torch.get_rng_state()}
-    save_checkpoint(run_dir, step, kind, dict(model.state_dict()), ema.shadow, opt,
+    """Called on every rank (FSDP gathers its shards); only rank 0 writes."""
+    state = distributed.full({"model": dict(model.state_dict()), "ema": ema.shadow, "optimizer": optimizer.state_dict()})
+    if not distributed.setup().is_main:
+        return
+    opt = {"optimizer": state["optimizer"], "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+    save_checkpoint(run_dir, step, kind, state["model"], state["ema"], opt,
                     {"metrics": last}, run_config, keep=cfg.keep)
 
 

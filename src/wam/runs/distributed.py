@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,22 +135,61 @@ class LossForward(nn.Module):
         return self.model.loss(batch, generator=generator)
 
 
-def engine(model: nn.Module, how: str = "ddp") -> nn.Module:
-    """`model.loss` as a module whose backward all-reduces gradients across ranks (plain for a single process)."""
+def engine(model: nn.Module, how: str = "ddp", optimizer: torch.optim.Optimizer | None = None,
+           shadow: dict[str, Tensor] | None = None) -> nn.Module:
+    """`model.loss` as a module whose backward all-reduces gradients across ranks (plain for a single process).
+
+    FSDP replaces the model's parameters by shards: `optimizer` is pointed at them (its state sharded
+    alike) and the EMA `shadow` tensors are sharded in place, so both can be loaded beforehand from
+    an ordinary (full) checkpoint."""
     if how not in ENGINES:
         raise ConfigError(f"unknown optim.distributed '{how}'; choose one of {', '.join(ENGINES)}")
     step, ctx = LossForward(model), setup()
     if not ctx.active:
         return step
+    with torch.no_grad():  # every rank starts from rank 0's weights (ranks may have built theirs from other RNG states)
+        for t in [*model.parameters(), *model.buffers(), *(shadow or {}).values()]:
+            dist.broadcast(t, 0)
     if how == "fsdp":
-        from torch.distributed.fsdp import fully_shard
-
-        for block in (m for lst in model.modules() if isinstance(lst, nn.ModuleList) for m in lst):
-            fully_shard(block)  # one all-gather group per block of a stack (transformer layers)
-        return fully_shard(step)
+        return _fully_shard(model, step, optimizer, shadow or {})
     device_ids = [ctx.local_rank] if ctx.backend == "nccl" else None
     # find_unused_parameters: some groups (text dropout's null token, video-only batches) skip parameters
     return DistributedDataParallel(step, device_ids=device_ids, find_unused_parameters=True)
+
+
+def _fully_shard(model: nn.Module, step: LossForward, optimizer: torch.optim.Optimizer | None,
+                 shadow: dict[str, Tensor]) -> nn.Module:
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import distribute_tensor
+
+    before = dict(model.named_parameters())
+    for block in (m for stack in model.modules() if isinstance(stack, nn.ModuleList) for m in stack):
+        fully_shard(block)  # one all-gather group per block of a stack (transformer layers)
+    wrapped = fully_shard(step)
+    after = dict(model.named_parameters())
+    shard = lambda full, like: distribute_tensor(full.to(like.device), like.device_mesh, like.placements)  # noqa: E731
+    for name in shadow:
+        shadow[name] = shard(shadow[name], after[name])
+    if optimizer is not None:
+        new = {id(before[n]): after[n] for n in before}
+        for group in optimizer.param_groups:
+            group["params"] = [new[id(p)] for p in group["params"]]
+        optimizer.state = defaultdict(dict, {new[id(p)]: {k: shard(v, new[id(p)]) if v.shape == p.shape else v for k, v in st.items()}
+                                             for p, st in optimizer.state.items()})
+    return wrapped
+
+
+def full(tensors):
+    """A tensor, or a state dict, with every shard gathered into its full tensor (on all ranks: a
+    collective under FSDP); nested dicts (an optimizer's state) are gathered too. Unchanged without FSDP."""
+    from torch.distributed.tensor import DTensor
+
+    def gather(v):
+        if isinstance(v, dict):
+            return {k: gather(x) for k, x in v.items()}
+        return v.full_tensor() if isinstance(v, DTensor) else v
+
+    return gather(tensors)
 
 
 @contextmanager
