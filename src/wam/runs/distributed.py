@@ -6,8 +6,9 @@
     accelerate launch --num_processes 2 -m wam train ...                        # the same through accelerate
     OMP_NUM_THREADS=1 torchrun --nproc_per_node=2 -m wam train ...              # CPU, gloo (tests)
 
-The launcher sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; `setup()` reads them
-and joins the process group (nccl on CUDA, gloo on the CPU), or returns a single-process `Dist`
+The launcher sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (under mpirun, as
+`accelerate launch --cpu --mpirun_hostfile` uses, Open MPI's / MPICH's own names stand for the
+first three); `setup()` reads them and joins the process group (nccl on CUDA, gloo on the CPU), or returns a single-process `Dist`
 without touching torch.distributed when there is no launcher. The engine is PyTorch's own:
 `DistributedDataParallel` (the default) or FSDP2's `fully_shard` (`--optim.distributed=fsdp`),
 around `LossForward`, which exposes the model's `loss` as `forward` (the engines hook `forward`).
@@ -56,6 +57,11 @@ class Dist:
 
 
 _current: Dist | None = None
+# (world size, rank, local rank) as torchrun, Open MPI, MPICH / Intel MPI and MVAPICH name them
+LAUNCHER_VARS = (("WORLD_SIZE", "RANK", "LOCAL_RANK"),
+                 ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK"),
+                 ("PMI_SIZE", "PMI_RANK", "MPI_LOCALRANKID"),
+                 ("MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_LOCAL_RANK"))
 
 
 def _wants_cpu() -> bool:
@@ -69,20 +75,24 @@ def setup() -> Dist:
     global _current
     if _current is not None:
         return _current
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    names = next((n for n in LAUNCHER_VARS if n[0] in os.environ), LAUNCHER_VARS[0])
+    world = int(os.environ.get(names[0], "1"))
     if world <= 1:
+        if "MASTER_ADDR" in os.environ and os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true"):
+            print("wam: one process only: `accelerate launch --cpu` starts several CPU processes only through "
+                  "mpirun (--mpirun_hostfile); use torchrun or `accelerate launch --multi_gpu` for more", file=sys.stderr)
         _current = Dist()
         return _current
-    missing = [k for k in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    missing = [k for k in (*names[1:], "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise WamError(f"WORLD_SIZE={world} but {', '.join(missing)} not set: start multi-process runs with "
+        raise WamError(f"{names[0]}={world} but {', '.join(missing)} not set: start multi-process runs with "
                        f"torchrun or accelerate launch")
-    rank, local = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    rank, local = int(os.environ[names[1]]), int(os.environ[names[2]])
     backend = "gloo" if _wants_cpu() else "nccl"
     if not dist.is_initialized():
         if backend == "nccl":
             torch.cuda.set_device(local)  # "cuda" now means this process's GPU
-        dist.init_process_group(backend, timeout=WAIT)
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=WAIT)
     _current = Dist(rank, local, world, backend)
     atexit.register(teardown)
     if rank != 0:
