@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -327,7 +328,11 @@ def validation_loss(model: nn.Module, ema: EMA, batches: list[dict], cfg: OptimC
 def _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last) -> None:
     """Called on every rank (FSDP gathers its shards); only rank 0 writes."""
     state = distributed.full({"model": dict(model.state_dict()), "ema": ema.shadow, "optimizer": optimizer.state_dict()})
+    drift = distributed.diverged(model)
     if not distributed.setup().is_main:
+        if drift:
+            print(f"warning: rank {distributed.setup().rank} holds other values than rank 0 in {', '.join(drift)} "
+                  f"at step {step} (the model changes them in forward); rank 0's are saved", file=sys.stderr)
         return
     opt = {"optimizer": state["optimizer"], "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
     save_checkpoint(run_dir, step, kind, state["model"], state["ema"], opt,

@@ -202,6 +202,19 @@ def full(tensors):
     return gather(tensors)
 
 
+def diverged(model: nn.Module) -> list[str]:
+    """Names of the parameters whose values differ from rank 0's (a collective; [] for one process or
+    FSDP shards). DDP keeps ranks equal only through gradients: a model that changes its weights in
+    forward from its own micro-batch (a codebook restart) drifts, and this says so."""
+    if not setup().active or any(hasattr(p, "full_tensor") for p in model.parameters()):
+        return []
+    names, params = zip(*model.named_parameters())
+    sums = torch.stack([p.detach().double().sum() + p.detach().double().abs().sum() for p in params])
+    ours = sums.clone()
+    dist.broadcast(sums, 0)
+    return [n for n, a, b in zip(names, ours.tolist(), sums.tolist()) if a != b]
+
+
 @contextmanager
 def local_gradients(wrapped: nn.Module, local: bool) -> Iterator[None]:
     """While `local`, backward accumulates gradients without all-reducing them (all micro-batches of a
