@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -157,11 +156,14 @@ def lr_factor(step: int, cfg: OptimConfig) -> float:
 
 
 class CsvLog:
-    """log.csv of a run; rows past a resumed step are dropped so curves never double back."""
+    """log.csv of a run; rows past a resumed step are dropped so curves never double back.
+    With `write=False` (ranks other than 0) it keeps its rows and writes nothing."""
 
-    def __init__(self, path: Path, resume_step: int):
-        self.path = path
+    def __init__(self, path: Path, resume_step: int, write: bool = True):
+        self.path, self.write = path, write
         self.rows: list[dict] = []
+        if not write:
+            return
         if path.exists() and resume_step > 0:
             with path.open() as f:
                 self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
@@ -180,6 +182,8 @@ class CsvLog:
             writer.writerows(self.rows)
 
     def flush(self) -> None:
+        if not self.write:
+            return
         self._write()
         plot_log(self.path)
 
@@ -246,10 +250,10 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
     loader = DataLoader(train_set, batch_size=micro, sampler=sampler, collate_fn=collate,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: resume stays exact
     batches = iter(loader)
-    log = CsvLog(run_dir / "log.csv", step) if ctx.is_main else None
+    log = CsvLog(run_dir / "log.csv", step, write=ctx.is_main)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
-    print(f"{kind}: world size {ctx.world_size}, global batch {cfg.batch_size} = {ctx.world_size} process(es) "
-          f"x {accumulate} micro-batch(es) x {micro}" + (f" ({ctx.backend}, {cfg.distributed})" if ctx.active else ""))
+    print(f"{kind}: {ctx.describe(cfg.distributed)}, global batch {cfg.batch_size} = {ctx.world_size} process(es) "
+          f"x {accumulate} micro-batch(es) x {micro}")
     bar = tqdm(total=cfg.steps, initial=step, desc=kind, disable=not (progress and ctx.is_main), dynamic_ncols=True)
     last: dict = {}
     save = lambda: _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last)  # noqa: E731
@@ -276,20 +280,19 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
                         **{k: float(v) for k, v in metrics.items()}}
                 if val_batches and (step % cfg.val_every == 0 or step == cfg.steps):
                     last["val_loss"] = validation_loss(model, ema, val_batches, cfg, forward)
-                if log:
-                    log.add(last)
+                log.add(last)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", sps=f"{rate:.1f}")
             bar.update(1)
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                log and log.flush()
+                log.flush()
                 save()
     except KeyboardInterrupt:
-        log and log.flush()
+        log.flush()
         save()
         raise
     finally:
         bar.close()
-    log and log.flush()
+    log.flush()
     return last
 
 
@@ -328,11 +331,8 @@ def validation_loss(model: nn.Module, ema: EMA, batches: list[dict], cfg: OptimC
 def _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last) -> None:
     """Called on every rank (FSDP gathers its shards); only rank 0 writes."""
     state = distributed.full({"model": dict(model.state_dict()), "ema": ema.shadow, "optimizer": optimizer.state_dict()})
-    drift = distributed.diverged(model)
+    distributed.warn_if_diverged(model, step)
     if not distributed.setup().is_main:
-        if drift:
-            print(f"warning: rank {distributed.setup().rank} holds other values than rank 0 in {', '.join(drift)} "
-                  f"at step {step} (the model changes them in forward); rank 0's are saved", file=sys.stderr)
         return
     opt = {"optimizer": state["optimizer"], "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
     save_checkpoint(run_dir, step, kind, state["model"], state["ema"], opt,

@@ -39,7 +39,12 @@ def _rank(rank: int, world: int, port: int, run_dir: str, steps: int, engine: st
     torch.manual_seed(0)
     model, cfg = Denoiser(), OptimConfig(**{**CFG, "steps": steps, "ckpt_every": min(steps, 5), "distributed": engine})
     train(model, Points(), collate, cfg, run_dir, "toy", cfg, val_batches=VAL, progress=False)
-    queue.put((rank, {k: distributed.full(v).numpy().copy() for k, v in model.state_dict().items()}))
+    weights = {k: distributed.full(v).numpy().copy() for k, v in model.state_dict().items()}
+    drift = distributed.warn_if_diverged(model, steps)
+    if engine == "ddp" and rank == 1:
+        with torch.no_grad():
+            model.net[0].bias.add_(1.0)  # as a model that edits its weights in forward would
+    queue.put((rank, (weights, drift, distributed.warn_if_diverged(model, steps))))
 
 
 def _one_process(run_dir: Path, steps: int, **over) -> Denoiser:
@@ -59,7 +64,9 @@ def _two_processes_equal_one_accumulating(tmp_path: Path, capfd, steps: int, eng
     start = time.perf_counter()
     mp.start_processes(_rank, args=(2, _free_port(), str(tmp_path / "two"), steps, engine, queue), nprocs=2,
                        start_method="spawn")
-    finals = dict(queue.get() for _ in range(2))
+    finals, drift = {}, {}
+    for _ in range(2):
+        rank, (finals[rank], *drift[rank]) = queue.get()
     out = capfd.readouterr().out
     seconds = time.perf_counter() - start
     one = _one_process(tmp_path / "one", steps, micro_batch=4)  # the same 2 micro-batches of 4, one after the other
@@ -69,7 +76,8 @@ def _two_processes_equal_one_accumulating(tmp_path: Path, capfd, steps: int, eng
     for key, value in one.state_dict().items():
         assert torch.allclose(saved.model[key], value, atol=1e-6), key
         assert (finals[0][key] == finals[1][key]).all(), key  # gradients all-reduced: the ranks agree
-    assert out.count(f"world size 2, global batch 8 = 2 process(es) x 1 micro-batch(es) x 4 (gloo, {engine})") == 1
+    assert out.count(f"world size 2 (gloo, {engine}), global batch 8 = 2 process(es) x 1 micro-batch(es) x 4") == 1
+    assert drift[0] == [[], []] and drift[1] == [[], ["net.0.bias"] if engine == "ddp" else []]
     assert saved.state["metrics"]["val_loss"] > 0 and "noise_std" in saved.state["metrics"]
     assert (tmp_path / f"two/checkpoints/step_{steps:06d}/config.yaml").read_text().count("world_size: 2") == 1
     # the micro-batch is the unit: one whole batch of 8 at once draws other noise, so it differs

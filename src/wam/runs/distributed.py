@@ -55,6 +55,10 @@ class Dist:
     def active(self) -> bool:
         return self.world_size > 1
 
+    def describe(self, engine: str) -> str:
+        """What the run's log says: "world size 2 (gloo, ddp)", or "world size 1"."""
+        return f"world size {self.world_size}" + (f" ({self.backend}, {engine})" if self.active else "")
+
 
 _current: Dist | None = None
 # (world size, rank, local rank) as torchrun, Open MPI, MPICH / Intel MPI and MVAPICH name them
@@ -202,17 +206,21 @@ def full(tensors):
     return gather(tensors)
 
 
-def diverged(model: nn.Module) -> list[str]:
-    """Names of the parameters whose values differ from rank 0's (a collective; [] for one process or
-    FSDP shards). DDP keeps ranks equal only through gradients: a model that changes its weights in
-    forward from its own micro-batch (a codebook restart) drifts, and this says so."""
+def warn_if_diverged(model: nn.Module, step: int) -> list[str]:
+    """A collective: each rank whose parameters differ from rank 0's names them on stderr (and returns
+    them). DDP keeps ranks equal only through gradients: a model that changes its weights in forward
+    from its own micro-batch (a codebook restart) would drift unseen. Nothing to do for one process or FSDP."""
     if not setup().active or any(hasattr(p, "full_tensor") for p in model.parameters()):
         return []
     names, params = zip(*model.named_parameters())
     sums = torch.stack([p.detach().double().sum() + p.detach().double().abs().sum() for p in params])
     ours = sums.clone()
     dist.broadcast(sums, 0)
-    return [n for n, a, b in zip(names, ours.tolist(), sums.tolist()) if a != b]
+    drift = [n for n, a, b in zip(names, ours.tolist(), sums.tolist()) if a != b]
+    if drift:
+        print(f"warning: rank {setup().rank} holds other values than rank 0 in {', '.join(drift)} at step {step} "
+              f"(the model changes them in forward); rank 0's are saved", file=sys.stderr)
+    return drift
 
 
 @contextmanager
