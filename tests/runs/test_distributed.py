@@ -186,3 +186,32 @@ def test_rank_killed_minus_9_then_rerun_resumes_from_last_checkpoint(tmp_path, e
     steps = [int(r["step"]) for r in read_log(tmp_path / "run/log.csv")]
     assert steps == list(range(1, 21))  # the steps after 10 logged once, by the resumed run
     print(f"kill -9 + resume under torchrun ({engine}): {time.perf_counter() - start:.1f} s for 3 launches")
+
+
+TINY_CLI = {  # a 2-layer model on 32 px frames, 20 steps, logged every step
+    "pretrain": ["--model.backbone.depth=2", "--model.backbone.width=64", "--model.future=2,4", "--model.sample_steps=2"],
+    "train": ["--paradigm=joint", "--policy.backbone.depth=2", "--policy.backbone.width=64", "--policy.future=2,4",
+              "--policy.chunk=3", "--policy.sample_steps=2"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verb", ["pretrain", "train"])
+def test_wam_verb_under_torchrun_equals_one_process(tiny_dataset, tmp_path, verb):
+    """`torchrun -m wam <verb>` unchanged: rank 0 prepares the data and the tokenizer first, the curve
+    is the one of a single process accumulating the same micro-batches."""
+    common = [verb, f"--data.path={tiny_dataset[0]}", "--data.image_size=32", "--tokenizer.steps=10",
+              "--tokenizer.batch_size=16", "--tokenizer.base_channels=8", "--tokenizer.latent_channels=4",
+              "--optim.steps=20", "--optim.batch_size=8", "--optim.log_every=1", "--optim.val_every=10",
+              "--optim.ckpt_every=10", "--optim.bf16=False", "--text_encoder=hash", *TINY_CLI[verb]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = lambda *cmd: subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)  # noqa: E731
+    two = run(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+              "-m", "wam", *common, f"--out={tmp_path / 'two'}")
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "world size 2 (gloo, ddp)" in two.stdout and two.stdout.count("done:") == 1
+    one = run(sys.executable, "-m", "wam", *common, "--optim.micro_batch=4", f"--out={tmp_path / 'one'}")
+    assert one.returncode == 0, one.stderr[-3000:]
+    curves = [[float(r["loss"]) for r in read_log(tmp_path / d / "log.csv")] for d in ("one", "two")]
+    assert len(curves[1]) == 20 and curves[1] == pytest.approx(curves[0], rel=1e-5)
+    assert "world_size: 2" in (tmp_path / "two/config.yaml").read_text()
