@@ -16,7 +16,7 @@ the GLOBAL batch of a step. It is cut into micro-batches of `optim.micro_batch` 
 batch_size / world size, one per process); micro-batch m of step s is the m-th slice of the global
 batch the sampler draws for s, and its noise comes from a generator seeded by (seed, s, m). Process
 r runs micro-batches r*A .. r*A+A-1 (A = accumulation steps), each loss scaled by 1/A; the engine
-(DDP by default) all-reduces the mean gradient on the last one. So the micro-batch, not the process,
+(DDP by default, FSDP2 with `optim.distributed=fsdp`) all-reduces the mean gradient on the last one. So the micro-batch, not the process,
 is the unit: 2 processes with one micro-batch each compute what 1 process accumulating the same 2
 micro-batches computes (the same data, the same noise, the same averaged gradient, up to float
 summation order), and a run can resume under another world size with the same `micro_batch`. The
