@@ -199,9 +199,9 @@ def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, 
 
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a pretraining run; returns its last logged metrics."""
-    cfg.check()
     ctx = distributed.setup()  # one process, or one rank of a torchrun / accelerate launch run
     cfg.optim.world_size, progress = ctx.world_size, progress and ctx.is_main
+    cfg.check()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     distributed.wait_for_rank_zero()  # rank 0 decodes, trains the tokenizer and writes first; the others read

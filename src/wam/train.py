@@ -175,9 +175,9 @@ def _check_resumable(cfg: TrainConfig, out: Path) -> None:
 
 def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a policy training run; returns its last logged metrics."""
-    cfg.check()
     ctx = distributed.setup()  # one process, or one rank of a torchrun / accelerate launch run
     cfg.optim.world_size, progress = ctx.world_size, progress and ctx.is_main
+    cfg.check()
     out = Path(cfg.out)
     _check_resumable(cfg, out)
     out.mkdir(parents=True, exist_ok=True)

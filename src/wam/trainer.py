@@ -75,13 +75,15 @@ class OptimConfig:
         if self.distributed not in distributed.ENGINES:
             raise ConfigError(f"unknown optim.distributed '{self.distributed}'; choose one of "
                               f"{', '.join(distributed.ENGINES)}")
+        self.accumulation(self.world_size)
 
     def accumulation(self, world_size: int) -> tuple[int, int]:
         """(micro-batch size, micro-batches per process per step) for `world_size` processes."""
         micro = self.micro_batch or self.batch_size // world_size
         if micro < 1 or self.batch_size % (micro * world_size):
-            raise ConfigError(f"optim.batch_size={self.batch_size} (the global batch) is not a multiple of "
-                              f"{world_size} process(es) x optim.micro_batch={micro}")
+            raise ConfigError(f"optim.batch_size={self.batch_size} (the global batch) does not split into "
+                              f"{world_size} process(es) x micro-batches of {micro}: choose a batch size that does, "
+                              f"or set optim.micro_batch")
         return micro, self.batch_size // (micro * world_size)
         if not 0 <= self.ema < 1:
             raise ConfigError(f"optim.ema must be in [0, 1), got {self.ema}")
@@ -233,9 +235,9 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
     `stop_at` ends the loop early at that step (after saving), as if killed: used by tests.
     Returns the last logged metrics.
     """
-    cfg.check()
     ctx = distributed.setup()
     cfg.world_size = ctx.world_size
+    cfg.check()
     micro, accumulate = cfg.accumulation(ctx.world_size)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
