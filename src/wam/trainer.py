@@ -16,11 +16,12 @@ the GLOBAL batch of a step. It is cut into micro-batches of `optim.micro_batch` 
 batch_size / world size, one per process); micro-batch m of step s is the m-th slice of the global
 batch the sampler draws for s, and its noise comes from a generator seeded by (seed, s, m). Process
 r runs micro-batches r*A .. r*A+A-1 (A = accumulation steps), each loss scaled by 1/A; the engine
-(DDP by default, FSDP2 with `optim.distributed=fsdp`) all-reduces the mean gradient on the last one. So the micro-batch, not the process,
-is the unit: 2 processes with one micro-batch each compute what 1 process accumulating the same 2
-micro-batches computes (the same data, the same noise, the same averaged gradient, up to float
-summation order), and a run can resume under another world size with the same `micro_batch`. The
-logged loss and samples/s are global; only rank 0 prints, logs, plots and writes checkpoints.
+(DDP by default, FSDP2 with `optim.distributed=fsdp`) all-reduces the mean gradient on the last
+one. So the micro-batch, not the process, is the unit: 2 processes with one micro-batch each
+compute what 1 process accumulating the same 2 micro-batches computes (the same data, the same
+noise, the same averaged gradient; with DDP equal to the bit), and a run can resume under another
+world size with the same `micro_batch`. The logged loss and samples/s are global; only rank 0
+prints, logs, plots and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -332,7 +333,8 @@ def validation_loss(model: nn.Module, ema: EMA, batches: list[dict], cfg: OptimC
 
 def _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last) -> None:
     """Called on every rank (FSDP gathers its shards); only rank 0 writes."""
-    state = distributed.full({"model": dict(model.state_dict()), "ema": ema.shadow, "optimizer": optimizer.state_dict()})
+    state = distributed.full({"model": dict(model.state_dict()), "ema": ema.shadow,
+                              "optimizer": optimizer.state_dict()})
     distributed.warn_if_diverged(model, step)
     if not distributed.setup().is_main:
         return

@@ -189,7 +189,8 @@ def test_rank_killed_minus_9_then_rerun_resumes_from_last_checkpoint(tmp_path, e
 
 
 TINY_CLI = {  # a 2-layer model on 32 px frames, 20 steps, logged every step
-    "pretrain": ["--model.backbone.depth=2", "--model.backbone.width=64", "--model.future=2,4", "--model.sample_steps=2"],
+    "pretrain": ["--model.backbone.depth=2", "--model.backbone.width=64", "--model.future=2,4",
+                 "--model.sample_steps=2"],
     "train": ["--paradigm=joint", "--policy.backbone.depth=2", "--policy.backbone.width=64", "--policy.future=2,4",
               "--policy.chunk=3", "--policy.sample_steps=2"],
 }
@@ -215,3 +216,14 @@ def test_wam_verb_under_torchrun_equals_one_process(tiny_dataset, tmp_path, verb
     curves = [[float(r["loss"]) for r in read_log(tmp_path / d / "log.csv")] for d in ("one", "two")]
     assert len(curves[1]) == 20 and curves[1] == pytest.approx(curves[0], rel=1e-5)
     assert "world_size: 2" in (tmp_path / "two/config.yaml").read_text()
+
+
+def test_fsdp_groups_are_the_outermost_blocks_of_each_stack():
+    inner = lambda: torch.nn.ModuleList([torch.nn.Linear(2, 2) for _ in range(2)])  # noqa: E731
+    model = torch.nn.Module()
+    model.blocks = torch.nn.ModuleList([torch.nn.Sequential(torch.nn.Linear(2, 2)) for _ in range(3)])
+    for block in model.blocks:
+        block.experts = inner()  # a stack inside a block: its parent block is the group
+    model.heads = inner()
+    groups = distributed._outer_blocks(model)
+    assert groups == [*model.blocks, *model.heads]

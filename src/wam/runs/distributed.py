@@ -3,13 +3,14 @@
 `wam pretrain` and `wam train` run unchanged under a launcher that starts one process per device:
 
     torchrun --nproc_per_node=2 -m wam train --optim.batch_size=64 ...          # one node, 2 GPUs
-    accelerate launch --num_processes 2 -m wam train ...                        # the same through accelerate
+    accelerate launch --multi_gpu --num_processes 2 -m wam train ...            # the same through accelerate
     OMP_NUM_THREADS=1 torchrun --nproc_per_node=2 -m wam train ...              # CPU, gloo (tests)
 
 The launcher sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (under mpirun, as
 `accelerate launch --cpu --mpirun_hostfile` uses, Open MPI's / MPICH's own names stand for the
-first three); `setup()` reads them and joins the process group (nccl on CUDA, gloo on the CPU), or returns a single-process `Dist`
-without touching torch.distributed when there is no launcher. The engine is PyTorch's own:
+first three); `setup()` reads them and joins the process group (nccl on CUDA, gloo on the CPU), or
+returns a single-process `Dist` without touching torch.distributed when there is no launcher.
+Recipes (one node, several nodes): docs/distributed.md. The engine is PyTorch's own:
 `DistributedDataParallel` (the default) or FSDP2's `fully_shard` (`--optim.distributed=fsdp`),
 around `LossForward`, which exposes the model's `loss` as `forward` (the engines hook `forward`).
 """
@@ -83,8 +84,8 @@ def setup() -> Dist:
     world = int(os.environ.get(names[0], "1"))
     if world <= 1:
         if "MASTER_ADDR" in os.environ and os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true"):
-            print("wam: one process only: `accelerate launch --cpu` starts several CPU processes only through "
-                  "mpirun (--mpirun_hostfile); use torchrun or `accelerate launch --multi_gpu` for more", file=sys.stderr)
+            print("wam: one process only: `accelerate launch --cpu` starts several CPU processes only through mpirun "
+                  "(--mpirun_hostfile); use torchrun or `accelerate launch --multi_gpu` for more", file=sys.stderr)
         _current = Dist()
         return _current
     missing = [k for k in (*names[1:], "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
@@ -177,7 +178,7 @@ def _fully_shard(model: nn.Module, step: LossForward, optimizer: torch.optim.Opt
     from torch.distributed.tensor import distribute_tensor
 
     before = dict(model.named_parameters())
-    for block in (m for stack in model.modules() if isinstance(stack, nn.ModuleList) for m in stack):
+    for block in _outer_blocks(model):
         fully_shard(block)  # one all-gather group per block of a stack (transformer layers)
     wrapped = fully_shard(step)
     after = dict(model.named_parameters())
@@ -188,9 +189,20 @@ def _fully_shard(model: nn.Module, step: LossForward, optimizer: torch.optim.Opt
         new = {id(before[n]): after[n] for n in before}
         for group in optimizer.param_groups:
             group["params"] = [new[id(p)] for p in group["params"]]
-        optimizer.state = defaultdict(dict, {new[id(p)]: {k: shard(v, new[id(p)]) if v.shape == p.shape else v for k, v in st.items()}
-                                             for p, st in optimizer.state.items()})
+        optimizer.state = defaultdict(dict, {
+            new[id(p)]: {k: shard(v, new[id(p)]) if v.shape == p.shape else v for k, v in st.items()}
+            for p, st in optimizer.state.items()})
     return wrapped
+
+
+def _outer_blocks(model: nn.Module) -> list[nn.Module]:
+    """The elements of every ModuleList not inside another chosen block (FSDP groups must not nest top-down)."""
+    chosen: list[str] = []
+    for name, stack in model.named_modules():
+        if isinstance(stack, nn.ModuleList) and not any(name.startswith(c + ".") for c in chosen):
+            chosen += [f"{name}.{i}" for i in range(len(stack))]
+    modules = dict(model.named_modules())
+    return [modules[c] for c in chosen]
 
 
 def full(tensors):
