@@ -31,7 +31,8 @@ def collate(samples):
 
 
 class Denoiser(nn.Module):
-    """Uses the global RNG in its loss (like flow matching), so resume must restore it."""
+    """Draws noise in its loss (like flow matching) from the generator the trainer passes, a function of
+    (seed, step, micro-batch): resume must give the same noise as a run never stopped."""
 
     def __init__(self, nan_at: int | None = None):
         super().__init__()

@@ -31,12 +31,13 @@ from wam.data.text import get_text_encoder
 from wam.data.windows import WindowDataset, WindowSpec, collate_windows
 from wam.errors import ConfigError
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
-from wam.runs.device import check_device, resolve_device
 from wam.nn.tokenizer import (FrameAutoencoder, TokenizerConfig, load_tokenizer, reconstruction_report,
                               save_tokenizer, train_autoencoder)
-from wam.trainer import OptimConfig, runtime_report, train
+from wam.runs import distributed
+from wam.runs.device import check_device, resolve_device
 from wam.runs.lock import holding_lock
 from wam.runs.seeding import seed_run
+from wam.trainer import OptimConfig, runtime_report, train
 
 
 @dataclass
@@ -205,21 +206,28 @@ def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, 
 @holding_lock(lambda cfg: cfg.out)
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a pretraining run; returns its last logged metrics."""
+    ctx = distributed.setup()  # one process, or one rank of a torchrun / accelerate launch run
+    cfg.optim.world_size, progress = ctx.world_size, progress and ctx.is_main
     cfg.check()
     device = resolve_device(cfg.device)
     seed_run(cfg.optim.seed)  # model initialisation included: a seed gives one run
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    runtime_report(out, device, cfg.optim.precision)  # before the tokenizer: say what runs where, and why
+    if ctx.is_main:
+        runtime_report(out, device, cfg.optim.precision)  # before the tokenizer: say what runs where, and why
+    distributed.wait_for_rank_zero()  # rank 0 decodes, trains the tokenizer and writes first; the others read
     ds = LeRobotDataset(cfg.data.path)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task, cfg.data.tasks)
-    (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
+    if ctx.is_main:
+        (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
     tokenizer = prepare_tokenizer(cfg, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out, device)
-    save_config(cfg, out / "config.yaml")  # after the tokenizer: its fields describe the one used
+    if ctx.is_main:
+        save_config(cfg, out / "config.yaml")  # after the tokenizer: its fields describe the one used
     latents = encode_all(tokenizer, frames)
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
+    distributed.rank_zero_done()
     collate = LatentCollate(text_table)
     train_set = build_windows(cfg, ds, latents, train_eps)
     val_set = build_windows(cfg, ds, latents, val_eps)

@@ -41,10 +41,11 @@ from wam.policy import WamPolicy
 from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTrainConfig, encode_all,
                           frame_rows, latent_windows, prepare_tokenizer, split_episodes)
 from wam.reference import REFERENCES
+from wam.runs import distributed
 from wam.runs.device import check_device, resolve_device
-from wam.trainer import OptimConfig, runtime_report, train
 from wam.runs.lock import holding_lock
 from wam.runs.seeding import seed_run
+from wam.trainer import OptimConfig, runtime_report, train
 
 KIND = "wam-policy"
 
@@ -182,21 +183,27 @@ def _check_resumable(cfg: TrainConfig, out: Path) -> None:
 @holding_lock(lambda cfg: cfg.out)
 def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a policy training run; returns its last logged metrics."""
+    ctx = distributed.setup()  # one process, or one rank of a torchrun / accelerate launch run
+    cfg.optim.world_size, progress = ctx.world_size, progress and ctx.is_main
     cfg.check()
     seed_run(cfg.optim.seed)  # model initialisation included: a seed gives one run
     out = Path(cfg.out)
     device = resolve_device(cfg.device)
     _check_resumable(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
-    runtime_report(out, device, cfg.optim.precision)
+    if ctx.is_main:
+        runtime_report(out, device, cfg.optim.precision)
+    distributed.wait_for_rank_zero()  # rank 0 decodes, trains a tokenizer and writes first; the others read
     ds, frames, train_eps, val_eps = open_data(cfg, progress)
     hidden_tasks, hidden = video_only(cfg, ds)
     policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, labelled_stats(ds, hidden), out, device)
-    save_config(cfg, out / "config.yaml")
-    (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds, cfg.data.tasks), "video_only_tasks": hidden_tasks,
-                                                "instructions": list(ds.tasks)}, indent=1))
-    (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
+    if ctx.is_main:
+        save_config(cfg, out / "config.yaml")
+        (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds, cfg.data.tasks), "video_only_tasks": hidden_tasks,
+                                                    "instructions": list(ds.tasks)}, indent=1))
+        (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
+    distributed.rank_zero_done()
     video = policy.paradigm.video
     train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden) for eps in (train_eps, val_eps))
     collate = LatentCollate(text_table, latents=not policy.paradigm.pixels)

@@ -6,10 +6,23 @@ for the device (`optim.precision`, wam.runs.precision), EMA weights, a
 held-out validation loss (EMA weights, fixed noise), a progress bar with loss and samples/s, a CSV
 log with a PNG of its curves, and checkpoints every `ckpt_every` steps (and on Ctrl-C).
 
-Exact resume: the data order is a pure function of (seed, step) (`EpochSampler`), and the
-checkpoint holds the optimizer, scheduler and RNG states, so a run killed and resumed produces
-the same weights as one that never stopped. A non-finite loss stops the run before anything is
-saved, so the last good checkpoint is never overwritten by a broken one.
+Exact resume: the data order is a pure function of (seed, step) (`EpochSampler`), and so is the
+flow-matching noise (`noise_generator`); the checkpoint holds the optimizer, scheduler and RNG
+states, so a run killed and resumed produces the same weights as one that never stopped. A
+non-finite loss stops the run before anything is saved, so the last good checkpoint is never
+overwritten by a broken one.
+
+Many processes (`torchrun`, `accelerate launch`; see wam.runs.distributed). `optim.batch_size` is
+the GLOBAL batch of a step. It is cut into micro-batches of `optim.micro_batch` samples (default:
+batch_size / world size, one per process); micro-batch m of step s is the m-th slice of the global
+batch the sampler draws for s, and its noise comes from a generator seeded by (seed, s, m). Process
+r runs micro-batches r*A .. r*A+A-1 (A = accumulation steps), each loss scaled by 1/A; the engine
+(DDP by default, FSDP2 with `optim.distributed=fsdp`) all-reduces the mean gradient on the last
+one. So the micro-batch, not the process, is the unit: 2 processes with one micro-batch each
+compute what 1 process accumulating the same 2 micro-batches computes (the same data, the same
+noise, the same averaged gradient; with DDP equal to the bit), and a run can resume under another
+world size with the same `micro_batch`. The logged loss and samples/s are global; only rank 0
+prints, logs, plots and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -33,7 +47,7 @@ from tqdm.auto import tqdm
 from wam.checkpoint import latest_intact, save_checkpoint, step_folders
 from wam.config import Retired
 from wam.errors import ConfigError, WamError
-from wam.runs import threads
+from wam.runs import distributed, threads
 from wam.runs.device import describe_device, resolve_device, to_device
 from wam.runs.precision import Precision, check_precision, choose_precision
 
@@ -56,6 +70,9 @@ class OptimConfig:
     val_every: int = 250
     ckpt_every: int = 500
     keep: int = 2  # checkpoints kept
+    micro_batch: int = 0  # samples a process runs at once; 0 = batch_size / world size (no accumulation)
+    distributed: str = "ddp"  # engine under torchrun / accelerate launch: ddp | fsdp
+    world_size: int = 1  # recorded: the processes the run trained with (set by the launcher, not by hand)
 
     # `bf16: true` was the default, rarely a choice: read as auto (bf16 where measured faster); false as fp32
     RETIRED: ClassVar[dict[str, Retired]] = {"bf16": Retired(
@@ -66,8 +83,23 @@ class OptimConfig:
         check_precision(self.precision)
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError("optim.steps and optim.batch_size must be >= 1")
+        if self.micro_batch < 0:
+            raise ConfigError(f"optim.micro_batch must be >= 0 (0 = batch_size / world size), got {self.micro_batch}")
+        if self.distributed not in distributed.ENGINES:
+            raise ConfigError(f"unknown optim.distributed '{self.distributed}'; choose one of "
+                              f"{', '.join(distributed.ENGINES)}")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"optim.ema must be in [0, 1), got {self.ema}")
+        self.accumulation(self.world_size)
+
+    def accumulation(self, world_size: int) -> tuple[int, int]:
+        """(micro-batch size, micro-batches per process per step) for `world_size` processes."""
+        micro = self.micro_batch or self.batch_size // world_size
+        if micro < 1 or self.batch_size % (micro * world_size):
+            raise ConfigError(f"optim.batch_size={self.batch_size} (the global batch) does not split into "
+                              f"{world_size} process(es) x micro-batches of {micro}: choose a batch size that does, "
+                              f"or set optim.micro_batch")
+        return micro, self.batch_size // (micro * world_size)
 
 
 class EMA:
@@ -101,19 +133,33 @@ class EMA:
 
 
 class EpochSampler(Sampler[int]):
-    """Shuffled indices, a new permutation each epoch, fixed by (seed, epoch); starts mid-epoch."""
+    """Shuffled indices, a new permutation each epoch, fixed by (seed, epoch); starts mid-epoch.
+    Each step's global batch of `batch_size` is cut into `world_size` equal slices: rank r yields slice r."""
 
-    def __init__(self, size: int, batch_size: int, seed: int, start_step: int = 0):
+    def __init__(self, size: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0,
+                 world_size: int = 1):
         self.size, self.batch_size, self.seed, self.start_step = size, batch_size, seed, start_step
         self.batches_per_epoch = max(size // batch_size, 1)
+        self.share = batch_size // world_size
+        self.first = rank * self.share
 
     def __iter__(self) -> Iterator[int]:
         epoch, offset = divmod(self.start_step, self.batches_per_epoch)
+        need = self.batches_per_epoch * self.batch_size
         while True:
             g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            order = torch.randperm(self.size, generator=g)[: self.batches_per_epoch * self.batch_size]
-            yield from order[offset * self.batch_size:].tolist()
+            order = torch.cat([torch.randperm(self.size, generator=g) for _ in range(-(-need // self.size))])[:need]
+            for b in range(offset, self.batches_per_epoch):
+                start = b * self.batch_size + self.first
+                yield from order[start:start + self.share].tolist()
             epoch, offset = epoch + 1, 0
+
+
+def noise_generator(seed: int, step: int, micro: int) -> torch.Generator:
+    """The generator of micro-batch `micro` (its index in the global batch) at `step`: a pure function
+    of the three, so the noise does not depend on how many processes share the batch."""
+    words = np.random.SeedSequence([seed % (1 << 64), step, micro]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
 
 
 def lr_factor(step: int, cfg: OptimConfig) -> float:
@@ -125,11 +171,14 @@ def lr_factor(step: int, cfg: OptimConfig) -> float:
 
 
 class CsvLog:
-    """log.csv of a run; rows past a resumed step are dropped so curves never double back."""
+    """log.csv of a run; rows past a resumed step are dropped so curves never double back.
+    With `write=False` (ranks other than 0) it keeps its rows and writes nothing."""
 
-    def __init__(self, path: Path, resume_step: int):
-        self.path = path
+    def __init__(self, path: Path, resume_step: int, write: bool = True):
+        self.path, self.write = path, write
         self.rows: list[dict] = []
+        if not write:
+            return
         if path.exists() and resume_step > 0:
             with path.open() as f:
                 self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
@@ -148,6 +197,8 @@ class CsvLog:
             writer.writerows(self.rows)
 
     def flush(self) -> None:
+        if not self.write:
+            return
         self._write()
         plot_log(self.path)
 
@@ -198,11 +249,14 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
     tensors. `stop_at` ends the loop early at that step (after saving), as if killed: used by tests.
     Returns the last logged metrics.
     """
+    ctx = distributed.setup()
+    cfg.world_size = ctx.world_size
     cfg.check()
+    micro, accumulate = cfg.accumulation(ctx.world_size)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device) if isinstance(device, str) else device
-    prec = runtime_report(run_dir, device, cfg.precision)
+    prec = runtime_report(run_dir, device, cfg.precision) if ctx.is_main else choose_precision(cfg.precision, device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
@@ -211,26 +265,29 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
     step = _resume(run_dir, kind, model, ema, optimizer, scheduler, cfg)
     ema.shadow = {k: v.to(device) for k, v in ema.shadow.items()}  # a resumed shadow is loaded on the CPU
     scaler = prec.grad_scaler()
-    sampler = EpochSampler(len(train_set), cfg.batch_size, cfg.seed, start_step=step)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate,
+    forward = distributed.engine(model, cfg.distributed, optimizer, ema.shadow)  # its backward all-reduces gradients
+    params = [p for p in model.parameters() if p.requires_grad]  # FSDP: the shards now
+    sampler = EpochSampler(len(train_set), cfg.batch_size, cfg.seed, step, ctx.rank, ctx.world_size)
+    loader = DataLoader(train_set, batch_size=micro, sampler=sampler, collate_fn=collate,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: resume stays exact
-    log = CsvLog(run_dir / "log.csv", step)
-    bar = tqdm(total=cfg.steps, initial=step, desc=kind, disable=not progress, dynamic_ncols=True)
+    batches = (to_device(b, device) for b in loader)
+    log = CsvLog(run_dir / "log.csv", step, write=ctx.is_main)
+    if ctx.is_main:
+        print(f"{kind}: {ctx.describe(cfg.distributed)}, global batch {cfg.batch_size} = {ctx.world_size} process(es) "
+              f"x {accumulate} micro-batch(es) x {micro}")
+    bar = tqdm(total=cfg.steps, initial=step, desc=kind, disable=not (progress and ctx.is_main), dynamic_ncols=True)
     last: dict = {}
     save = lambda: _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last)  # noqa: E731
     tick, seen = time.perf_counter(), 0
     try:
-        for batch in loader:
-            if step >= cfg.steps or (stop_at is not None and step >= stop_at):
-                break
-            model.train()
-            with prec.autocast():
-                loss, metrics = model.loss(to_device(batch, device))
+        while step < cfg.steps and (stop_at is None or step < stop_at):
+            forward.train()
+            optimizer.zero_grad(set_to_none=True)
+            loss, metrics = step_gradients(forward, batches, accumulate, prec, scaler, cfg.seed, step, ctx.rank)
             if not torch.isfinite(loss):
                 raise WamError(f"loss is {loss.item()} at step {step}: training stopped, nothing saved; "
                                f"resume from the last good checkpoint in {run_dir / 'checkpoints'} with a lower lr")
-            optimizer.zero_grad(set_to_none=True)
-            grad_norm = _backward_step(loss, params, optimizer, scaler, cfg.grad_clip)
+            grad_norm = _optimizer_step(params, optimizer, scaler, cfg.grad_clip)
             scheduler.step()
             ema.update(model, step)
             step += 1
@@ -239,10 +296,10 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
                 rate = seen / (time.perf_counter() - tick)
                 tick, seen = time.perf_counter(), 0
                 last = {"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
-                        "grad_norm": float(grad_norm), "samples_per_s": rate,
+                        "grad_norm": float(distributed.full(grad_norm)), "samples_per_s": rate,
                         **{k: float(v) for k, v in metrics.items()}}
                 if val_batches and (step % cfg.val_every == 0 or step == cfg.steps):
-                    last["val_loss"] = validation_loss(model, ema, val_batches, prec, device)
+                    last["val_loss"] = validation_loss(model, ema, val_batches, prec, device, forward)
                 log.add(last)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", sps=f"{rate:.1f}")
             bar.update(1)
@@ -259,30 +316,50 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
     return last
 
 
+def step_gradients(forward: nn.Module, batches: Iterator[dict], accumulate: int, prec: Precision, scaler,
+                   seed: int, step: int, rank: int) -> tuple[torch.Tensor, dict]:
+    """Backward over this process's `accumulate` micro-batches of `step` (gradients all-reduced on the
+    last; through the fp16 loss scaler when there is one); returns the loss and metrics averaged over
+    the global batch, the same on every process."""
+    loss_sum, sums = 0.0, {}
+    for i in range(accumulate):
+        micro = rank * accumulate + i  # index in the global batch: fixes the noise
+        with distributed.local_gradients(forward, i < accumulate - 1):
+            with prec.autocast():
+                loss, metrics = forward(next(batches), noise_generator(seed, step, micro))
+            part = loss / accumulate
+            (part if scaler is None else scaler.scale(part)).backward()
+        loss_sum = loss_sum + loss.detach().float() / accumulate
+        for k, v in metrics.items():
+            sums[k] = sums.get(k, 0.0) + torch.as_tensor(v, device=loss.device).detach().float() / accumulate
+    keys = sorted(sums)
+    means = distributed.mean(torch.stack([loss_sum, *(sums[k] for k in keys)]))
+    return means[0], dict(zip(keys, means[1:]))
+
+
 @torch.no_grad()
 def validation_loss(model: nn.Module, ema: EMA, batches: list[dict], prec: Precision,
-                    device: torch.device | str = "cpu") -> float:
-    """Mean loss of the EMA weights over fixed batches, with a fixed noise generator (on the CPU:
-    the same noise on every device)."""
+                    device: torch.device | str = "cpu", forward: Callable | None = None) -> float:
+    """Mean loss of the EMA weights over fixed batches, with a fixed noise generator (on the CPU: the
+    same noise on every device). Every process computes it, through `forward` (the engine) when
+    given: its forward may need all of them."""
     model.eval()
     generator = torch.Generator().manual_seed(1234)
     with ema.applied(model), prec.autocast():
-        losses = [model.loss(to_device(b, device), generator=generator)[0].item() for b in batches]
+        losses = [(forward or model.loss)(to_device(b, device), generator)[0].item() for b in batches]
     return sum(losses) / len(losses)
 
 
-def _backward_step(loss: torch.Tensor, params: list, optimizer, scaler, clip: float) -> torch.Tensor:
-    """Backward, clip and step (through the fp16 loss scaler when there is one); the gradient norm."""
-    if scaler is None:
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-        optimizer.step()
-        return grad_norm
-    scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
+def _optimizer_step(params: list, optimizer, scaler, clip: float) -> torch.Tensor:
+    """Clip and step (unscaling through the fp16 loss scaler when there is one); the gradient norm."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-    scaler.step(optimizer)
-    scaler.update()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
     return grad_norm
 
 
@@ -303,9 +380,14 @@ def runtime_report(run_dir: Path, device: torch.device, precision: str) -> Preci
 
 
 def _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last) -> None:
-    opt = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-           "torch_rng": torch.get_rng_state()}
-    save_checkpoint(run_dir, step, kind, dict(model.state_dict()), ema.shadow, opt,
+    """Called on every rank (FSDP gathers its shards); only rank 0 writes."""
+    state = distributed.full({"model": dict(model.state_dict()), "ema": ema.shadow,
+                              "optimizer": optimizer.state_dict()})
+    distributed.warn_if_diverged(model, step)
+    if not distributed.setup().is_main:
+        return
+    opt = {"optimizer": state["optimizer"], "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+    save_checkpoint(run_dir, step, kind, state["model"], state["ema"], opt,
                     {"metrics": last}, run_config, keep=cfg.keep)
 
 

@@ -37,15 +37,17 @@ def resolve_device(spec: str = "auto", flag: str = "--device") -> torch.device:
     """The torch device `spec` names, checked to exist on this machine."""
     spec = check_device(spec, flag)
     if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
+        if torch.cuda.is_available():  # the current device: under torchrun / accelerate, this process's own GPU
+            return torch.device("cuda", torch.cuda.current_device())
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
             why = "this torch was built without CUDA" if torch.version.cuda is None else "torch sees no CUDA device"
             raise ConfigError(f"{flag}={spec}: no CUDA device here ({why}, torch {torch.__version__}); "
                               f"use --device=cpu or --device=auto")
-        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if ":" not in spec:  # the current device: under torchrun / accelerate, this process's own GPU
+            return torch.device("cuda", torch.cuda.current_device())
+        index = int(spec.split(":")[1])
         if index >= torch.cuda.device_count():
             raise ConfigError(f"{flag}={spec}: this machine has {torch.cuda.device_count()} CUDA device(s), "
                               f"numbered 0..{torch.cuda.device_count() - 1}")
