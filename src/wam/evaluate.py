@@ -35,6 +35,7 @@ from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import PARAPHRASES, instruction, paraphrases, resolve_tasks
 from wam.data.video import encode_video
 from wam.errors import ConfigError
+from wam.runs.folders import output_dir
 
 EVAL_SEED = 10_000
 CRASH_SEED_ENV = "WAM_EVAL_CRASH_SEED"  # a worker given this scene seed dies (tests of the crash path)
@@ -154,14 +155,14 @@ def _policy_tasks(policy_path: str) -> list[str]:
     """The Meta-World tasks a policy was trained on (its run's tasks.json, else its dataset's); tasks
     learned from video alone (`data.video_only_tasks`) count: they are trained tasks."""
     from wam.checkpoint import resolve_checkpoint
-    from wam.config import parse_config
+    from wam.config import load_config
     from wam.train import TrainConfig, trained_tasks
 
     folder = resolve_checkpoint(policy_path)
     for where in (folder, *folder.parents[:2]):
         if (where / "tasks.json").exists():
             return json.loads((where / "tasks.json").read_text())["env_tasks"]
-    cfg = parse_config(TrainConfig, ["--config", str(folder / "config.yaml")])
+    cfg = load_config(TrainConfig, folder / "config.yaml")
     return trained_tasks(LeRobotDataset(cfg.data.path), cfg.data.tasks)
 
 
@@ -186,7 +187,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     tasks = _tasks_to_run(cfg)
     texts = {t: task_instruction(t, cfg.paraphrase) for t in tasks}
     out = Path(cfg.out or Path(cfg.policy) / "eval")
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     jobs = [(t, cfg.seed + k) for t in tasks for k in range(cfg.episodes)]
     results: list[dict] = []
     pending, suspects = list(enumerate(jobs)), []

@@ -34,6 +34,7 @@ from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.tokenizer import (FrameAutoencoder, TokenizerConfig, load_tokenizer, reconstruction_report,
                               save_tokenizer, train_autoencoder)
 from wam.trainer import OptimConfig, train
+from wam.runs.folders import output_dir
 
 
 @dataclass
@@ -199,8 +200,7 @@ def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, 
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a pretraining run; returns its last logged metrics."""
     cfg.check()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(cfg.out)
     ds = LeRobotDataset(cfg.data.path)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames

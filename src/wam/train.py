@@ -26,14 +26,14 @@ import numpy as np
 import torch
 
 from wam.checkpoint import load_checkpoint, resolve_checkpoint
-from wam.config import parse_config, save_config
+from wam.config import load_config, save_config
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.stats import vector_stats
 from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import ACTION_KEY, STATE_KEY, WindowDataset, WindowSpec
-from wam.errors import ConfigError
+from wam.errors import ConfigError, WamError
 from wam.imagination import load_world_model
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms import PARADIGM_NAMES, PolicyModelConfig, build_paradigm, strategy
@@ -42,6 +42,7 @@ from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTr
                           frame_rows, latent_windows, prepare_tokenizer, split_episodes)
 from wam.reference import REFERENCES
 from wam.trainer import OptimConfig, train
+from wam.runs.folders import output_dir
 
 KIND = "wam-policy"
 
@@ -165,7 +166,7 @@ def _check_resumable(cfg: TrainConfig, out: Path) -> None:
     joint and representation-only have the same parameters)."""
     if not (out / "checkpoints" / "last").exists():
         return
-    saved = parse_config(TrainConfig, ["--config", str(resolve_checkpoint(out) / "config.yaml")])
+    saved = load_config(TrainConfig, resolve_checkpoint(out) / "config.yaml")
     if (saved.paradigm, saved.policy.integration) != (cfg.paradigm, cfg.policy.integration):
         raise ConfigError(f"{out} holds a '{saved.paradigm}' ({saved.policy.integration}) policy; this run asks for "
                           f"'{cfg.paradigm}' ({cfg.policy.integration}): choose another --out, or resume with the "
@@ -177,7 +178,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     cfg.check()
     out = Path(cfg.out)
     _check_resumable(cfg, out)
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out)
     ds, frames, train_eps, val_eps = open_data(cfg, progress)
     hidden_tasks, hidden = video_only(cfg, ds)
     policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, labelled_stats(ds, hidden), out)
@@ -201,13 +202,17 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
 def load_policy(path: str | Path, use_ema: bool = True) -> tuple[WamPolicy, TrainConfig]:
     """A trained policy from one checkpoint folder (EMA weights by default)."""
     ckpt = load_checkpoint(path, kind=KIND)
-    cfg = parse_config(TrainConfig, ["--config", str(ckpt.path / "config.yaml")])
+    cfg = load_config(TrainConfig, ckpt.path / "config.yaml")
     tok_cfg = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer).tokenizer_config()
     dims = {STATE_KEY: cfg.policy.state_dim, ACTION_KEY: cfg.policy.action_dim}
     stats = {k: {s: np.zeros(d) for s in ("mean", "std", "min", "max")} for k, d in dims.items()}
     tokenizer = None if cfg.paradigm in REFERENCES else FrameAutoencoder(tok_cfg)
     policy = build_policy(cfg, tokenizer, stats, cfg.data.image_key, cfg.data.source_size or None)
-    policy.load_state_dict(ckpt.model)
+    try:
+        policy.load_state_dict(ckpt.model)
+    except RuntimeError as exc:  # missing / unexpected keys or other shapes
+        raise WamError(f"{ckpt.path / 'config.yaml'} does not describe the weights in {ckpt.path} "
+                       f"({str(exc).splitlines()[-1].strip()[:200]}); was the config edited?") from None
     if use_ema and ckpt.ema is not None:
         params = dict(policy.named_parameters())
         with torch.no_grad():

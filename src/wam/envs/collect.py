@@ -32,6 +32,7 @@ from wam.data.tasks import instruction, resolve_tasks
 from wam.data.video import VideoCodec
 from wam.data.writer import LeRobotWriter
 from wam.errors import ConfigError, WamError
+from wam.runs.folders import output_dir
 
 FPS = 80  # Meta-World: 5 MuJoCo steps of 2.5 ms per control step
 ATTEMPTS_FILE = "meta/wam_attempts.jsonl"
@@ -234,8 +235,7 @@ def collect(cfg: CollectConfig, progress_bar: bool = True) -> CollectReport:
     """Run the collection described by `cfg` (resuming whatever is already in `cfg.out`)."""
     cfg.check()
     tasks = resolve_tasks(cfg.tasks)
-    root = Path(cfg.out)
-    root.mkdir(parents=True, exist_ok=True)
+    root = output_dir(cfg.out)
     _check_resume(root, cfg)
     writer = LeRobotWriter(root, FPS, dataset_features(cfg.camera, cfg.image_size), codec=VideoCodec(crf=cfg.crf))
     progress = _load_progress(root, tasks)

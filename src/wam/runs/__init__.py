@@ -1,0 +1,1 @@
+"""Plumbing every workflow shares: output folders, locks, precision, device, threads, distributed set-up."""
