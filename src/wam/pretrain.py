@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from wam.config import save_config
+from wam.data.check import require_clean
 from wam.data.frames import ArrayFrames, cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import resolve_tasks
@@ -51,6 +52,7 @@ class DataConfig:
     video_only_tasks: str = ""
     # train (and hold out) only these tasks of the dataset: Meta-World names or a suite, comma-separated; empty = all
     tasks: str = ""
+    check: str = "cheap"  # verify the dataset at start (`wam data check`): off | cheap | full (decode every frame)
 
 
 @dataclass
@@ -202,6 +204,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     cfg.check()
     out = output_dir(cfg.out)
     ds = LeRobotDataset(cfg.data.path)
+    require_clean(ds, cfg.data.check)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task, cfg.data.tasks)

@@ -27,6 +27,7 @@ import torch
 
 from wam.checkpoint import load_checkpoint, resolve_checkpoint
 from wam.config import load_config, save_config
+from wam.data.check import require_clean
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.stats import vector_stats
@@ -109,6 +110,7 @@ def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, 
     """The dataset, its frames (decoded once, resized) and its training / held-out episodes; fills in
     `cfg.data.image_key` and `cfg.data.source_size`."""
     ds = LeRobotDataset(cfg.data.path)
+    require_clean(ds, cfg.data.check)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     cfg.data.image_key = key
     cfg.data.source_size = int(ds.feature(key)["shape"][0])

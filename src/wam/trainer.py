@@ -209,8 +209,11 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
             with autocast:
                 loss, metrics = model.loss(batch)
             if not torch.isfinite(loss):
-                raise WamError(f"loss is {loss.item()} at step {step}: training stopped, nothing saved; "
-                               f"resume from the last good checkpoint in {run_dir / 'checkpoints'} with a lower lr")
+                last_good = (f"the last good checkpoint is in {run_dir / 'checkpoints'}"
+                             if (run_dir / "checkpoints" / "last").exists() else "no checkpoint was saved before it")
+                raise WamError(f"loss is {loss.item()} at step {step}: training stopped, nothing saved ({last_good}); "
+                               "NaN/inf in the data? `wam data check DATASET` names file, column and rows; "
+                               "otherwise try a lower optim.lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

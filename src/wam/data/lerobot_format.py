@@ -125,8 +125,11 @@ def _whole(value: object, minimum: int = 0) -> bool:
 class LeRobotDataset:
     """A LeRobot v3.0 dataset on disk: metadata in memory, data and video read on demand."""
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    def __init__(self, root: str | Path, strict: bool = True):
+        """`strict=False` (what `wam data check` uses) records checksum mismatches of the metadata in
+        `integrity_problems` instead of raising, so that every other problem can be found too."""
+        self.root, self.strict = Path(root), strict
+        self.integrity_problems: list[str] = []
         if not self.root.is_dir():
             raise DatasetError(f"no dataset at {self.root} (not a directory)")
         self.info = read_json(self.root / INFO_PATH)
@@ -134,7 +137,7 @@ class LeRobotDataset:
         self.fps: int = int(self.info["fps"])
         self.features: dict[str, dict] = self.info["features"]
         self.video_keys = [k for k, f in self.features.items() if f["dtype"] == "video"]
-        self.sealed = integrity.unseal(self.info, self.root / INFO_PATH)  # None: not written by wam
+        self.sealed = self._unseal()  # None: not written by wam
         self.tasks = self._read_tasks()
         self._rows: list[dict] = []  # committed meta/episodes rows (per-episode statistics)
         self.episodes = self._read_episodes()
@@ -177,6 +180,19 @@ class LeRobotDataset:
             except (KeyError, IndexError, ValueError, TypeError, AttributeError):
                 raise DatasetError(f"{where}: '{key}' {info[key]!r} is not a path template like {DATA_PATH!r}") from None
 
+    def _unseal(self) -> dict | None:
+        try:
+            return integrity.unseal(self.info, self.root / INFO_PATH)
+        except DatasetError as exc:
+            self._seal_broken(str(exc))
+            entry = self.info.get(integrity.KEY)
+            return entry if isinstance(entry, dict) and isinstance(entry.get("episodes"), dict) else None
+
+    def _seal_broken(self, message: str) -> None:
+        if self.strict:
+            raise DatasetError(message)
+        self.integrity_problems.append(message)
+
     def _read_tasks(self) -> list[str]:
         path = self.root / TASKS_PATH
         table = read_parquet(path)
@@ -194,7 +210,7 @@ class LeRobotDataset:
                                    "repeated, or has no task text")
             out[i] = task
         if self.sealed is not None and integrity.digest(out[: self.info.get("total_tasks", len(out))]) != self.sealed["tasks"]:
-            raise DatasetError(f"{path}: {integrity.EDITED}")
+            self._seal_broken(f"{path}: {integrity.EDITED}")
         return out  # type: ignore[return-value]
 
     def _read_episodes(self) -> list[Episode]:
@@ -218,7 +234,7 @@ class LeRobotDataset:
             listed = {f"{EPISODES_DIR}/{p.parent.name}/{p.name}" for p in files}
             absent = sorted(set(self.sealed["episodes"]) - listed)
             if absent:
-                raise DatasetError(f"missing file: {self.root / absent[0]}")
+                self._seal_broken(f"missing file: {self.root / absent[0]}")
         return [rows[i] for i in range(total)]  # later rows belong to an unfinished write
 
     def _episodes_in(self, path: Path, total: int) -> list[Episode]:
@@ -235,7 +251,7 @@ class LeRobotDataset:
         if self.sealed is not None and committed:
             expected = self.sealed["episodes"].get(f"{EPISODES_DIR}/{path.parent.name}/{path.name}")
             if integrity.digest(committed) != expected:
-                raise DatasetError(f"{path}: {integrity.EDITED}")
+                self._seal_broken(f"{path}: {integrity.EDITED}")
         self._rows += committed
         return episodes
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from wam.data.check import require_clean
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import instruction, resolve_tasks
 from wam.data.video import VideoCodec
@@ -53,6 +54,7 @@ class CollectConfig:
     max_attempts: int = 0  # per task; 0 = 2 * episodes + 10
     max_steps: int = 500
     crf: int = 18  # video quality (lower is better, bigger)
+    data_check: str = "cheap"  # verify a dataset being resumed (`wam data check`): off | cheap | full
 
     def check(self) -> None:
         if self.episodes < 1:
@@ -236,6 +238,8 @@ def collect(cfg: CollectConfig, progress_bar: bool = True) -> CollectReport:
     cfg.check()
     tasks = resolve_tasks(cfg.tasks)
     root = output_dir(cfg.out)
+    if (root / "meta/info.json").exists():  # resuming: refuse to append to a damaged dataset
+        require_clean(LeRobotDataset(root), cfg.data_check, flag="--data_check")
     _check_resume(root, cfg)
     writer = LeRobotWriter(root, FPS, dataset_features(cfg.camera, cfg.image_size), codec=VideoCodec(crf=cfg.crf))
     progress = _load_progress(root, tasks)
