@@ -3,6 +3,7 @@
     wam collect [--tasks mw5 --episodes 20 --out data/mw5 --workers 2 ...]
     wam data info PATH
     wam data view PATH --episode K [--out episode.png | episode.mp4]
+    wam data check PATH [--full]     (every problem on one line: file, episode, column; exit 1 if any)
     wam pretrain [--data.path=data/mw5 --out=runs/wm --optim.steps=3000 ...]
     wam train [--paradigm=representation --init=runs/wm --data.path=... --out=runs/policy ...]
     wam eval --policy=runs/policy [--episodes=10 --workers=2 --paraphrase=-1]
@@ -17,7 +18,8 @@
 
 Options of config-driven verbs are the fields of their config dataclass (`wam collect --help`
 lists them with defaults); `--config preset.yaml` loads a preset first. Errors in the input are
-reported on one line (exit status 2), never as a traceback.
+reported on one line (exit status 2), never as a traceback (tests/test_bad_inputs.py holds every
+case tried); a closed pipe (`wam data info D | head -3`) ends the command quietly with status 141.
 """
 
 from __future__ import annotations

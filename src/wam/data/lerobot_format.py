@@ -87,6 +87,7 @@ def read_parquet(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
         raise DatasetError(f"missing file: {path}")
     try:
         table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+        table.validate(full=True)  # e.g. text that is not UTF-8
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from None
     return table
