@@ -13,23 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import FEATURES, IMAGE_KEY, episode_arrays, moving_square
+from tests.conftest import FEATURES, IMAGE_KEY, episode_arrays, moving_square, unseal
 from wam.data import writer as writer_module
 from wam.data.check import check_dataset, require_clean, row_ranges
-from wam.data.integrity import KEY
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.writer import LeRobotWriter
 from wam.errors import ConfigError, DatasetError
-
-
-def _unseal(root) -> None:
-    """Make the dataset look like one written elsewhere (or by an older wam): no checksums at all."""
-    info = json.loads((root / "meta/info.json").read_text())
-    info.pop(KEY)
-    (root / "meta/info.json").write_text(json.dumps(info))
-    path = root / "meta/episodes/chunk-000/file-000.parquet"
-    table = pq.read_table(path)
-    pq.write_table(table.drop_columns([c for c in table.column_names if c.endswith("/sha256")]), path)
 
 
 def test_row_ranges():
@@ -47,7 +36,7 @@ def test_clean_dataset_and_summary(tiny_dataset):
 
 def test_index_columns_that_disagree_are_named(tiny_dataset):
     root, _ = tiny_dataset
-    _unseal(root)  # so that only the consistency checks can see the damage
+    unseal(root)  # so that only the consistency checks can see the damage
     path = root / "data/chunk-000/file-001.parquet"
     table = pq.read_table(path)
     frame_index = table.column("frame_index").to_numpy().copy()
@@ -105,7 +94,7 @@ def test_commit_interrupted_after_stats_keeps_the_committed_stats(tiny_dataset, 
 
 def test_an_old_dataset_is_read_unverified_and_sealed_when_appended_to(tiny_dataset):
     root, _ = tiny_dataset
-    _unseal(root)
+    unseal(root)
     assert LeRobotDataset(root).sealed is None
     LeRobotWriter(root, 10, FEATURES).add_episode("push the puck", episode_arrays(8, 5), {IMAGE_KEY: moving_square(8)})
     ds = LeRobotDataset(root)

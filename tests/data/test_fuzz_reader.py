@@ -3,7 +3,8 @@
 Every file of a small dataset (info.json, stats.json, tasks, meta/episodes, data parquet, mp4) is
 truncated or has bytes flipped, one damage at a time, from fixed seeds. Reading the whole dataset
 (metadata, every column, every frame) must then either give exactly the data of the undamaged dataset
-or raise `DatasetError`: never another exception, never different data. The default run tries
+or raise `DatasetError`: never another exception, never different data; and `wam data check --full`
+must then report a problem (it never fails itself). The default run tries
 `FAST_CASES` damages; `-m slow` runs `SLOW_CASES`. Run this file as a script for the counts:
 
     PYTHONPATH=src python -m tests.data.test_fuzz_reader [CASES]
@@ -23,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import IMAGE_KEY, write_dataset
+from wam.data.check import check_dataset
 from wam.data.frames import ArrayFrames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.windows import WindowDataset, WindowSpec
@@ -83,6 +85,11 @@ def fuzz(root: Path, cases: int, seed: int = 0) -> Counter:
             outcome = "clear error"
         except Exception as exc:  # noqa: BLE001: what the test is looking for
             outcome = f"OTHER EXCEPTION {type(exc).__name__}"
+        try:  # `wam data check --full` must see whatever the reader refused, and never fail itself
+            if outcome == "clear error" and not check_dataset(root, full=True).problems:
+                outcome = "CHECK MISSED IT"
+        except Exception as exc:  # noqa: BLE001
+            outcome = f"OTHER EXCEPTION in check {type(exc).__name__}"
         finally:
             path.write_bytes(original)
         counts[outcome] += 1

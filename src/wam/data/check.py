@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wam.data.lerobot_format import (INDEX_FEATURES, Episode, LeRobotDataset, column_to_numpy, read_parquet)
+from wam.data.lerobot_format import Episode, LeRobotDataset, column_to_numpy, read_parquet
+from wam.data.video import unreadable_video_errors
 from wam.errors import ConfigError, DatasetError
 
 LEVELS = ("off", "cheap", "full")
@@ -201,8 +202,8 @@ class _Checker:
                     raise DatasetError("no video stream")
                 stream = container.streams.video[0]
                 size, rate, frames = (stream.height, stream.width), stream.average_rate, stream.frames
-        except av.error.FFmpegError as exc:
-            raise DatasetError(f"cannot be opened as a video ({exc})") from None
+        except unreadable_video_errors() as exc:
+            raise DatasetError(f"cannot be opened as a video ({type(exc).__name__}: {exc})") from None
         if size != (h, w):
             raise DatasetError(f"frames are {size[0]}x{size[1]}, info.json declares {h}x{w}")
         if rate and abs(float(rate) - self.ds.fps) > 0.01:
@@ -238,5 +239,3 @@ def require_clean(dataset: LeRobotDataset, level: str = "cheap", flag: str = "da
         raise DatasetError(f"{dataset.root}: {report.problems[0].line()}{more}; every problem: wam data check "
                            f"{dataset.root}{' --full' if level == 'full' else ''} ({flag}=off skips this check)")
 
-
-__all__ = ["INDEX_FEATURES", "CheckReport", "Problem", "check_dataset", "require_clean", "row_ranges"]
