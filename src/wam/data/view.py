@@ -52,6 +52,7 @@ def describe(ds: LeRobotDataset) -> str:
             fmt = lambda v: "[" + ", ".join(f"{x:+.2f}" for x in np.ravel(v)) + "]"  # noqa: E731
             lines.append(f"{key} mean {fmt(s['mean'])} std {fmt(s['std'])}")
             lines.append(f"{' ' * len(key)} min  {fmt(s['min'])} max {fmt(s['max'])}")
+    lines.append(f"(metadata only: `wam data check {ds.root}` verifies the files themselves)")
     return "\n".join(lines)
 
 
