@@ -251,7 +251,8 @@ class Outcome:
         if self.code is None:
             return "exception"
         lines, out = self.err_lines, self.stdout.strip().splitlines()
-        text = lines[0][:110] if lines else (out or [""])[-1][:110]
+        errors = [line for line in lines if line.startswith("error:")] or lines
+        text = errors[-1][:160] if errors else (out or [""])[-1][:160]
         more = f", {len(lines)} stderr lines" if len(lines) > 1 else ""
         found = f" <br>stdout: {'<br>'.join(line[:150] for line in out[:6])}" if self.code == 1 else ""
         return f"exit {self.code}{more}: {text}{found}"
