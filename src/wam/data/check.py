@@ -152,7 +152,7 @@ class _Checker:
 
     def episode_rows(self, path: Path, ep: Episode, cols: dict[str, np.ndarray], complete: bool) -> None:
         for name, values in cols.items():
-            if values.dtype.kind == "f":
+            if values.dtype.kind == "f" and len(values):
                 bad = ~np.isfinite(values.reshape(len(values), -1)).all(1)
                 if bad.any():
                     kinds = "/".join(k for k, hit in (("NaN", np.isnan(values).any()), ("inf", np.isinf(values).any()))
