@@ -171,10 +171,15 @@ def test_windows_clamp_offsets_and_mark_padding(small_dataset, spec, pick):
         t + np.asarray(spec.obs), 0, length - 1)])
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # [CASES [SEED]] [--unsealed: without wam's checksums, as a dataset made elsewhere]
+    from tests.conftest import unseal
+
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset(Path(tmp) / "ds", lengths=LENGTHS)
-        n = int(sys.argv[1]) if len(sys.argv) > 1 else FAST_CASES
-        result = fuzz(Path(tmp) / "ds", n, seed=int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+        if "--unsealed" in sys.argv:
+            unseal(Path(tmp) / "ds")
+        n = int(args[0]) if args else FAST_CASES
+        result = fuzz(Path(tmp) / "ds", n, seed=int(args[1]) if len(args) > 1 else 0)
         for key, value in sorted(result.items()):
             print(f"{value:6d}  {key}")
