@@ -207,6 +207,9 @@ CASES = [
                                                      f"--out={w.file}/data"], 2, ("--out",)),
     Case("collect --out unwritable", lambda w, d: ["collect", "--tasks=reach-v3", "--episodes=1", "--workers=1",
                                                    "--out=/sys/wam_x/data"], 2, ("--out", "/sys/wam_x")),
+    Case("collect resuming a damaged dataset", lambda w, d: ["collect", "--tasks=reach-v3", "--episodes=1", "--workers=1",
+                                                             f"--out={_data(lambda r: _truncate(r / VIDEO / 'file-001.mp4'))(w, d)[-1]}"],
+         2, ("file-001.mp4", "episode 1", "--data_check=off")),
     Case("collect --out is a file", lambda w, d: ["collect", "--tasks=reach-v3", "--episodes=1", "--workers=1",
                                                   f"--out={w.file}"], 2, ("--out",)),
     # imagine
