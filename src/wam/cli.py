@@ -304,23 +304,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(argv: list[str]) -> int:
-    if argv and argv[0] == "collect":
-        return _collect(argv[1:])
-    if argv and argv[0] == "pretrain":
-        return _pretrain(argv[1:])
-    if argv and argv[0] == "train":
-        return _train(argv[1:])
-    if argv and argv[0] == "eval":
-        return _eval(argv[1:])
-    if argv and argv[0] == "study":
-        return _study(argv[1:])
-    if argv and argv[0] == "quickstart":
-        return _quickstart(argv[1:])
-    if argv and argv[0] == "eval-offline":
-        return _eval_offline(argv[1:])
-    args = build_parser().parse_args(argv)
-    return args.run_verb(args)
+def _run(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "collect":
+            return _collect(argv[1:])
+        if argv and argv[0] == "pretrain":
+            return _pretrain(argv[1:])
+        if argv and argv[0] == "train":
+            return _train(argv[1:])
+        if argv and argv[0] == "eval":
+            return _eval(argv[1:])
+        if argv and argv[0] == "study":
+            return _study(argv[1:])
+        if argv and argv[0] == "quickstart":
+            return _quickstart(argv[1:])
+        if argv and argv[0] == "eval-offline":
+            return _eval_offline(argv[1:])
+        args = build_parser().parse_args(argv)
+        return args.run_verb(args)
+    except WamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything completed so far is saved; run the same command again to resume",
+              file=sys.stderr)
+        return 130
 
 
 def _quiet_stdout() -> None:
@@ -333,7 +342,6 @@ def _quiet_stdout() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a user error is one line on stderr and exit status 2 (`data check`: 1)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         code = _run(argv)
         sys.stdout.flush()  # a closed pipe (`| head`) shows up here, not at exit
@@ -341,10 +349,3 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader quit (`wam data info D | head -3`): stop quietly, as `git log` does
         _quiet_stdout()
         return 141
-    except WamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: everything completed so far is saved; run the same command again to resume",
-              file=sys.stderr)
-        return 130
