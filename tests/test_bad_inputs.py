@@ -184,6 +184,7 @@ CASES = [
     Case("data info | head (closed pipe): quiet, 141 as git", lambda w, d: ["data", "info", str(w.dataset)], 141,
          pipe=True),
     # wam data check
+    Case("data check: no such folder", lambda w, d: ["data", "check", str(d / "nowhere")], 2, ("nowhere",)),
     Case("data check: clean dataset", lambda w, d: ["data", "check", str(w.dataset), "--full"], 0, ("ok",)),
     Case("data check: truncated parquet", _data(lambda r: _truncate(r / "data/chunk-000/file-001.parquet")), 1,
          ("data/chunk-000/file-001.parquet", "episode 1")),

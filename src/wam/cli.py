@@ -221,6 +221,8 @@ def _data_info(args: argparse.Namespace) -> int:
 def _data_check(args: argparse.Namespace) -> int:
     from wam.data.check import check_dataset
 
+    if not Path(args.path).is_dir():
+        raise WamError(f"no dataset at {args.path} (not a directory)")  # a wrong argument (2), not a damaged dataset (1)
     report = check_dataset(args.path, full=args.full)
     for line in report.lines():
         print(line)
