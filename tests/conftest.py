@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from wam.data.writer import LeRobotWriter
@@ -60,6 +62,27 @@ def write_dataset(root: Path, lengths=(20, 25, 30), tasks=("open the drawer", "p
         written["data"].append(data)
         written["tasks"].append(task)
     return written
+
+
+def unseal(root: Path) -> None:
+    """Make a dataset look written elsewhere (or by an older wam): no checksums, so hand edits are read."""
+    info = json.loads((root / "meta/info.json").read_text())
+    info.pop("wam_integrity", None)
+    (root / "meta/info.json").write_text(json.dumps(info))
+    for path in (root / "meta/episodes").glob("chunk-*/file-*.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns([c for c in table.column_names if c.endswith("/sha256")]), path)
+
+
+def drop_column(root: Path, column: str) -> None:
+    """Remove a feature from every data file and from info.json, as a dataset made elsewhere without it
+    (e.g. action-free video)."""
+    for path in (root / "data").glob("chunk-*/file-*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns([column]), path)
+    unseal(root)
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"].pop(column)
+    (root / "meta/info.json").write_text(json.dumps(info))
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import torch
 from safetensors.torch import load_file, save_file
 
-from wam.config import parse_config, save_config
+from wam.config import load_config, save_config
 from wam.errors import WamError
 
 FORMAT = 2  # state.json's `format`: 2 = has a manifest
@@ -221,7 +221,7 @@ def read_config(cls: type[T], folder: str | Path) -> T:
     path = Path(folder) / "config.yaml"
     if not path.is_file():
         raise DamagedCheckpoint(f"{path} is missing: a checkpoint needs the config it was trained with")
-    return parse_config(cls, ["--config", str(path)])
+    return load_config(cls, path)
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
     wam collect [--tasks mw5 --episodes 20 --out data/mw5 --workers 2 ...]
     wam data info PATH
     wam data view PATH --episode K [--out episode.png | episode.mp4]
+    wam data check PATH [--full]     (every problem on one line: file, episode, column; exit 1 if any)
     wam pretrain [--data.path=data/mw5 --out=runs/wm --optim.steps=3000 ...]
     wam train [--paradigm=representation --init=runs/wm --data.path=... --out=runs/policy ...]
     wam eval --policy=runs/policy [--episodes=10 --workers=2 --paraphrase=-1]
@@ -18,18 +19,22 @@
 
 Options of config-driven verbs are the fields of their config dataclass (`wam collect --help`
 lists them with defaults); `--config preset.yaml` loads a preset first. Errors in the input are
-reported on one line (exit status 2), never as a traceback.
+reported on one line (exit status 2), never as a traceback (tests/test_bad_inputs.py holds every
+case tried); a closed pipe (`wam data info D | head -3`) ends the command quietly with status 141.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from pathlib import Path
 
 from wam.config import describe, parse_config
 from wam.data.lerobot_format import LeRobotDataset
-from wam.errors import WamError
+from wam.errors import ConfigError, WamError
+from wam.runs.folders import output_file
 from wam.runs.threads import quiet_openmp
 
 
@@ -156,20 +161,34 @@ def _precision(args: argparse.Namespace, model):
     return prec
 
 
+def _check_sampling(args: argparse.Namespace) -> None:
+    """Refuse sampling flags that would fail deep inside (or be replaced by a default) with the flag named."""
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1 (Euler sampling steps), got {args.steps}")
+    for flag in ("instruction", "then"):
+        value = getattr(args, flag, None)
+        if value is not None and not value.strip():
+            raise ConfigError(f"--{flag} is empty: give an instruction"
+                              + (", or leave the flag out to use the episode's own" if flag == "instruction" else ""))
+
+
 def _imagine(args: argparse.Namespace) -> int:
     from wam.imagination import StartPoint, dataset_start, imagine_clip, load_start_image, load_world_model
     from wam.runs.device import resolve_device
 
+    _check_sampling(args)
+    if args.image and args.instruction is None:
+        raise ConfigError("--instruction is required with --image")
+    output_file(args.out)
     model, cfg = load_world_model(args.run, device=resolve_device(args.device))
     if args.image:
-        if not args.instruction:
-            raise WamError("--instruction is required with --image")
         start = StartPoint(load_start_image(args.image, cfg.data.image_size)[None].repeat(len(model.cfg.obs), 0),
                            None, args.instruction)
     else:
         ds = LeRobotDataset(args.dataset or cfg.data.path)
         start = dataset_start(model, cfg, ds, args.episode, args.frame)
-    instructions = [args.instruction or start.instruction] + ([args.then] if args.then else [])
+    instructions = [start.instruction if args.instruction is None else args.instruction]
+    instructions += [args.then] if args.then is not None else []
     with _precision(args, model).autocast():
         out = imagine_clip(model, start, instructions, args.out, steps=args.steps, seed=args.seed,
                            guidance=args.guidance, encoder_kind=cfg.text_encoder)
@@ -183,6 +202,10 @@ def _imagine_eval(args: argparse.Namespace) -> int:
     from wam.imagination import held_out_episodes, imagination_metrics, load_world_model, metrics_table
     from wam.runs.device import resolve_device
 
+    _check_sampling(args)
+    if args.starts < 1:
+        raise ConfigError(f"--starts must be >= 1, got {args.starts}")
+    out = output_file(args.out or Path(args.run) / "imagination_metrics.json")
     model, cfg = load_world_model(args.run, device=resolve_device(args.device))
     ds = LeRobotDataset(args.dataset or cfg.data.path)
     episodes = held_out_episodes(Path(args.run), ds, cfg.data.path)
@@ -190,7 +213,6 @@ def _imagine_eval(args: argparse.Namespace) -> int:
         metrics = imagination_metrics(model, cfg, ds, episodes, starts=args.starts, steps=args.steps,
                                       seed=args.seed, guidance=args.guidance)
     print(metrics_table(metrics))
-    out = Path(args.out or Path(args.run) / "imagination_metrics.json")
     out.write_text(json.dumps(metrics, indent=2))
     print(f"wrote {out}")
     return 0
@@ -224,6 +246,21 @@ def _data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_check(args: argparse.Namespace) -> int:
+    from wam.data.check import check_dataset
+
+    if not Path(args.path).is_dir():
+        raise WamError(f"no dataset at {args.path} (not a directory)")  # a wrong argument (2), not a damaged dataset (1)
+    report = check_dataset(args.path, full=args.full)
+    for line in report.lines():
+        print(line)
+    if report.problems:
+        print(f"error: {args.path}: {len(report.problems)} problem(s), listed above", file=sys.stderr)
+        return 1
+    print(f"ok: {args.path}: {report.summary()}")
+    return 0
+
+
 def _data_view(args: argparse.Namespace) -> int:
     from wam.data.view import contact_sheet, episode_video
 
@@ -248,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     info = data.add_parser("info", help="what is in a dataset")
     info.add_argument("path")
     info.set_defaults(run_verb=_data_info)
+    check = data.add_parser("check", help="verify a dataset: files open, counts and indices agree, no NaN/inf "
+                            "(exit 1 on any problem, one line each)")
+    check.add_argument("path")
+    check.add_argument("--full", action="store_true", help="also decode every frame of every episode (slower)")
+    check.set_defaults(run_verb=_data_check)
     view = data.add_parser("view", help="a contact sheet (PNG) or video (mp4) of one episode")
     view.add_argument("path")
     view.add_argument("--episode", type=int, default=0)
@@ -296,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _run(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_openmp()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (wam.runs.threads)
     try:
@@ -325,3 +367,22 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: everything completed so far is saved; run the same command again to resume",
               file=sys.stderr)
         return 130
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush cannot fail on a closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user error is one line on stderr and exit status 2 (`data check`: 1)."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe (`| head`) shows up here, not at exit
+        return code
+    except BrokenPipeError:  # the reader quit (`wam data info D | head -3`): stop quietly, as `git log` does
+        _quiet_stdout()
+        return 141

@@ -74,19 +74,31 @@ def _retired(cls: type, key: str, value: Any) -> tuple[str, Any] | None:
     return ".".join([*path, old.new]), old.convert(_coerce(key, value, old.old_type))
 
 
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Turn a CLI string (or YAML value) into the field's type, or explain why not."""
+def _coerce(key: str, value: Any, hint: Any, where: str = "") -> Any:
+    """Turn a CLI string (or YAML value) into the field's type, or explain why not.
+
+    `where` names the source in the message ('--' for a flag, 'file.yaml: ' for a YAML file). A YAML
+    boolean is not a number, nor a list or mapping a scalar: such values are refused, not converted.
+    """
+    name = f"{where or '--'}{key}"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         if value is None or (isinstance(value, str) and value.lower() in {"none", "null"}):
             if type(None) in args:
                 return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(key, value, inner[0])
+        return _coerce(key, value, inner[0], where)
     if origin in (tuple, list):
+        if isinstance(value, dict) or value is None:
+            raise ConfigError(f"{name}: {value!r} is not a list")
         items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip()]
         item_type = args[0] if args else str
-        return origin(_coerce(key, v, item_type) for v in items)
+        return origin(_coerce(key, v, item_type, where) for v in items)
+    type_name = getattr(hint, "__name__", str(hint))
+    if hint in (bool, int, float, str) and (value is None or isinstance(value, (list, tuple, dict))):
+        raise ConfigError(f"{name}: {value!r} is not a valid {type_name} (a single value is expected)")
+    if hint in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{name}: {str(value).lower()} is a boolean, not a valid {type_name}")
     try:
         if hint is bool:
             if isinstance(value, bool):
@@ -98,13 +110,14 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if hint is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return hint(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--{key}: {value!r} is not a valid {getattr(hint, '__name__', hint)}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name}: {value!r} is not a valid {type_name}") from None
     return value
 
 
-def apply_overrides(cfg: T, overrides: dict[str, Any]) -> T:
-    """A copy of `cfg` with dotted keys set ('policy.paradigm': 'joint')."""
+def apply_overrides(cfg: T, overrides: dict[str, Any], where: str = "") -> T:
+    """A copy of `cfg` with dotted keys set ('policy.paradigm': 'joint'); `where` names their source in
+    errors ('' = command-line flags, or 'path.yaml: ')."""
     keys = flat_keys(type(cfg))
     for key, value in overrides.items():
         renamed = _retired(type(cfg), key, value) if key not in keys else None
@@ -113,8 +126,8 @@ def apply_overrides(cfg: T, overrides: dict[str, Any]) -> T:
         if key not in keys:
             close = difflib.get_close_matches(key, keys, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(keys)}"
-            raise ConfigError(f"unknown option '{key}'{hint}")
-        cfg = _set(cfg, key.split("."), _coerce(key, value, keys[key]))
+            raise ConfigError(f"{where}unknown option '{key}'{hint}")
+        cfg = _set(cfg, key.split("."), _coerce(key, value, keys[key], where))
     return cfg
 
 
@@ -155,6 +168,42 @@ def parse_overrides(argv: list[str]) -> dict[str, str]:
     return out
 
 
+def read_yaml_tree(path: str | Path) -> dict:
+    """A YAML file of options as a (nested) mapping, or a ConfigError naming the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no such file {path}")
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of options (key: value), "
+                          f"not a {type(tree).__name__}")
+    return tree
+
+
+def _checked(cfg: T) -> T:
+    check = getattr(cfg, "check", None)
+    if callable(check):
+        check()
+    return cfg
+
+
+def load_config(cls: type[T], path: str | Path) -> T:
+    """A config saved as YAML (e.g. the `config.yaml` next to a checkpoint); errors name the file."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{path} is missing (every run and checkpoint folder holds its config.yaml)")
+    return _checked(apply_overrides(cls(), flatten_tree(read_yaml_tree(path)), where=f"{path}: "))
+
+
 def parse_config(cls: type[T], argv: list[str]) -> T:
     """Defaults, then the YAML file given by --config, then the remaining flags."""
     overrides = parse_overrides(argv)
@@ -164,12 +213,8 @@ def parse_config(cls: type[T], argv: list[str]) -> T:
         path = Path(preset)
         if not path.is_file():
             raise ConfigError(f"--config: no such file {path}")
-        cfg = apply_overrides(cfg, flatten_tree(yaml.safe_load(path.read_text()) or {}))
-    cfg = apply_overrides(cfg, overrides)
-    check = getattr(cfg, "check", None)
-    if callable(check):
-        check()
-    return cfg
+        cfg = apply_overrides(cfg, flatten_tree(read_yaml_tree(path)), where=f"{path}: ")
+    return _checked(apply_overrides(cfg, overrides))
 
 
 def describe(cls: type) -> str:

@@ -48,6 +48,7 @@ from wam.runs.precision import check_precision
 from wam.runs.threads import apply_worker_env, share
 from wam.runs.lock import folder_lock
 from wam.runs.seeding import episode_generator
+from wam.runs.folders import output_dir
 
 EVAL_SEED = 10_000
 CRASH_SEED_ENV = "WAM_EVAL_CRASH_SEED"  # a worker given this scene seed dies (tests of the crash path)

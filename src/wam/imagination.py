@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from wam.checkpoint import load_checkpoint
 from wam.data.frames import cached_frames
@@ -31,6 +31,7 @@ from wam.models.world_model import VideoWorldModel
 from wam.nn.image_metrics import psnr, ssim
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.pretrain import PretrainConfig
+from wam.runs.folders import output_file
 
 
 def load_world_model(path: str | Path, use_ema: bool = True,
@@ -39,7 +40,12 @@ def load_world_model(path: str | Path, use_ema: bool = True,
     ckpt = load_checkpoint(path, kind=VideoWorldModel.kind)
     cfg = ckpt.config(PretrainConfig)
     model = VideoWorldModel(cfg.model, FrameAutoencoder(cfg.tokenizer_config()))
-    model.load_state_dict(ckpt.model)
+    try:
+        model.load_state_dict(ckpt.model)
+    except RuntimeError as exc:  # missing / unexpected keys or other shapes
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise WamError(f"{ckpt.path / 'config.yaml'} does not describe the weights in {ckpt.path} "
+                       f"({first[:200]}); was the config edited?") from None
     if use_ema and ckpt.ema is not None:
         with torch.no_grad():
             params = dict(model.named_parameters())
@@ -53,7 +59,12 @@ def load_start_image(path: str | Path, size: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise WamError(f"no image at {path}")
-    image = np.asarray(Image.open(path).convert("RGB"))
+    try:
+        with Image.open(path) as opened:
+            image = np.asarray(opened.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise WamError(f"--image {path} is not an image that can be read ({type(exc).__name__}: {exc}); "
+                       "give a PNG or JPEG") from None
     if image.shape[:2] != (size, size):
         raise WamError(f"{path} is {image.shape[1]}x{image.shape[0]}; this world model takes {size}x{size} "
                        f"frames (resize it first, e.g. with PIL: Image.open(p).resize(({size}, {size})))")
@@ -81,8 +92,7 @@ def _label(image: np.ndarray, text: str, scale: int) -> np.ndarray:
 
 def write_clip(panels: dict[str, np.ndarray], out: str | Path, fps: int = 3, scale: int = 3) -> Path:
     """Side-by-side panels, each (T, H, W, 3) uint8, as an mp4 or GIF (by the suffix of `out`)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output_file(out)
     length = max(len(v) for v in panels.values())
     frames = []
     for i in range(length):

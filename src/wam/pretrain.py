@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from wam.config import save_config
+from wam.data.check import require_clean
 from wam.data.frames import ArrayFrames, cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import resolve_tasks
@@ -38,6 +39,7 @@ from wam.runs.device import check_device, resolve_device
 from wam.runs.lock import holding_lock
 from wam.runs.seeding import seed_run
 from wam.trainer import OptimConfig, runtime_report, train
+from wam.runs.folders import output_dir
 
 
 @dataclass
@@ -54,6 +56,7 @@ class DataConfig:
     video_only_tasks: str = ""
     # train (and hold out) only these tasks of the dataset: Meta-World names or a suite, comma-separated; empty = all
     tasks: str = ""
+    check: str = "cheap"  # verify the dataset at start (`wam data check`): off | cheap | full (decode every frame)
 
 
 @dataclass
@@ -217,6 +220,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
         runtime_report(out, device, cfg.optim.precision)  # before the tokenizer: say what runs where, and why
     distributed.wait_for_rank_zero()  # rank 0 decodes, trains the tokenizer and writes first; the others read
     ds = LeRobotDataset(cfg.data.path)
+    require_clean(ds, cfg.data.check)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task, cfg.data.tasks)

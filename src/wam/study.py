@@ -35,7 +35,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from wam.checkpoint import read_config, read_state, resolve_checkpoint
-from wam.config import apply_overrides, parse_config, save_config
+from wam.config import apply_overrides, load_config, parse_config, save_config
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import resolve_tasks
 from wam.envs.collect import collect
@@ -50,6 +50,7 @@ from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDat
                               load_study, plan_cells, study_dir)
 from wam.train import TrainConfig, train_policy
 from wam.trainer import read_log
+from wam.runs.folders import output_dir
 
 __all__ = ["STUDIES", "BudgetConfig", "StudyConfig", "StudyDataConfig", "VariantSpec", "load_study", "run_study",
            "study_dir"]
@@ -177,7 +178,7 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
         return None
     info = json.loads((folder / "eval/eval_info.json").read_text())
     state = json.loads((folder / "cell.json").read_text())
-    tc = parse_config(TrainConfig, ["--config", str(folder / "config.yaml")])
+    tc = load_config(TrainConfig, folder / "config.yaml")
     o, last = info["overall"], (read_log(folder / "log.csv") or [{}])[-1]
     extra = {k: float(last[k]) for k in ("loss", "val_loss", "samples_per_s") if last.get(k)}
     extra.update(control_hz=o.get("control_hz"), paraphrase=info["config"].get("paraphrase", -1))
@@ -240,7 +241,7 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
     """Run (or resume) a study; returns the summary."""
     cfg.check()
     root = study_dir(cfg)
-    root.mkdir(parents=True, exist_ok=True)
+    output_dir(root)
     check_resume(cfg, root)
     save_config(cfg, root / "study.yaml")
     start = time.perf_counter()

@@ -23,9 +23,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-import yaml
 
-from wam.config import apply_overrides, flat_keys, flatten_tree, parse_config, parse_overrides
+from wam.config import apply_overrides, flat_keys, flatten_tree, parse_config, parse_overrides, read_yaml_tree
 from wam.envs.collect import CollectConfig
 from wam.errors import ConfigError
 from wam.evaluate import EvalConfig
@@ -219,7 +218,7 @@ def load_study(spec: str, argv: list[str] = ()) -> StudyConfig:
             known = sorted(p.stem for p in STUDIES.glob("*.yaml")) if STUDIES.is_dir() else []
             raise ConfigError(f"no study config {spec!r}: give a YAML file or one of {', '.join(known) or '(none)'}")
         path = named[0]
-    keys = {**flatten_tree(yaml.safe_load(path.read_text()) or {}), **parse_overrides(list(argv))}
+    keys = {**flatten_tree(read_yaml_tree(path)), **parse_overrides(list(argv))}
     _refuse_pending(keys, flat_keys(StudyConfig))
     for i, v in enumerate(keys.get("variants") or []):
         if isinstance(v, dict):

@@ -27,13 +27,14 @@ import torch
 
 from wam.checkpoint import load_checkpoint, read_config, resolve_checkpoint
 from wam.config import save_config
+from wam.data.check import require_clean
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.stats import vector_stats
 from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import ACTION_KEY, STATE_KEY, WindowDataset, WindowSpec
-from wam.errors import ConfigError
+from wam.errors import ConfigError, WamError
 from wam.imagination import load_world_model
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms import PARADIGM_NAMES, PolicyModelConfig, build_paradigm, strategy
@@ -46,6 +47,7 @@ from wam.runs.device import check_device, resolve_device
 from wam.runs.lock import holding_lock
 from wam.runs.seeding import seed_run
 from wam.trainer import OptimConfig, runtime_report, train
+from wam.runs.folders import output_dir
 
 KIND = "wam-policy"
 
@@ -115,6 +117,7 @@ def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, 
     """The dataset, its frames (decoded once, resized) and its training / held-out episodes; fills in
     `cfg.data.image_key` and `cfg.data.source_size`."""
     ds = LeRobotDataset(cfg.data.path)
+    require_clean(ds, cfg.data.check)
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     cfg.data.image_key = key
     cfg.data.source_size = int(ds.feature(key)["shape"][0])
@@ -228,7 +231,11 @@ def load_policy(path: str | Path, use_ema: bool = True, device: str = "cpu",
     stats = {k: {s: np.zeros(d) for s in ("mean", "std", "min", "max")} for k, d in dims.items()}
     tokenizer = None if cfg.paradigm in REFERENCES else FrameAutoencoder(tok_cfg)
     policy = build_policy(cfg, tokenizer, stats, cfg.data.image_key, cfg.data.source_size or None)
-    policy.load_state_dict(ckpt.model)
+    try:
+        policy.load_state_dict(ckpt.model)
+    except RuntimeError as exc:  # missing / unexpected keys or other shapes
+        raise WamError(f"{ckpt.path / 'config.yaml'} does not describe the weights in {ckpt.path} "
+                       f"({str(exc).splitlines()[-1].strip()[:200]}); was the config edited?") from None
     if use_ema and ckpt.ema is not None:
         params = dict(policy.named_parameters())
         with torch.no_grad():

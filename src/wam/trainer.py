@@ -285,8 +285,11 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
             optimizer.zero_grad(set_to_none=True)
             loss, metrics = step_gradients(forward, batches, accumulate, prec, scaler, cfg.seed, step, ctx.rank)
             if not torch.isfinite(loss):
-                raise WamError(f"loss is {loss.item()} at step {step}: training stopped, nothing saved; "
-                               f"resume from the last good checkpoint in {run_dir / 'checkpoints'} with a lower lr")
+                last_good = (f"the last good checkpoint is in {run_dir / 'checkpoints'}"
+                             if (run_dir / "checkpoints" / "last").exists() else "no checkpoint was saved before it")
+                raise WamError(f"loss is {loss.item()} at step {step}: training stopped, nothing saved ({last_good}); "
+                               "NaN/inf in the data? `wam data check DATASET` names file, column and rows; "
+                               "otherwise try a lower optim.lr")
             grad_norm = _optimizer_step(params, optimizer, scaler, cfg.grad_clip)
             scheduler.step()
             ema.update(model, step)

@@ -89,6 +89,7 @@ def test_reads_episodes_that_share_files(tmp_path):
     pq.write_table(pa.table({"task_index": [0], "__index_level_0__": ["stack"]}), src / "meta/tasks.parquet")
     info = json.loads((src / "meta/info.json").read_text())
     info.update(total_episodes=2, total_frames=21)
+    info.pop("wam_integrity")  # made elsewhere: no checksums of wam's
     write_json_atomic(info, src / "meta/info.json")
 
     ds = LeRobotDataset(src)
@@ -151,6 +152,9 @@ def test_wrong_schema_named(tiny_dataset):
     root, _ = tiny_dataset
     info = json.loads((root / "meta/info.json").read_text())
     info["features"]["action"]["shape"] = [7]
+    (root / "meta/info.json").write_text(json.dumps(info))
+    _expect(root, "info.json", "changed after wam wrote it", "wam_integrity")  # wam's seal sees the edit
+    info.pop("wam_integrity")  # accepted as an edit on purpose: the schema itself is checked
     (root / "meta/info.json").write_text(json.dumps(info))
     _expect(root, "'action'", "[7]")
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 
-from tests.conftest import IMAGE_KEY, moving_square, episode_arrays
+from tests.conftest import IMAGE_KEY, drop_column, episode_arrays, moving_square
 from wam.data.frames import ArrayFrames, VideoFrames, cached_frames
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.windows import WindowDataset, WindowSpec, make_loader, strided
@@ -64,8 +63,7 @@ def test_offsets_that_cannot_be_served(tiny_dataset, spec, needle):
 
 def test_action_free_never_reads_the_action_column(tiny_dataset):
     root, _ = tiny_dataset
-    for path in (root / "data").glob("chunk-*/file-*.parquet"):
-        pq.write_table(pq.read_table(path).drop_columns(["action"]), path)  # only action-free video left
+    drop_column(root, "action")  # only action-free video left
     ds = LeRobotDataset(root)
     video_only = WindowDataset(ds, WindowSpec(obs=(0,), future=strided(2, 4)))
     sample = video_only[5]

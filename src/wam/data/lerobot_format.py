@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wam.data import integrity
 from wam.data import stats as stats_lib
 from wam.data.video import decode_video
 from wam.errors import DatasetError
@@ -64,16 +65,20 @@ class Episode:
     from_index: int  # global `index` of its first frame
     videos: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # key -> chunk, file, t0
     extras: dict[str, object] = field(default_factory=dict)  # wam's own columns (env_task, seed)
+    digests: dict[str, str] = field(default_factory=dict)  # "data" / video key -> SHA-256 of its file
 
 
 def read_json(path: Path) -> dict:
-    """A JSON file, or a DatasetError naming it."""
+    """A JSON object from a file, or a DatasetError naming it."""
     if not path.is_file():
         raise DatasetError(f"missing file: {path}")
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path} is not valid JSON ({exc}); the file is truncated or corrupt") from None
+    if not isinstance(value, dict):
+        raise DatasetError(f"{path}: expected a JSON object, found a {type(value).__name__}; the file is corrupt")
+    return value
 
 
 def read_parquet(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
@@ -82,13 +87,16 @@ def read_parquet(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
         raise DatasetError(f"missing file: {path}")
     try:
         table = pq.read_table(path, columns=list(columns) if columns is not None else None)
-    except (pa.ArrowException, OSError) as exc:
+        table.validate(full=True)  # e.g. text that is not UTF-8
+    except (pa.ArrowException, OSError, ValueError) as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from None
     return table
 
 
 def column_to_numpy(table: pa.Table, name: str, shape: Sequence[int], where: Path) -> np.ndarray:
     """A (N, *shape) array from a scalar or (fixed-size) list column, checking its shape."""
+    if name not in table.column_names:
+        raise DatasetError(f"{where}: column '{name}' is missing")
     column = table.column(name).combine_chunks()
     n = len(column)
     if pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type) or pa.types.is_large_list(column.type):
@@ -98,6 +106,8 @@ def column_to_numpy(table: pa.Table, name: str, shape: Sequence[int], where: Pat
         array = values.to_numpy(zero_copy_only=False)
     else:
         array = column.to_numpy(zero_copy_only=False)
+    if array.dtype.kind not in "biuf":
+        raise DatasetError(f"{where}: column '{name}' holds {column.type} values, not numbers")
     expected = int(np.prod(shape)) if len(shape) else 1
     if array.size != n * expected:
         raise DatasetError(
@@ -108,11 +118,19 @@ def column_to_numpy(table: pa.Table, name: str, shape: Sequence[int], where: Pat
     return array.reshape((n,) if shape in ((), (1,)) else (n, *shape))
 
 
+def _whole(value: object, minimum: int = 0) -> bool:
+    """An integer (not a bool) >= minimum: what counts, indices and lengths must be."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
+
+
 class LeRobotDataset:
     """A LeRobot v3.0 dataset on disk: metadata in memory, data and video read on demand."""
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    def __init__(self, root: str | Path, strict: bool = True):
+        """`strict=False` (what `wam data check` uses) records checksum mismatches of the metadata in
+        `integrity_problems` instead of raising, so that every other problem can be found too."""
+        self.root, self.strict = Path(root), strict
+        self.integrity_problems: list[str] = []
         if not self.root.is_dir():
             raise DatasetError(f"no dataset at {self.root} (not a directory)")
         self.info = read_json(self.root / INFO_PATH)
@@ -120,41 +138,81 @@ class LeRobotDataset:
         self.fps: int = int(self.info["fps"])
         self.features: dict[str, dict] = self.info["features"]
         self.video_keys = [k for k, f in self.features.items() if f["dtype"] == "video"]
+        self.sealed = self._unseal()  # None: not written by wam
         self.tasks = self._read_tasks()
+        self._rows: list[dict] = []  # committed meta/episodes rows (per-episode statistics)
         self.episodes = self._read_episodes()
-        stats_path = self.root / STATS_PATH
-        self.stats = stats_lib.from_json(read_json(stats_path)) if stats_path.exists() else {}
+        self.stats = self._read_stats()
+        self._verified: set[Path] = set()
 
     # -- metadata -------------------------------------------------------------------------
     def _check_info(self) -> None:
-        where = self.root / INFO_PATH
+        where, info = self.root / INFO_PATH, self.info
         for key in ("codebase_version", "fps", "features", "total_episodes", "data_path"):
-            if key not in self.info:
+            if key not in info:
                 raise DatasetError(f"{where}: required field '{key}' is missing")
-        version = str(self.info["codebase_version"])
+        version = str(info["codebase_version"])
         if not version.startswith("v3."):
             raise DatasetError(f"{where}: codebase_version is {version!r}; wam reads LeRobot v3.x datasets")
-        for name, feat in self.info["features"].items():
+        fps = info["fps"]
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0 or not float(fps).is_integer():
+            raise DatasetError(f"{where}: 'fps' must be a positive whole number (frames a second), got {fps!r}")
+        if not _whole(info["total_episodes"]):
+            raise DatasetError(f"{where}: 'total_episodes' must be a whole number >= 0, got {info['total_episodes']!r}")
+        if not isinstance(info["features"], dict):
+            raise DatasetError(f"{where}: 'features' must be a mapping of feature name -> dtype and shape")
+        for name, feat in info["features"].items():
             if not isinstance(feat, dict) or "dtype" not in feat or "shape" not in feat:
                 raise DatasetError(f"{where}: feature '{name}' needs 'dtype' and 'shape'")
-        if any(f["dtype"] == "video" for f in self.info["features"].values()) and "video_path" not in self.info:
+            if not isinstance(feat["dtype"], str) or not isinstance(feat["shape"], list) \
+                    or not all(_whole(d, 1) for d in feat["shape"]):
+                raise DatasetError(f"{where}: feature '{name}' has dtype {feat['dtype']!r} and shape {feat['shape']!r}; "
+                                   "expected a dtype name and a list of sizes >= 1")
+            if feat["dtype"] == "video" and len(feat["shape"]) != 3:
+                raise DatasetError(f"{where}: video feature '{name}' has shape {feat['shape']}, expected [H, W, 3]")
+        videos = any(f["dtype"] == "video" for f in info["features"].values())
+        if videos and "video_path" not in info:
             raise DatasetError(f"{where}: video features are declared but 'video_path' is missing")
+        for key, fields in (("data_path", {}), ("video_path", {"video_key": "k"})):
+            if key == "video_path" and not videos:
+                continue
+            try:
+                str.format(info[key], chunk_index=0, file_index=0, **fields)
+            except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+                raise DatasetError(f"{where}: '{key}' {info[key]!r} is not a path template like {DATA_PATH!r}") from None
+
+    def _unseal(self) -> dict | None:
+        try:
+            return integrity.unseal(self.info, self.root / INFO_PATH)
+        except DatasetError as exc:
+            self._seal_broken(str(exc))
+            entry = self.info.get(integrity.KEY)
+            return entry if isinstance(entry, dict) and isinstance(entry.get("episodes"), dict) else None
+
+    def _seal_broken(self, message: str) -> None:
+        if self.strict:
+            raise DatasetError(message)
+        self.integrity_problems.append(message)
 
     def _read_tasks(self) -> list[str]:
         path = self.root / TASKS_PATH
         table = read_parquet(path)
         names = [c for c in table.column_names if pa.types.is_string(table.schema.field(c).type)
                  or pa.types.is_large_string(table.schema.field(c).type)]
-        if "task_index" not in table.column_names or len(names) != 1:
-            raise DatasetError(f"{path}: expected a 'task_index' column and one string column (the task)")
-        order = table.column("task_index").to_numpy()
+        if "task_index" not in table.column_names or len(names) != 1 \
+                or not pa.types.is_integer(table.schema.field("task_index").type):
+            raise DatasetError(f"{path}: expected an integer 'task_index' column and one string column (the task)")
+        order = table.column("task_index").to_pylist()
         tasks = table.column(names[0]).to_pylist()
-        out = [""] * len(tasks)
+        out: list[str | None] = [None] * len(tasks)
         for i, task in zip(order, tasks):
-            if not 0 <= i < len(tasks):
-                raise DatasetError(f"{path}: task_index {i} out of range 0..{len(tasks) - 1}")
+            if i is None or not 0 <= i < len(tasks) or out[i] is not None or not isinstance(task, str):
+                raise DatasetError(f"{path}: task_index {i} ({task!r}) is out of range 0..{len(tasks) - 1}, "
+                                   "repeated, or has no task text")
             out[i] = task
-        return out
+        if self.sealed is not None and integrity.digest(out[: self.info.get("total_tasks", len(out))]) != self.sealed["tasks"]:
+            self._seal_broken(f"{path}: {integrity.EDITED}")
+        return out  # type: ignore[return-value]
 
     def _read_episodes(self) -> list[Episode]:
         folder = self.root / EPISODES_DIR
@@ -164,35 +222,87 @@ class LeRobotDataset:
             raise DatasetError(f"no episode metadata: {folder}/chunk-*/file-*.parquet is missing")
         rows: dict[int, Episode] = {}
         for path in files:
-            for episode in self._episodes_in(path):
+            for episode in self._episodes_in(path, total):
+                if episode.index in rows:
+                    raise DatasetError(f"{path}: episode {episode.index} is listed twice in meta/episodes")
                 rows[episode.index] = episode
         missing = [i for i in range(total) if i not in rows]
         if missing:
             raise DatasetError(
                 f"{folder}: info.json lists {total} episodes but metadata for episode {missing[0]} is missing"
             )
+        if self.sealed is not None:
+            listed = {f"{EPISODES_DIR}/{p.parent.name}/{p.name}" for p in files}
+            absent = sorted(set(self.sealed["episodes"]) - listed)
+            if absent:
+                self._seal_broken(f"missing file: {self.root / absent[0]}")
         return [rows[i] for i in range(total)]  # later rows belong to an unfinished write
 
-    def _episodes_in(self, path: Path) -> list[Episode]:
+    def _episodes_in(self, path: Path, total: int) -> list[Episode]:
         table = read_parquet(path)
         needed = list(_EPISODE_COLUMNS) + [f"videos/{k}/{c}" for k in self.video_keys for c in _VIDEO_COLUMNS]
         absent = [c for c in needed if c not in table.column_names]
         if absent:
             raise DatasetError(f"{path}: episode metadata column '{absent[0]}' is missing")
-        cols = table.to_pydict()
-        starts = cols.get("dataset_from_index") or list(np.cumsum([0] + cols["length"][:-1]))
-        episodes = []
-        for i, index in enumerate(cols["episode_index"]):
-            videos = {
-                k: (cols[f"videos/{k}/chunk_index"][i], cols[f"videos/{k}/file_index"][i],
-                    float(cols[f"videos/{k}/from_timestamp"][i]))
-                for k in self.video_keys
-            }
-            extras = {c: cols[c][i] for c in ("env_task", "seed") if c in cols}
-            episodes.append(Episode(int(index), int(cols["length"][i]), list(cols["tasks"][i]),
-                                    int(cols["data/chunk_index"][i]), int(cols["data/file_index"][i]),
-                                    int(starts[i]), videos, extras))
+        rows = table.to_pylist()
+        keep = [_whole(r["episode_index"]) and r["episode_index"] < total for r in rows]
+        committed = [r for r, k in zip(rows, keep) if k]
+        starts = np.cumsum([0] + [r["length"] if _whole(r["length"]) else 0 for r in rows[:-1]])
+        episodes = [self._episode(row, path, int(start)) for row, start, k in zip(rows, starts, keep) if k]
+        if self.sealed is not None and committed:
+            expected = self.sealed["episodes"].get(f"{EPISODES_DIR}/{path.parent.name}/{path.name}")
+            if integrity.digest(committed) != expected:
+                self._seal_broken(f"{path}: {integrity.EDITED}")
+        self._rows += committed
         return episodes
+
+    def _episode(self, row: dict, path: Path, start: int) -> Episode:
+        """One meta/episodes row, its types checked, as an Episode."""
+        index = row["episode_index"]
+        bad = [c for c in ("length", "data/chunk_index", "data/file_index") if not _whole(row[c], c == "length")]
+        bad += [f"videos/{k}/{c}" for k in self.video_keys for c in ("chunk_index", "file_index")
+                if not _whole(row[f"videos/{k}/{c}"])]
+        bad += [f"videos/{k}/from_timestamp" for k in self.video_keys
+                if not isinstance(row[f"videos/{k}/from_timestamp"], (int, float))
+                or not 0 <= row[f"videos/{k}/from_timestamp"] < float("inf")]
+        if row.get("dataset_from_index") is not None and not _whole(row["dataset_from_index"]):
+            bad.append("dataset_from_index")
+        tasks = row["tasks"]
+        if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+            bad.append("tasks")
+        if bad:
+            raise DatasetError(f"{path}: episode {index}: column '{bad[0]}' holds {row[bad[0]]!r}, "
+                               "not a valid value (the file is corrupt)")
+        videos = {k: (row[f"videos/{k}/chunk_index"], row[f"videos/{k}/file_index"],
+                      float(row[f"videos/{k}/from_timestamp"])) for k in self.video_keys}
+        digests = {name: row[f"{column}/sha256"] for name, column in
+                   [("data", "data"), *[(k, f"videos/{k}") for k in self.video_keys]] if row.get(f"{column}/sha256")}
+        extras = {c: row[c] for c in ("env_task", "seed") if c in row}
+        first = row.get("dataset_from_index")
+        return Episode(int(index), int(row["length"]), list(tasks), int(row["data/chunk_index"]),
+                       int(row["data/file_index"]), int(start if first is None else first), videos, extras, digests)
+
+    def _read_stats(self) -> dict:
+        path = self.root / STATS_PATH
+        if self.sealed is not None and self.sealed.get("stats") is not None:
+            try:
+                raw = read_json(path)
+                if integrity.digest(raw) == self.sealed["stats"]:
+                    return stats_lib.from_json(raw)
+            except DatasetError:
+                pass
+            # damaged, or written for an episode whose commit was interrupted: merge the committed episodes' own
+            features = {k: f for k, f in self.features.items() if k not in INDEX_FEATURES}
+            per_episode = [stats_lib.from_episode_row(r, features) for r in self._rows]
+            return {k: {s: np.asarray(v, dtype=np.float64) for s, v in
+                        stats_lib.aggregate(e[k] for e in per_episode).items()} for k in per_episode[0]}
+        if not path.exists():
+            return {}
+        raw = read_json(path)
+        try:
+            return stats_lib.from_json(raw)
+        except (AttributeError, TypeError, ValueError):
+            raise DatasetError(f"{path}: expected feature -> statistic -> values; the file is corrupt") from None
 
     # -- properties -----------------------------------------------------------------------
     @property
@@ -249,6 +359,7 @@ class LeRobotDataset:
                         f"{path}: episode {ep.index} has {len(rows)} rows, meta/episodes says {ep.length}"
                     )
                 pieces[ep.index] = {c: a[rows] for c, a in arrays.items()}
+            self.verify_file(path, eps[0].digests.get("data"))
         return {c: np.concatenate([pieces[ep.index][c] for ep in chosen]) for c in columns}
 
     def decode_frames(self, key: str, episode: int) -> np.ndarray:
@@ -263,7 +374,19 @@ class LeRobotDataset:
             raise DatasetError(
                 f"{self.video_file(key, ep)}: frames are {frames.shape[1:]}, info.json declares {list(expected)}"
             )
+        self.verify_file(self.video_file(key, ep), ep.digests.get(key))
         return frames
+
+    def verify_file(self, path: Path, sha256: str | None) -> None:
+        """Refuse a data or video file whose content is not what the writer recorded (once per file)."""
+        if sha256 is None or path in self._verified:
+            return
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DatasetError(f"cannot read {path}: {exc}") from None
+        integrity.verify(path, data, sha256)
+        self._verified.add(path)
 
 
 def write_json_atomic(data: dict, path: Path) -> None:

@@ -59,6 +59,19 @@ def aggregate(per_episode: Iterable[Mapping[str, np.ndarray]]) -> Stats:
     }
 
 
+def from_episode_row(row: Mapping[str, object], features: Mapping[str, dict]) -> dict[str, Stats]:
+    """One episode's statistics from its meta/episodes row (`stats/<feature>/<stat>` columns), for
+    the features in `features` that have them; video features have shape (3, 1, 1)."""
+    out: dict[str, Stats] = {}
+    for key, feat in features.items():
+        if f"stats/{key}/mean" not in row:
+            continue
+        shape = (3, 1, 1) if feat["dtype"] == "video" else tuple(feat["shape"])
+        out[key] = {s: np.asarray(row[f"stats/{key}/{s}"], dtype=np.float64).reshape((1,) if s == "count" else shape)
+                    for s in STAT_NAMES}
+    return out
+
+
 def to_json(stats: Mapping[str, Stats]) -> dict:
     """Stats as nested lists for meta/stats.json."""
     return {key: {name: np.asarray(v).tolist() for name, v in s.items()} for key, s in stats.items()}

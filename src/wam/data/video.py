@@ -69,6 +69,13 @@ def encode_video(frames: np.ndarray, path: str | Path, fps: int, codec: VideoCod
     os.replace(tmp, path)
 
 
+def unreadable_video_errors() -> tuple[type[Exception], ...]:
+    """What PyAV raises on a damaged file: FFmpeg's errors, and metadata that is not text (found by fuzzing)."""
+    import av
+
+    return av.error.FFmpegError, UnicodeDecodeError, EOFError
+
+
 def decode_video(
     path: str | Path,
     start_s: float = 0.0,
@@ -101,8 +108,8 @@ def decode_video(
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if num_frames is not None and len(frames) == num_frames:
                     break
-    except av.error.FFmpegError as exc:  # corrupt or truncated container
-        raise DatasetError(f"cannot decode video {path}: {exc}") from None
+    except unreadable_video_errors() as exc:  # corrupt or truncated container
+        raise DatasetError(f"cannot decode video {path}: {type(exc).__name__}: {exc}") from None
     except IndexError:
         raise DatasetError(f"no video stream in {path}") from None
     if num_frames is not None and len(frames) < num_frames:

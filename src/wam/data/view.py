@@ -16,7 +16,8 @@ import numpy as np
 
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.video import encode_video
-from wam.errors import ConfigError
+from wam.errors import ConfigError, DatasetError
+from wam.runs.folders import output_file
 
 
 def _disk_size(root: Path) -> int:
@@ -51,6 +52,7 @@ def describe(ds: LeRobotDataset) -> str:
             fmt = lambda v: "[" + ", ".join(f"{x:+.2f}" for x in np.ravel(v)) + "]"  # noqa: E731
             lines.append(f"{key} mean {fmt(s['mean'])} std {fmt(s['std'])}")
             lines.append(f"{' ' * len(key)} min  {fmt(s['min'])} max {fmt(s['max'])}")
+    lines.append(f"(metadata only: `wam data check {ds.root}` verifies the files themselves)")
     return "\n".join(lines)
 
 
@@ -68,6 +70,9 @@ def _episode_frames(ds: LeRobotDataset, episode: int, key: str | None) -> tuple[
     """The video key to show (default: the first) and the episode's frames (T, H, W, 3)."""
     if not 0 <= episode < ds.num_episodes:
         raise ConfigError(f"--episode {episode} does not exist: the dataset has episodes 0..{ds.num_episodes - 1}")
+    if key is None and not ds.video_keys:
+        raise DatasetError(f"{ds.root / 'meta/info.json'}: the dataset declares no video feature, so there are "
+                           f"no frames to show (its features: {', '.join(ds.features)})")
     key = key or ds.video_keys[0]
     return key, ds.decode_frames(key, episode)
 
@@ -112,8 +117,7 @@ def contact_sheet(ds: LeRobotDataset, episode: int, out: str | Path, key: str | 
     origin = f" ({ep.extras['env_task']}, seed {ep.extras.get('seed')})" if "env_task" in ep.extras else ""
     fig.suptitle(f'"{ep.tasks[0]}"\nepisode {episode}{origin}, {ep.length} frames, {key}', fontsize=10)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output_file(out)
     fig.savefig(out)
     plt.close(fig)
     return out
@@ -141,6 +145,6 @@ def episode_video(ds: LeRobotDataset, episode: int, out: str | Path, key: str | 
         x = int(round(x0 + (x1 - x0) * i / max(len(frames) - 1, 1)))
         panel[:, max(x - 1, 0):x + 1] = (200, 30, 30)
         out_frames.append(np.concatenate([image, panel[:height]], axis=1))
-    out = Path(out)
+    out = output_file(out)
     encode_video(np.stack(out_frames), out, ds.fps)
     return out

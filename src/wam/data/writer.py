@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from wam.data import integrity
 from wam.data import stats as stats_lib
 from wam.data.lerobot_format import (
     CODEBASE_VERSION, DATA_PATH, EPISODES_PATH, INDEX_FEATURES, INFO_PATH, STATS_PATH, TASKS_PATH,
@@ -82,11 +83,13 @@ class LeRobotWriter:
         self.tasks: list[str] = []
         self.rows: list[dict] = []  # meta/episodes rows of the committed episodes
         self.episode_stats: list[dict[str, dict[str, np.ndarray]]] = []
+        self.meta_digests: dict[str, str] = {}  # meta/episodes file -> digest of its rows (wam_integrity)
         if (self.root / INFO_PATH).exists():
             self._reopen()
         else:
             self.root.mkdir(parents=True, exist_ok=True)
             write_parquet_atomic(_tasks_table([]), self.root / TASKS_PATH)
+            self.info = integrity.seal(self.info, {}, [], None)
             write_json_atomic(self.info, self.root / INFO_PATH)
 
     # -- reopening ---------------------------------------------------------------------------
@@ -104,20 +107,16 @@ class LeRobotWriter:
         self.tasks = list(existing.tasks)
         n = existing.num_episodes
         for path in sorted((self.root / "meta/episodes").glob("chunk-*/file-*.parquet")):
-            self.rows += [r for r in read_parquet(path).to_pylist() if r["episode_index"] < n]
+            kept = [r for r in read_parquet(path).to_pylist() if r["episode_index"] < n]
+            self.rows += kept
+            if kept:
+                self.meta_digests[path.relative_to(self.root).as_posix()] = integrity.digest(kept)
         self.rows.sort(key=lambda r: r["episode_index"])
         self.episode_stats = [self._stats_from_row(r) for r in self.rows]
         self._remove_leftovers(n)
 
     def _stats_from_row(self, row: dict) -> dict[str, dict[str, np.ndarray]]:
-        out: dict[str, dict[str, np.ndarray]] = {}
-        for key, feat in self.features.items():
-            if key in INDEX_FEATURES:
-                continue
-            shape = (3, 1, 1) if feat["dtype"] == "video" else tuple(feat["shape"])
-            out[key] = {s: np.asarray(row[f"stats/{key}/{s}"], dtype=np.float64).reshape(
-                (1,) if s == "count" else shape) for s in stats_lib.STAT_NAMES}
-        return out
+        return stats_lib.from_episode_row(row, {k: f for k, f in self.features.items() if k not in INDEX_FEATURES})
 
     def _remove_leftovers(self, committed: int) -> None:
         """Delete temp files and files of episodes past the last commit; rewrite the last meta file."""
@@ -179,7 +178,9 @@ class LeRobotWriter:
         columns = {**data, **index}
         table = pa.table({k: _arrow_column(np.asarray(columns[k]), self.features[k]["shape"])
                           for k in self.features if k not in self.video_keys})
-        write_parquet_atomic(table, self.root / DATA_PATH.format(**self._file_location(ep)))
+        data_path = self.root / DATA_PATH.format(**self._file_location(ep))
+        write_parquet_atomic(table, data_path)
+        digests = {"data": integrity.sha256_file(data_path)}
         stats = {k: stats_lib.vector_stats(np.asarray(v)) for k, v in data.items()}
         for key, video in videos.items():
             dest = self.root / VIDEO_PATH.format(video_key=key, **self._file_location(ep))
@@ -190,9 +191,10 @@ class LeRobotWriter:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(video), dest)
                 stats[key] = {s: np.asarray(v) for s, v in video_stats[key].items()}
+            digests[f"videos/{key}"] = integrity.sha256_file(dest)
         if new_task:
             write_parquet_atomic(_tasks_table(self.tasks), self.root / TASKS_PATH)
-        self.rows.append(self._episode_row(ep, task, length, start, stats, extras or {}))
+        self.rows.append(self._episode_row(ep, task, length, start, stats, extras or {}, digests))
         self.episode_stats.append(stats)
         self._write_episode_meta(ep + 1)
         self._commit()
@@ -215,16 +217,18 @@ class LeRobotWriter:
             if not isinstance(video, np.ndarray) and not (video_stats and key in video_stats):
                 raise ValueError(f"{key}: a pre-encoded video needs its video_stats")
 
-    def _episode_row(self, ep: int, task: str, length: int, start: int, stats: dict, extras: Mapping) -> dict:
+    def _episode_row(self, ep: int, task: str, length: int, start: int, stats: dict, extras: Mapping,
+                     digests: Mapping[str, str]) -> dict:
         row: dict[str, object] = {
             "episode_index": ep, "tasks": [task], "length": length,
-            **{f"data/{k}": v for k, v in self._file_location(ep).items()},
+            **{f"data/{k}": v for k, v in self._file_location(ep).items()}, "data/sha256": digests["data"],
             "dataset_from_index": start, "dataset_to_index": start + length,
         }
         for key in self.video_keys:
             row.update({f"videos/{key}/{k}": v for k, v in self._file_location(ep).items()})
             row[f"videos/{key}/from_timestamp"] = 0.0
             row[f"videos/{key}/to_timestamp"] = length / self.info["fps"]
+            row[f"videos/{key}/sha256"] = digests[f"videos/{key}"]
         row.update({f"meta/episodes/{k}": v for k, v in self._meta_location(ep).items()})
         for key, s in stats.items():
             row.update({f"stats/{key}/{name}": np.asarray(v, dtype=np.float64).reshape(-1).tolist()
@@ -238,16 +242,24 @@ class LeRobotWriter:
         first = last - last % EPISODES_PER_FILE
         rows = [r for r in self.rows if first <= r["episode_index"] < upto]
         path = self.root / EPISODES_PATH.format(**self._meta_location(last))
+        name = path.relative_to(self.root).as_posix()
         if rows:
-            write_parquet_atomic(pa.Table.from_pylist(rows), path)
+            table = pa.Table.from_pylist(rows)
+            write_parquet_atomic(table, path)
+            self.meta_digests[name] = integrity.digest(table.to_pylist())
         else:
             path.unlink(missing_ok=True)
+            self.meta_digests.pop(name, None)
 
     def _commit(self) -> None:
+        stats = None
         if self.episode_stats:
             merged = {k: stats_lib.aggregate(s[k] for s in self.episode_stats) for k in self.episode_stats[0]}
-            write_json_atomic(stats_lib.to_json(merged), self.root / STATS_PATH)
+            stats = stats_lib.to_json(merged)
+            write_json_atomic(stats, self.root / STATS_PATH)
         n = self.num_episodes
         self.info.update(total_episodes=n, total_frames=self.num_frames, total_tasks=len(self.tasks),
                          splits={"train": f"0:{n}"})
+        self.info = integrity.seal({k: v for k, v in self.info.items() if k != integrity.KEY}, self.meta_digests,
+                                   self.tasks, stats)
         write_json_atomic(self.info, self.root / INFO_PATH)

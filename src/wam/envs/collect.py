@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from wam.data.check import require_clean
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import instruction, resolve_tasks
 from wam.data.video import VideoCodec
@@ -34,6 +35,7 @@ from wam.data.writer import LeRobotWriter
 from wam.errors import ConfigError, WamError
 from wam.runs.threads import apply_worker_env, share
 from wam.runs.lock import holding_lock
+from wam.runs.folders import output_dir
 
 FPS = 80  # Meta-World: 5 MuJoCo steps of 2.5 ms per control step
 ATTEMPTS_FILE = "meta/wam_attempts.jsonl"
@@ -54,6 +56,7 @@ class CollectConfig:
     max_attempts: int = 0  # per task; 0 = 2 * episodes + 10
     max_steps: int = 500
     crf: int = 18  # video quality (lower is better, bigger)
+    data_check: str = "cheap"  # verify a dataset being resumed (`wam data check`): off | cheap | full
 
     def check(self) -> None:
         if self.episodes < 1:
@@ -237,8 +240,9 @@ def collect(cfg: CollectConfig, progress_bar: bool = True) -> CollectReport:
     """Run the collection described by `cfg` (resuming whatever is already in `cfg.out`)."""
     cfg.check()
     tasks = resolve_tasks(cfg.tasks)
-    root = Path(cfg.out)
-    root.mkdir(parents=True, exist_ok=True)
+    root = output_dir(cfg.out)
+    if (root / "meta/info.json").exists():  # resuming: refuse to append to a damaged dataset
+        require_clean(LeRobotDataset(root), cfg.data_check, flag="--data_check")
     _check_resume(root, cfg)
     writer = LeRobotWriter(root, FPS, dataset_features(cfg.camera, cfg.image_size), codec=VideoCodec(crf=cfg.crf))
     progress = _load_progress(root, tasks)

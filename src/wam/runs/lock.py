@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from filelock import FileLock, Timeout
 
 from wam.errors import WamError
+from wam.runs.folders import output_dir
 
 LOCK_FILE, HOLDER_FILE = ".wam.lock", ".wam.lock.json"
 _HELD: dict[Path, list] = {}  # resolved folder -> [FileLock, depth]: the locks this process holds
@@ -104,11 +105,7 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
     if int(os.environ.get("RANK", "0") or 0) != 0:  # a non-zero rank of a distributed run writes nothing
         yield
         return
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WamError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
+    folder = output_dir(folder)  # made here, or refused with one line naming --out and why
     key = folder.resolve()
     if key not in _HELD:
         _HELD[key] = [_acquire(folder, key), 0]
