@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--paradigm=joint", "--data.image_size=32", "--tokenizer.steps=10", "--tokenizer.batch_size=16",
         "--tokenizer.base_channels=8", "--tokenizer.latent_channels=4", "--policy.backbone.depth=2",
         "--policy.backbone.width=64", "--policy.future=2,4", "--policy.chunk=3", "--policy.sample_steps=2",
-        "--optim.log_every=1", "--optim.val_every=1000", "--optim.bf16=False", "--text_encoder=hash"]
+        "--optim.log_every=1", "--optim.val_every=1000", "--optim.precision=fp32", "--text_encoder=hash"]
 
 
 def launch(nproc: int, args: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:

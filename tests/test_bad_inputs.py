@@ -34,7 +34,7 @@ from wam.data.writer import LeRobotWriter
 
 CKPT_XFAIL = "checkpoint verification: rel branch"
 TRAIN = ["--paradigm=conv_reference", "--data.image_size=32", "--optim.steps=2", "--optim.batch_size=4",
-         "--policy.chunk=3", "--text_encoder=hash", "--optim.bf16=false"]
+         "--policy.chunk=3", "--text_encoder=hash", "--optim.precision=fp32"]
 
 
 # -- the shared material ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from wam.errors import ConfigError
 from wam.runs import distributed
 from wam.trainer import EpochSampler, OptimConfig, noise_generator, read_log, train
 
-CFG = dict(steps=20, batch_size=8, lr=1e-2, warmup=3, log_every=1, val_every=10, ckpt_every=5, bf16=False)
+CFG = dict(steps=20, batch_size=8, lr=1e-2, warmup=3, log_every=1, val_every=10, ckpt_every=5, precision="fp32")
 VAL = [collate([Points()[i] for i in range(8)])]
 
 
@@ -153,7 +153,7 @@ SCRIPT = textwrap.dedent("""
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = OptimConfig(steps=20, batch_size=8, lr=1e-2, warmup=3, log_every=1, ckpt_every=5, bf16=False,
+    cfg = OptimConfig(steps=20, batch_size=8, lr=1e-2, warmup=3, log_every=1, ckpt_every=5, precision="fp32",
                       distributed=sys.argv[2])
     train(Killed(), Points(), collate, cfg, sys.argv[1], "toy", cfg, progress=False)
 """)
@@ -204,7 +204,7 @@ def test_wam_verb_under_torchrun_equals_one_process(tiny_dataset, tmp_path, verb
     common = [verb, f"--data.path={tiny_dataset[0]}", "--data.image_size=32", "--tokenizer.steps=10",
               "--tokenizer.batch_size=16", "--tokenizer.base_channels=8", "--tokenizer.latent_channels=4",
               "--optim.steps=20", "--optim.batch_size=8", "--optim.log_every=1", "--optim.val_every=10",
-              "--optim.ckpt_every=10", "--optim.bf16=False", "--text_encoder=hash", *TINY_CLI[verb]]
+              "--optim.ckpt_every=10", "--optim.precision="fp32"", "--text_encoder=hash", *TINY_CLI[verb]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = lambda *cmd: subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)  # noqa: E731
     two = run(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
