@@ -204,7 +204,7 @@ def test_wam_verb_under_torchrun_equals_one_process(tiny_dataset, tmp_path, verb
     common = [verb, f"--data.path={tiny_dataset[0]}", "--data.image_size=32", "--tokenizer.steps=10",
               "--tokenizer.batch_size=16", "--tokenizer.base_channels=8", "--tokenizer.latent_channels=4",
               "--optim.steps=20", "--optim.batch_size=8", "--optim.log_every=1", "--optim.val_every=10",
-              "--optim.ckpt_every=10", "--optim.precision="fp32"", "--text_encoder=hash", *TINY_CLI[verb]]
+              "--optim.ckpt_every=10", "--optim.precision=fp32", "--text_encoder=hash", *TINY_CLI[verb]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = lambda *cmd: subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)  # noqa: E731
     two = run(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
