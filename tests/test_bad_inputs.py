@@ -32,7 +32,6 @@ import yaml
 from tests.conftest import FEATURES, IMAGE_KEY, episode_arrays, moving_square, write_dataset
 from wam.data.writer import LeRobotWriter
 
-CKPT_XFAIL = "checkpoint verification: rel branch"
 TRAIN = ["--paradigm=conv_reference", "--data.image_size=32", "--optim.steps=2", "--optim.batch_size=4",
          "--policy.chunk=3", "--text_encoder=hash", "--optim.precision=fp32"]
 
@@ -227,10 +226,10 @@ CASES = [
                                                                         "--out", str(d / "o.mp4")], 2,
          ("--instruction",)),
     Case("imagine: config.yaml does not match the weights", _mismatched_config, 2, ("config.yaml",)),
-    # checkpoint files (verified by checkpoint.py: the rel branch)
-    *[Case(f"checkpoint: {how} {name}", _damage(name, how), 2, (name,), xfail=CKPT_XFAIL)
+    # checkpoint files (verified against their manifest by checkpoint.py)
+    *[Case(f"checkpoint: {how} {name}", _damage(name, how), 2, (name,))
       for name in ("model.safetensors", "ema.safetensors") for how in ("corrupt", "truncated", "zero-byte", "missing")],
-    Case("checkpoint: corrupt state.json", _damage("state.json", "corrupt"), 2, ("state.json",), xfail=CKPT_XFAIL),
+    Case("checkpoint: corrupt state.json", _damage("state.json", "corrupt"), 2, ("state.json",)),
     Case("checkpoint: missing config.yaml (named --config)", _damage("config.yaml", "missing"), 2,
          ("config.yaml", "missing")),
 ]

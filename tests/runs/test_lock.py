@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from wam.cli import main
+from wam.errors import WamError
 from wam.runs.lock import HOLDER_FILE, FolderInUse, folder_lock, holder
 
 HOLD = """
@@ -93,7 +94,7 @@ def test_the_same_process_nests_and_others_wait_for_the_last_release(tmp_path):
 
 def test_an_impossible_folder_is_one_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(Exception, match="cannot create the output folder") as info:
+    with pytest.raises(WamError, match="lies under .*file, which is a file") as info:
         with folder_lock(tmp_path / "file" / "out"):
             pass
     assert not isinstance(info.value, FolderInUse)
