@@ -89,3 +89,14 @@ def test_old_bf16_key_still_loads(tmp_path, capsys):
         parse_config(TrainConfig, ["--optim.bf16=maybe"])
     with pytest.raises(ConfigError, match="--optim.precision"):
         parse_config(TrainConfig, ["--optim.precision=half"])
+
+
+def test_a_run_says_what_it_chose_and_why(fresh, tmp_path, capsys):
+    from wam.trainer import runtime_report  # what train() calls first
+
+    fake_measurement(fresh, 0.05, 0.03)  # a CPU without native bf16
+    assert runtime_report(tmp_path, torch.device("cpu"), "auto").name == "fp32"
+    info = json.loads((tmp_path / "runtime.json").read_text())
+    assert info["precision"] == "fp32" and "not clearly faster" in info["why"] and info["device"] == "cpu"
+    out = capsys.readouterr().out
+    assert "precision: fp32 (auto: bf16 not clearly faster" in out and "OMP_WAIT_POLICY" in out

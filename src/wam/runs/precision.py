@@ -7,8 +7,9 @@
 `auto` picks bf16 only where it is fast on the device it runs on:
 * CUDA: bf16 when the GPU supports it natively (Ampere and later), else fp32;
 * Apple MPS: fp32 (not measured);
-* CPU: a one-off micro-benchmark (a 384x384 matmul and a 32-channel 3x3 conv forward+backward, fp32
-  vs bf16 autocast, run alternately, best of 5: ~0.1 s on a CPU with native bf16, ~1 s on one without)
+* CPU: a one-off micro-benchmark (a 384x384 matmul and two 3x3 convs forward+backward, one strided,
+  fp32 vs bf16 autocast, run alternately, best of 5: ~0.3 s on a CPU with native bf16, ~1.5 s on
+  one without)
   decides: bf16 only when it is clearly faster (geometric-mean speed-up >= 1.15x, neither op below
   0.8x). CPUs without
   native bf16 run it 20-50x slower than fp32. The result is cached per machine in
@@ -143,28 +144,32 @@ def machine_key() -> str:
 
 
 def _best_ms(fp32, bf16, repeats: int = 5) -> tuple[float, float]:
-    """Best times (ms) of two versions of one op, run alternately so that load from other processes
-    falls on both alike; the minimum is what the op costs when it is not interrupted. Stops after
-    one round when bf16 is over 3x slower (emulated bf16: no need to time it five times)."""
+    """Best CPU times (ms, all threads of this process) of two versions of one op, run alternately:
+    CPU time is what the op costs whatever else the machine runs (wall time on a busy 2-core machine
+    varied 5x between runs); the minimum drops cache and page-fault noise. Stops after one round
+    when bf16 is over 3x slower (emulated bf16: no need to time it five times)."""
     fp32(), bf16()  # warm-up (kernel selection, allocation)
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
         for fn, out in ((fp32, times[0]), (bf16, times[1])):
-            t0 = time.perf_counter()
+            t0 = time.process_time()  # CPU time of this process: what the op costs, not how busy the machine is
             fn()
-            out.append(time.perf_counter() - t0)
+            out.append(time.process_time() - t0)
         if min(times[1]) > 3 * min(times[0]):
             break
     return 1000 * min(times[0]), 1000 * min(times[1])
 
 
 def measure_cpu() -> dict:
-    """fp32 vs bf16-autocast time of a 384x384 matmul and a 32-channel 3x3 conv forward+backward
-    (sized so that a step takes ~1-5 ms in fp32: large enough that thread start-up does not decide)."""
+    """fp32 vs bf16-autocast time of a 384x384 matmul and of two 3x3 convs forward+backward, one
+    32-channel, one strided 16 -> 32 (the tokenizer's downsampling; with 2 threads on a busy CPU its
+    bf16 kernel was measured 18x slower than fp32 where the plain conv was 1.6x faster). Sized so that
+    a step takes a few ms in fp32: large enough that thread start-up does not decide."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(384, 384, generator=g), torch.randn(384, 384, generator=g)
-    conv = torch.nn.Conv2d(32, 32, 3, padding=1)
-    x = torch.randn(4, 32, 32, 32, generator=g, requires_grad=True)
+    convs = [torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.Conv2d(16, 32, 3, stride=2, padding=1)]
+    xs = [torch.randn(4, 32, 32, 32, generator=g, requires_grad=True),
+          torch.randn(4, 16, 32, 32, generator=g, requires_grad=True)]
 
     def matmul(bf16: bool):
         def run():
@@ -175,8 +180,8 @@ def measure_cpu() -> dict:
     def conv_step(bf16: bool):
         def run():
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                y = conv(x)
-            y.float().square().mean().backward()
+                ys = [conv(x) for conv, x in zip(convs, xs)]
+            sum(y.float().square().mean() for y in ys).backward()
         return run
 
     ms = {}
