@@ -14,10 +14,19 @@ paraphrase k (wam.data.tasks.PARAPHRASES, never trained on) instead of its train
 A worker that crashes is replaced and its episode is re-run alone; if it crashes again it is
 counted as failed, with the reason recorded: never dropped, and never blamed for a neighbour's
 crash.
+
+`remote=HOST:PORT` runs the same episodes through a `wam serve` server (wam.serve.client; `--policy`
+is then not needed): with the default synchronous control the actions are the local ones, as
+every episode's noise comes from `episode_generator(seed, task)` on either side. `threshold > 0`
+switches to chunked control (request the next chunk when that many actions remain, joined by
+`merge`: latest | blend | rtc; `delay` steps of simulated latency, `asynchronous` for real
+threads). Each episode records a digest of its actions and the mean action jump at chunk
+boundaries vs inside chunks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -27,6 +36,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -51,11 +61,21 @@ class EvalConfig:
     videos: int = 2  # episodes saved as mp4
     allow_unseen: bool = False  # evaluate tasks the policy was not trained on (zero-shot)
     paraphrase: int = -1  # -1: the training instruction; k >= 0: the task's held-out paraphrase k
-    out: str = ""  # default: <policy>/eval
+    out: str = ""  # default: <policy>/eval (remote: eval_remote)
+    remote: str = ""  # HOST:PORT of a `wam serve` server: act through it instead of loading the policy
+    token: str = ""  # the server's shared token, if it has one
+    threshold: int = 0  # remote chunked control: request the next chunk when this many actions remain (0 = sync)
+    merge: str = "latest"  # how overlapping chunks are joined: latest | blend | rtc
+    delay: int = 0  # simulated latency in control steps before a requested chunk lands (deterministic)
+    asynchronous: bool = False  # request chunks from a background thread (real latency; not deterministic)
 
     def check(self) -> None:
-        if not self.policy:
-            raise ConfigError("--policy is required (a `wam train` run folder)")
+        if not self.policy and not self.remote:
+            raise ConfigError("--policy is required (a `wam train` run folder), or --remote=HOST:PORT")
+        if self.remote and (":" not in self.remote or not self.remote.rsplit(":", 1)[1].isdigit()):
+            raise ConfigError(f"--remote must be HOST:PORT, got {self.remote!r}")
+        if (self.threshold or self.merge != "latest" or self.delay or self.asynchronous) and not self.remote:
+            raise ConfigError("--threshold, --merge, --delay and --asynchronous need --remote (the client's control)")
         if self.episodes < 1 or self.workers < 1 or self.max_steps < 1:
             raise ConfigError("--episodes, --workers and --max_steps must be >= 1")
         count = min(len(p) for p in PARAPHRASES.values())
@@ -83,15 +103,38 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 _WORKER: dict = {}
 
 
-def _worker_init(policy_path: str) -> None:
+def _worker_init(policy_path: str, remote: dict | None = None) -> None:
     import torch
 
     from wam.envs.rendering import configure_gl_backend
-    from wam.train import load_policy
 
     torch.set_num_threads(1)
     configure_gl_backend()
-    _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path)
+    if remote:
+        _WORKER["policy"], _WORKER["cfg"] = remote_policy(**remote)
+    else:
+        from wam.train import load_policy
+
+        _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path)
+
+
+def remote_policy(address: str, token: str = "", **control) -> tuple:
+    """A PolicyClient and the parts of a run config an episode reads (frame size, future offsets)."""
+    from wam.serve.client import PolicyClient
+
+    client = PolicyClient(address, token, **control)
+    info = client.info
+    size = info["features"][client.image_key]["shape"][1]
+    cfg = SimpleNamespace(data=SimpleNamespace(source_size=size, image_size=size),
+                          policy=SimpleNamespace(future=tuple(info["future"])))
+    return client, cfg
+
+
+def _remote_spec(cfg: EvalConfig) -> dict | None:
+    if not cfg.remote:
+        return None
+    return {"address": cfg.remote, "token": cfg.token, "threshold": cfg.threshold, "merge": cfg.merge,
+            "delay": cfg.delay, "asynchronous": cfg.asynchronous}
 
 
 def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: str | None = None) -> dict:
@@ -111,15 +154,18 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
         env = _WORKER["env"] = MetaWorldEnv(task, camera=camera, image_size=cfg.data.source_size or cfg.data.image_size,
                                             max_steps=max_steps)
     obs, _ = env.reset(seed=seed)
-    policy.reset()
+    policy.reset(seed=seed, task=task)  # the episode's noise: episode_generator(seed, task), locally or remotely
     policy.record_imagination = keep_frames
     frames, chunk_ms, success, steps, start = [], [], False, 0, time.perf_counter()
     plans: list[tuple[int, np.ndarray]] = []  # (step, imagined frames (Tf, h, w, 3))
+    actions, sources = [], []  # executed actions and the chunk each came from
     done, text = False, text or instruction(task)
     while not done:
         planning = not policy._queue  # a new chunk is predicted on this step
         t0 = time.perf_counter()
         action = policy.select_action({**obs, "task": text})
+        actions.append(np.asarray(action, np.float32))
+        sources.append(len(chunk_ms) + planning)
         if planning:
             chunk_ms.append(1000 * (time.perf_counter() - t0))
             if policy.imagined is not None:
@@ -131,7 +177,19 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     real = np.stack(frames) if keep_frames else None
     pred = side_by_side(real, plans, cfg.policy.future) if keep_frames and plans else None
     return {"task": task, "seed": seed, "success": success, "length": steps, "chunk_ms": chunk_ms,
-            "seconds": time.perf_counter() - start, "frames": real, "pred_frames": pred}
+            "seconds": time.perf_counter() - start, "frames": real, "pred_frames": pred,
+            **action_record(actions, getattr(getattr(policy, "control", None), "sources", None) or sources)}
+
+
+def action_record(actions: list[np.ndarray], sources: list[int]) -> dict:
+    """A digest of the executed actions (equal digests = equal actions) and the chunk-boundary jumps."""
+    from wam.serve.chunking import boundary_jumps
+
+    stacked = np.stack(actions).astype(np.float32) if actions else np.zeros((0,), np.float32)
+    at, inside = boundary_jumps(stacked, sources[-len(actions):] if actions else [])
+    finite = lambda v: v if math.isfinite(v) else None  # noqa: E731 - strict JSON has no NaN
+    return {"action_digest": hashlib.sha256(stacked.tobytes()).hexdigest()[:16],
+            "jump_boundary": finite(at), "jump_inside": finite(inside)}
 
 
 def side_by_side(real: np.ndarray, plans: list[tuple[int, np.ndarray]], offsets) -> np.ndarray:
@@ -180,12 +238,19 @@ def _tasks_to_run(cfg: EvalConfig) -> list[str]:
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     """Run the evaluation; returns (and writes) eval_info."""
     cfg.check()
-    from wam.train import load_policy
+    if cfg.remote:
+        client, _ = remote_policy(**_remote_spec(cfg))  # fail here, with the reason, rather than in every worker
+        client.close()
+        tasks = resolve_tasks(cfg.tasks) if cfg.tasks else client.info["tasks"]
+        if not tasks:
+            raise ConfigError(f"the server at {cfg.remote} does not know its policy's tasks: pass --tasks")
+    else:
+        from wam.train import load_policy
 
-    load_policy(cfg.policy)  # fail here, with the reason, rather than in every worker
-    tasks = _tasks_to_run(cfg)
+        load_policy(cfg.policy)  # fail here, with the reason, rather than in every worker
+        tasks = _tasks_to_run(cfg)
     texts = {t: task_instruction(t, cfg.paraphrase) for t in tasks}
-    out = Path(cfg.out or Path(cfg.policy) / "eval")
+    out = Path(cfg.out or (Path(cfg.policy) / "eval" if cfg.policy else "eval_remote"))
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(t, cfg.seed + k) for t in tasks for k in range(cfg.episodes)]
     results: list[dict] = []
@@ -201,7 +266,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         else:
             batch, pending, alone = pending, [], False
         pool = ProcessPoolExecutor(1 if alone else cfg.workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(cfg.policy,))
+                                   initargs=(cfg.policy, _remote_spec(cfg)))
         running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos, texts[t]): (i, t, s)
                    for i, (t, s) in batch}
         while running:
@@ -254,10 +319,12 @@ def summarise(results: list[dict], tasks: list[str], cfg: EvalConfig) -> dict:
     wins, n = sum(r["success"] for r in results), len(results)
     chunk_ms = [m for r in results for m in r["chunk_ms"]]
     steps, seconds = sum(r["length"] for r in results), sum(r["seconds"] for r in results)
-    return {"config": asdict(cfg), "per_task": per_task,
+    jumps = {k: [r[k] for r in results if r.get(k) is not None] for k in ("jump_boundary", "jump_inside")}
+    return {"config": {**asdict(cfg), "token": "***" if cfg.token else ""}, "per_task": per_task,
             "overall": {"episodes": n, "successes": wins, "success": wins / max(n, 1), "ci95": wilson(wins, n),
                         "ms_per_chunk": float(np.mean(chunk_ms)) if chunk_ms else None,
-                        "control_hz": steps / seconds if seconds else None},
+                        "control_hz": steps / seconds if seconds else None,
+                        **{k: float(np.mean(v)) if v else None for k, v in jumps.items()}},
             "episodes": results}
 
 
