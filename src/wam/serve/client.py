@@ -43,7 +43,7 @@ class PolicyClient:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
             self._ws = connect(f"ws://{address}", additional_headers=headers, open_timeout=timeout, proxy=None,
-                               compression=None, max_size=None, close_timeout=2)
+                               compression=None, max_size=None, close_timeout=2).__enter__()  # closed by close()
         except InvalidStatus as exc:
             code = exc.response.status_code
             why = "refused the token (missing or wrong --token)" if code == 401 else f"answered HTTP {code}"
@@ -123,13 +123,19 @@ class PolicyClient:
         return self.call("predict", **fields)["chunk"]
 
     def predict_action_chunk(self, obs: dict, prefix: np.ndarray | None = None) -> np.ndarray:
-        """(Ta, Da) for this observation (it joins the history)."""
-        self._remember(obs)
-        return self._predict_window(self._window(), prefix)
+        """(Ta, Da) for this observation (it joins the history unless the server refuses it)."""
+        return self._with(obs, lambda window: self._predict_window(window, prefix))
 
     def select_action(self, obs: dict) -> np.ndarray:
+        return self._with(obs, self.control.step)
+
+    def _with(self, obs: dict, use):
         self._remember(obs)
-        return self.control.step(self._window())
+        try:
+            return use(self._window())
+        except Exception:
+            self._history.pop()  # a refused observation does not stay in the history
+            raise
 
     @property
     def _queue(self) -> list:
