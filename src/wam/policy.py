@@ -224,11 +224,11 @@ class WamPolicy(nn.Module):
         self._remember(obs)
         if self.ensemble is None:
             if not self._queue:
-                chunk = self.predict_action_chunk(obs, self.generator, remember=False)
+                chunk = self.predict_action_chunk(obs, generator=self.generator, remember=False)
                 self._queue.extend(chunk[: self.n_action_steps])
             return self._queue.popleft()
         self._plans = [(s, c) for s, c in self._plans if self._step - s < self.chunk]
-        self._plans.append((self._step, self.predict_action_chunk(obs, self.generator, remember=False)))
+        self._plans.append((self._step, self.predict_action_chunk(obs, generator=self.generator, remember=False)))
         candidates = np.stack([c[self._step - s] for s, c in self._plans])  # oldest first
         weights = np.exp(-self.ensemble * np.arange(len(candidates)))
         self._step += 1
