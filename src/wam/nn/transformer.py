@@ -342,8 +342,7 @@ class Backbone(nn.Module):
 
     def forward(self, groups: Sequence[TokenGroup], mask: GroupMask | None = None,
                 cache: KVCache | None = None, store: list | None = None) -> dict[str, Tensor]:
-        """Output tokens per group. With `cache` (from `prefill`), `groups` are the other groups only:
-        they attend to the cached groups' keys/values too. `store` receives each layer's (k, v)."""
+        """Output tokens per group; with a `cache` (from `prefill`), of the uncached groups only."""
         self._check(groups)
         gs = sorted(groups, key=lambda g: self.keys.index(self.key_of(g)))  # stable: one slice per key
         b, dev = gs[0].tokens.shape[0], gs[0].tokens.device
@@ -352,7 +351,8 @@ class Backbone(nn.Module):
         if cache is None:
             attn = mask.build(gs)  # (N, N)
         else:
-            cache.check(gs)
+            if cache.names & {g.name for g in gs} or b != cache.groups[0].tokens.shape[0]:
+                raise ValueError("groups beside a K/V cache must be new ones, at the batch size it was filled for")
             attn = mask.build([*cache.groups, *gs])[cache.tokens:]  # (N, Nc + N): rows of the new tokens
         attn = None if bool(attn.all()) else attn
         cis = self.rope(torch.cat([g.pos for g in gs]).to(dev), gs[0].tokens.dtype)  # (N, 1, D/2) complex
@@ -397,7 +397,3 @@ class KVCache:
     @property
     def names(self) -> set[str]:
         return {g.name for g in self.groups}
-
-    def check(self, groups: Sequence[TokenGroup]) -> None:
-        if self.names & {g.name for g in groups} or groups[0].tokens.shape[0] != self.groups[0].tokens.shape[0]:
-            raise ValueError("groups given beside a K/V cache must be new ones, at the batch size it was filled for")
