@@ -231,3 +231,25 @@ def test_no_server_and_not_a_policy(tmp_path, capsys):
     assert main(["serve", f"--policy={tmp_path}", "--port=0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+def test_sessions_keep_their_own_test_time_state(stats):
+    """Hierarchical caches its plan for `plan_every` calls: two interleaved clients each get what they
+    would get alone (the server swaps each session's plan in and out)."""
+    policy = make_policy(stats, "hierarchical")
+    server = PolicyServer(PolicyService(policy, model_info(policy)), port=0).start()
+    a_obs, b_obs = observations(4, seed=1), observations(4, seed=2)
+    try:
+        with PolicyClient(server.address, timeout=10) as a, PolicyClient(server.address, timeout=10) as b:
+            a.reset(seed=1, task="t")
+            b.reset(seed=2, task="t")
+            got = [(a.predict_action_chunk(x), b.predict_action_chunk(y)) for x, y in zip(a_obs, b_obs)]
+            assert a.info["rtc"] is False
+    finally:
+        server.stop()
+    alone = make_policy(stats, "hierarchical")
+    for k, obs in enumerate((a_obs, b_obs)):
+        alone.reset(seed=k + 1, task="t")
+        expected = [alone.predict_action_chunk(o, generator=alone.generator) for o in obs]
+        for step, chunk in enumerate(expected):
+            np.testing.assert_allclose(got[step][k], chunk, atol=1e-6)

@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
@@ -115,7 +115,7 @@ class Session:
 
     peer: str
     generator: torch.Generator | None = None
-    state: dict = field(default_factory=dict)
+    state: dict | None = None  # None: not started (the first request starts it as a reset would)
 
 
 class PolicyService:
@@ -142,11 +142,14 @@ class PolicyService:
         session.generator = None if seed is None else episode_generator(
             seed, str(message.get("task", "")), int(message.get("episode", 0)))
         with self._lock:
-            if hasattr(self.policy.paradigm, "reset"):
-                self.policy.paradigm.reset()
-            session.state = {k: getattr(self.policy.paradigm, k) for k in TEST_TIME_STATE
-                             if hasattr(self.policy.paradigm, k)}
+            self._fresh(session)
         return {"status": "reset"}
+
+    def _fresh(self, session: Session) -> None:
+        """The paradigm's test-time state at an episode's start, kept for this session (under the lock)."""
+        if hasattr(self.policy.paradigm, "reset"):
+            self.policy.paradigm.reset()
+        session.state = {k: getattr(self.policy.paradigm, k) for k in TEST_TIME_STATE if hasattr(self.policy.paradigm, k)}
 
     def _predict(self, message: dict, session: Session) -> np.ndarray:
         obs, task, prefix = message["obs"], message["task"], message.get("prefix")
@@ -163,6 +166,8 @@ class PolicyService:
         if prefix is not None and not isinstance(prefix, np.ndarray):
             raise ProtocolError(f"'prefix' must be an array, got {type(prefix).__name__}")
         with self._lock:
+            if session.state is None:
+                self._fresh(session)
             for k, v in session.state.items():
                 setattr(self.policy.paradigm, k, v)
             try:
