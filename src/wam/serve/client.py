@@ -16,6 +16,7 @@ carrying the server's one-line reason; the connection stays usable.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 
 import numpy as np
@@ -40,6 +41,7 @@ class PolicyClient:
     def __init__(self, address: str, token: str = "", timeout: float = 60.0, threshold: int = 0,
                  merge: str = "latest", asynchronous: bool = False, delay: int = 0, keep: int | None = None):
         self.address, self.timeout = address, timeout
+        token = token or os.environ.get("WAM_SERVE_TOKEN", "")
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
             self._ws = connect(f"ws://{address}", additional_headers=headers, open_timeout=timeout, proxy=None,

@@ -19,6 +19,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -295,7 +296,9 @@ def load_service(cfg: ServeConfig) -> PolicyService:
 
 
 def serve_policy(cfg: ServeConfig) -> None:
-    """`wam serve`: load, then serve until interrupted."""
+    """`wam serve`: load, then serve until interrupted (the token may come from $WAM_SERVE_TOKEN,
+    which, unlike a flag, other users of the machine cannot read in the process list)."""
+    cfg.token = cfg.token or os.environ.get("WAM_SERVE_TOKEN", "")
     cfg.check()
     service = load_service(cfg)
     server = PolicyServer(service, cfg.host, cfg.port, cfg.token, int(cfg.max_mb * 2**20))
