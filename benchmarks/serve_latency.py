@@ -46,17 +46,18 @@ def observation(rng: np.random.Generator) -> dict:
             "observation.state": rng.normal(size=4).astype(np.float32), "task": "reach the goal"}
 
 
-def per_chunk_ms(local, remote, obs: list[dict]) -> tuple[float, float]:
-    """Median ms per chunk of each, interleaved call by call (the machine's load drifts)."""
-    local(obs[0]), remote(obs[0])  # warm-up
+def per_chunk_ms(local, client: PolicyClient, obs: list[dict]) -> tuple[float, float, float]:
+    """Median ms per chunk in-process and through the server, interleaved call by call (the machine's
+    load drifts), and the median transport cost: round trip minus the server's own time, same call."""
+    local(obs[0]), client.predict_action_chunk(obs[0])  # warm-up
     times = []
     for o in obs:
-        pair = []
-        for predict in (local, remote):
-            start = time.perf_counter()
-            predict(o)
-            pair.append(1000 * (time.perf_counter() - start))
-        times.append(pair)
+        start = time.perf_counter()
+        local(o)
+        middle = time.perf_counter()
+        client.predict_action_chunk(o)
+        end = time.perf_counter()
+        times.append((1000 * (middle - start), 1000 * (end - middle), 1000 * (end - middle) - client.last_server_ms))
     return tuple(float(v) for v in np.median(np.array(times), axis=0))
 
 
@@ -100,21 +101,23 @@ def main() -> None:
         server = PolicyServer(PolicyService(policy, model_info(policy)), port=0).start()
         twin = make_policy(name, args.depth)  # the same weights, in-process
         with PolicyClient(server.address, timeout=600) as client:
-            local, remote = per_chunk_ms(twin.predict_action_chunk, client.predict_action_chunk, obs)
+            local, remote, transport = per_chunk_ms(twin.predict_action_chunk, client, obs)
         if name == "representation":
             one = throughput(server.address, 1, args.repeats, obs[0])
             many = throughput(server.address, args.clients, max(args.repeats // 2, 1), obs[0])
             rates = (one, many)
         server.stop()
-        rows.append((name, local, remote))
+        rows.append((name, local, remote, transport))
         print(f"{name}: in-process {local:.1f} ms, through the server {remote:.1f} ms", flush=True)
     lines = [*header("serve_latency.py"),
              f"torch {torch.__version__}, this CPU, 1 torch thread; batch 1, depth {args.depth}, 64 px, chunk 16, "
-             f"{PolicyModelConfig().sample_steps} sampling steps, K/V cache on; {args.repeats} chunks each",
-             "", "| paradigm | in-process ms/chunk (median) | server round trip ms/chunk (median) | x in-process | overhead ms |",
-             "|---|---|---|---|---|"]
-    for name, local, remote in rows:
-        lines.append(f"| {name} | {local:.1f} | {remote:.1f} | {remote / local:.2f} | {remote - local:.1f} |")
+             f"{PolicyModelConfig().sample_steps} sampling steps, K/V cache on; medians of {args.repeats} chunks, calls interleaved",
+             "", "| paradigm | in-process ms/chunk | server round trip ms/chunk | x in-process | transport ms "
+             "(round trip - server time, same call) | (in-process + transport) / in-process |",
+             "|---|---|---|---|---|---|"]
+    for name, local, remote, transport in rows:
+        lines.append(f"| {name} | {local:.1f} | {remote:.1f} | {remote / local:.2f} | {transport:.2f} | "
+                     f"{(local + transport) / local:.3f} |")
     one, many = rates
     lines += ["", f"representation, requests/s: 1 client {one:.2f}, {args.clients} clients at once {many:.2f} "
               f"(x {many / one:.2f}; one model answers one request at a time, so the total rate stays that of "
