@@ -50,7 +50,7 @@ class PolicyModelConfig:
     video_weight: float = 1.0  # weight of the video (future) loss: 0 = no video co-training
     action_weight: float = 1.0
     sample_steps: int = 10
-    kv_cache: bool = True  # sampling: compute the clean groups' keys/values once, not at every step
+    kv_cache: bool = True  # sampling: the clean groups' keys/values once, not at every step (from 2 steps)
     independent_t: bool = False  # joint: one flow time for video and action, or one each
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
     # hierarchical: the backbone plans (imagines a subgoal frame), a small separate executor acts
@@ -293,7 +293,7 @@ def sample_group(paradigm: ParadigmBase, batch: dict, mask: GroupMask, name: str
     shape = parts.future_shape(b) if name == "future" else parts.action_shape(b)
     device = batch["text_emb"].device
     given = {} if clean_future is None else {"future": (clean_future, torch.zeros(b, device=device))}
-    cache = parts.prefill(batch, mask, **given) if paradigm.cfg.kv_cache else None
+    cache = parts.prefill(batch, mask, **given) if paradigm.cfg.kv_cache and paradigm.cfg.sample_steps > 1 else None
     step = lambda x, t: parts.run(batch, mask, **given, **{name: (x[name], t)}, cache=cache)  # noqa: E731
     fixed = None if prefix is None else {name: prefix}
     return euler(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps, fixed)[name]

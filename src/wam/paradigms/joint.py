@@ -29,7 +29,7 @@ class Joint(ParadigmBase):
         dev = batch["text_emb"].device
         x = {"future": gaussian(self.parts.future_shape(b), generator, dev),
              "action": gaussian(self.parts.action_shape(b), generator, dev)}
-        cache = self.parts.prefill(batch, MASK) if self.cfg.kv_cache else None
+        cache = self.parts.prefill(batch, MASK) if self.cfg.kv_cache and self.cfg.sample_steps > 1 else None
         step = lambda x, t: self.parts.run(batch, MASK, future=(x["future"], t), action=(x["action"], t),  # noqa: E731
                                            cache=cache)
         return euler(step, x, self.cfg.sample_steps, None if prefix is None else {"action": prefix})
