@@ -109,7 +109,8 @@ def acting_table(args: argparse.Namespace) -> list[str]:
     steps = [int(s) for s in args.sample_steps.split(",")]
     settings = [(n, kv) for n in steps for kv in (False, True)]
     torch.set_num_threads(1)
-    named = [(f"{n}/{i}", m.to(args.device)) for n, i, m, _ in models(args.depth) if n != ConvReference.name]
+    named = [(f"{n}/{i}", m.to(args.device)) for n, i, m, _ in models(args.depth)
+             if n != ConvReference.name and (not args.only or f"{n}/{i}" in args.only.split(","))]
     ms = act_ms_interleaved([m for _, m in named], make_batch(PolicyModelConfig(), 1, args.device), settings,
                             args.repeats, args.device)
     base = ms[0][settings.index((10, False))] if (10, False) in settings else ms[0][0]
@@ -162,6 +163,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--acting", action="store_true", help="acting only: K/V cache off/on x sampling steps")
     parser.add_argument("--sample_steps", default="1,2,4,10")
+    parser.add_argument("--only", default="", help="acting: these variants only, e.g. action_only/tokens,joint/tokens")
     args = parser.parse_args()
     dev = args.device
     if args.acting:
