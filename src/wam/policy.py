@@ -188,6 +188,9 @@ class WamPolicy(nn.Module):
                              generator: torch.Generator | None = None, prefix: np.ndarray | None = None) -> np.ndarray:
         """(Ta, Da) from the frames (To, H, W, 3) and states (To, Ds) at the obs offsets, oldest first
         (what a remote client sends); the policy's own history is left alone."""
+        if np.ndim(frames) != 4 or np.ndim(states) != 2:
+            raise WamError(f"expected frames (To, H, W, 3) and states (To, Ds), got shapes {np.shape(frames)} and "
+                           f"{np.shape(states)}")
         if len(frames) != len(self.paradigm.cfg.obs) or len(states) != len(frames):
             raise WamError(f"expected {len(self.paradigm.cfg.obs)} frames and states (obs offsets "
                            f"{tuple(self.paradigm.cfg.obs)}), got {len(frames)} and {len(states)}")

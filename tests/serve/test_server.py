@@ -105,6 +105,12 @@ def ask(ws, message) -> dict:
                                                        "observation.state": np.zeros((2, 7), np.float32)}},
      "must have shape (4,)"),
     ({"type": "reset", "id": 1, "seed": "ten"}, "'seed' must be an integer"),
+    ({"type": "predict", "id": 1, "task": "x", "obs": {IMAGE_KEY: np.zeros((32, 32, 3), np.uint8),
+                                                       "observation.state": np.zeros(4, np.float32)}},
+     "expected frames (To, H, W, 3)"),
+    ({"type": "predict", "id": 1, "task": "x", "obs": {IMAGE_KEY: np.zeros((2, 32, 32, 3), np.uint8),
+                                                       "observation.state": np.zeros((2, 4), np.float32)},
+      "prefix": np.zeros((5, 4), np.float32)}, "prefix must be (P, 4) with P < 3"),
 ])
 def test_bad_messages_get_a_clear_error_and_the_connection_keeps_serving(served, message, needle):
     server, _ = served
@@ -134,6 +140,19 @@ def test_client_errors_carry_the_server_reason(served):
         with pytest.raises(RemoteError, match="this policy takes 32x32"):
             client.predict_action_chunk(observations(1, size=20)[0])
         assert client.predict_action_chunk(observations(1)[0]).shape == (3, 4)  # still serving
+
+
+def test_rtc_through_the_server_keeps_the_committed_actions(served):
+    server, _ = served
+    with PolicyClient(server.address, timeout=10, threshold=1, merge="rtc") as client:
+        assert client.info["rtc"] is True
+        client.reset(seed=0, task="t")
+        obs = observations(6)
+        committed = client.predict_action_chunk(obs[0])[1:2]  # (1, 4), inside the action range
+        chunk = client.predict_action_chunk(obs[1], prefix=committed)
+        np.testing.assert_allclose(chunk[:1], committed, atol=1e-5)
+        actions = [client.select_action(o) for o in obs[2:]]
+        assert len(actions) == 4 and max(client.control.sources) >= 2  # chunks joined, requests with a prefix
 
 
 def test_oversize_messages(stats):
