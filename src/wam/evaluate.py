@@ -68,12 +68,15 @@ class EvalConfig:
     merge: str = "latest"  # how overlapping chunks are joined: latest | blend | rtc
     delay: int = 0  # simulated latency in control steps before a requested chunk lands (deterministic)
     asynchronous: bool = False  # request chunks from a background thread (real latency; not deterministic)
+    sample_steps: int = 0  # flow sampling steps of a local policy (0 = its own; remote: `wam serve --sample_steps`)
 
     def check(self) -> None:
         if not self.policy and not self.remote:
             raise ConfigError("--policy is required (a `wam train` run folder), or --remote=HOST:PORT")
         if self.remote and (":" not in self.remote or not self.remote.rsplit(":", 1)[1].isdigit()):
             raise ConfigError(f"--remote must be HOST:PORT, got {self.remote!r}")
+        if self.sample_steps < 0 or (self.sample_steps and self.remote):
+            raise ConfigError("--sample_steps must be >= 0, and set on the server (wam serve --sample_steps) with --remote")
         if (self.threshold or self.merge != "latest" or self.delay or self.asynchronous) and not self.remote:
             raise ConfigError("--threshold, --merge, --delay and --asynchronous need --remote (the client's control)")
         if self.episodes < 1 or self.workers < 1 or self.max_steps < 1:
@@ -103,7 +106,7 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 _WORKER: dict = {}
 
 
-def _worker_init(policy_path: str, remote: dict | None = None) -> None:
+def _worker_init(policy_path: str, remote: dict | None = None, sample_steps: int = 0) -> None:
     import torch
 
     from wam.envs.rendering import configure_gl_backend
@@ -116,6 +119,8 @@ def _worker_init(policy_path: str, remote: dict | None = None) -> None:
         from wam.train import load_policy
 
         _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path)
+        if sample_steps:
+            _WORKER["policy"].paradigm.cfg.sample_steps = sample_steps
 
 
 def remote_policy(address: str, token: str = "", **control) -> tuple:
@@ -266,7 +271,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         else:
             batch, pending, alone = pending, [], False
         pool = ProcessPoolExecutor(1 if alone else cfg.workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(cfg.policy, _remote_spec(cfg)))
+                                   initargs=(cfg.policy, _remote_spec(cfg), cfg.sample_steps))
         running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos, texts[t]): (i, t, s)
                    for i, (t, s) in batch}
         while running:
