@@ -304,4 +304,7 @@ def serve_policy(cfg: ServeConfig) -> None:
     server = PolicyServer(service, cfg.host, cfg.port, cfg.token, int(cfg.max_mb * 2**20))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     LOG.info("serving %s (%s paradigm)", cfg.policy, service.info["paradigm"])
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        LOG.info("stopped")
