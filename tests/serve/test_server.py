@@ -155,6 +155,24 @@ def test_rtc_through_the_server_keeps_the_committed_actions(served):
         assert len(actions) == 4 and max(client.control.sources) >= 2  # chunks joined, requests with a prefix
 
 
+def test_pipelined_requests_are_answered_in_order(served):
+    server, _ = served
+    window = {IMAGE_KEY: np.zeros((2, 32, 32, 3), np.uint8), "observation.state": np.zeros((2, 4), np.float32)}
+    with raw(server) as ws:
+        for i in range(1, 7):  # sent back to back, a slow predict among fast health checks
+            ws.send(encode({"type": "predict", "id": i, "task": "x", "obs": window} if i % 2 else
+                           {"type": "health", "id": i}))
+        assert [decode(ws.recv(timeout=10))["id"] for _ in range(6)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_asynchronous_client_through_the_server(served):
+    server, _ = served
+    with PolicyClient(server.address, timeout=10, threshold=1, merge="blend", asynchronous=True) as client:
+        client.reset(seed=0, task="t")
+        actions = [client.select_action(o) for o in observations(8)]
+    assert all(a.shape == (4,) for a in actions) and max(client.control.sources) >= 3
+
+
 def test_oversize_messages(stats):
     policy = make_policy(stats)
     server = PolicyServer(PolicyService(policy, model_info(policy, max_bytes=20_000)), port=0,
