@@ -8,17 +8,22 @@ import torch
 from tests.paradigms.test_contract import batch, perturbed, tiny
 from wam.nn.transformer import Backbone, GroupMask
 
-CACHED = ["action_only", "representation", "joint", "inverse_dynamics"]
+CACHED = ["action_only", "representation", "joint", "inverse_dynamics"]  # + RTC
+VARIANTS = [(n, "tokens") for n in [*CACHED, "hierarchical"]] + [("joint", "latent_frame"),
+                                                                  ("joint", "latent_actions"),
+                                                                  ("inverse_dynamics", "latent_actions")]
 
 
 def act(p, b, **kw):
+    if hasattr(p, "reset"):
+        p.reset()  # hierarchical: plan anew each call
     return p.act(b, generator=torch.Generator().manual_seed(0), **kw)
 
 
 @pytest.mark.parametrize("mot", [False, True])
-@pytest.mark.parametrize("name", CACHED)
-def test_cached_and_uncached_sampling_give_the_same_actions(name, mot, monkeypatch):
-    p, b = perturbed(tiny(name, mot=mot, sample_steps=3), 0.05).eval(), batch(2)
+@pytest.mark.parametrize("name, integration", VARIANTS)
+def test_cached_and_uncached_sampling_give_the_same_actions(name, integration, mot, monkeypatch):
+    p, b = perturbed(tiny(name, mot=mot, integration=integration, sample_steps=3), 0.05).eval(), batch(2)
     p.cfg.kv_cache = False
     plain = act(p, b)
     seen = []
