@@ -137,11 +137,11 @@ class PolicyService:
         return {"chunk": self._predict(message, session)}
 
     def _reset(self, message: dict, session: Session) -> dict:
-        seed = message.get("seed")
-        if seed is not None and not isinstance(seed, int):
-            raise ProtocolError(f"'seed' must be an integer, got {seed!r}")
-        session.generator = None if seed is None else episode_generator(
-            seed, str(message.get("task", "")), int(message.get("episode", 0)))
+        seed, task, episode = message.get("seed"), message.get("task", ""), message.get("episode", 0)
+        if not (seed is None or isinstance(seed, int)) or not isinstance(episode, int) or not isinstance(task, str):
+            raise ProtocolError(f"a reset takes an integer 'seed' and 'episode' and a string 'task'; got "
+                                f"{seed!r}, {episode!r}, {task!r}")
+        session.generator = None if seed is None else episode_generator(seed, task, episode)
         with self._lock:
             self._fresh(session)
         return {"status": "reset"}
