@@ -50,7 +50,7 @@ class PolicyClient:
             code = exc.response.status_code
             why = "refused the token (missing or wrong --token)" if code == 401 else f"answered HTTP {code}"
             raise RemoteError(f"the policy server at {address} {why}") from None
-        except (OSError, TimeoutError, InvalidURI) as exc:
+        except (OSError, TimeoutError, InvalidURI, ValueError) as exc:
             raise RemoteError(f"no policy server at {address} ({exc})") from None
         self._id = 0
         self.info = self.call("info")["info"]
