@@ -12,6 +12,12 @@ benchmarks/results/paradigm_speed.md; the machine is noisy, so compare ratios wi
 Training autocasts to `--precision` (default auto: what `wam train` would choose on this device,
 wam.runs.precision). With `--device cuda` the same model runs on a GPU (fp32 acting, CUDA
 synchronised timings), for the latency a GPU box would give.
+
+    .venv/bin/python benchmarks/paradigm_speed.py --acting [--sample_steps 1,2,4,10]
+
+measures acting only: ms per chunk of every variant with the K/V cache of the clean groups off and
+on, at each number of sampling steps, calls interleaved (medians), as ratios to action-only with
+the cache off at 10 steps (the old default) measured in the same run.
 """
 
 from __future__ import annotations
@@ -87,6 +93,54 @@ def act_ms(paradigm, batch: dict, repeats: int, device: str) -> float:
     return 1000 * (time.perf_counter() - start) / repeats
 
 
+def act_ms_interleaved(models: list, batch: dict, settings: list[tuple[int, bool]], repeats: int,
+                       device: str) -> list[list[float]]:
+    """Median ms per chunk of each model under each (steps, kv_cache) setting, all calls interleaved."""
+    times = [[[] for _ in settings] for _ in models]
+    with torch.no_grad():
+        for m in models:
+            m.eval().act(batch)
+        for _ in range(repeats):
+            for i, m in enumerate(models):
+                for j, (steps, kv) in enumerate(settings):
+                    m.cfg.sample_steps, m.cfg.kv_cache = steps, kv
+                    if hasattr(m, "reset"):
+                        m.reset()
+                    sync(device)
+                    start = time.perf_counter()
+                    m.act(batch)
+                    sync(device)
+                    times[i][j].append(1000 * (time.perf_counter() - start))
+    return [[float(torch.tensor(t).median()) for t in row] for row in times]
+
+
+def acting_table(args: argparse.Namespace) -> list[str]:
+    steps = [int(s) for s in args.sample_steps.split(",")]
+    settings = [(n, kv) for n in steps for kv in (False, True)]
+    torch.set_num_threads(1)
+    named = [(f"{n}/{i}", m.to(args.device)) for n, i, m, _ in models(args.depth)
+             if n != ConvReference.name and (not args.only or f"{n}/{i}" in args.only.split(","))]
+    ms = act_ms_interleaved([m for _, m in named], make_batch(PolicyModelConfig(), 1, args.device), settings,
+                            args.repeats, args.device)
+    base = ms[0][settings.index((10, False))] if (10, False) in settings else ms[0][0]
+    head = " | ".join(f"{n} steps{' cached' if kv else ''}" for n, kv in settings)
+    lines = ["", f"ms per chunk (median of {args.repeats}, batch 1, fp32, 1 thread, depth {args.depth}); "
+             f"in brackets: x action-only uncached at 10 steps, same run", "",
+             f"| variant | {head} |", "|---|" + "---|" * len(settings)]
+    for (name, _), row in zip(named, ms):
+        lines.append(f"| {name} | " + " | ".join(f"{v:.1f} ({v / base:.2f})" for v in row) + " |")
+    by = {name: row for (name, _), row in zip(named, ms)}
+    j = settings.index((10, True)) if (10, True) in settings else len(settings) - 1
+    rep, act = by.get("representation/tokens"), by.get("action_only/tokens")
+    if rep and act:
+        lines.append(f"\nrepresentation / action-only, cached, {settings[j][0]} steps: {rep[j] / act[j]:.2f}x")
+    for name, row in by.items():
+        if (10, False) in settings and (10, True) in settings:
+            off, on = row[settings.index((10, False))], row[settings.index((10, True))]
+            lines.append(f"- {name}: the cache saves {100 * (1 - on / off):.0f}% at 10 steps")
+    return lines
+
+
 def measure(model, cfg: PolicyModelConfig, args: argparse.Namespace) -> tuple[int, float, float]:
     """(trainable parameters, train samples/s on 2 threads, ms per chunk on 1 thread) of one model."""
     dev = args.device
@@ -118,10 +172,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     parser.add_argument("--precision", default="auto", help="training: auto | fp32 | bf16 | fp16")
+    parser.add_argument("--acting", action="store_true", help="acting only: K/V cache off/on x sampling steps")
+    parser.add_argument("--sample_steps", default="1,2,4,10")
+    parser.add_argument("--only", default="", help="acting: these variants only, e.g. action_only/tokens,joint/tokens")
     args = parser.parse_args()
     dev = args.device = resolve_device(args.device)
     args.prec = choose_precision(args.precision, dev, flag="--precision")
     print(args.prec.line())
+    if args.acting:
+        append("paradigm_speed", "", [*header("paradigm_speed.py"), f"torch {torch.__version__}; acting only",
+                                      *acting_table(args)])
+        return
     rows = []
     for name, integration, model, cfg in models(args.depth):
         n, rate, ms = measure(model, cfg, args)

@@ -106,7 +106,7 @@ def test_the_policy_is_told_the_given_text(monkeypatch):
         def __init__(self):
             self.texts = []
 
-        def reset(self):
+        def reset(self, **episode):
             pass
 
         def select_action(self, obs, generator=None):
@@ -197,3 +197,60 @@ def test_eval_into_a_folder_another_run_writes_is_refused(reach_policy, tmp_path
     finally:
         holder.kill()
         holder.wait()
+def _episode(policy, cfg, seed: int) -> dict:
+    import wam.evaluate as ev
+    from wam.envs.metaworld import MetaWorldEnv
+
+    ev._WORKER.update(policy=policy, cfg=cfg)
+    try:
+        return ev.run_episode("reach-v3", seed, 12, False)
+    finally:
+        env = ev._WORKER.pop("env", None)
+        if isinstance(env, MetaWorldEnv):
+            env.close()
+
+
+def test_remote_eval_gives_the_local_actions(reach_policy, monkeypatch):
+    """The same episode through `wam serve` and in-process: identical actions (the noise of each
+    episode comes from episode_generator(seed, task, episode) on either side), and another scene differs."""
+    import wam.evaluate as ev
+    from wam.serve.server import PolicyServer, ServeConfig, load_service
+    from wam.train import load_policy
+
+    monkeypatch.setattr(ev, "_WORKER", {})
+    local = _episode(*load_policy(reach_policy / "p"), seed=10_000)
+    server = PolicyServer(load_service(ServeConfig(policy=str(reach_policy / "p"))), port=0).start()
+    try:
+        client, cfg = ev.remote_policy(server.address)
+        remote = _episode(client, cfg, seed=10_000)
+        other = _episode(client, cfg, seed=10_001)
+        client.close()
+    finally:
+        server.stop()
+    assert remote["length"] == local["length"] == 12
+    assert remote["action_digest"] == local["action_digest"] != other["action_digest"]
+    assert remote["jump_boundary"] == pytest.approx(local["jump_boundary"])
+
+
+@pytest.mark.slow
+def test_wam_eval_remote_end_to_end(reach_policy, tmp_path):
+    """`evaluate(remote=...)` in its worker process gives the digests of local `evaluate`."""
+    from wam.serve.server import PolicyServer, ServeConfig, load_service
+
+    kw = {"episodes": 2, "workers": 1, "max_steps": 10, "videos": 0}
+    local = evaluate(EvalConfig(policy=str(reach_policy / "p"), out=str(tmp_path / "l"), **kw), progress=False)
+    server = PolicyServer(load_service(ServeConfig(policy=str(reach_policy / "p"))), port=0).start()
+    try:
+        remote = evaluate(EvalConfig(remote=server.address, out=str(tmp_path / "r"), **kw), progress=False)
+    finally:
+        server.stop()
+    digests = lambda info: sorted((e["seed"], e["action_digest"]) for e in info["episodes"])  # noqa: E731
+    assert digests(remote) == digests(local) and remote["config"]["remote"] == server.address
+
+
+def test_remote_options_need_a_remote():
+    with pytest.raises(ConfigError, match="need --remote"):
+        EvalConfig(policy="x", merge="rtc").check()
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        EvalConfig(remote="localhost").check()
+    EvalConfig(remote="127.0.0.1:8765", threshold=4, merge="blend").check()

@@ -7,6 +7,8 @@
     wam pretrain [--data.path=data/mw5 --out=runs/wm --optim.steps=3000 ...]
     wam train [--paradigm=representation --init=runs/wm --data.path=... --out=runs/policy ...]
     wam eval --policy=runs/policy [--episodes=10 --workers=2 --paraphrase=-1]
+    wam eval --remote=HOST:PORT [--threshold=6 --merge=latest|blend|rtc]   (through a policy server)
+    wam serve --policy=runs/policy [--host=127.0.0.1 --port=8765 --token=... --sample_steps=4]
     wam eval-offline --policy=runs/policy [--given_future=imagined|real --swap=false]
     wam study CONFIG.yaml|NAME [--eval.episodes=5 ...]   (a comparison: cells of variant x demos x seed)
     wam quickstart [--out=runs/quickstart]   (the whole pipeline, small, ~15 minutes on 2 cores)
@@ -97,7 +99,17 @@ def _eval(rest: list[str]) -> int:
     from wam.evaluate import EvalConfig, evaluate, summary_table
 
     return _run_evaluation("eval", EvalConfig, evaluate, summary_table,
-                           lambda cfg: Path(cfg.out or Path(cfg.policy) / "eval") / "eval_info.json", rest)
+                           lambda cfg: Path(cfg.out or (Path(cfg.policy) / "eval" if cfg.policy else "eval_remote"))
+                           / "eval_info.json", rest)
+
+
+def _serve(rest: list[str]) -> int:
+    from wam.serve.server import ServeConfig, serve_policy
+
+    cfg = _config_verb("serve", ServeConfig, rest)
+    if cfg is not None:
+        serve_policy(cfg)
+    return 0
 
 
 def _study(rest: list[str]) -> int:
@@ -300,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("train", help="fine-tune a WAM policy (any paradigm) from a pretrain run or scratch",
                      add_help=False)
     verbs.add_parser("eval", help="closed-loop rollouts of a policy in Meta-World", add_help=False)
+    verbs.add_parser("serve", help="serve a trained policy over WebSocket (msgpack, never pickle) to a robot "
+                     "process", add_help=False)
     verbs.add_parser("eval-offline", help="action error of a policy on held-out demos (real or imagined future)",
                      add_help=False)
     verbs.add_parser("study", help="a controlled comparison from one YAML: collect, pretrain, train x eval "
@@ -350,6 +364,8 @@ def _run(argv: list[str] | None = None) -> int:
             return _train(argv[1:])
         if argv and argv[0] == "eval":
             return _eval(argv[1:])
+        if argv and argv[0] == "serve":
+            return _serve(argv[1:])
         if argv and argv[0] == "study":
             return _study(argv[1:])
         if argv and argv[0] == "quickstart":

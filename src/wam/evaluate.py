@@ -21,6 +21,14 @@ that ran it: the same command gives the same eval_info.json and videos, with any
 Only the timings differ (`seconds`, `chunk_ms` per episode, `ms_per_chunk`, `control_hz` overall);
 `action_digest` (per episode, a hash of every action taken) shows two rollouts are the same. The output
 folder is locked while the evaluation runs (wam.runs.lock).
+
+`remote=HOST:PORT` runs the same episodes through a `wam serve` server (wam.serve.client; `--policy`
+is then not needed): with the default synchronous control the actions are the local ones, as
+every episode's noise comes from `episode_generator(seed, task, k)` on either side. `threshold > 0`
+switches to chunked control (request the next chunk when that many actions remain, joined by
+`merge`: latest | blend | rtc; `delay` steps of simulated latency, `asynchronous` for real
+threads). Each episode records a digest of its actions and the mean action jump at chunk
+boundaries vs inside chunks.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -47,7 +56,6 @@ from wam.runs.device import check_device
 from wam.runs.precision import check_precision
 from wam.runs.threads import apply_worker_env, share
 from wam.runs.lock import folder_lock
-from wam.runs.seeding import episode_generator
 from wam.runs.folders import output_dir
 
 EVAL_SEED = 10_000
@@ -65,15 +73,28 @@ class EvalConfig:
     videos: int = 2  # episodes saved as mp4
     allow_unseen: bool = False  # evaluate tasks the policy was not trained on (zero-shot)
     paraphrase: int = -1  # -1: the training instruction; k >= 0: the task's held-out paraphrase k
-    out: str = ""  # default: <policy>/eval
+    out: str = ""  # default: <policy>/eval (remote: eval_remote)
     device: str = "auto"  # where the workers' policies run: auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (acting; auto measures, see wam.runs.precision)
+    remote: str = ""  # HOST:PORT of a `wam serve` server: act through it instead of loading the policy
+    token: str = ""  # the server's shared token, if it has one
+    threshold: int = 0  # remote chunked control: request the next chunk when this many actions remain (0 = sync)
+    merge: str = "latest"  # how overlapping chunks are joined: latest | blend | rtc
+    delay: int = 0  # simulated latency in control steps before a requested chunk lands (deterministic)
+    asynchronous: bool = False  # request chunks from a background thread (real latency; not deterministic)
+    sample_steps: int = 0  # flow sampling steps of a local policy (0 = its own; remote: `wam serve --sample_steps`)
 
     def check(self) -> None:
         check_device(self.device)
         check_precision(self.precision, "--precision")
-        if not self.policy:
-            raise ConfigError("--policy is required (a `wam train` run folder)")
+        if not self.policy and not self.remote:
+            raise ConfigError("--policy is required (a `wam train` run folder), or --remote=HOST:PORT")
+        if self.remote and (":" not in self.remote or not self.remote.rsplit(":", 1)[1].isdigit()):
+            raise ConfigError(f"--remote must be HOST:PORT, got {self.remote!r}")
+        if self.sample_steps < 0 or (self.sample_steps and self.remote):
+            raise ConfigError("--sample_steps must be >= 0, and set on the server (wam serve --sample_steps) with --remote")
+        if (self.threshold or self.merge != "latest" or self.delay or self.asynchronous) and not self.remote:
+            raise ConfigError("--threshold, --merge, --delay and --asynchronous need --remote (the client's control)")
         if self.episodes < 1 or self.workers < 1 or self.max_steps < 1:
             raise ConfigError("--episodes, --workers and --max_steps must be >= 1")
         count = min(len(p) for p in PARAPHRASES.values())
@@ -101,14 +122,40 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 _WORKER: dict = {}
 
 
-def _worker_init(policy_path: str, device: str = "cpu", precision: str = "fp32", threads: int = 1) -> None:
+def _worker_init(policy_path: str, device: str = "cpu", precision: str = "fp32", threads: int = 1,
+                 remote: dict | None = None, sample_steps: int = 0) -> None:
     apply_worker_env(threads)  # before torch and the renderer start their threads
 
     from wam.envs.rendering import configure_gl_backend
-    from wam.train import load_policy
 
     configure_gl_backend()
-    _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path, device=device, precision=precision)
+    if remote:
+        _WORKER["policy"], _WORKER["cfg"] = remote_policy(**remote)
+    else:
+        from wam.train import load_policy
+
+        _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path, device=device, precision=precision)
+        if sample_steps:
+            _WORKER["policy"].paradigm.cfg.sample_steps = sample_steps
+
+
+def remote_policy(address: str, token: str = "", **control) -> tuple:
+    """A PolicyClient and the parts of a run config an episode reads (frame size, future offsets)."""
+    from wam.serve.client import PolicyClient
+
+    client = PolicyClient(address, token, **control)
+    info = client.info
+    size = info["features"][client.image_key]["shape"][1]
+    cfg = SimpleNamespace(data=SimpleNamespace(source_size=size, image_size=size),
+                          policy=SimpleNamespace(future=tuple(info["future"])))
+    return client, cfg
+
+
+def _remote_spec(cfg: EvalConfig) -> dict | None:
+    if not cfg.remote:
+        return None
+    return {"address": cfg.remote, "token": cfg.token, "threshold": cfg.threshold, "merge": cfg.merge,
+            "delay": cfg.delay, "asynchronous": cfg.asynchronous}
 
 
 def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: str | None = None,
@@ -130,17 +177,19 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
         env = _WORKER["env"] = MetaWorldEnv(task, camera=camera, image_size=cfg.data.source_size or cfg.data.image_size,
                                             max_steps=max_steps)
     obs, _ = env.reset(seed=seed)
-    policy.reset()
+    policy.reset(seed=eval_seed, task=task, episode=episode)  # its noise: episode_generator(eval_seed, task, episode),
+    # the same in any worker and through a `wam serve` server
     policy.record_imagination = keep_frames
     frames, chunk_ms, success, steps, start = [], [], False, 0, time.perf_counter()
     plans: list[tuple[int, np.ndarray]] = []  # (step, imagined frames (Tf, h, w, 3))
+    actions, sources = [], []  # executed actions and the chunk each came from
     done, text = False, text or instruction(task)
-    generator, digest = episode_generator(eval_seed, task, episode), hashlib.sha1()
     while not done:
         planning = not policy._queue  # a new chunk is predicted on this step
         t0 = time.perf_counter()
-        action = policy.select_action({**obs, "task": text}, generator=generator)
-        digest.update(np.asarray(action, np.float32).tobytes())
+        action = policy.select_action({**obs, "task": text})
+        actions.append(np.asarray(action, np.float32))
+        sources.append(len(chunk_ms) + planning)
         if planning:
             chunk_ms.append(1000 * (time.perf_counter() - t0))
             if policy.imagined is not None:
@@ -152,8 +201,19 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     real = np.stack(frames) if keep_frames else None
     pred = side_by_side(real, plans, cfg.policy.future) if keep_frames and plans else None
     return {"task": task, "seed": seed, "episode": episode, "success": success, "length": steps,
-            "action_digest": digest.hexdigest()[:16], "chunk_ms": chunk_ms, "seconds": time.perf_counter() - start,
-            "frames": real, "pred_frames": pred}
+            "chunk_ms": chunk_ms, "seconds": time.perf_counter() - start, "frames": real, "pred_frames": pred,
+            **action_record(actions, getattr(getattr(policy, "control", None), "sources", None) or sources)}
+
+
+def action_record(actions: list[np.ndarray], sources: list[int]) -> dict:
+    """A digest of the executed actions (equal digests = equal actions) and the chunk-boundary jumps."""
+    from wam.serve.chunking import boundary_jumps
+
+    stacked = np.stack(actions).astype(np.float32) if actions else np.zeros((0,), np.float32)
+    at, inside = boundary_jumps(stacked, sources[-len(actions):] if actions else [])
+    finite = lambda v: v if math.isfinite(v) else None  # noqa: E731 - strict JSON has no NaN
+    return {"action_digest": hashlib.sha256(stacked.tobytes()).hexdigest()[:16],
+            "jump_boundary": finite(at), "jump_inside": finite(inside)}
 
 
 def side_by_side(real: np.ndarray, plans: list[tuple[int, np.ndarray]], offsets) -> np.ndarray:
@@ -201,11 +261,18 @@ def _tasks_to_run(cfg: EvalConfig) -> list[str]:
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     """Run the evaluation; returns (and writes) eval_info."""
     cfg.check()
-    from wam.train import load_policy
+    if cfg.remote:
+        client, _ = remote_policy(**_remote_spec(cfg))  # fail here, with the reason, rather than in every worker
+        client.close()
+        tasks = resolve_tasks(cfg.tasks) if cfg.tasks else client.info["tasks"]
+        if not tasks:
+            raise ConfigError(f"the server at {cfg.remote} does not know its policy's tasks: pass --tasks")
+    else:
+        from wam.train import load_policy
 
-    load_policy(cfg.policy, device=cfg.device, precision=cfg.precision)  # fail here, not in every worker
-    tasks = _tasks_to_run(cfg)
-    out = Path(cfg.out or Path(cfg.policy) / "eval")
+        load_policy(cfg.policy, device=cfg.device, precision=cfg.precision)  # fail here, not in every worker
+        tasks = _tasks_to_run(cfg)
+    out = Path(cfg.out or (Path(cfg.policy) / "eval" if cfg.policy else "eval_remote"))
     with folder_lock(out):
         return _evaluate(cfg, tasks, out, progress)
 
@@ -227,7 +294,8 @@ def _evaluate(cfg: EvalConfig, tasks: list[str], out: Path, progress: bool) -> d
             batch, pending, alone = pending, [], False
         n = 1 if alone else cfg.workers
         pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(cfg.policy, cfg.device, cfg.precision, share(n)))
+                                   initargs=(cfg.policy, cfg.device, cfg.precision, share(n), _remote_spec(cfg),
+                                             cfg.sample_steps))
         running = {pool.submit(run_episode, t, cfg.seed + k, cfg.max_steps, i < cfg.videos, texts[t], k, cfg.seed):
                    (i, t, cfg.seed + k) for i, (t, k) in batch}
         while running:
@@ -280,10 +348,12 @@ def summarise(results: list[dict], tasks: list[str], cfg: EvalConfig) -> dict:
     wins, n = sum(r["success"] for r in results), len(results)
     chunk_ms = [m for r in results for m in r["chunk_ms"]]
     steps, seconds = sum(r["length"] for r in results), sum(r["seconds"] for r in results)
-    return {"config": asdict(cfg), "per_task": per_task,
+    jumps = {k: [r[k] for r in results if r.get(k) is not None] for k in ("jump_boundary", "jump_inside")}
+    return {"config": {**asdict(cfg), "token": "***" if cfg.token else ""}, "per_task": per_task,
             "overall": {"episodes": n, "successes": wins, "success": wins / max(n, 1), "ci95": wilson(wins, n),
                         "ms_per_chunk": float(np.mean(chunk_ms)) if chunk_ms else None,
-                        "control_hz": steps / seconds if seconds else None},
+                        "control_hz": steps / seconds if seconds else None,
+                        **{k: float(np.mean(v)) if v else None for k, v in jumps.items()}},
             "episodes": results}
 
 

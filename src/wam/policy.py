@@ -31,6 +31,8 @@ ensembling); without it, the first `n_action_steps` actions of each chunk are ex
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections import deque
 
 import numpy as np
@@ -42,6 +44,14 @@ from wam.data.windows import ACTION_KEY, STATE_KEY
 from wam.errors import WamError
 from wam.runs.device import module_device, resolve_device, to_device
 from wam.runs.precision import Precision, choose_precision
+from wam.runs.seeding import episode_generator
+
+
+def history_picks(offsets, available: int) -> list[int]:
+    """Indices into a history of `available` frames (oldest first) for observation offsets (<= 0,
+    relative to the newest); the earliest frame repeats while the history is short."""
+    last = available - 1
+    return [max(last + o, 0) for o in offsets]
 
 
 class Normalizer(nn.Module):
@@ -135,7 +145,11 @@ class WamPolicy(nn.Module):
         return self.paradigm.loss(self.prepare(batch), generator)
 
     # -- acting -------------------------------------------------------------------------------
-    def reset(self) -> None:
+    def reset(self, seed: int | None = None, task: str = "", episode: int = 0,
+              generator: torch.Generator | None = None) -> None:
+        """A new episode. Its sampling noise comes from `generator`, or with `seed` from
+        `episode_generator(seed, task, episode)` (as `PolicyClient.reset` asks a server), else torch's global RNG."""
+        self.generator = generator if seed is None else episode_generator(seed, task, episode)
         self._queue: deque[np.ndarray] = deque()
         self._plans: list[tuple[int, np.ndarray]] = []  # (step made, chunk) for ensembling
         self._step = 0
@@ -170,8 +184,7 @@ class WamPolicy(nn.Module):
 
     def _obs_batch(self, task: str) -> dict:
         """The obs offsets' frames and states from the history (the earliest repeated when short)."""
-        last = len(self._frames) - 1
-        picks = [max(last + o, 0) for o in self.paradigm.cfg.obs]
+        picks = history_picks(self.paradigm.cfg.obs, len(self._frames))
         frames = np.stack([self._frames[i] for i in picks])  # (To, H, W, 3)
         image = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
         state = torch.from_numpy(np.stack([self._states[i] for i in picks]))
@@ -179,12 +192,45 @@ class WamPolicy(nn.Module):
 
     @torch.no_grad()
     def predict_action_chunk(self, obs: dict, generator: torch.Generator | None = None,
-                             remember: bool = True) -> np.ndarray:
-        """(Ta, Da) actions in the dataset's units; `obs` joins the history unless already added."""
+                             remember: bool = True, prefix: np.ndarray | None = None) -> np.ndarray:
+        """(Ta, Da) actions in the dataset's units; `obs` joins the history unless already added.
+        `prefix` (P, Da): actions already committed, kept fixed at the chunk's start (real-time
+        chunking, where the paradigm supports it)."""
         if remember:
             self._remember(obs)
+        return self._act(self._obs_batch(obs["task"]), generator, prefix)
+
+    @torch.no_grad()
+    def predict_from_history(self, frames: np.ndarray, states: np.ndarray, task: str,
+                             generator: torch.Generator | None = None, prefix: np.ndarray | None = None) -> np.ndarray:
+        """(Ta, Da) from the frames (To, H, W, 3) and states (To, Ds) at the obs offsets, oldest first
+        (what a remote client sends); the policy's own history is left alone."""
+        if np.ndim(frames) != 4 or np.ndim(states) != 2:
+            raise WamError(f"expected frames (To, H, W, 3) and states (To, Ds), got shapes {np.shape(frames)} and "
+                           f"{np.shape(states)}")
+        if len(frames) != len(self.paradigm.cfg.obs) or len(states) != len(frames):
+            raise WamError(f"expected {len(self.paradigm.cfg.obs)} frames and states (obs offsets "
+                           f"{tuple(self.paradigm.cfg.obs)}), got {len(frames)} and {len(states)}")
+        for frame, state in zip(frames, states):
+            self._check_obs({self.image_key: frame, STATE_KEY: state, "task": task})
+        image = resize_frames(np.asarray(frames), self.paradigm.image_size)  # (To, h, w, 3)
+        batch = {"obs.image": torch.from_numpy(np.ascontiguousarray(image)).permute(0, 3, 1, 2)[None],
+                 "obs.state": torch.from_numpy(np.asarray(states, np.float32))[None], "task": [task]}
+        return self._act(batch, generator, prefix)
+
+    def _act(self, batch: dict, generator: torch.Generator | None, prefix: np.ndarray | None) -> np.ndarray:
         self.imagined = None
-        chunk = self.act_on_batch(self._obs_batch(obs["task"]), generator)[0]
+        kwargs = {}
+        if prefix is not None and len(prefix):
+            if "prefix" not in inspect.signature(self.paradigm.act).parameters:
+                raise WamError(f"the {getattr(self.paradigm, 'name', '?')} paradigm cannot keep committed actions "
+                               f"fixed (real-time chunking); use blending")
+            p = torch.as_tensor(np.asarray(prefix, np.float32))
+            if p.dim() != 2 or p.shape[0] >= self.chunk or p.shape[1] != self.normalizer.action_min.numel():
+                raise WamError(f"prefix must be (P, {self.normalizer.action_min.numel()}) with P < {self.chunk}, "
+                               f"got {tuple(p.shape)}")
+            kwargs["prefix"] = self.normalizer.action(p.to(module_device(self)))[None].clamp(-1, 1)  # (1, P, Da)
+        chunk = self.act_on_batch(batch, generator, **kwargs)[0]
         future = getattr(self.paradigm, "last_future", None)
         if self.record_imagination and future is not None:
             tok = self.paradigm.parts.tokenizer
@@ -193,20 +239,21 @@ class WamPolicy(nn.Module):
         return chunk.float().cpu().numpy()
 
     @torch.no_grad()
-    def act_on_batch(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+    def act_on_batch(self, batch: dict, generator: torch.Generator | None = None, **kwargs) -> Tensor:
         """(B, Ta, Da) actions in the dataset's units, on the policy's device, from a batch of
         `obs.image` (B, To, 3, H, W) uint8, `obs.state` (B, To, Ds) and `task` (or `text_emb`), in the
         policy's precision. A paradigm that imagines leaves its latents in `paradigm.last_future`."""
         self.eval()
         self.paradigm.last_future = None  # a call that does not imagine shows nothing new
         with self.precision.autocast():
-            chunk = self.paradigm.act(self.prepare(batch), generator=generator)
+            chunk = self.paradigm.act(self.prepare(batch), generator=generator, **kwargs)
         return self.normalizer.unaction(chunk.float())
 
     def select_action(self, obs: dict, generator: torch.Generator | None = None) -> np.ndarray:
         """The next action: from the queue, re-planning when it is empty (or every step, ensembled).
-        Plans draw their noise from `generator` (pass one per episode for reproducible rollouts,
-        `wam.runs.seeding.episode_generator`); without it, from torch's global RNG."""
+        Plans draw their noise from `generator`, else from the one `reset(seed, task, episode)` made
+        (`wam.runs.seeding.episode_generator`: reproducible rollouts), else from torch's global RNG."""
+        generator = generator if generator is not None else self.generator
         self._remember(obs)
         if self.ensemble is None:
             if not self._queue:

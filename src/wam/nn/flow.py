@@ -45,6 +45,13 @@ def interpolate(x0: Tensor, noise: Tensor, t: Tensor | float) -> Tensor:
     return (1 - t) * x0 + t * noise
 
 
+def inpaint(x_t: Tensor, known: Tensor, noise: Tensor, t: Tensor | float) -> Tensor:
+    """x_t (B, N, ...) with its first P = known.shape[1] entries replaced by `known` noised to t
+    along its own path (`noise[:, :P]`): sampling with a known prefix (RePaint-style inpainting)."""
+    p, t = known.shape[1], torch.as_tensor(t, dtype=x_t.dtype, device=x_t.device).expand(x_t.shape[0])
+    return torch.cat([interpolate(known.to(x_t.dtype), noise[:, :p], t), x_t[:, p:]], 1)
+
+
 def velocity_target(x0: Tensor, noise: Tensor) -> Tensor:
     return noise - x0
 

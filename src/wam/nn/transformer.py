@@ -28,6 +28,11 @@ tokens to width-sized tokens.
               TokenGroup("action", act_tok, t_action, act_pos)]        # modality defaults to name
     mask = GroupMask.only({"obs": {"obs"}, "action": {"obs", "action"}}, causal_time=["future"])
     out = net(groups, mask)   # {"obs": (B, No, 256), "future": ..., "action": (B, Ta, 256)}
+
+**K/V cache.** Where some groups see only each other (the clean text/obs/state of every paradigm's
+mask), their keys and values at every layer do not depend on the rest, so sampling computes them
+once: `cache = net.prefill(clean_groups, mask)`, then `net(noisy_groups, mask, cache=cache)` at each
+denoising step runs only the noisy tokens, attending to the cached keys/values and their own.
 """
 
 from __future__ import annotations
@@ -267,13 +272,19 @@ class Block(nn.Module):
         q, k, v = e.qkv(h).unflatten(-1, (3, self.heads, -1)).unbind(2)
         return e.q_norm(_hi(q)), e.k_norm(_hi(k)), v  # q, k normed in fp32 (then RoPE), v as computed
 
-    def forward(self, x: Tensor, c: Tensor, layout: Layout, mask: Tensor | None, cis: Tensor) -> Tensor:
-        # x (B, N, W); c (G, B, W) conditioning per group; mask (N, N) bool or None (all True); cis (N, 1, D/2)
+    def forward(self, x: Tensor, c: Tensor, layout: Layout, mask: Tensor | None, cis: Tensor,
+                past: tuple[Tensor, Tensor] | None = None, store: list | None = None) -> Tensor:
+        # x (B, N, W); c (G, B, W) conditioning per group; mask (N, Np + N) bool or None (all True); cis (N, 1, D/2)
+        # past: cached (k, v) (B, Np, H, D) of tokens that precede x; store: receives this layer's (k, v)
         mod = modulation(lambda k: self.experts[k].ada, c, layout, self.offset)
         shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, -1)  # scale = 1 + adaLN's scale
         h = torch.addcmul(shift1, F.layer_norm(x, x.shape[-1:]), scale1)
         q, k, v = per_key(self._qkv, h, layout)  # (B, N, H, D)
         q, k = Rope3d.rotate(q, cis), Rope3d.rotate(k, cis)  # fp32; attention casts to bf16 if on
+        if store is not None:
+            store.append((k, v))
+        if past is not None:
+            k, v = torch.cat([past[0], k], 1), torch.cat([past[1], v], 1)  # (B, Np + N, H, D)
         a = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask).transpose(1, 2).flatten(2)
         x = torch.addcmul(x, gate1, per_key(lambda key, z: self.experts[key].out(z), a, layout))
         h = torch.addcmul(shift2, F.layer_norm(x, x.shape[-1:]), scale2)
@@ -318,30 +329,71 @@ class Backbone(nn.Module):
             if g.t is not None and g.t.shape not in ((b,), ()):
                 raise ValueError(f"group {g.name!r}: t {tuple(g.t.shape)}, expected ({b},)")
 
-    def forward(self, groups: Sequence[TokenGroup], mask: GroupMask | None = None) -> dict[str, Tensor]:
-        self._check(groups)
-        keys = {g.name: self.key_of(g) for g in groups}
-        gs = sorted(groups, key=lambda g: self.keys.index(keys[g.name]))  # stable: one slice per key
-        b, dev = gs[0].tokens.shape[0], gs[0].tokens.device
-        sizes = [g.tokens.shape[1] for g in gs]
-        starts = [0, *accumulate(sizes)]
+    def _layout(self, gs: Sequence[TokenGroup]) -> Layout:
+        keys = [self.key_of(g) for g in gs]
+        starts = [0, *accumulate(g.tokens.shape[1] for g in gs)]
         segments: list[tuple[str, int, int]] = []
-        for g, s, e in zip(gs, starts, starts[1:]):
-            if segments and segments[-1][0] == keys[g.name]:
-                segments[-1] = (keys[g.name], segments[-1][1], e)
+        for key, s, e in zip(keys, starts, starts[1:]):
+            if segments and segments[-1][0] == key:
+                segments[-1] = (key, segments[-1][1], e)
             else:
-                segments.append((keys[g.name], s, e))
-        layout = Layout([keys[g.name] for g in gs], sizes, segments)
+                segments.append((key, s, e))
+        return Layout(keys, [g.tokens.shape[1] for g in gs], segments)
 
-        attn = (mask or GroupMask()).build(gs)  # (N, N)
+    def forward(self, groups: Sequence[TokenGroup], mask: GroupMask | None = None,
+                cache: KVCache | None = None, store: list | None = None) -> dict[str, Tensor]:
+        """Output tokens per group; with a `cache` (from `prefill`), of the uncached groups only."""
+        self._check(groups)
+        gs = sorted(groups, key=lambda g: self.keys.index(self.key_of(g)))  # stable: one slice per key
+        b, dev = gs[0].tokens.shape[0], gs[0].tokens.device
+        layout = self._layout(gs)
+        mask = mask or GroupMask()
+        if cache is None:
+            attn = mask.build(gs)  # (N, N)
+        else:
+            if cache.names & {g.name for g in gs} or b != cache.groups[0].tokens.shape[0]:
+                raise ValueError("groups beside a K/V cache must be new ones, at the batch size it was filled for")
+            attn = mask.build([*cache.groups, *gs])[cache.tokens:]  # (N, Nc + N): rows of the new tokens
         attn = None if bool(attn.all()) else attn
         cis = self.rope(torch.cat([g.pos for g in gs]).to(dev), gs[0].tokens.dtype)  # (N, 1, D/2) complex
         t = torch.stack([torch.zeros(b, device=dev) if g.t is None else g.t.to(dev).float().expand(b) for g in gs])
         c = F.silu(self.time_mlp(timestep_embedding(t, self.cfg.resolved_width()).to(gs[0].tokens.dtype)))  # (G, B, W)
 
         x = torch.cat([g.tokens for g in gs], 1)  # (B, N, W)
-        for block in self.blocks:
-            x = block(x, c, layout, attn, cis)
+        for i, block in enumerate(self.blocks):
+            x = block(x, c, layout, attn, cis, past=None if cache is None else cache.kv[i], store=store)
         shift, scale = modulation(self.final_ada.__getitem__, c, layout, self.final_offset).chunk(2, -1)
         x = torch.addcmul(shift, F.layer_norm(x, x.shape[-1:]), scale)
+        starts = [0, *accumulate(layout.sizes)]
         return {g.name: x[:, s:e] for g, s, e in zip(gs, starts, starts[1:])}
+
+    @torch.no_grad()
+    def prefill(self, groups: Sequence[TokenGroup], mask: GroupMask | None = None) -> KVCache:
+        """Run `groups` alone (they must see no other group) and keep every layer's keys/values."""
+        mask = mask or GroupMask()
+        names = {g.name for g in groups}
+        for g in groups:
+            allowed = None if mask.allowed is None else mask.allowed.get(g.name)
+            if allowed is None or set(allowed) - names:
+                raise ValueError(f"group {g.name!r} may see groups outside {sorted(names)}: its keys/values "
+                                 f"depend on them and cannot be cached")
+        gs = sorted(groups, key=lambda g: self.keys.index(self.key_of(g)))
+        kv: list[tuple[Tensor, Tensor]] = []
+        self.forward(gs, mask, store=kv)
+        return KVCache(list(gs), kv)
+
+
+@dataclass
+class KVCache:
+    """Per layer (k, v) (B, Nc, H, D) of groups that see only each other, in the order of `groups`."""
+
+    groups: list[TokenGroup]
+    kv: list[tuple[Tensor, Tensor]]
+
+    @property
+    def tokens(self) -> int:
+        return sum(g.tokens.shape[1] for g in self.groups)
+
+    @property
+    def names(self) -> set[str]:
+        return {g.name for g in self.groups}

@@ -25,8 +25,8 @@ class ActionOnly(ParadigmBase):
         return self.cfg.action_weight * action_loss, {"action_loss": action_loss.detach()}
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
-        return sample_group(self, batch, MASK, "action", generator)
+    def act(self, batch: dict, generator: torch.Generator | None = None, prefix: Tensor | None = None) -> Tensor:
+        return sample_group(self, batch, MASK, "action", generator, prefix=prefix)
 
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> None:
         return None  # no video head

@@ -28,9 +28,9 @@ from torch import Tensor, nn
 from wam.data.text import EMBED_DIM
 from wam.errors import ConfigError
 from wam.models.groups import LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
-from wam.nn.flow import flow_loss, gaussian, interpolate, sample_time
+from wam.nn.flow import flow_loss, gaussian, inpaint, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
-from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, TokenGroup
+from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, KVCache, TokenGroup
 
 MODALITY = {"text": "text", "obs": "video", "future": "video", "state": "action", "action": "action"}
 CLEAN = frozenset({"text", "obs", "state"})
@@ -50,6 +50,7 @@ class PolicyModelConfig:
     video_weight: float = 1.0  # weight of the video (future) loss: 0 = no video co-training
     action_weight: float = 1.0
     sample_steps: int = 10
+    kv_cache: bool = True  # sampling: the clean groups' keys/values once, not at every step (from 2 steps)
     independent_t: bool = False  # joint: one flow time for video and action, or one each
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
     # hierarchical: the backbone plans (imagines a subgoal frame), a small separate executor acts
@@ -134,21 +135,40 @@ class WamParts(nn.Module):
         self.register_buffer("state_pos", vector_positions(cfg.obs), persistent=False)
         self.register_buffer("action_pos", vector_positions(range(cfg.chunk)), persistent=False)
 
-    def run(self, batch: dict, mask: GroupMask, future: tuple[Tensor, Tensor] | None = None,
-            action: tuple[Tensor, Tensor] | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:
-        """Velocities of the given (x_t, t) groups; a group with t == 0 everywhere is clean input.
-        `extra` groups (a strategy's own, already embedded) come back as raw (B, N, width) tokens."""
+    def _groups(self, batch: dict, future: tuple[Tensor, Tensor] | None, action: tuple[Tensor, Tensor] | None,
+                skip: set[str] = frozenset()) -> list[TokenGroup]:
         zero = torch.zeros(1, 3, dtype=torch.long, device=batch["text_emb"].device)
-        groups = [TokenGroup("text", self.text(batch["text_emb"]), None, zero, "text"),
-                  TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video"),
-                  TokenGroup("state", self.state_in.embed(batch["obs.state"]), None, self.state_pos, "action")]
+        make = {"text": lambda: TokenGroup("text", self.text(batch["text_emb"]), None, zero, "text"),
+                "obs": lambda: TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video"),
+                "state": lambda: TokenGroup("state", self.state_in.embed(batch["obs.state"]), None, self.state_pos,
+                                            "action")}
         if future is not None:
-            groups.append(TokenGroup("future", self.future_io.embed(future[0]), future[1], self.future_pos, "video"))
+            make["future"] = lambda: TokenGroup("future", self.future_io.embed(future[0]), future[1], self.future_pos,
+                                                "video")
         if action is not None:
-            groups.append(TokenGroup("action", self.action_io.embed(action[0]), action[1], self.action_pos, "action"))
-        out = self.backbone([*groups, *extra], mask)
+            make["action"] = lambda: TokenGroup("action", self.action_io.embed(action[0]), action[1], self.action_pos,
+                                                "action")
+        return [fn() for name, fn in make.items() if name not in skip]
+
+    def prefill(self, batch: dict, mask: GroupMask, future: tuple[Tensor, Tensor] | None = None) -> KVCache | None:
+        """The K/V cache of the clean groups (text, obs, state, and a clean `future` if given) for
+        sampling, or None where the mask lets them see a noised group (then nothing can be cached)."""
+        groups = self._groups(batch, future, None)
+        try:
+            return self.backbone.prefill(groups, mask)
+        except ValueError:
+            return None
+
+    def run(self, batch: dict, mask: GroupMask, future: tuple[Tensor, Tensor] | None = None,
+            action: tuple[Tensor, Tensor] | None = None, extra: Sequence[TokenGroup] = (),
+            cache: KVCache | None = None) -> dict[str, Tensor]:
+        """Velocities of the given (x_t, t) groups; a group with t == 0 everywhere is clean input.
+        `extra` groups (a strategy's own, already embedded) come back as raw (B, N, width) tokens.
+        Groups in `cache` (from `prefill`) are not recomputed."""
+        cached = cache.names if cache is not None else set()
+        out = self.backbone([*self._groups(batch, future, action, cached), *extra], mask, cache=cache)
         result = {g.name: out[g.name] for g in extra}
-        if future is not None:
+        if future is not None and "future" not in cached:
             frames = len(self.future_times)
             result["future"] = self.future_io.read_out(out["future"], frames, self.grid, self.grid).float()
         if action is not None:
@@ -202,14 +222,19 @@ def keep_mask(is_pad: Tensor, like: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[str, Tensor], steps: int) -> dict[str, Tensor]:
-    """Integrate several groups together from t=1 (noise) to t=0 with `fn(x, t) -> velocities`."""
+def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[str, Tensor], steps: int,
+          fixed: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """Integrate several groups together from t=1 (noise) to t=0 with `fn(x, t) -> velocities`.
+    `fixed[name]` (B, P, ...): the group's first P entries are known (real-time chunking): at every
+    step they are set on their own noise path, so the rest is generated to continue them."""
     first = next(iter(x.values()))
+    noise = {k: x[k] for k in fixed or {}}
     for i in range(steps):
         t = torch.full((first.shape[0],), 1 - i / steps, device=first.device)
+        x = {k: inpaint(x[k], fixed[k], noise[k], t) if k in noise else x[k] for k in x}
         v = fn(x, t)
         x = {k: x[k] - v[k] / steps for k in x}
-    return x
+    return {k: inpaint(x[k], fixed[k], noise[k], 0.0) if k in noise else x[k] for k in x}
 
 
 class ParadigmBase(nn.Module):
@@ -259,12 +284,16 @@ def future_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, generator:
 
 @torch.no_grad()
 def sample_group(paradigm: ParadigmBase, batch: dict, mask: GroupMask, name: str,
-                 generator: torch.Generator | None = None, clean_future: Tensor | None = None) -> Tensor:
-    """Denoise one group ("future" or "action") from noise; `clean_future` joins as clean input."""
+                 generator: torch.Generator | None = None, clean_future: Tensor | None = None,
+                 prefix: Tensor | None = None) -> Tensor:
+    """Denoise one group ("future" or "action") from noise; `clean_future` joins as clean input;
+    `prefix` (B, P, ...) keeps the group's first P entries fixed (real-time chunking)."""
     parts = paradigm.parts
     b = batch["text_emb"].shape[0]
     shape = parts.future_shape(b) if name == "future" else parts.action_shape(b)
     device = batch["text_emb"].device
     given = {} if clean_future is None else {"future": (clean_future, torch.zeros(b, device=device))}
-    step = lambda x, t: parts.run(batch, mask, **given, **{name: (x[name], t)})  # noqa: E731
-    return euler(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps)[name]
+    cache = parts.prefill(batch, mask, **given) if paradigm.cfg.kv_cache and paradigm.cfg.sample_steps > 1 else None
+    step = lambda x, t: parts.run(batch, mask, **given, **{name: (x[name], t)}, cache=cache)  # noqa: E731
+    fixed = None if prefix is None else {name: prefix}
+    return euler(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps, fixed)[name]

@@ -35,8 +35,9 @@ class InverseDynamics(ParadigmBase):
         return sample_group(self, batch, MASK, "future", generator)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, given_future: Tensor | None = None) -> Tensor:
-        """(B, Ta, Da): sample the future (unless given), then the actions given it."""
+    def act(self, batch: dict, generator: torch.Generator | None = None, given_future: Tensor | None = None,
+            prefix: Tensor | None = None) -> Tensor:
+        """(B, Ta, Da): sample the future (unless given), then the actions given it (`prefix`: kept fixed, RTC)."""
         future = self.imagine(batch, generator) if given_future is None else given_future
         self.last_future = future  # what the actions were inferred from (the policy may show it)
-        return sample_group(self, batch, MASK, "action", generator, clean_future=future)
+        return sample_group(self, batch, MASK, "action", generator, clean_future=future, prefix=prefix)

@@ -24,18 +24,20 @@ class Joint(ParadigmBase):
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         return video_and_action_loss(self, batch, MASK, not self.cfg.independent_t, generator)
 
-    def _sample(self, batch: dict, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def _sample(self, batch: dict, generator: torch.Generator | None, prefix: Tensor | None = None) -> dict[str, Tensor]:
         b = batch["text_emb"].shape[0]
         dev = batch["text_emb"].device
         x = {"future": gaussian(self.parts.future_shape(b), generator, dev),
              "action": gaussian(self.parts.action_shape(b), generator, dev)}
-        step = lambda x, t: self.parts.run(batch, MASK, future=(x["future"], t), action=(x["action"], t))  # noqa: E731
-        return euler(step, x, self.cfg.sample_steps)
+        cache = self.parts.prefill(batch, MASK) if self.cfg.kv_cache and self.cfg.sample_steps > 1 else None
+        step = lambda x, t: self.parts.run(batch, MASK, future=(x["future"], t), action=(x["action"], t),  # noqa: E731
+                                           cache=cache)
+        return euler(step, x, self.cfg.sample_steps, None if prefix is None else {"action": prefix})
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
-        """(B, Ta, Da) normalised action chunk."""
-        x = self._sample(batch, generator)
+    def act(self, batch: dict, generator: torch.Generator | None = None, prefix: Tensor | None = None) -> Tensor:
+        """(B, Ta, Da) normalised action chunk (`prefix` (B, P, Da): kept fixed, RTC)."""
+        x = self._sample(batch, generator, prefix)
         self.last_future = x["future"]  # imagined beside the actions (the policy may show it)
         return x["action"]
 

@@ -25,9 +25,9 @@ class Representation(ParadigmBase):
         return video_and_action_loss(self, batch, MASK, False, generator)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
-        """(B, Ta, Da): actions only, no future tokens at all."""
-        return sample_group(self, batch, MASK, "action", generator)
+    def act(self, batch: dict, generator: torch.Generator | None = None, prefix: Tensor | None = None) -> Tensor:
+        """(B, Ta, Da): actions only, no future tokens at all (`prefix` (B, P, Da): kept fixed, RTC)."""
+        return sample_group(self, batch, MASK, "action", generator, prefix=prefix)
 
     @torch.no_grad()
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
