@@ -54,9 +54,8 @@ from wam.data.video import encode_video
 from wam.errors import ConfigError
 from wam.runs.device import check_device
 from wam.runs.precision import check_precision
-from wam.runs.threads import apply_worker_env, share
+from wam.runs.threads import apply_worker_env
 from wam.runs.lock import folder_lock
-from wam.runs.folders import output_dir
 
 EVAL_SEED = 10_000
 CRASH_SEED_ENV = "WAM_EVAL_CRASH_SEED"  # a worker given this scene seed dies (tests of the crash path)
@@ -292,9 +291,10 @@ def _evaluate(cfg: EvalConfig, tasks: list[str], out: Path, progress: bool) -> d
             batch, alone = [suspects.pop(0)], True
         else:
             batch, pending, alone = pending, [], False
-        n = 1 if alone else cfg.workers
-        pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(cfg.policy, cfg.device, cfg.precision, share(n), _remote_spec(cfg),
+        # one thread a worker, whatever their number: a thread count changes float reduction order (and
+        # auto's precision measurement), and a rollout must not depend on --workers; more workers use more cores
+        pool = ProcessPoolExecutor(1 if alone else cfg.workers, mp_context=ctx, initializer=_worker_init,
+                                   initargs=(cfg.policy, cfg.device, cfg.precision, 1, _remote_spec(cfg),
                                              cfg.sample_steps))
         running = {pool.submit(run_episode, t, cfg.seed + k, cfg.max_steps, i < cfg.videos, texts[t], k, cfg.seed):
                    (i, t, cfg.seed + k) for i, (t, k) in batch}

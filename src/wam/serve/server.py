@@ -34,6 +34,8 @@ from websockets.exceptions import ConnectionClosed
 from wam.data.windows import STATE_KEY
 from wam.errors import ConfigError, WamError
 from wam.policy import WamPolicy
+from wam.runs.device import check_device
+from wam.runs.precision import check_precision
 from wam.runs.seeding import episode_generator
 from wam.serve.protocol import DEFAULT_MAX_BYTES, ProtocolError, check_request, decode, encode
 
@@ -50,8 +52,12 @@ class ServeConfig:
     max_mb: float = DEFAULT_MAX_BYTES / 2**20  # largest message accepted, MiB
     sample_steps: int = 0  # flow sampling steps (0 = the policy's own)
     kv_cache: bool = True  # reuse the clean groups' keys/values across sampling steps
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto measures, see wam.runs.precision)
 
     def check(self) -> None:
+        check_device(self.device)
+        check_precision(self.precision, "--precision")
         if not self.policy:
             raise ConfigError("--policy is required (a `wam train` run folder)")
         if not 0 <= self.port < 65536:
@@ -287,7 +293,7 @@ def load_service(cfg: ServeConfig) -> PolicyService:
     """The trained policy of `cfg.policy`, with the serving options applied."""
     from wam.train import load_policy
 
-    policy, run_cfg = load_policy(cfg.policy)
+    policy, run_cfg = load_policy(cfg.policy, device=cfg.device, precision=cfg.precision)
     if cfg.sample_steps:
         policy.paradigm.cfg.sample_steps = cfg.sample_steps
     if hasattr(policy.paradigm.cfg, "kv_cache"):
