@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from wam.backbones.build import frame_tokenizer, world_model
 from wam.checkpoint import load_checkpoint
 from wam.config import parse_config
 from wam.data.frames import cached_frames
@@ -30,7 +31,6 @@ from wam.data.video import encode_video
 from wam.errors import ConfigError, WamError
 from wam.models.world_model import VideoWorldModel
 from wam.nn.image_metrics import psnr, ssim
-from wam.nn.tokenizer import FrameAutoencoder
 from wam.pretrain import PretrainConfig
 
 
@@ -38,7 +38,7 @@ def load_world_model(path: str | Path, use_ema: bool = True) -> tuple[VideoWorld
     """A trained world model (EMA weights by default) and its run config, from a checkpoint."""
     ckpt = load_checkpoint(path, kind=VideoWorldModel.kind)
     cfg = parse_config(PretrainConfig, ["--config", str(ckpt.path / "config.yaml")])
-    model = VideoWorldModel(cfg.model, FrameAutoencoder(cfg.tokenizer_config()))
+    model = world_model(cfg.model, frame_tokenizer(cfg.model.backbone, cfg.tokenizer_config()))
     model.load_state_dict(ckpt.model)
     if use_ema and ckpt.ema is not None:
         with torch.no_grad():

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wam.backbones.build import frame_tokenizer
 from wam.checkpoint import load_checkpoint, resolve_checkpoint
 from wam.config import parse_config, save_config
 from wam.data.frames import cached_frames
@@ -84,6 +85,7 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
         cfg.tokenizer, cfg.policy.backbone, cfg.policy.patch = wm_cfg.tokenizer, wm_cfg.model.backbone, wm_cfg.model.patch
         return world_model.tokenizer, world_model.state_dict()
     pre = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer, optim=cfg.optim)
+    pre.model.backbone = cfg.policy.backbone  # a diffusers backbone brings its own VAE
     return prepare_tokenizer(pre, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out), None
 
 
@@ -205,7 +207,7 @@ def load_policy(path: str | Path, use_ema: bool = True) -> tuple[WamPolicy, Trai
     tok_cfg = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer).tokenizer_config()
     dims = {STATE_KEY: cfg.policy.state_dim, ACTION_KEY: cfg.policy.action_dim}
     stats = {k: {s: np.zeros(d) for s in ("mean", "std", "min", "max")} for k, d in dims.items()}
-    tokenizer = None if cfg.paradigm in REFERENCES else FrameAutoencoder(tok_cfg)
+    tokenizer = None if cfg.paradigm in REFERENCES else frame_tokenizer(cfg.policy.backbone, tok_cfg)
     policy = build_policy(cfg, tokenizer, stats, cfg.data.image_key, cfg.data.source_size or None)
     policy.load_state_dict(ckpt.model)
     if use_ema and ckpt.ema is not None:

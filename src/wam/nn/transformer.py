@@ -55,6 +55,12 @@ class BackboneConfig:
     mot: bool = False  # Mixture-of-Transformers: weights per modality, one joint attention
     qk_norm: bool = True
     rope_base: float = 100.0  # positions here are small (a few frames, an 8x8 grid)
+    # a large pretrained video transformer instead (wam.backbones; the fields above then do not apply):
+    kind: str = "wam"  # wam | wan | cosmos (diffusers' WanTransformer3DModel / CosmosTransformer3DModel)
+    pretrained: str = ""  # a local diffusers pipeline folder (transformer/ + vae/); empty = random weights of `arch`
+    arch: str = "tiny"  # the random architecture when `pretrained` is empty (wam.backbones.loading.ARCHS)
+    text_adapter: bool = False  # learn a projection of wam's text embeddings to the backbone's text width
+    checkpointing: bool = False  # activation (gradient) checkpointing per block
 
     def resolved_width(self) -> int:
         return self.width or 64 * self.depth
@@ -63,6 +69,10 @@ class BackboneConfig:
         return self.resolved_width() // 64
 
     def check(self) -> BackboneConfig:
+        if self.kind != "wam":  # a diffusers backbone: checked by wam.backbones when it is built
+            if self.kind not in ("wan", "cosmos"):
+                raise ConfigError(f"backbone.kind must be wam, wan or cosmos, got {self.kind!r}")
+            return self
         if not isinstance(self.depth, int) or self.depth < 1:
             raise ConfigError(f"backbone.depth must be an integer >= 1, got {self.depth!r}")
         if not isinstance(self.width, int) or self.width < 0:
