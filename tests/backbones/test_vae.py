@@ -1,0 +1,33 @@
+"""AutoencoderKLWan as wam's frame tokenizer: loaded from a save_pretrained folder, its round trip is
+diffusers' own encode (posterior mean) and decode, frame by frame, to 1e-5."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+diffusers = pytest.importorskip("diffusers")
+
+from wam.backbones.loading import VAES, load_vae  # noqa: E402
+from wam.backbones.vae import VaeTokenizer  # noqa: E402
+
+
+def test_round_trip_equals_diffusers(tmp_path):
+    torch.manual_seed(0)
+    vae = diffusers.AutoencoderKLWan(**VAES["tiny"]).eval()
+    vae.save_pretrained(tmp_path / "vae")
+    tok = VaeTokenizer(load_vae(str(tmp_path), "tiny"), image_size=32)
+    frames = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)  # (B, T, 3, H, W)
+    z = tok.encode(frames)
+    assert z.shape == (2, 3, 16, 4, 4)
+    x = frames.reshape(6, 3, 1, 32, 32).float() / 127.5 - 1  # each frame its own one-frame video
+    with torch.no_grad():
+        ref_z = vae.encode(x).latent_dist.mode()  # (6, 16, 1, 4, 4)
+        ref_x = vae.decode(ref_z).sample
+    assert (z.reshape(6, 16, 1, 4, 4) - ref_z).abs().max() < 1e-5
+    back = tok.decode(tok.denormalize(tok.normalize(z)))
+    assert back.shape == (2, 3, 3, 32, 32)
+    assert (back.reshape(6, 3, 1, 32, 32) - ((ref_x + 1) / 2).clamp(0, 1)).abs().max() < 1e-5
+    mean = torch.tensor(vae.config.latents_mean)[:, None, None]
+    std = torch.tensor(vae.config.latents_std)[:, None, None]
+    assert torch.allclose(tok.normalize(z), (z - mean) / std)
