@@ -82,7 +82,10 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
             raise ConfigError(f"--init was pretrained on {wm_cfg.data.image_size} px frames, "
                               f"--data.image_size is {cfg.data.image_size}")
         # the initialisation defines the architecture: tokenizer, backbone and patch size
+        own = cfg.policy.backbone  # a diffusers backbone keeps this run's action expert and checkpointing choices
         cfg.tokenizer, cfg.policy.backbone, cfg.policy.patch = wm_cfg.tokenizer, wm_cfg.model.backbone, wm_cfg.model.patch
+        if cfg.policy.backbone.kind != "wam":
+            cfg.policy.backbone.mot, cfg.policy.backbone.checkpointing = own.mot, own.checkpointing
         return world_model.tokenizer, world_model.state_dict()
     pre = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer, optim=cfg.optim)
     pre.model.backbone = cfg.policy.backbone  # a diffusers backbone brings its own VAE

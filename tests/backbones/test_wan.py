@@ -72,3 +72,23 @@ def test_the_group_mask_reaches_self_attention(saved):
     other = fut + 1
     assert torch.equal(actions(fut, masked), actions(other, masked))
     assert not torch.allclose(actions(fut, GroupMask.full()), actions(other, GroupMask.full()))
+
+
+def test_mot_with_an_expert_equal_to_the_video_blocks_is_the_monolithic_model(saved):
+    """The action expert starts as a copy of the video blocks: then the MoT layer computes exactly what the
+    shared blocks do; once the expert's weights differ, only the token groups' outputs move at first layer."""
+    model, _ = saved
+    mono, mot = WanBackbone(model), WanBackbone(model, mot=True)
+    g = torch.Generator().manual_seed(4)
+    obs, text = torch.randn(2, 1, 4, 8, 8, generator=g), torch.randn(2, 1, 16, generator=g)
+    act = torch.randn(2, 3, mono.width, generator=g)
+    mask = GroupMask(allowed={"obs": {"obs"}, "action": {"obs", "action"}})
+    groups = [VideoGroup("obs", obs, None, (0,)), Group("action", act, torch.full((2,), 0.3))]
+    with torch.no_grad():
+        a, b = mono(groups, mask, text), mot(groups, mask, text)
+        assert all((a[k] - b[k]).abs().max() < 1e-5 for k in a)
+        for p in mot.action_blocks.parameters():
+            p.add_(0.1)
+        c = mot(groups, mask, text)
+    assert (c["obs"] - a["obs"]).abs().max() < 1e-5  # obs never sees the actions: untouched by their expert
+    assert (c["action"] - a["action"]).abs().max() > 1e-3

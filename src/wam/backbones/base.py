@@ -83,7 +83,7 @@ class GroupMaskProcessor:
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None,
                  image_rotary_emb=None):
         if attention_mask is None and encoder_hidden_states is None and self.slot.mask is not None:
-            attention_mask = self.slot.mask.to(hidden_states.device)
+            attention_mask = self.slot.mask[None, None].to(hidden_states.device)  # (1, 1, N, N): never read as (B, N)
         if image_rotary_emb is not None:  # Cosmos's processors
             return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask,
                               image_rotary_emb=image_rotary_emb)
@@ -91,11 +91,13 @@ class GroupMaskProcessor:
 
 
 def install_mask_processors(attentions: Sequence[nn.Module]) -> MaskSlot:
-    """Give every self-attention module a GroupMaskProcessor around its own processor."""
+    """Give every self-attention module a GroupMaskProcessor around its own processor (once: a model
+    wrapped twice keeps one slot, so both wrappers' masks reach it)."""
+    if all(isinstance(a.processor, GroupMaskProcessor) for a in attentions) and attentions:
+        return attentions[0].processor.slot
     slot = MaskSlot()
     for attn in attentions:
-        inner = attn.processor.inner if isinstance(attn.processor, GroupMaskProcessor) else attn.processor
-        attn.set_processor(GroupMaskProcessor(inner, slot))
+        attn.set_processor(GroupMaskProcessor(attn.processor, slot))
     return slot
 
 

@@ -36,8 +36,13 @@ def make_backbone(backbone_cfg, tokenizer: nn.Module, lora=None) -> nn.Module:
     from wam.backbones.wan import WanBackbone
 
     model = load_transformer(backbone_cfg.kind, backbone_cfg.pretrained, backbone_cfg.arch)
-    wrap = WanBackbone if backbone_cfg.kind == "wan" else CosmosBackbone
-    net = wrap(model, checkpointing=backbone_cfg.checkpointing)
+    if backbone_cfg.kind == "wan":
+        net = WanBackbone(model, checkpointing=backbone_cfg.checkpointing, mot=backbone_cfg.mot)
+    elif backbone_cfg.mot:
+        raise ConfigError("backbone.mot=true (an action expert beside the video blocks) is implemented for kind=wan; "
+                          "on cosmos, actions share its blocks (mot=false) or enter as a latent frame")
+    else:
+        net = CosmosBackbone(model, checkpointing=backbone_cfg.checkpointing)
     c = tokenizer.cfg.latent_channels
     if net.latent_channels != c or net.in_channels != c:
         where = f"{backbone_cfg.pretrained}/transformer/config.json" if backbone_cfg.pretrained else f"arch {backbone_cfg.arch}"

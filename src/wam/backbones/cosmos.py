@@ -51,6 +51,9 @@ class CosmosBackbone(nn.Module):
         self.patch = tuple(cfg.patch_size)[1:]
         self.slot = install_mask_processors([b.attn1 for b in model.transformer_blocks])
 
+    def init_action_expert(self) -> None:  # no action expert on Cosmos (see build.make_backbone)
+        pass
+
     def video_blocks(self) -> list[nn.Module]:
         return list(self.model.transformer_blocks)
 

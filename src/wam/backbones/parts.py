@@ -90,14 +90,18 @@ class BackboneParts(nn.Module):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """As nn.Module's, also taking weights saved without LoRA (a world model for `--init`) into the
-        LoRA-wrapped layers: `x.weight` -> `x.base_layer.weight` where only the latter exists."""
+        LoRA-wrapped layers (`x.weight` -> `x.base_layer.weight` where only the latter exists); weights
+        without an action expert restart it as a copy of the loaded video blocks."""
         own = self.state_dict(keep_vars=True)
         renamed = {}
         for k, v in state_dict.items():
             head, _, leaf = k.rpartition(".")
             wrapped = f"{head}.base_layer.{leaf}"
             renamed[wrapped if k not in own and wrapped in own else k] = v
-        return super().load_state_dict(renamed, strict=strict, assign=assign)
+        result = super().load_state_dict(renamed, strict=strict, assign=assign)
+        if not any(k.startswith("backbone.action_blocks.") for k in renamed):
+            self.backbone.init_action_expert()  # video weights without an expert (a world model): copy them
+        return result
 
     def action_shape(self, b: int) -> tuple[int, ...]:
         return (b, self.cfg.chunk, self.cfg.action_dim)
