@@ -56,8 +56,12 @@ class WanBackbone(nn.Module):
 
     def init_action_expert(self) -> None:
         """(Re)start the action expert as a copy of the video blocks (after loading video weights)."""
-        if self.action_blocks is not None:
-            self.action_blocks.load_state_dict(self.model.blocks.state_dict())
+        if self.action_blocks is None:
+            return
+        video = self.model.blocks.state_dict()  # LoRA-wrapped layers keep the video weights in `base_layer`
+        source = {k: video.get(k, video.get(f"{k.rpartition('.')[0]}.base_layer.{k.rpartition('.')[2]}"))
+                  for k in self.action_blocks.state_dict()}
+        self.action_blocks.load_state_dict(source)
 
     def video_blocks(self) -> list[nn.Module]:
         return list(self.model.blocks)
