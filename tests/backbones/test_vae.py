@@ -16,7 +16,9 @@ def test_round_trip_equals_diffusers(tmp_path):
     torch.manual_seed(0)
     vae = diffusers.AutoencoderKLWan(**VAES["tiny"]).eval()
     vae.save_pretrained(tmp_path / "vae")
-    tok = VaeTokenizer(load_vae(str(tmp_path), "tiny"), image_size=32)
+    diffusers.WanTransformer3DModel(num_layers=1, num_attention_heads=1, attention_head_dim=12, in_channels=16,
+                                    out_channels=16, text_dim=4, ffn_dim=8).save_pretrained(tmp_path / "transformer")
+    tok = VaeTokenizer(load_vae("wan", str(tmp_path), "tiny"), image_size=32)
     frames = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)  # (B, T, 3, H, W)
     z = tok.encode(frames)
     assert z.shape == (2, 3, 16, 4, 4)

@@ -25,7 +25,7 @@ def frame_tokenizer(backbone_cfg, tok_cfg) -> nn.Module:
         return FrameAutoencoder(tok_cfg)
     from wam.backbones.loading import load_vae
     from wam.backbones.vae import VaeTokenizer
-    return VaeTokenizer(load_vae(backbone_cfg.pretrained, backbone_cfg.arch), tok_cfg.image_size)
+    return VaeTokenizer(load_vae(backbone_cfg.kind, backbone_cfg.pretrained, backbone_cfg.arch), tok_cfg.image_size)
 
 
 def make_backbone(backbone_cfg, tokenizer: nn.Module, lora=None) -> nn.Module:

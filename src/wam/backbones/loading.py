@@ -121,16 +121,23 @@ def load_transformer(kind: str, pretrained: str, arch: str) -> nn.Module:
         raise ConfigError(f"backbone.kind={kind!r} has no diffusers model; choose one of wam, {', '.join(CLASSES)}")
     if not pretrained:
         return random_model(kind, arch)
-    return load_pretrained(CLASSES[kind], _root(pretrained) / "transformer")
+    return load_pretrained(CLASSES[kind], check_folder(kind, pretrained) / "transformer")
 
 
-def load_vae(pretrained: str, arch: str) -> nn.Module:
+def load_vae(kind: str, pretrained: str, arch: str) -> nn.Module:
     """The AutoencoderKLWan of the same folder (or arch)."""
-    return load_pretrained(VAE_CLASS, _root(pretrained) / "vae") if pretrained else random_vae(arch)
+    return load_pretrained(VAE_CLASS, check_folder(kind, pretrained) / "vae") if pretrained else random_vae(arch)
 
 
-def _root(pretrained: str) -> Path:
+def check_folder(kind: str, pretrained: str) -> Path:
+    """The pipeline folder, with both configs of the right class and weights beside them (checked before
+    anything is loaded, so the first complaint is about the first thing wrong)."""
     root = Path(pretrained).expanduser()
     if not root.is_dir():
         raise ConfigError(f"backbone.pretrained={pretrained}: no such folder")
+    if kind not in CLASSES:
+        raise ConfigError(f"backbone.kind={kind!r} has no diffusers model; choose one of wam, {', '.join(CLASSES)}")
+    for sub, cls in (("transformer", CLASSES[kind]), ("vae", VAE_CLASS)):
+        read_config(root / sub, cls)
+        _check_weights(root / sub)
     return root
