@@ -83,3 +83,20 @@ def test_every_variant(world_model, tmp_path, paradigm, integration):
     _, root = world_model
     _train(root, tmp_path / "p", paradigm, integration)
     _acts_deterministically(tmp_path / "p")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["wan", "cosmos"])
+def test_closed_loop_eval(kind, tmp_path):
+    """`wam eval` in Meta-World: a tiny representation-only policy on the diffusers backbone rolls out."""
+    from wam.envs.collect import CollectConfig, collect
+
+    collect(CollectConfig(tasks="reach-v3", episodes=2, out=str(tmp_path / "d"), image_size=32, workers=1),
+            progress_bar=False)
+    run = tmp_path / "p"
+    argv = ["train", "--paradigm=representation", f"--policy.backbone.kind={kind}", f"--data.path={tmp_path / 'd'}",
+            "--data.val_fraction=0.5", f"--out={run}", *SMALL, *POLICY]
+    assert main(argv) == 0
+    assert main(["eval", f"--policy={run}", "--episodes=1", "--workers=1", "--max_steps=8", "--videos=0"]) == 0
+    info = json.loads((run / "eval" / "eval_info.json").read_text())
+    assert info["overall"]["episodes"] == 1 and len(info["episodes"]) == 1
