@@ -11,7 +11,7 @@ diffusers = pytest.importorskip("diffusers")
 
 from wam.backbones.base import VideoGroup  # noqa: E402
 from wam.backbones.cosmos import CosmosBackbone  # noqa: E402
-from wam.backbones.loading import load_transformer  # noqa: E402
+from wam.backbones.loading import VAES, load_transformer  # noqa: E402
 from wam.nn.transformer import GroupMask  # noqa: E402
 
 # diffusers' tests/models/transformers/test_models_transformer_cosmos.py (+1 condition-mask channel)
@@ -29,6 +29,7 @@ def saved(tmp_path_factory):
             p.normal_()
     root = tmp_path_factory.mktemp("cosmos")
     model.save_pretrained(root / "transformer")
+    diffusers.AutoencoderKLWan(**VAES["tiny"]).save_pretrained(root / "vae")  # a whole pipeline folder
     return model, root
 
 

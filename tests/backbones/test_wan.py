@@ -9,7 +9,7 @@ import torch
 diffusers = pytest.importorskip("diffusers")
 
 from wam.backbones.base import Group, VideoGroup  # noqa: E402
-from wam.backbones.loading import load_transformer  # noqa: E402
+from wam.backbones.loading import VAES, load_transformer  # noqa: E402
 from wam.backbones.wan import WanBackbone  # noqa: E402
 from wam.nn.transformer import GroupMask  # noqa: E402
 
@@ -25,6 +25,7 @@ def saved(tmp_path_factory):
     model = diffusers.WanTransformer3DModel(**TINY).eval()
     root = tmp_path_factory.mktemp("wan")
     model.save_pretrained(root / "transformer")
+    diffusers.AutoencoderKLWan(**VAES["tiny"]).save_pretrained(root / "vae")  # a whole pipeline folder
     return model, root
 
 

@@ -66,11 +66,16 @@ class VideoBackbone(Protocol):
 
 
 class MaskSlot:
-    """The current forward's (N, N) bool attention mask (True = may attend), shared by the processors.
-    It is set at the start of every forward and kept, so activation checkpointing recomputes with it."""
+    """The current layer call's (N, N) bool attention mask (True = may attend), shared by the processors.
+    `call` sets it right before each block runs, so a block recomputed by activation checkpointing during
+    the backward pass (after other forwards changed the slot) gets its own mask back."""
 
     def __init__(self) -> None:
         self.mask: Tensor | None = None
+
+    def call(self, mask: Tensor | None, layer, *args):
+        self.mask = mask
+        return layer(*args)
 
 
 class GroupMaskProcessor:

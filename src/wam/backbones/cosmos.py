@@ -96,12 +96,13 @@ class CosmosBackbone(nn.Module):
         temb, emb_t = (expand_per_token(e.unflatten(0, (b, -1)), sizes) for e in (temb, emb_t))  # (B, N, .)
         rope, extra = self._positions(groups, sizes, dev, x.dtype)
         context = m.crossattn_proj(text.to(x.dtype)) if m.config.use_crossattn_projection else text.to(x.dtype)
-        self.slot.mask = group_mask(groups, sizes, mask, token_time(groups, sizes, frame_patches(groups, self.patch), dev))
+        attn_mask = group_mask(groups, sizes, mask, token_time(groups, sizes, frame_patches(groups, self.patch), dev))
         for block in m.transformer_blocks:
+            args = (attn_mask, block, x, context, emb_t, temb, rope, extra, None, None)
             if self.checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, context, emb_t, temb, rope, extra, None, None, use_reentrant=False)
+                x = checkpoint(self.slot.call, *args, use_reentrant=False)
             else:
-                x = block(x, context, emb_t, temb, rope, extra, None, None)
+                x = self.slot.call(*args)
         x = m.norm_out(x, emb_t, temb)
         out, start = {}, 0
         for g, n in zip(groups, sizes):

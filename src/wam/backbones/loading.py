@@ -36,8 +36,8 @@ ARCHS: dict[str, dict[str, dict]] = {
     "wan": {
         "tiny": dict(_WAN, num_attention_heads=2, attention_head_dim=12, text_dim=TEXT_DIM, ffn_dim=32, num_layers=2,
                      rope_max_seq_len=32),
-        "medium": dict(_WAN, num_attention_heads=8, attention_head_dim=64, text_dim=TEXT_DIM, ffn_dim=1536,
-                       num_layers=10, rope_max_seq_len=256),
+        "medium": dict(_WAN, num_attention_heads=8, attention_head_dim=64, text_dim=TEXT_DIM, ffn_dim=2048,
+                       num_layers=12, rope_max_seq_len=256),
         "wan2.1-1.3b": dict(_WAN, num_attention_heads=12, attention_head_dim=128, text_dim=4096, ffn_dim=8960,
                             num_layers=30, rope_max_seq_len=1024),
         "wan2.2-5b": dict(_WAN, in_channels=48, out_channels=48, num_attention_heads=24, attention_head_dim=128,
@@ -46,7 +46,7 @@ ARCHS: dict[str, dict[str, dict]] = {
     "cosmos": {
         "tiny": dict(_COSMOS, num_attention_heads=2, attention_head_dim=16, num_layers=2, mlp_ratio=2,
                      text_embed_dim=TEXT_DIM, adaln_lora_dim=4, max_size=(8, 64, 64)),
-        "medium": dict(_COSMOS, num_attention_heads=8, attention_head_dim=64, num_layers=10, mlp_ratio=3,
+        "medium": dict(_COSMOS, num_attention_heads=8, attention_head_dim=64, num_layers=12, mlp_ratio=3,
                        text_embed_dim=TEXT_DIM, adaln_lora_dim=64, max_size=(32, 128, 128)),
         "cosmos2-2b": dict(_COSMOS, num_attention_heads=16, attention_head_dim=128, num_layers=28, mlp_ratio=4,
                            text_embed_dim=1024, adaln_lora_dim=256, max_size=(128, 240, 240)),

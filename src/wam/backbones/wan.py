@@ -96,15 +96,15 @@ class WanBackbone(nn.Module):
         proj = expand_per_token(proj.unflatten(2, (6, -1)), sizes)  # (B, N, 6, D)
         rope = self._rope(groups, sizes, dev)
         patches = frame_patches(groups, self.patch)
-        self.slot.mask = group_mask(groups, sizes, mask, token_time(groups, sizes, patches, dev))
+        attn_mask = group_mask(groups, sizes, mask, token_time(groups, sizes, patches, dev))
         n_video = sum(n for g, n in zip(groups, sizes) if isinstance(g, VideoGroup))
         experts = self.action_blocks if self.action_blocks is not None and n_video < x.shape[1] else [None] * len(m.blocks)
         for block, expert in zip(m.blocks, experts):
-            layer = block if expert is None else _Pair(block, expert, n_video, self.slot.mask)
+            layer = block if expert is None else _Pair(block, expert, n_video, attn_mask)
             if self.checkpointing and torch.is_grad_enabled():
-                x = checkpoint(layer, x, context, proj, rope, use_reentrant=False)
+                x = checkpoint(self.slot.call, attn_mask, layer, x, context, proj, rope, use_reentrant=False)
             else:
-                x = layer(x, context, proj, rope)
+                x = self.slot.call(attn_mask, layer, x, context, proj, rope)
         shift, scale = (m.scale_shift_table.unsqueeze(0) + temb.unsqueeze(2)).chunk(2, dim=2)  # (B, N, 1, D) each
         x = (m.norm_out(x.float()) * (1 + scale.squeeze(2)) + shift.squeeze(2)).type_as(x)
         out, start = {}, 0
