@@ -54,6 +54,9 @@ def test_pretrain_then_train_then_eval_offline(world_model, tmp_path):
     kind, root = world_model
     wm, cfg = load_world_model(root / "wm")
     assert cfg.model.backbone.kind == kind and type(wm).__name__ == "BackboneWorldModel"
+    clip = root / "imagined.gif"
+    assert main(["imagine", str(root / "wm"), "--dataset", str(root / "data"), "--episode", "0",
+                 "--out", str(clip)]) == 0 and clip.stat().st_size > 0
     for paradigm, integration in FAST[kind]:
         run = tmp_path / f"{paradigm}_{integration}"
         _train(root, run, paradigm, integration)

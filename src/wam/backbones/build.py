@@ -45,7 +45,8 @@ def make_backbone(backbone_cfg, tokenizer: nn.Module, lora=None) -> nn.Module:
         net = CosmosBackbone(model, checkpointing=backbone_cfg.checkpointing)
     c = tokenizer.cfg.latent_channels
     if net.latent_channels != c or net.in_channels != c:
-        where = f"{backbone_cfg.pretrained}/transformer/config.json" if backbone_cfg.pretrained else f"arch {backbone_cfg.arch}"
+        pretrained, arch = backbone_cfg.pretrained, backbone_cfg.arch
+        where = f"{pretrained}/transformer/config.json" if pretrained else f"arch {arch}"
         raise ConfigError(f"{where}: the transformer reads {net.in_channels} and writes {net.latent_channels} latent "
                           f"channels, the VAE (vae/config.json z_dim) makes {c}")
     if lora is not None:

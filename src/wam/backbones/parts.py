@@ -67,7 +67,8 @@ class BackboneParts(nn.Module):
         self.future_times = (*cfg.future, next_offset(cfg.future)) if action_frame else tuple(cfg.future)
         self.ranks = frame_ranks(cfg.obs, self.future_times)
         self.state_in = StepTokens(cfg.state_dim, len(cfg.obs), width)
-        self.action_io = StepTokens(cfg.action_dim, cfg.chunk, width, out=True) if actions and not action_frame else None
+        tokens = actions and not action_frame
+        self.action_io = StepTokens(cfg.action_dim, cfg.chunk, width, out=True) if tokens else None
 
     def run(self, batch: dict, mask: GroupMask, future: tuple[Tensor, Tensor] | None = None,
             action: tuple[Tensor, Tensor] | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:

@@ -98,7 +98,8 @@ class WanBackbone(nn.Module):
         patches = frame_patches(groups, self.patch)
         attn_mask = group_mask(groups, sizes, mask, token_time(groups, sizes, patches, dev))
         n_video = sum(n for g, n in zip(groups, sizes) if isinstance(g, VideoGroup))
-        experts = self.action_blocks if self.action_blocks is not None and n_video < x.shape[1] else [None] * len(m.blocks)
+        mot = self.action_blocks is not None and n_video < x.shape[1]  # a MoT layer only with action tokens
+        experts = self.action_blocks if mot else [None] * len(m.blocks)
         for block, expert in zip(m.blocks, experts):
             layer = block if expert is None else _Pair(block, expert, n_video, attn_mask)
             if self.checkpointing and torch.is_grad_enabled():
