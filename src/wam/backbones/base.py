@@ -46,7 +46,8 @@ class VideoGroup:
 
 @dataclass
 class Group:
-    """wam-made tokens (B, N, width) with a flow time (B,) or None; `kind` picks the expert (MoT)."""
+    """wam-made tokens (B, N, width) with a flow time (B,) or None; `kind` names the modality (state,
+    action, ...; under Mixture-of-Transformers every token group runs on the action expert)."""
 
     name: str
     tokens: Tensor
@@ -58,7 +59,8 @@ class VideoBackbone(Protocol):
     """What BackboneParts and the backbone world model need from a wrapped video transformer."""
 
     width: int  # hidden size of the token groups
-    latent_channels: int  # channels of a latent frame in and out
+    latent_channels: int  # channels of a latent frame out (and in, as wam feeds them)
+    in_channels: int
     text_dim: int  # width of the text embeddings the cross-attention reads
     patch: tuple[int, int]  # spatial patch size (h, w)
 
