@@ -56,6 +56,7 @@ def test_bad_folders(folders, tiny_dataset, tmp_path, capsys, folder, kind, extr
     assert err.startswith("error: ") and expected in err, err
 
 
+@pytest.mark.slow
 def test_a_narrow_text_width_works_with_the_adapter(folders, tiny_dataset, tmp_path):
     assert main(_pretrain(tiny_dataset, tmp_path, "--model.backbone.kind=wan", "--model.backbone.text_adapter=true",
                           f"--model.backbone.pretrained={folders / 'narrow_text'}")) == 0
