@@ -77,6 +77,9 @@ def test_wrong_kind_and_arch(tiny_dataset, tmp_path, capsys):
     assert "backbone.kind must be wam, wan or cosmos" in last_line(capsys)
     assert main(_pretrain(tiny_dataset, tmp_path, "--model.backbone.kind=wan", "--model.backbone.arch=huge")) == 2
     assert "backbone.arch='huge' is not a wan architecture" in last_line(capsys)
+    assert main(_pretrain(tiny_dataset, tmp_path, "--model.backbone.kind=cosmos",
+                          f"--model.backbone.pretrained={tmp_path / 'nowhere'}")) == 2
+    assert f"backbone.pretrained={tmp_path / 'nowhere'}: no such folder" in last_line(capsys)
 
 
 def test_a_config_that_is_not_json(folders, tmp_path, tiny_dataset, capsys):

@@ -36,6 +36,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -72,6 +73,9 @@ class BackboneConfig:
         if self.kind != "wam":  # a diffusers backbone: checked by wam.backbones when it is built
             if self.kind not in ("wan", "cosmos"):
                 raise ConfigError(f"backbone.kind must be wam, wan or cosmos, got {self.kind!r}")
+            if self.pretrained and not Path(self.pretrained).expanduser().is_dir():
+                raise ConfigError(f"backbone.pretrained={self.pretrained}: no such folder (a local diffusers pipeline "
+                                  f"folder with transformer/ and vae/; see docs/backbones.md)")
             return self
         if not isinstance(self.depth, int) or self.depth < 1:
             raise ConfigError(f"backbone.depth must be an integer >= 1, got {self.depth!r}")
