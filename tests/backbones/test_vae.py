@@ -33,3 +33,20 @@ def test_round_trip_equals_diffusers(tmp_path):
     mean = torch.tensor(vae.config.latents_mean)[:, None, None]
     std = torch.tensor(vae.config.latents_std)[:, None, None]
     assert torch.allclose(tok.normalize(z), (z - mean) / std)
+
+
+def test_the_wan22_vae_layout():
+    """Wan 2.2's VAE (residual, patchified input, x16 spatial): a 64 px frame is a 4x4 latent, as diffusers encodes it."""
+    torch.manual_seed(0)
+    vae = diffusers.AutoencoderKLWan(base_dim=8, decoder_base_dim=8, z_dim=8, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                                     temperal_downsample=[False, True, True], is_residual=True, in_channels=12,
+                                     out_channels=12, patch_size=2, scale_factor_spatial=16, latents_mean=[0.0] * 8,
+                                     latents_std=[1.0] * 8).eval()
+    tok = VaeTokenizer(vae, image_size=64)
+    frames = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    z = tok.encode(frames)
+    assert z.shape == (2, 8, 4, 4) and tok.cfg.downsample == 16
+    with torch.no_grad():
+        ref = vae.encode(frames[:, :, None].float() / 127.5 - 1).latent_dist.mode()[:, :, 0]
+    assert (z - ref).abs().max() < 1e-5
+    assert tok.decode(z).shape == (2, 3, 64, 64)
