@@ -31,7 +31,6 @@ ensembling); without it, the first `n_action_steps` actions of each chunk are ex
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from collections import deque
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wam.backbones.build import frame_tokenizer, is_diffusers, world_model
 from wam.config import save_config
 from wam.data.check import require_clean
 from wam.data.frames import ArrayFrames, cached_frames, episode_starts
@@ -39,7 +40,6 @@ from wam.runs.device import check_device, resolve_device
 from wam.runs.lock import holding_lock
 from wam.runs.seeding import seed_run
 from wam.trainer import OptimConfig, runtime_report, train
-from wam.runs.folders import output_dir
 
 
 @dataclass
@@ -141,6 +141,8 @@ def prepare_tokenizer(cfg: PretrainConfig, frames: np.ndarray, train_rows: np.nd
     """Load the tokenizer named in the config, or train one on the training frames (on `device`,
     in `optim.precision`) and report it."""
     folder = out / "tokenizer"
+    if is_diffusers(cfg.model.backbone):  # the backbone's own VAE, frozen as loaded
+        return frame_tokenizer(cfg.model.backbone, cfg.tokenizer_config())
     if cfg.tokenizer.path or (folder / "tokenizer.json").exists():
         return adopt_tokenizer(cfg, load_tokenizer(cfg.tokenizer.path or folder)).to(device)
     torch.manual_seed(cfg.optim.seed)
@@ -237,7 +239,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     val_set = build_windows(cfg, ds, latents, val_eps)
     picks = np.linspace(0, len(val_set) - 1, min(len(val_set), 4 * cfg.optim.batch_size)).astype(int)
     val_batches = [collate([val_set[int(i)] for i in chunk]) for chunk in np.array_split(picks, 4) if len(chunk)]
-    model = VideoWorldModel(cfg.model, tokenizer)
+    model = world_model(cfg.model, tokenizer)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"world model: {n_params / 1e6:.2f}M trainable parameters, {len(train_set)} training windows "
           f"from {len(train_eps)} episodes, {len(val_eps)} held out; config {asdict(cfg.model.backbone)}")

@@ -35,7 +35,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from wam.checkpoint import read_config, read_state, resolve_checkpoint
-from wam.config import apply_overrides, load_config, parse_config, save_config
+from wam.config import apply_overrides, load_config, save_config
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import resolve_tasks
 from wam.envs.collect import collect

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wam.backbones.build import frame_tokenizer
 from wam.checkpoint import load_checkpoint, read_config, resolve_checkpoint
 from wam.config import save_config
 from wam.data.check import require_clean
@@ -47,7 +48,6 @@ from wam.runs.device import check_device, resolve_device
 from wam.runs.lock import holding_lock
 from wam.runs.seeding import seed_run
 from wam.trainer import OptimConfig, runtime_report, train
-from wam.runs.folders import output_dir
 
 KIND = "wam-policy"
 
@@ -90,9 +90,13 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
             raise ConfigError(f"--init was pretrained on {wm_cfg.data.image_size} px frames, "
                               f"--data.image_size is {cfg.data.image_size}")
         # the initialisation defines the architecture: tokenizer, backbone and patch size
+        own = cfg.policy.backbone  # a diffusers backbone keeps this run's action expert and checkpointing choices
         cfg.tokenizer, cfg.policy.backbone, cfg.policy.patch = wm_cfg.tokenizer, wm_cfg.model.backbone, wm_cfg.model.patch
+        if cfg.policy.backbone.kind != "wam":
+            cfg.policy.backbone.mot, cfg.policy.backbone.checkpointing = own.mot, own.checkpointing
         return world_model.tokenizer.to(device), world_model.state_dict()
     pre = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer, optim=cfg.optim)
+    pre.model.backbone = cfg.policy.backbone  # a diffusers backbone brings its own VAE
     return prepare_tokenizer(pre, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out, device), None
 
 
@@ -229,7 +233,7 @@ def load_policy(path: str | Path, use_ema: bool = True, device: str = "cpu",
     tok_cfg = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer).tokenizer_config()
     dims = {STATE_KEY: cfg.policy.state_dim, ACTION_KEY: cfg.policy.action_dim}
     stats = {k: {s: np.zeros(d) for s in ("mean", "std", "min", "max")} for k, d in dims.items()}
-    tokenizer = None if cfg.paradigm in REFERENCES else FrameAutoencoder(tok_cfg)
+    tokenizer = None if cfg.paradigm in REFERENCES else frame_tokenizer(cfg.policy.backbone, tok_cfg)
     policy = build_policy(cfg, tokenizer, stats, cfg.data.image_key, cfg.data.source_size or None)
     try:
         policy.load_state_dict(ckpt.model)

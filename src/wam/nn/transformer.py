@@ -41,6 +41,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -60,6 +61,12 @@ class BackboneConfig:
     mot: bool = False  # Mixture-of-Transformers: weights per modality, one joint attention
     qk_norm: bool = True
     rope_base: float = 100.0  # positions here are small (a few frames, an 8x8 grid)
+    # a large pretrained video transformer instead (wam.backbones; the fields above then do not apply):
+    kind: str = "wam"  # wam | wan | cosmos (diffusers' WanTransformer3DModel / CosmosTransformer3DModel)
+    pretrained: str = ""  # a local diffusers pipeline folder (transformer/ + vae/); empty = random weights of `arch`
+    arch: str = "tiny"  # the random architecture when `pretrained` is empty (wam.backbones.loading.ARCHS)
+    text_adapter: bool = False  # learn a projection of wam's text embeddings to the backbone's text width
+    checkpointing: bool = False  # activation (gradient) checkpointing per block
 
     def resolved_width(self) -> int:
         return self.width or 64 * self.depth
@@ -68,6 +75,13 @@ class BackboneConfig:
         return self.resolved_width() // 64
 
     def check(self) -> BackboneConfig:
+        if self.kind != "wam":  # a diffusers backbone: checked by wam.backbones when it is built
+            if self.kind not in ("wan", "cosmos"):
+                raise ConfigError(f"backbone.kind must be wam, wan or cosmos, got {self.kind!r}")
+            if self.pretrained and not Path(self.pretrained).expanduser().is_dir():
+                raise ConfigError(f"backbone.pretrained={self.pretrained}: no such folder (a local diffusers pipeline "
+                                  f"folder with transformer/ and vae/; see docs/backbones.md)")
+            return self
         if not isinstance(self.depth, int) or self.depth < 1:
             raise ConfigError(f"backbone.depth must be an integer >= 1, got {self.depth!r}")
         if not isinstance(self.width, int) or self.width < 0:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from wam.backbones.build import model_parts
 from wam.errors import ConfigError
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms.action_only import ActionOnly
@@ -93,6 +94,6 @@ def build_paradigm(name: str, cfg: PolicyModelConfig, tokenizer: FrameAutoencode
     """A paradigm by name (and `cfg.integration`) over a fresh set of model parts."""
     cls = strategy(name, cfg.integration)
     # video_weight is unused without video; latent_frame builds no action tokens (no action embedder)
-    parts = WamParts(cfg, tokenizer, video=cls.video, actions=cls.backbone_actions,
-                     action_frame=cls.integration == "latent_frame")
+    parts = model_parts(cfg, tokenizer, video=cls.video, actions=cls.backbone_actions,
+                        action_frame=cls.integration == "latent_frame")
     return cls(cfg, parts)

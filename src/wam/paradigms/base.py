@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from wam.backbones.lora import LoraConfig
 from wam.data.text import EMBED_DIM
 from wam.errors import ConfigError
 from wam.models.groups import LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
@@ -73,9 +74,11 @@ class PolicyModelConfig:
     ref_feature: int = 64  # image feature per frame and instruction feature, in the denoiser's condition
     ref_unet: tuple[int, ...] = (48, 96, 192)  # channels of the 1D temporal U-Net's levels (FiLM-conditioned)
     ref_shift: int = 4  # random-shift augmentation at training, in pixels (0 = none)
+    lora: LoraConfig = field(default_factory=LoraConfig)  # LoRA / freezing of a diffusers backbone (wam.backbones)
 
     def check(self) -> None:
         self.backbone.check()
+        self.lora.check()
         if self.chunk < 1 or self.video_weight < 0 or self.action_weight <= 0:
             raise ConfigError("policy.chunk must be >= 1, video_weight >= 0 and action_weight > 0")
         for name in ("plan_every", "executor_depth", "executor_steps"):

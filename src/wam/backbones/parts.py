@@ -1,0 +1,114 @@
+"""The model family's parts on a diffusers backbone: what `WamParts` is on wam's own transformer.
+
+`BackboneParts` has WamParts' interface (`run`, `action_shape`, `frame_shape`, `future_shape`,
+`tokenizer`, `grid`, `future_times`, `action_io`), so every paradigm runs on it unchanged. The video
+groups (obs, future, the latent action frame) go into the backbone as latents, through its own patch
+embedding, RoPE and timestep conditioning; state and actions are wam tokens (a linear map per step
+plus a learned per-step embedding) in the same joint attention, under the paradigm's GroupMask.
+Frame times are ranks: the sorted frame offsets of the sample (obs and future) are latent frames
+0, 1, 2, ... of one clip, as the video model saw clips in pretraining.
+
+    parts = BackboneParts(cfg, tokenizer)           # cfg.backbone.kind = "wan" | "cosmos"
+    out = parts.run(batch, mask, future=(x_t, t), action=(a_t, t))   # {"future": ..., "action": ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from wam.backbones.base import Group, VideoGroup
+from wam.backbones.build import make_backbone, text_input
+from wam.errors import ConfigError
+from wam.models.groups import VectorTokens
+from wam.nn.transformer import GroupMask, TokenGroup
+
+
+def frame_ranks(*offsets: Sequence[int]) -> dict[int, int]:
+    """Frame offset -> its rank among all offsets in use (the latent frame index in the clip)."""
+    return {o: i for i, o in enumerate(sorted({o for group in offsets for o in group}))}
+
+
+class StepTokens(nn.Module):
+    """(B, T, D) vectors -> (B, T, width) tokens with a learned embedding per step; read-out optional."""
+
+    def __init__(self, dim: int, steps: int, width: int, out: bool = False):
+        super().__init__()
+        self.io = VectorTokens(dim, width, out=out)
+        self.step = nn.Parameter(torch.zeros(steps, width))
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.io.embed(x) + self.step[: x.shape[1]].to(x.dtype)
+
+    def read_out(self, tokens: Tensor) -> Tensor:
+        return self.io.read_out(tokens)
+
+
+class BackboneParts(nn.Module):
+    """VAE tokenizer + diffusers backbone + wam's state/action tokens; `run` as WamParts.run."""
+
+    def __init__(self, cfg, tokenizer: nn.Module, video: bool = True, actions: bool = True,
+                 action_frame: bool = False):
+        super().__init__()
+        cfg.check()
+        if action_frame and not video:
+            raise ConfigError("actions written into a latent frame need the future (video) group")
+        from wam.paradigms.base import next_offset  # the one definition of the action frame's time
+
+        self.cfg = cfg
+        self.tokenizer = tokenizer.requires_grad_(False).eval()
+        self.backbone = make_backbone(cfg.backbone, tokenizer, getattr(cfg, "lora", None))
+        self.text_in = text_input(cfg.backbone, self.backbone)
+        width = self.backbone.width
+        cfg.backbone.width = width  # what strategies read as `backbone.resolved_width()` (their own token groups)
+        self.grid = tokenizer.cfg.latent_size
+        self.future_times = (*cfg.future, next_offset(cfg.future)) if action_frame else tuple(cfg.future)
+        self.ranks = frame_ranks(cfg.obs, self.future_times)
+        self.state_in = StepTokens(cfg.state_dim, len(cfg.obs), width)
+        tokens = actions and not action_frame
+        self.action_io = StepTokens(cfg.action_dim, cfg.chunk, width, out=True) if tokens else None
+
+    def run(self, batch: dict, mask: GroupMask, future: tuple[Tensor, Tensor] | None = None,
+            action: tuple[Tensor, Tensor] | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:
+        """Velocities of the given (x_t, t) groups; `extra` groups come back as raw (B, N, width) tokens."""
+        groups: list[VideoGroup | Group] = [
+            VideoGroup("obs", batch["obs.latent"], None, [self.ranks[o] for o in self.cfg.obs]),
+            Group("state", self.state_in.embed(batch["obs.state"]), None, "state")]
+        if future is not None:
+            groups.append(VideoGroup("future", future[0], future[1], [self.ranks[o] for o in self.future_times]))
+        if action is not None:
+            groups.append(Group("action", self.action_io.embed(action[0]), action[1], "action"))
+        groups += [Group(g.name, g.tokens, g.t, g.kind) for g in extra]
+        out = self.backbone(groups, mask, self.text_in(batch["text_emb"]))
+        result = {g.name: out[g.name] for g in extra}
+        if future is not None:
+            result["future"] = out["future"].float()
+        if action is not None:
+            result["action"] = self.action_io.read_out(out["action"]).float()
+        return result
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, also taking weights saved without LoRA (a world model for `--init`) into the
+        LoRA-wrapped layers (`x.weight` -> `x.base_layer.weight` where only the latter exists); weights
+        without an action expert restart it as a copy of the loaded video blocks."""
+        own = self.state_dict(keep_vars=True)
+        renamed = {}
+        for k, v in state_dict.items():
+            head, _, leaf = k.rpartition(".")
+            wrapped = f"{head}.base_layer.{leaf}"
+            renamed[wrapped if k not in own and wrapped in own else k] = v
+        result = super().load_state_dict(renamed, strict=strict, assign=assign)
+        if not any(k.startswith("backbone.action_blocks.") for k in renamed):
+            self.backbone.init_action_expert()  # video weights without an expert (a world model): copy them
+        return result
+
+    def action_shape(self, b: int) -> tuple[int, ...]:
+        return (b, self.cfg.chunk, self.cfg.action_dim)
+
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (self.tokenizer.cfg.latent_channels, self.grid, self.grid)
+
+    def future_shape(self, b: int) -> tuple[int, ...]:
+        return (b, len(self.future_times), *self.frame_shape())
