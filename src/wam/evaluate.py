@@ -19,7 +19,8 @@ Reproducible: episode k of a task is scene `seed + k`, and the policy draws its 
 `episode_generator(seed, task, k)` (wam.runs.seeding), so an episode does not depend on the worker
 that ran it: the same command gives the same eval_info.json and videos, with any number of workers.
 Only the timings differ (`seconds`, `chunk_ms` per episode, `ms_per_chunk`, `control_hz` overall);
-`action_digest` (per episode, a hash of every action taken) shows two rollouts are the same. The output
+`action_digest` and `frame_digest` (per episode, hashes of every action taken and every frame seen)
+show two rollouts are the same. The output
 folder is locked while the evaluation runs (wam.runs.lock).
 """
 
@@ -128,10 +129,11 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     frames, chunk_ms, success, steps, start = [], [], False, 0, time.perf_counter()
     plans: list[tuple[int, np.ndarray]] = []  # (step, imagined frames (Tf, h, w, 3))
     done, text = False, text or instruction(task)
-    generator, digest = episode_generator(eval_seed, task, episode), hashlib.sha1()
+    generator, digest, seen = episode_generator(eval_seed, task, episode), hashlib.sha1(), hashlib.sha1()
     while not done:
         planning = not policy._queue  # a new chunk is predicted on this step
         t0 = time.perf_counter()
+        seen.update(np.ascontiguousarray(obs[policy.image_key]).tobytes())
         action = policy.select_action({**obs, "task": text}, generator=generator)
         digest.update(np.asarray(action, np.float32).tobytes())
         if planning:
@@ -145,8 +147,8 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     real = np.stack(frames) if keep_frames else None
     pred = side_by_side(real, plans, cfg.policy.future) if keep_frames and plans else None
     return {"task": task, "seed": seed, "episode": episode, "success": success, "length": steps,
-            "action_digest": digest.hexdigest()[:16], "chunk_ms": chunk_ms, "seconds": time.perf_counter() - start,
-            "frames": real, "pred_frames": pred}
+            "action_digest": digest.hexdigest()[:16], "frame_digest": seen.hexdigest()[:16], "chunk_ms": chunk_ms,
+            "seconds": time.perf_counter() - start, "frames": real, "pred_frames": pred}
 
 
 def side_by_side(real: np.ndarray, plans: list[tuple[int, np.ndarray]], offsets) -> np.ndarray:
