@@ -20,8 +20,8 @@ Reproducible: episode k of a task is scene `seed + k`, and the policy draws its 
 that ran it: the same command gives the same eval_info.json and videos, with any number of workers.
 Only the timings differ (`seconds`, `chunk_ms` per episode, `ms_per_chunk`, `control_hz` overall);
 `action_digest` and `frame_digest` (per episode, hashes of every action taken and every frame seen)
-show two rollouts are the same. The output
-folder is locked while the evaluation runs (wam.runs.lock).
+show two rollouts are the same. The output folder is locked while the evaluation runs
+(wam.runs.lock).
 """
 
 from __future__ import annotations
