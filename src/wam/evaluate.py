@@ -19,8 +19,9 @@ Reproducible: episode k of a task is scene `seed + k`, and the policy draws its 
 `episode_generator(seed, task, k)` (wam.runs.seeding), so an episode does not depend on the worker
 that ran it: the same command gives the same eval_info.json and videos, with any number of workers.
 Only the timings differ (`seconds`, `chunk_ms` per episode, `ms_per_chunk`, `control_hz` overall);
-`action_digest` (per episode, a hash of every action taken) shows two rollouts are the same. The output
-folder is locked while the evaluation runs (wam.runs.lock).
+`action_digest` and `frame_digest` (per episode, hashes of every action taken and every frame seen)
+show two rollouts are the same. The output folder is locked while the evaluation runs
+(wam.runs.lock).
 
 `remote=HOST:PORT` runs the same episodes through a `wam serve` server (wam.serve.client; `--policy`
 is then not needed): with the default synchronous control the actions are the local ones, as
@@ -183,9 +184,11 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     plans: list[tuple[int, np.ndarray]] = []  # (step, imagined frames (Tf, h, w, 3))
     actions, sources = [], []  # executed actions and the chunk each came from
     done, text = False, text or instruction(task)
+    seen = hashlib.sha1()
     while not done:
         planning = not policy._queue  # a new chunk is predicted on this step
         t0 = time.perf_counter()
+        seen.update(np.ascontiguousarray(obs[policy.image_key]).tobytes())
         action = policy.select_action({**obs, "task": text})
         actions.append(np.asarray(action, np.float32))
         sources.append(len(chunk_ms) + planning)
@@ -200,7 +203,8 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     real = np.stack(frames) if keep_frames else None
     pred = side_by_side(real, plans, cfg.policy.future) if keep_frames and plans else None
     return {"task": task, "seed": seed, "episode": episode, "success": success, "length": steps,
-            "chunk_ms": chunk_ms, "seconds": time.perf_counter() - start, "frames": real, "pred_frames": pred,
+            "frame_digest": seen.hexdigest()[:16], "chunk_ms": chunk_ms, "seconds": time.perf_counter() - start,
+            "frames": real, "pred_frames": pred,
             **action_record(actions, getattr(getattr(policy, "control", None), "sources", None) or sources)}
 
 
