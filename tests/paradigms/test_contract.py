@@ -11,6 +11,7 @@ from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
 from wam.nn.transformer import BackboneConfig
 from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm
+from wam.paradigms.inverse_dynamics import ACTION_MASK as IDM_ACTION_MASK
 from wam.paradigms.representation import MASK as REPR_MASK
 
 COMBOS = [(name, integration, mot) for name, integration in VARIANTS for mot in (False, True)]
@@ -116,13 +117,38 @@ def test_representation_acts_the_same_without_future_tokens():
     assert torch.allclose(alone, with_future, atol=1e-5)
 
 
-def test_inverse_dynamics_uses_the_given_future():
-    p = perturbed(tiny("inverse_dynamics"), 0.05)
+@pytest.mark.parametrize("name", ["inverse_dynamics", "future_conditioned"])
+def test_acting_uses_the_given_future(name):
+    p = perturbed(tiny(name), 0.05)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     real = batch()["future.latent"]
     a = p.act(batch(), generator=g(), given_future=real)
     b = p.act(batch(), generator=g(), given_future=real + 1)
     assert not torch.allclose(a, b)
+
+
+def test_inverse_dynamics_actions_never_read_the_instruction():
+    """UniPi/AVDC: the action head maps (frames now, frames then, proprio) to actions. Another instruction
+    with the same frames gives the same actions; the future-conditioned policy's actions do change."""
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    other = batch()
+    other["text_emb"] = torch.randn(other["text_emb"].shape, generator=torch.Generator().manual_seed(9))
+    real = batch()["future.latent"]
+    idm, fc = perturbed(tiny("inverse_dynamics"), 0.05), perturbed(tiny("future_conditioned"), 0.05)
+    same = idm.act(batch(), generator=g(), given_future=real), idm.act(other, generator=g(), given_future=real)
+    assert torch.allclose(*same, atol=1e-5)
+    changed = fc.act(batch(), generator=g(), given_future=real), fc.act(other, generator=g(), given_future=real)
+    assert not torch.allclose(*changed, atol=1e-3)
+    assert "text" not in IDM_ACTION_MASK.reachable(["text", "obs", "state", "future", "action"])["action"]
+
+
+@pytest.mark.parametrize("name", ["inverse_dynamics", "future_conditioned"])
+def test_imagining_uses_the_instruction(name):
+    """The video pass (the world model) is instruction-conditioned in both: only the action pass differs."""
+    p, other = perturbed(tiny(name), 0.05), batch()
+    other["text_emb"] = other["text_emb"] + 1
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert not torch.allclose(p.imagine(batch(), generator=g()), p.imagine(other, generator=g()), atol=1e-3)
 
 
 @pytest.mark.parametrize("name,integration", VIDEO)

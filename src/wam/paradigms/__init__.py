@@ -22,6 +22,7 @@ from wam.errors import ConfigError
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms.action_only import ActionOnly
 from wam.paradigms.base import PolicyModelConfig, WamParts
+from wam.paradigms.future_conditioned import FutureConditioned
 from wam.paradigms.hierarchical import Hierarchical
 from wam.paradigms.inverse_dynamics import InverseDynamics
 from wam.paradigms.joint import Joint
@@ -30,8 +31,9 @@ from wam.paradigms.latent_actions import InverseDynamicsLatentActions, JointLate
 from wam.paradigms.representation import Representation
 
 INTEGRATIONS = ("tokens", "latent_frame", "latent_actions")
-STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, Hierarchical, ActionOnly,
-                                          JointLatentFrame, JointLatentActions, InverseDynamicsLatentActions)
+STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, FutureConditioned, Hierarchical,
+                                          ActionOnly, JointLatentFrame, JointLatentActions,
+                                          InverseDynamicsLatentActions)
 VARIANTS: dict[tuple[str, str], type[nn.Module]] = {(s.name, s.integration): s for s in STRATEGIES}
 PARADIGMS: dict[str, type[nn.Module]] = {s.name: s for s in STRATEGIES if s.integration == "tokens"}
 PARADIGM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.name for s in STRATEGIES))
@@ -47,6 +49,12 @@ INVALID: dict[tuple[str, str], str] = {
     ("inverse_dynamics", "latent_frame"):
         "inverse dynamics infers actions in a second pass given the future; actions written into the "
         "future's latent frames would be denoised with it, which is the joint paradigm (joint + latent_frame)",
+    ("future_conditioned", "latent_frame"):
+        "the future-conditioned policy acts in a second pass given the future, as inverse dynamics; actions "
+        "written into the future's latent frames would be denoised with it (joint + latent_frame)",
+    ("future_conditioned", "latent_actions"):
+        "latent actions are read off (frame, future) by the latent-action model without the instruction: that "
+        "is inverse_dynamics + latent_actions",
     ("hierarchical", "latent_frame"):
         "the hierarchical executor is a small separate network, not the video model, so there is no video "
         "frame to write its actions into; the planner's frames are the subgoal",

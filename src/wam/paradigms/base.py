@@ -257,6 +257,25 @@ def future_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, generator:
     return f.loss(video, keep_mask(batch["future_is_pad"], f.x0))
 
 
+def given_future_action_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask,
+                             generator: torch.Generator | None) -> Tensor:
+    """The action loss with the actions noised and the REAL future clean (an inverse-dynamics pass)."""
+    a = noise_group(batch["action"], generator)
+    clean = torch.zeros_like(a.t)
+    action = paradigm.parts.run(batch, mask, future=(batch["future.latent"], clean), action=(a.x_t, a.t))["action"]
+    return a.loss(action, keep_mask(batch["action_is_pad"], a.x0))
+
+
+@torch.no_grad()
+def imagine_then_act(paradigm: ParadigmBase, batch: dict, video_mask: GroupMask, action_mask: GroupMask,
+                     generator: torch.Generator | None, given_future: Tensor | None) -> Tensor:
+    """(B, Ta, Da): sample the future (unless given), then the actions given it as clean input; the
+    future is left in `paradigm.last_future` (what the actions were inferred from)."""
+    future = sample_group(paradigm, batch, video_mask, "future", generator) if given_future is None else given_future
+    paradigm.last_future = future
+    return sample_group(paradigm, batch, action_mask, "action", generator, clean_future=future)
+
+
 @torch.no_grad()
 def sample_group(paradigm: ParadigmBase, batch: dict, mask: GroupMask, name: str,
                  generator: torch.Generator | None = None, clean_future: Tensor | None = None) -> Tensor:
