@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import PARAPHRASES, instruction, paraphrases, resolve_tasks
 from wam.data.video import encode_video
-from wam.errors import ConfigError
+from wam.errors import ConfigError, WamError
 
 EVAL_SEED = 10_000
 CRASH_SEED_ENV = "WAM_EVAL_CRASH_SEED"  # a worker given this scene seed dies (tests of the crash path)
@@ -51,6 +51,8 @@ class EvalConfig:
     videos: int = 2  # episodes saved as mp4
     allow_unseen: bool = False  # evaluate tasks the policy was not trained on (zero-shot)
     paraphrase: int = -1  # -1: the training instruction; k >= 0: the task's held-out paraphrase k
+    n_action_steps: int = 0  # actions executed per chunk; 0 = as trained (policy.n_action_steps)
+    ensemble: float = -1.0  # temporal-ensembling decay; -1 = as trained (policy.ensemble), 0 = off
     out: str = ""  # default: <policy>/eval
 
     def check(self) -> None:
@@ -58,6 +60,9 @@ class EvalConfig:
             raise ConfigError("--policy is required (a `wam train` run folder)")
         if self.episodes < 1 or self.workers < 1 or self.max_steps < 1:
             raise ConfigError("--episodes, --workers and --max_steps must be >= 1")
+        if self.n_action_steps < 0 or not (self.ensemble == -1 or self.ensemble >= 0):
+            raise ConfigError(f"--n_action_steps must be >= 0 (0: as trained) and --ensemble -1 (as trained), 0 (off) "
+                              f"or a decay > 0; got {self.n_action_steps}, {self.ensemble}")
         count = min(len(p) for p in PARAPHRASES.values())
         if not -1 <= self.paraphrase < count:
             raise ConfigError(f"--paraphrase must be -1 (the training instruction) or 0..{count - 1} "
@@ -83,15 +88,27 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 _WORKER: dict = {}
 
 
-def _worker_init(policy_path: str) -> None:
+def load_for_eval(cfg: EvalConfig):
+    """The policy, executing chunks as `cfg` says (`n_action_steps`, `ensemble`) or as it was trained."""
+    from wam.train import load_policy
+
+    policy, train_cfg = load_policy(cfg.policy)
+    steps = cfg.n_action_steps or train_cfg.policy.n_action_steps or None
+    decay = train_cfg.policy.ensemble if cfg.ensemble < 0 else cfg.ensemble
+    try:
+        policy.set_execution(steps, decay or None)
+    except WamError as err:
+        raise ConfigError(f"--n_action_steps/--ensemble: {err}") from None
+    return policy, train_cfg
+
+
+def _worker_init(cfg: EvalConfig) -> None:
     import torch
 
     from wam.envs.rendering import configure_gl_backend
-    from wam.train import load_policy
-
     torch.set_num_threads(1)
     configure_gl_backend()
-    _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path)
+    _WORKER["policy"], _WORKER["cfg"] = load_for_eval(cfg)
 
 
 def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: str | None = None) -> dict:
@@ -180,9 +197,7 @@ def _tasks_to_run(cfg: EvalConfig) -> list[str]:
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     """Run the evaluation; returns (and writes) eval_info."""
     cfg.check()
-    from wam.train import load_policy
-
-    load_policy(cfg.policy)  # fail here, with the reason, rather than in every worker
+    load_for_eval(cfg)  # fail here, with the reason, rather than in every worker
     tasks = _tasks_to_run(cfg)
     texts = {t: task_instruction(t, cfg.paraphrase) for t in tasks}
     out = Path(cfg.out or Path(cfg.policy) / "eval")
@@ -201,7 +216,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         else:
             batch, pending, alone = pending, [], False
         pool = ProcessPoolExecutor(1 if alone else cfg.workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(cfg.policy,))
+                                   initargs=(cfg,))
         running = {pool.submit(run_episode, t, s, cfg.max_steps, i < cfg.videos, texts[t]): (i, t, s)
                    for i, (t, s) in batch}
         while running:

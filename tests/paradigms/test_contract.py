@@ -118,6 +118,18 @@ def test_representation_acts_the_same_without_future_tokens():
 
 
 @pytest.mark.parametrize("name", ["inverse_dynamics", "future_conditioned"])
+def test_representation_imagines_beside_noisy_actions_as_trained():
+    """In training the future always attends to noisy action tokens at some flow time; `imagine` must not
+    take a path never trained (the future alone): every backbone pass it makes holds both groups."""
+    p = perturbed(tiny("representation"), 0.05)
+    seen: list[tuple[str, ...]] = []
+    p.parts.backbone.register_forward_pre_hook(lambda m, args: seen.append(tuple(sorted(g.name for g in args[0]))))
+    future = p.imagine(batch(), generator=torch.Generator().manual_seed(0))
+    assert future.shape == (4, 2, 4, 4, 4)
+    assert seen and all({"future", "action"} <= set(names) for names in seen), seen
+
+
+@pytest.mark.parametrize("name", ["inverse_dynamics", "future_conditioned"])
 def test_acting_uses_the_given_future(name):
     p = perturbed(tiny(name), 0.05)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731

@@ -50,6 +50,8 @@ class PolicyModelConfig:
     video_weight: float = 1.0  # weight of the video (future) loss: 0 = no video co-training
     action_weight: float = 1.0
     sample_steps: int = 10
+    n_action_steps: int = 0  # actions executed per chunk (0 = half the chunk); ignored with `ensemble`
+    ensemble: float = 0.0  # > 0: ACT's temporal ensembling with this decay (re-plan every step); 0 = off
     independent_t: bool = False  # joint: one flow time for video and action, or one each
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
     # hierarchical: the backbone plans (imagines a subgoal frame), a small separate executor acts
@@ -77,6 +79,11 @@ class PolicyModelConfig:
         self.backbone.check()
         if self.chunk < 1 or self.video_weight < 0 or self.action_weight <= 0:
             raise ConfigError("policy.chunk must be >= 1, video_weight >= 0 and action_weight > 0")
+        if not isinstance(self.n_action_steps, int) or not 0 <= self.n_action_steps <= self.chunk:
+            raise ConfigError(f"policy.n_action_steps must be 0 (half the chunk) or 1..{self.chunk} (policy.chunk), "
+                              f"got {self.n_action_steps!r}")
+        if self.ensemble < 0:
+            raise ConfigError(f"policy.ensemble must be 0 (off) or a decay > 0, got {self.ensemble}")
         for name in ("plan_every", "executor_depth", "executor_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"policy.{name} must be an integer >= 1, got {getattr(self, name)!r}")
