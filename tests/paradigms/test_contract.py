@@ -117,7 +117,6 @@ def test_representation_acts_the_same_without_future_tokens():
     assert torch.allclose(alone, with_future, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["inverse_dynamics", "future_conditioned"])
 def test_representation_imagines_beside_noisy_actions_as_trained():
     """In training the future always attends to noisy action tokens at some flow time; `imagine` must not
     take a path never trained (the future alone): every backbone pass it makes holds both groups."""
