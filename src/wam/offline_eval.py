@@ -7,7 +7,7 @@ run's held-out validation episodes (the split `wam train` made), at `windows_per
 spaced frames of each, the policy predicts an action chunk from the same data path as training
 (frames encoded by the policy's tokenizer, the same windows) and it is compared with the demo's
 chunk: squared error in normalised units ([-1, 1]), averaged over the chunk's real steps (steps past
-the episode's end left out) and action dims, one value per window. Tasks trained from video alone
+the episode's end left out) and action dims, one value per window (kept in `per_window`). Tasks trained from video alone
 are scored against their real demo actions too (`per_task` marks them).
 
 - `given_future=imagined` (default): the policy acts as in closed loop.
@@ -202,7 +202,8 @@ def summarise(scores: dict[str, np.ndarray], episodes: np.ndarray, ds, video_onl
     task_of = np.array([ds.episodes[e].extras.get("env_task") or ds.episode_task(e) for e in episodes])
     result = {"given_future": cfg.given_future, "episodes": int(len(np.unique(episodes))), **_summary(main, episodes),
               "per_task": {t: {**_summary(main[task_of == t], episodes[task_of == t]), "video_only": t in video_only}
-                           for t in dict.fromkeys(task_of)}}
+                           for t in dict.fromkeys(task_of)},
+              "per_window": {"episode": episodes.tolist(), "error": main.tolist()}}  # what the CIs resample
     if cfg.given_future == "real":
         diff = scores["real"] - scores["imagined"]
         result.update(imagined_mse=float(scores["imagined"].mean()),
