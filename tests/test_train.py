@@ -44,6 +44,11 @@ def test_every_variant_trains_from_the_world_model(pretrained, tmp_path, paradig
     policy, saved = load_policy(tmp_path / "p")
     assert saved.paradigm == paradigm and saved.policy.integration == integration
     assert saved.policy.backbone.width == 64
+    from wam.imagination import load_world_model
+
+    wm = load_world_model(pretrained / "wm")[0].state_dict()
+    raw, _ = load_policy(tmp_path / "p", use_ema=False)
+    assert_started_from(raw.paradigm.parts.state_dict(), wm, tiny(paradigm, integration=integration).parts.state_dict())
     obs = {IMAGE_KEY: np.zeros((32, 32, 3), np.uint8), "observation.state": np.zeros(4, np.float32),
            "task": "push the puck"}
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
@@ -177,11 +182,16 @@ def test_init_loads_the_world_model_and_says_so(pretrained, tmp_path, capsys):
     policy, _ = load_policy(tmp_path / "p", use_ema=False)
     ours = policy.paradigm.parts.state_dict()
     fresh = tiny("joint").parts.state_dict()  # the same shapes at a fresh init
+    assert_started_from(ours, wm.state_dict(), fresh)
+
+
+def assert_started_from(ours: dict, wm: dict, fresh: dict) -> None:
+    """After a few small steps, the policy's backbone is still next to the world model's weights, on the
+    tensors where a fresh init sits well away from them (adaLN-Zero's zeros are left out by this)."""
     far = lambda a, b: float((a.float() - b.float()).abs().max())  # noqa: E731
-    # tensors a fresh init puts well away from the world model's (adaLN-Zero's zeros are left out by this)
-    telling = [k for k, v in wm.state_dict().items() if k.startswith("backbone.") and far(fresh[k], v) > 0.2]
+    telling = [k for k, v in wm.items() if k.startswith("backbone.") and far(fresh[k], v) > 0.2]
     assert len(telling) >= 8
-    assert all(far(ours[k], wm.state_dict()[k]) < 0.05 for k in telling)
+    assert all(far(ours[k], wm[k]) < 0.05 for k in telling)
 
 
 @pytest.mark.parametrize("flag,value", [("policy.backbone.mot", True), ("policy.backbone.width", 128),
