@@ -81,6 +81,8 @@ class WamPolicy(nn.Module):
         if ensemble is not None and not ensemble > 0:
             raise WamError(f"ensemble must be a decay > 0 (or unset: no temporal ensembling), got {ensemble}")
         self.n_action_steps, self.ensemble = n_action_steps, ensemble
+        cfg = self.paradigm.cfg  # the paradigm reads them too (hierarchical: how far its cached subgoal is)
+        cfg.n_action_steps, cfg.ensemble = n_action_steps, ensemble or 0.0
         self.reset()
 
     # -- training -----------------------------------------------------------------------------
