@@ -26,7 +26,7 @@ LENGTHS = (20, 22, 24, 26, 21, 23)  # 3 episodes a task; the last of each held o
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("offline")
     write_dataset(root / "data", lengths=LENGTHS, **MW_TASKS)
-    for paradigm in ("inverse_dynamics", "action_only"):
+    for paradigm in ("inverse_dynamics", "action_only", "hierarchical"):
         cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": paradigm, "data.path": str(root / "data"),
                                               "data.val_fraction": 0.3, "data.video_only_tasks": "push",
                                               "out": str(root / paradigm)})
@@ -59,6 +59,16 @@ def test_real_and_imagined_future(runs):
     assert swap["action_margin"] == pytest.approx(swap["action_mse"] - real["imagined_mse"])
     assert swap["psnr_windows"] == 4  # windows whose whole future lies inside the episode
     assert np.isfinite(swap["psnr_moving"]) and np.isfinite(swap["swap_margin_db"])
+
+
+def test_hierarchical_error_at_each_subgoal_offset(runs):
+    """The executor is scored with the subgoal at each offset it trains on (2 and 4 steps ahead here); with
+    the real subgoal at F = 4 it is exactly the `given_future=real` score (same windows, same noise)."""
+    r = offline_eval(OfflineEvalConfig(policy=str(runs / "hierarchical"), given_future="real", windows_per_episode=3,
+                                       out=str(runs / "h.json")), progress=False)
+    assert set(r["per_offset"]) == {"2", "4"} and all(set(v) == {"imagined", "real"} for v in r["per_offset"].values())
+    assert r["per_offset"]["4"]["real"]["mse"] == pytest.approx(r["mse"])
+    assert r["per_offset"]["2"]["real"]["mse"] != pytest.approx(r["mse"])
 
 
 def test_action_only_swap_and_cli(runs, capsys):

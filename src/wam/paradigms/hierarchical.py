@@ -86,6 +86,7 @@ class Hierarchical(ParadigmBase):
     architecture = "hierarchical"
     video = True
     backbone_actions = False  # the executor acts; the backbone only plans
+    subgoal_offsets = True  # `act(..., given_subgoal=, offset=)` and `training_offsets()`
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
