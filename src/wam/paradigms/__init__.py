@@ -28,11 +28,12 @@ from wam.paradigms.inverse_dynamics import InverseDynamics
 from wam.paradigms.joint import Joint
 from wam.paradigms.latent_frame import JointLatentFrame
 from wam.paradigms.latent_actions import InverseDynamicsLatentActions, JointLatentActions
+from wam.paradigms.mimic import Mimic
 from wam.paradigms.representation import Representation
 
 INTEGRATIONS = ("tokens", "latent_frame", "latent_actions")
-STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, FutureConditioned, Hierarchical,
-                                          ActionOnly, JointLatentFrame, JointLatentActions,
+STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, Mimic, InverseDynamics, FutureConditioned,
+                                          Hierarchical, ActionOnly, JointLatentFrame, JointLatentActions,
                                           InverseDynamicsLatentActions)
 VARIANTS: dict[tuple[str, str], type[nn.Module]] = {(s.name, s.integration): s for s in STRATEGIES}
 PARADIGMS: dict[str, type[nn.Module]] = {s.name: s for s in STRATEGIES if s.integration == "tokens"}
@@ -55,6 +56,9 @@ INVALID: dict[tuple[str, str], str] = {
     ("future_conditioned", "latent_actions"):
         "latent actions are read off (frame, future) by the latent-action model without the instruction: that "
         "is inverse_dynamics + latent_actions",
+    ("mimic", "latent_frame"):
+        "mimic's actions are decoded from partly denoised video features in a pass of their own; actions "
+        "written into a latent frame would be denoised with the video (joint + latent_frame)",
     ("hierarchical", "latent_frame"):
         "the hierarchical executor is a small separate network, not the video model, so there is no video "
         "frame to write its actions into; the planner's frames are the subgoal",

@@ -50,6 +50,7 @@ class PolicyModelConfig:
     video_weight: float = 1.0  # weight of the video (future) loss: 0 = no video co-training
     action_weight: float = 1.0
     sample_steps: int = 10
+    feature_noise: float = 0.5  # mimic: the flow time in [0, 1) of the video features the actions read
     n_action_steps: int = 0  # actions executed per chunk (0 = half the chunk); ignored with `ensemble`
     ensemble: float = 0.0  # > 0: ACT's temporal ensembling with this decay (re-plan every step); 0 = off
     independent_t: bool = False  # joint: one flow time for video and action, or one each
@@ -82,6 +83,9 @@ class PolicyModelConfig:
         if not isinstance(self.n_action_steps, int) or not 0 <= self.n_action_steps <= self.chunk:
             raise ConfigError(f"policy.n_action_steps must be 0 (half the chunk) or 1..{self.chunk} (policy.chunk), "
                               f"got {self.n_action_steps!r}")
+        if not 0 <= self.feature_noise < 1:
+            raise ConfigError(f"policy.feature_noise must be in [0, 1) (0: fully denoised video features), "
+                              f"got {self.feature_noise}")
         if self.ensemble < 0:
             raise ConfigError(f"policy.ensemble must be 0 (off) or a decay > 0, got {self.ensemble}")
         for name in ("plan_every", "executor_depth", "executor_steps"):
@@ -209,13 +213,15 @@ def keep_mask(is_pad: Tensor, like: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[str, Tensor], steps: int) -> dict[str, Tensor]:
-    """Integrate several groups together from t=1 (noise) to t=0 with `fn(x, t) -> velocities`."""
+def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[str, Tensor], steps: int,
+          t_end: float = 0.0) -> dict[str, Tensor]:
+    """Integrate several groups together from t=1 (noise) to `t_end` (0: data) with `fn(x, t) -> velocities`."""
     first = next(iter(x.values()))
+    dt = (1 - t_end) / steps
     for i in range(steps):
-        t = torch.full((first.shape[0],), 1 - i / steps, device=first.device)
+        t = torch.full((first.shape[0],), 1 - i * dt, device=first.device)
         v = fn(x, t)
-        x = {k: x[k] - v[k] / steps for k in x}
+        x = {k: x[k] - v[k] * dt for k in x}
     return x
 
 
@@ -285,12 +291,14 @@ def imagine_then_act(paradigm: ParadigmBase, batch: dict, video_mask: GroupMask,
 
 @torch.no_grad()
 def sample_group(paradigm: ParadigmBase, batch: dict, mask: GroupMask, name: str,
-                 generator: torch.Generator | None = None, clean_future: Tensor | None = None) -> Tensor:
-    """Denoise one group ("future" or "action") from noise; `clean_future` joins as clean input."""
+                 generator: torch.Generator | None = None, clean_future: Tensor | None = None,
+                 future_t: float = 0.0, t_end: float = 0.0) -> Tensor:
+    """Denoise one group ("future" or "action") from noise down to `t_end`; `clean_future` joins as input
+    at flow time `future_t` (0: clean)."""
     parts = paradigm.parts
     b = batch["text_emb"].shape[0]
     shape = parts.future_shape(b) if name == "future" else parts.action_shape(b)
     device = batch["text_emb"].device
-    given = {} if clean_future is None else {"future": (clean_future, torch.zeros(b, device=device))}
+    given = {} if clean_future is None else {"future": (clean_future, torch.full((b,), future_t, device=device))}
     step = lambda x, t: parts.run(batch, mask, **given, **{name: (x[name], t)})  # noqa: E731
-    return euler(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps)[name]
+    return euler(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps, t_end)[name]
