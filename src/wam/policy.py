@@ -111,6 +111,8 @@ class WamPolicy(nn.Module):
             if out["future.latent"] is None:
                 out["future.latent"] = self._latents(batch["future.image"])
             out["future_is_pad"] = batch["future_is_pad"]
+            if "future.state" in batch:
+                out["future.state"] = self.normalizer.state(batch["future.state"])
         return out
 
     def forward(self, batch: dict) -> tuple[Tensor, dict]:

@@ -55,6 +55,9 @@ class PolicyModelConfig:
     ensemble: float = 0.0  # > 0: ACT's temporal ensembling with this decay (re-plan every step); 0 = off
     independent_t: bool = False  # joint: one flow time for video and action, or one each
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
+    # latent_frame only (Cosmos Policy's state): proprio as latent frames, no state token: the current state
+    # packed into a clean frame of the obs group, the future states into one more (predicted) future frame
+    state_frames: bool = False
     # hierarchical: the backbone plans (imagines a subgoal frame), a small separate executor acts
     subgoal_index: int = -1  # which imagined future frame is the subgoal (an index into `future`)
     plan_every: int = 2  # calls to `act` per plan; the imagined subgoal is cached in between
@@ -83,6 +86,9 @@ class PolicyModelConfig:
         if not isinstance(self.n_action_steps, int) or not 0 <= self.n_action_steps <= self.chunk:
             raise ConfigError(f"policy.n_action_steps must be 0 (half the chunk) or 1..{self.chunk} (policy.chunk), "
                               f"got {self.n_action_steps!r}")
+        if self.state_frames and self.integration != "latent_frame":
+            raise ConfigError(f"policy.state_frames writes proprio into latent frames beside the action frame: it "
+                              f"needs policy.integration=latent_frame, got {self.integration}")
         if not 0 <= self.feature_noise < 1:
             raise ConfigError(f"policy.feature_noise must be in [0, 1) (0: fully denoised video features), "
                               f"got {self.feature_noise}")
@@ -127,20 +133,26 @@ class WamParts(nn.Module):
         cfg.check()
         if action_frame and not video:
             raise ConfigError("actions written into a latent frame need the future (video) group")
+        state_frame = action_frame and cfg.state_frames  # proprio as frames: no state token
         self.cfg = cfg
         self.tokenizer = tokenizer.requires_grad_(False).eval()
         width, c = cfg.backbone.resolved_width(), tokenizer.cfg.latent_channels
         self.grid = tokenizer.cfg.image_size // tokenizer.cfg.downsample
-        names = ["text", "obs", "state"] + ([] if action_frame else ["action"]) + (["future"] if video else [])
+        names = ["text", "obs"] + ([] if state_frame else ["state"]) + ([] if action_frame else ["action"])
+        names += ["future"] if video else []
         self.backbone = Backbone(cfg.backbone, sorted({MODALITY[n] for n in names}))
         self.text = TextToken(EMBED_DIM, width)
         self.obs_in = LatentPatches(c, cfg.patch, width)
         self.future_io = LatentPatches(c, cfg.patch, width, out=True) if video else None
-        self.state_in = VectorTokens(cfg.state_dim, width)
+        self.state_in = None if state_frame else VectorTokens(cfg.state_dim, width)
         self.action_io = VectorTokens(cfg.action_dim, width, out=True) if actions and not action_frame else None
         self.future_times = (*cfg.future, next_offset(cfg.future)) if action_frame else tuple(cfg.future)
+        if state_frame:  # the future states' frame one stride after the action frame
+            self.future_times = (*self.future_times, next_offset(self.future_times))
+        # the current state's frame (state_frames): first in the obs group, one step before the earliest obs frame
+        self.obs_times = (min(cfg.obs) - 1, *cfg.obs) if state_frame else tuple(cfg.obs)
         rows = self.grid // cfg.patch
-        self.register_buffer("obs_pos", frame_positions(cfg.obs, rows, rows), persistent=False)
+        self.register_buffer("obs_pos", frame_positions(self.obs_times, rows, rows), persistent=False)
         self.register_buffer("future_pos", frame_positions(self.future_times, rows, rows), persistent=False)
         self.register_buffer("state_pos", vector_positions(cfg.obs), persistent=False)
         self.register_buffer("action_pos", vector_positions(range(cfg.chunk)), persistent=False)
@@ -151,8 +163,9 @@ class WamParts(nn.Module):
         `extra` groups (a strategy's own, already embedded) come back as raw (B, N, width) tokens."""
         zero = torch.zeros(1, 3, dtype=torch.long, device=batch["text_emb"].device)
         groups = [TokenGroup("text", self.text(batch["text_emb"]), None, zero, "text"),
-                  TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video"),
-                  TokenGroup("state", self.state_in.embed(batch["obs.state"]), None, self.state_pos, "action")]
+                  TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video")]
+        if self.state_in is not None:  # else the paradigm packed the state into the obs group's first frame
+            groups.append(TokenGroup("state", self.state_in.embed(batch["obs.state"]), None, self.state_pos, "action"))
         if future is not None:
             groups.append(TokenGroup("future", self.future_io.embed(future[0]), future[1], self.future_pos, "video"))
         if action is not None:
