@@ -28,7 +28,6 @@ episode are correlated). Writes `<run>/eval_offline.json`.
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,8 +49,7 @@ from wam.pretrain import LatentCollate, encode_all, frame_rows
 from wam.train import TrainConfig, load_policy, open_data, policy_windows
 
 FUTURES = ("imagined", "real")
-FUTURE_ACTORS = sorted(f"{n}+{i}" for (n, i), cls in VARIANTS.items()
-                       if "given_future" in inspect.signature(cls.act).parameters)
+FUTURE_ACTORS = sorted(f"{n}+{i}" for (n, i), cls in VARIANTS.items() if cls.acts_from_future)
 
 
 @dataclass

@@ -3,6 +3,8 @@ on a tiny config."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -105,6 +107,27 @@ def test_state_dict_round_trip_gives_identical_actions(name, integration):
     b.load_state_dict(a.state_dict())
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     assert torch.equal(a.act(batch(), generator=g()), b.act(batch(), generator=g()))
+
+
+@pytest.mark.parametrize("name,integration", list(VARIANTS))
+def test_declared_capabilities_hold(name, integration):
+    """What `wam variants` lists is what the strategy does: a video head, a future left by `act`, acting
+    from a given future (and depending on it), subgoal offsets."""
+    cls = VARIANTS[name, integration]
+    p = perturbed(tiny(name, integration=integration), 0.05)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert (p.imagine(batch(), generator=g()) is not None) == cls.video
+    getattr(p, "reset", lambda: None)()
+    p.last_future = None
+    p.act(batch(), generator=g())
+    assert (p.last_future is not None) == cls.imagines_when_acting
+    takes_future = "given_future" in inspect.signature(p.act).parameters
+    assert takes_future == cls.acts_from_future
+    if cls.acts_from_future:
+        real = batch()["future.latent"]
+        a, b = p.act(batch(), generator=g(), given_future=real), p.act(batch(), generator=g(), given_future=real + 1)
+        assert not torch.allclose(a, b, atol=1e-4)
+    assert hasattr(p, "training_offsets") == cls.subgoal_offsets
 
 
 def test_representation_acts_the_same_without_future_tokens():

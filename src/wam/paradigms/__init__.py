@@ -6,7 +6,8 @@ valid (paradigm, action integration, architecture) combinations.
     chunk = paradigm.act(batch)                   # (B, Ta, Da) normalised actions
     future = paradigm.imagine(batch)              # (B, Tf, C, h, w) latents, or None
 
-Each strategy class declares `name` (paradigm), `integration` and `architecture`; the registry is
+Each strategy class declares `name` (paradigm), `integration`, `architecture` and its capabilities
+(`base.CAPABILITIES`: video, imagines_when_acting, acts_from_future, subgoal_offsets); the registry is
 keyed by (paradigm, integration). Combinations that make no sense are listed in `INVALID` with
 the reason, so `build_paradigm` refuses them with that reason instead of a generic "unknown".
 None inherits from another.
@@ -21,7 +22,7 @@ from torch import nn
 from wam.errors import ConfigError
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms.action_only import ActionOnly
-from wam.paradigms.base import PolicyModelConfig, WamParts
+from wam.paradigms.base import CAPABILITIES, PolicyModelConfig, WamParts, capabilities
 from wam.paradigms.future_conditioned import FutureConditioned
 from wam.paradigms.hierarchical import Hierarchical
 from wam.paradigms.inverse_dynamics import InverseDynamics
@@ -72,6 +73,7 @@ class Variant:
     architecture: str
     valid: bool
     reason: str = ""
+    capabilities: tuple[str, ...] = ()  # of base.CAPABILITIES, declared by the strategy class
 
 
 def variants() -> list[Variant]:
@@ -81,7 +83,7 @@ def variants() -> list[Variant]:
         for integration in INTEGRATIONS:
             cls = VARIANTS.get((name, integration))
             if cls is not None:
-                out.append(Variant(name, integration, cls.architecture, True))
+                out.append(Variant(name, integration, cls.architecture, True, capabilities=capabilities(cls)))
             else:
                 reason = INVALID.get((name, integration), "valid in principle, not implemented yet")
                 out.append(Variant(name, integration, "", False, reason))

@@ -238,6 +238,14 @@ def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[
     return x
 
 
+CAPABILITIES = ("video", "imagines_when_acting", "acts_from_future", "subgoal_offsets")
+
+
+def capabilities(cls: type) -> tuple[str, ...]:
+    """The capabilities a strategy class declares (`video`: it has a video head, `imagine` returns frames)."""
+    return tuple(c for c in CAPABILITIES if getattr(cls, c, False))
+
+
 class ParadigmBase(nn.Module):
     """Holds the config and the shared parts; paradigms derive from this, never from each other."""
 
@@ -247,6 +255,10 @@ class ParadigmBase(nn.Module):
     video = True
     backbone_actions = True  # False: the paradigm acts with its own network, the backbone has no action head
     pixels = False  # the policy feeds tokenizer latents (True: raw frames, as to the outside reference policy)
+    # declared capabilities (CAPABILITIES; tests/paradigms/test_contract.py checks each against behaviour)
+    imagines_when_acting = False  # `act` leaves the future it imagined in `last_future`
+    acts_from_future = False  # `act(batch, *, given_future=(B, Tf, C, h, w))` acts from that future instead
+    subgoal_offsets = False  # hierarchical: `act(..., given_subgoal=, offset=)` and `training_offsets()`
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__()

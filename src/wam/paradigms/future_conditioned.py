@@ -23,6 +23,8 @@ MASK = mask_where({"future": set(CLEAN) | {"future"},
 class FutureConditioned(ParadigmBase):
     name = "future_conditioned"
     video = True
+    imagines_when_acting = True
+    acts_from_future = True
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         video_loss = future_loss(self, batch, MASK, generator)

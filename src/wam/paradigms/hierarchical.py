@@ -85,6 +85,8 @@ class Hierarchical(ParadigmBase):
     integration = "tokens"
     architecture = "hierarchical"
     video = True
+    imagines_when_acting = True
+    acts_from_future = True
     backbone_actions = False  # the executor acts; the backbone only plans
     subgoal_offsets = True  # `act(..., given_subgoal=, offset=)` and `training_offsets()`
 

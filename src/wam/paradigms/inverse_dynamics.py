@@ -32,6 +32,8 @@ ACTION_MASK = GroupMask(allowed={"text": {"text"}, "obs": {"obs", "state"}, "sta
 class InverseDynamics(ParadigmBase):
     name = "inverse_dynamics"
     video = True
+    imagines_when_acting = True
+    acts_from_future = True
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         video_loss = future_loss(self, batch, VIDEO_MASK, generator)

@@ -20,6 +20,7 @@ MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
 class Joint(ParadigmBase):
     name = "joint"
     video = True
+    imagines_when_acting = True
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         return video_and_action_loss(self, batch, MASK, not self.cfg.independent_t, generator)

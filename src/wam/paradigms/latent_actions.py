@@ -80,6 +80,7 @@ class JointLatentActions(ParadigmBase):
     integration = "latent_actions"
     backbone_actions = False
     video = True
+    imagines_when_acting = True
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
@@ -129,6 +130,8 @@ class InverseDynamicsLatentActions(ParadigmBase):
     integration = "latent_actions"
     backbone_actions = False
     video = True
+    imagines_when_acting = True
+    acts_from_future = True
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)

@@ -59,6 +59,7 @@ class JointLatentFrame(ParadigmBase):
     name = "joint"
     integration = "latent_frame"
     video = True
+    imagines_when_acting = True
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)

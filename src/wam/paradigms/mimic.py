@@ -31,6 +31,8 @@ MASK = mask_where({"future": VIDEO, "action": {"obs", "state", "future", "action
 class Mimic(ParadigmBase):
     name = "mimic"
     video = True
+    imagines_when_acting = True  # partly denoised: down to feature_noise
+    acts_from_future = True
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         video_loss = future_loss(self, batch, MASK, generator)
