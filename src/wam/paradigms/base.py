@@ -19,7 +19,7 @@ Batches seen by a paradigm are already normalised by the policy:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -27,12 +27,11 @@ from torch import Tensor, nn
 
 from wam.data.text import EMBED_DIM
 from wam.errors import ConfigError
-from wam.models.groups import LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
-from wam.nn.flow import flow_loss, gaussian, interpolate, sample_time
+from wam.models.groups import MODALITY, LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
+from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, TokenGroup
 
-MODALITY = {"text": "text", "obs": "video", "future": "video", "state": "action", "action": "action"}
 CLEAN = frozenset({"text", "obs", "state"})
 
 
@@ -225,19 +224,6 @@ def keep_mask(is_pad: Tensor, like: Tensor) -> Tensor:
     return (~is_pad).reshape(*is_pad.shape, *[1] * (like.dim() - 2)).expand_as(like)
 
 
-@torch.no_grad()
-def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[str, Tensor], steps: int,
-          t_end: float = 0.0) -> dict[str, Tensor]:
-    """Integrate several groups together from t=1 (noise) to `t_end` (0: data) with `fn(x, t) -> velocities`."""
-    first = next(iter(x.values()))
-    dt = (1 - t_end) / steps
-    for i in range(steps):
-        t = torch.full((first.shape[0],), 1 - i * dt, device=first.device)
-        v = fn(x, t)
-        x = {k: x[k] - v[k] * dt for k in x}
-    return x
-
-
 CAPABILITIES = ("video", "imagines_when_acting", "acts_from_future", "subgoal_offsets")
 
 
@@ -326,4 +312,4 @@ def sample_group(paradigm: ParadigmBase, batch: dict, mask: GroupMask, name: str
     device = batch["text_emb"].device
     given = {} if clean_future is None else {"future": (clean_future, torch.full((b,), future_t, device=device))}
     step = lambda x, t: parts.run(batch, mask, **given, **{name: (x[name], t)})  # noqa: E731
-    return euler(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps, t_end)[name]
+    return euler_sample(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps, t_end=t_end)[name]

@@ -29,9 +29,9 @@ import torch
 from torch import Tensor, nn
 
 from wam.errors import ConfigError
-from wam.nn.flow import gaussian
+from wam.nn.flow import euler_sample, gaussian
 from wam.nn.transformer import timestep_embedding
-from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, future_loss, keep_mask,
+from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, future_loss, keep_mask,
                                 mask_where, noise_group, sample_group, weighted_loss)
 
 MASK = mask_where({"future": set(CLEAN) | {"future"}})  # the planner: no action group at all
@@ -164,4 +164,4 @@ class Hierarchical(ParadigmBase):
         cond = self.executor.condition(batch["obs.latent"], subgoal, batch["obs.state"], steps)
         noise = gaussian(self.parts.action_shape(cond.shape[0]), generator, cond.device)
         step = lambda x, t: {"action": self.executor(x["action"], t, cond)}  # noqa: E731
-        return euler(step, {"action": noise}, self.cfg.executor_steps)["action"]
+        return euler_sample(step, {"action": noise}, self.cfg.executor_steps)["action"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wam.nn.flow import gaussian
-from wam.paradigms.base import ParadigmBase, euler, mask_where, video_and_action_loss
+from wam.nn.flow import euler_sample, gaussian
+from wam.paradigms.base import ParadigmBase, mask_where, video_and_action_loss
 
 MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
                    "action": {"text", "obs", "state", "future", "action"}})
@@ -31,7 +31,7 @@ class Joint(ParadigmBase):
         x = {"future": gaussian(self.parts.future_shape(b), generator, dev),
              "action": gaussian(self.parts.action_shape(b), generator, dev)}
         step = lambda x, t: self.parts.run(batch, MASK, future=(x["future"], t), action=(x["action"], t))  # noqa: E731
-        return euler(step, x, self.cfg.sample_steps)
+        return euler_sample(step, x, self.cfg.sample_steps)
 
     @torch.no_grad()
     def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:

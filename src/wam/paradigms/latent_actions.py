@@ -23,10 +23,10 @@ import torch
 from torch import Tensor
 
 from wam.models.groups import VectorTokens, vector_positions
-from wam.nn.flow import gaussian, masked_mse
+from wam.nn.flow import euler_sample, gaussian, masked_mse
 from wam.nn.latent_action import ActionDecoder, LamOutput, LatentActionModel
 from wam.nn.transformer import TokenGroup
-from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, future_loss, keep_mask,
+from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, future_loss, keep_mask,
                                 mask_where, noise_group, sample_group)
 
 ALL = {"text", "obs", "state", "future", "latent_action"}
@@ -109,7 +109,7 @@ class JointLatentActions(ParadigmBase):
         x = {"future": gaussian(self.parts.future_shape(b), generator, dev),
              "latent_action": gaussian((b, len(self.cfg.future), self.cfg.lam_dim), generator, dev)}
         step = lambda x, t: self._run(batch, x["future"], x["latent_action"], t, t)  # noqa: E731
-        return euler(step, x, self.cfg.sample_steps)
+        return euler_sample(step, x, self.cfg.sample_steps)
 
     @torch.no_grad()
     def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:

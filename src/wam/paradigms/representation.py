@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wam.nn.flow import gaussian
-from wam.paradigms.base import CLEAN, ParadigmBase, euler, mask_where, sample_group, video_and_action_loss
+from wam.nn.flow import euler_sample, gaussian
+from wam.paradigms.base import CLEAN, ParadigmBase, mask_where, sample_group, video_and_action_loss
 
 MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
                    "action": set(CLEAN) | {"action"}})
@@ -40,4 +40,4 @@ class Representation(ParadigmBase):
         x = {"future": gaussian(self.parts.future_shape(b), generator, dev),
              "action": gaussian(self.parts.action_shape(b), generator, dev)}
         step = lambda x, t: self.parts.run(batch, MASK, future=(x["future"], t), action=(x["action"], t))  # noqa: E731
-        return euler(step, x, self.cfg.sample_steps)["future"]
+        return euler_sample(step, x, self.cfg.sample_steps)["future"]
