@@ -12,7 +12,7 @@ from wam.errors import ConfigError
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
 from wam.nn.transformer import BackboneConfig
-from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm
+from wam.paradigms import VARIANTS, Paradigm, PolicyModelConfig, build_paradigm
 from wam.paradigms.inverse_dynamics import ACTION_MASK as IDM_ACTION_MASK
 from wam.paradigms.representation import MASK as REPR_MASK
 
@@ -121,13 +121,15 @@ def test_declared_capabilities_hold(name, integration):
     p.last_future = None
     p.act(batch(), generator=g())
     assert (p.last_future is not None) == cls.imagines_when_acting
-    takes_future = "given_future" in inspect.signature(p.act).parameters
-    assert takes_future == cls.acts_from_future
+    real = batch()["future.latent"]
     if cls.acts_from_future:
-        real = batch()["future.latent"]
         a, b = p.act(batch(), generator=g(), given_future=real), p.act(batch(), generator=g(), given_future=real + 1)
         assert not torch.allclose(a, b, atol=1e-4)
+    else:
+        with pytest.raises(ConfigError, match="does not act from a future"):
+            p.act(batch(), generator=g(), given_future=real)
     assert hasattr(p, "training_offsets") == cls.subgoal_offsets
+    assert isinstance(p, Paradigm) and "given_future" in inspect.signature(p.act).parameters  # one signature
 
 
 def test_representation_acts_the_same_without_future_tokens():

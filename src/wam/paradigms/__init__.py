@@ -22,7 +22,7 @@ from torch import nn
 from wam.errors import ConfigError
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms.action_only import ActionOnly
-from wam.paradigms.base import CAPABILITIES, PolicyModelConfig, WamParts, capabilities
+from wam.paradigms.base import CAPABILITIES, Paradigm, PolicyModelConfig, WamParts, capabilities
 from wam.paradigms.future_conditioned import FutureConditioned
 from wam.paradigms.hierarchical import Hierarchical
 from wam.paradigms.inverse_dynamics import InverseDynamics
@@ -103,7 +103,7 @@ def strategy(name: str, integration: str = "tokens") -> type[nn.Module]:
     return cls
 
 
-def build_paradigm(name: str, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder) -> nn.Module:
+def build_paradigm(name: str, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder) -> Paradigm:
     """A paradigm by name (and `cfg.integration`) over a fresh set of model parts."""
     cls = strategy(name, cfg.integration)
     # video_weight is unused without video; latent_frame builds no action tokens (no action embedder)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -227,6 +228,28 @@ def keep_mask(is_pad: Tensor, like: Tensor) -> Tensor:
 CAPABILITIES = ("video", "imagines_when_acting", "acts_from_future", "subgoal_offsets")
 
 
+@runtime_checkable
+class Paradigm(Protocol):
+    """What every strategy offers the policy and the workflows (ParadigmBase subclasses satisfy it)."""
+
+    cfg: PolicyModelConfig
+    parts: WamParts
+    video: bool  # the capabilities are class attributes: see CAPABILITIES
+    imagines_when_acting: bool
+    acts_from_future: bool
+    subgoal_offsets: bool
+    last_future: Tensor | None
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]: ...
+
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor: ...
+
+    def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor | None: ...
+
+    def reset(self) -> None: ...
+
+
 def capabilities(cls: type) -> tuple[str, ...]:
     """The capabilities a strategy class declares (`video`: it has a video head, `imagine` returns frames)."""
     return tuple(c for c in CAPABILITIES if getattr(cls, c, False))
@@ -250,6 +273,15 @@ class ParadigmBase(nn.Module):
         super().__init__()
         self.cfg, self.parts = cfg, parts
         self.last_future: Tensor | None = None  # latents imagined by the last `act`, where it imagines
+
+    def reset(self) -> None:
+        """Forget any test-time state (none here); called at every episode start."""
+
+    def no_given_future(self, given_future: Tensor | None) -> None:
+        """Refuse a future handed to a paradigm that does not act from one (`acts_from_future`)."""
+        if given_future is not None:
+            raise ConfigError(f"{self.name} + {self.integration} does not act from a future, so there is none to "
+                              f"replace (given_future applies to paradigms with acts_from_future)")
 
     @property
     def image_size(self) -> int:

@@ -36,6 +36,7 @@ class FutureConditioned(ParadigmBase):
         return sample_group(self, batch, MASK, "future", generator)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, given_future: Tensor | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): sample the future (unless given), then the actions given it and the instruction."""
         return imagine_then_act(self, batch, MASK, MASK, generator, given_future)

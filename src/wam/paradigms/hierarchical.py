@@ -149,8 +149,8 @@ class Hierarchical(ParadigmBase):
         return self._plan.subgoal, remaining
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, given_subgoal: Tensor | None = None,
-            given_future: Tensor | None = None, offset: int | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *, given_future: Tensor | None = None,
+            given_subgoal: Tensor | None = None, offset: int | None = None) -> Tensor:
         """(B, Ta, Da): the executor's chunk toward the (cached or new) subgoal, or a given one (B, C, h, w)
         `offset` steps ahead (default F), or the subgoal frame of a given future (B, Tf, C, h, w) (e.g. the
         real one: an upper bound)."""

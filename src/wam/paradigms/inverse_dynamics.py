@@ -45,6 +45,7 @@ class InverseDynamics(ParadigmBase):
         return sample_group(self, batch, VIDEO_MASK, "future", generator)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, given_future: Tensor | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): sample the future (unless given), then the actions from (obs, future, state) alone."""
         return imagine_then_act(self, batch, VIDEO_MASK, ACTION_MASK, generator, given_future)

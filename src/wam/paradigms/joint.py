@@ -34,8 +34,10 @@ class Joint(ParadigmBase):
         return euler_sample(step, x, self.cfg.sample_steps)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da) normalised action chunk."""
+        self.no_given_future(given_future)
         x = self._sample(batch, generator)
         self.last_future = x["future"]  # imagined beside the actions (the policy may show it)
         return x["action"]

@@ -112,8 +112,10 @@ class JointLatentActions(ParadigmBase):
         return euler_sample(step, x, self.cfg.sample_steps)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): denoise future + codes, snap the codes to the codebook, decode."""
+        self.no_given_future(given_future)
         x = self._sample(batch, generator)
         self.last_future = x["future"]  # imagined beside the codes (the policy may show it)
         return decode_actions(self, batch, self.lam.snap(x["latent_action"]))
@@ -147,7 +149,8 @@ class InverseDynamicsLatentActions(ParadigmBase):
         return sample_group(self, batch, VIDEO_MASK, "future", generator)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, given_future: Tensor | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): the future (imagined, unless given) -> LAM codes -> actions."""
         future = self.imagine(batch, generator) if given_future is None else given_future
         self.last_future = future  # what the codes were read off (the policy may show it)

@@ -114,8 +114,10 @@ class JointLatentFrame(ParadigmBase):
         return sample_group(self, self._conditioned(batch), MASK, "future", generator)  # (B, Tf + 1 (+1), C, h, w)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da) normalised action chunk, read from the denoised action frame."""
+        self.no_given_future(given_future)
         group, n = self._sample(batch, generator), len(self.cfg.future)
         self.last_future = group[:, :n]  # the real frames imagined beside the actions (the policy may show them)
         if self.cfg.state_frames:

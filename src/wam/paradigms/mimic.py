@@ -52,7 +52,8 @@ class Mimic(ParadigmBase):
         return sample_group(self, batch, MASK, "future", generator)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, given_future: Tensor | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): the future partly denoised to tau (or a given one noised to tau), then the actions."""
         tau = self.cfg.feature_noise
         if given_future is None:

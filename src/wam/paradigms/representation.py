@@ -27,8 +27,10 @@ class Representation(ParadigmBase):
         return video_and_action_loss(self, batch, MASK, False, generator)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): actions only, no future tokens at all."""
+        self.no_given_future(given_future)
         return sample_group(self, batch, MASK, "action", generator)
 
     @torch.no_grad()
