@@ -80,7 +80,7 @@ def test_action_only_swap_and_cli(runs, capsys):
 
 def test_real_future_refused_where_no_future_is_acted_from(runs):
     assert FUTURE_ACTORS == ["future_conditioned+tokens", "hierarchical+tokens", "inverse_dynamics+latent_actions",
-                             "inverse_dynamics+tokens"]
+                             "inverse_dynamics+tokens", "mimic+tokens"]
     with pytest.raises(ConfigError, match="inverse_dynamics\\+tokens"):
         offline_eval(OfflineEvalConfig(policy=str(runs / "action_only"), given_future="real"), progress=False)
     with pytest.raises(ConfigError, match="--given_future must be"):
