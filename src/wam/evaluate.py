@@ -27,6 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -35,6 +36,10 @@ from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import PARAPHRASES, instruction, paraphrases, resolve_tasks
 from wam.data.video import encode_video
 from wam.errors import ConfigError, WamError
+
+if TYPE_CHECKING:
+    from wam.policy import WamPolicy
+    from wam.train import TrainConfig
 
 EVAL_SEED = 10_000
 CRASH_SEED_ENV = "WAM_EVAL_CRASH_SEED"  # a worker given this scene seed dies (tests of the crash path)
@@ -88,7 +93,7 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 _WORKER: dict = {}
 
 
-def load_for_eval(cfg: EvalConfig):
+def load_for_eval(cfg: EvalConfig) -> tuple[WamPolicy, TrainConfig]:
     """The policy, executing chunks as `cfg` says (`n_action_steps`, `ensemble`) or as it was trained."""
     from wam.train import load_policy
 
@@ -106,6 +111,7 @@ def _worker_init(cfg: EvalConfig) -> None:
     import torch
 
     from wam.envs.rendering import configure_gl_backend
+
     torch.set_num_threads(1)
     configure_gl_backend()
     _WORKER["policy"], _WORKER["cfg"] = load_for_eval(cfg)
