@@ -2,8 +2,8 @@
 
 A latent-action model (LAM, wam.nn.latent_action) learns from action-free frame pairs what changed
 between consecutive frames (current -> future 1 -> future 2 ...), as one code of a small codebook
-per pair. A small action decoder maps those codes (+ proprio state + current frame) to the robot
-action chunk; it is the only part trained on actions, and its loss skips samples whose actions are
+per pair. A small action decoder maps those codes (+ proprio state; no frame, so it cannot bypass the
+codes) to the robot action chunk; it is the only part trained on actions, and its loss skips samples whose actions are
 missing (`action_is_pad` all True), so action-free episodes train everything else.
 
 - joint + latent_actions: the backbone denoises a `latent_action` group (one token per future
@@ -36,9 +36,9 @@ VIDEO_MASK = mask_where({"future": set(CLEAN) | {"future"}})
 
 def _build(p: ParadigmBase) -> None:
     """Give a strategy its LAM and action decoder."""
-    cfg, c, grid = p.cfg, p.parts.tokenizer.cfg.latent_channels, p.parts.grid
+    cfg, c = p.cfg, p.parts.tokenizer.cfg.latent_channels
     p.lam = LatentActionModel(c, cfg.lam_codes, cfg.lam_dim, cfg.lam_width, cfg.lam_beta)
-    p.decoder = ActionDecoder(len(cfg.future), cfg.lam_dim, cfg.state_dim, c * grid * grid, cfg.chunk, cfg.action_dim)
+    p.decoder = ActionDecoder(len(cfg.future), cfg.lam_dim, cfg.state_dim, cfg.chunk, cfg.action_dim)
 
 
 def frame_pairs(batch: dict, future: Tensor | None = None) -> Tensor:
@@ -48,8 +48,8 @@ def frame_pairs(batch: dict, future: Tensor | None = None) -> Tensor:
 
 
 def decode_actions(p: ParadigmBase, batch: dict, codes: Tensor) -> Tensor:
-    """(B, Tf, D) codes -> (B, Ta, Da) actions, given the current frame and state."""
-    return p.decoder(codes, batch["obs.state"][:, -1], batch["obs.latent"][:, -1])
+    """(B, Tf, D) codes -> (B, Ta, Da) actions, given the current proprio state (never the frame)."""
+    return p.decoder(codes, batch["obs.state"][:, -1])
 
 
 def action_loss(p: ParadigmBase, batch: dict, codes: Tensor) -> Tensor:
