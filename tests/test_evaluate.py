@@ -19,6 +19,13 @@ from wam.evaluate import CRASH_SEED_ENV, EvalConfig, evaluate, side_by_side, wil
 from wam.train import TrainConfig, train_policy
 
 
+def wilson_by_hand(k: int, n: int) -> tuple[float, float]:
+    """Wilson's score interval (z = 1.96) from its textbook form, to check the summaries against."""
+    z2, p = 1.96 ** 2, k / n
+    centre, half = (p + z2 / (2 * n)), 1.96 * (p * (1 - p) / n + z2 / (4 * n * n)) ** 0.5
+    return max(0.0, (centre - half) / (1 + z2 / n)), min(1.0, (centre + half) / (1 + z2 / n))
+
+
 def test_wilson_interval():
     low, high = wilson(5, 10)
     assert low == pytest.approx(0.2366, abs=1e-3) and high == pytest.approx(0.7634, abs=1e-3)
@@ -45,8 +52,10 @@ def test_eval_end_to_end(reach_policy, capsys):
     assert info["per_task"]["reach-v3"]["episodes"] == 2 and info["overall"]["episodes"] == 2
     assert {e["seed"] for e in info["episodes"]} == {10_000, 10_001}  # never the training scenes 0, 1
     assert all(e["length"] <= 12 for e in info["episodes"]) and info["overall"]["ms_per_chunk"] > 0
-    low, high = info["overall"]["ci95"]
-    assert 0 <= low <= info["overall"]["success"] <= high <= 1
+    # the summary is the episodes' own: success count, rate and Wilson interval recomputed from them
+    wins = sum(e["success"] for e in info["episodes"])
+    assert info["overall"]["successes"] == wins and info["overall"]["success"] == wins / 2
+    assert info["overall"]["ci95"] == pytest.approx(wilson_by_hand(wins, 2), abs=1e-9)
     assert (tmp_path / "p/eval/eval_episode_0.mp4").exists() and not (tmp_path / "p/eval/eval_episode_1.mp4").exists()
     assert json.loads((tmp_path / "p/eval/eval_info.json").read_text())["overall"]["episodes"] == 2
     assert not list((tmp_path / "p/eval").glob("pred_episode_*"))  # action-only imagines nothing

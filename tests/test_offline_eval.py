@@ -26,7 +26,7 @@ LENGTHS = (20, 22, 24, 26, 21, 23)  # 3 episodes a task; the last of each held o
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("offline")
     write_dataset(root / "data", lengths=LENGTHS, **MW_TASKS)
-    for paradigm in ("inverse_dynamics", "action_only"):
+    for paradigm in ("inverse_dynamics", "action_only", "hierarchical"):
         cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": paradigm, "data.path": str(root / "data"),
                                               "data.val_fraction": 0.3, "data.video_only_tasks": "push",
                                               "out": str(root / paradigm)})
@@ -40,7 +40,13 @@ def test_real_and_imagined_future(runs):
                         progress=False)
     assert json.loads((run / "eval_offline.json").read_text()) == json.loads(json.dumps(real))
     assert real["episodes"] == 2 and real["windows"] == 6 and real["given_future"] == "real"
-    assert real["ci95"][0] <= real["mse"] <= real["ci95"][1]
+    # the interval resamples whole held-out episodes: recomputed here, loop by loop, from the windows' errors
+    errors, eps = np.array(real["per_window"]["error"]), np.array(real["per_window"]["episode"])
+    assert len(errors) == 6 and real["mse"] == pytest.approx(errors.mean())
+    ids = sorted(set(eps.tolist()))
+    picks = np.random.default_rng(0).integers(0, len(ids), (2000, len(ids)))
+    means = [np.concatenate([errors[eps == ids[i]] for i in row]).mean() for row in picks]
+    assert real["ci95"] == pytest.approx([np.percentile(means, 2.5), np.percentile(means, 97.5)], rel=1e-9)
     assert real["per_task"]["push-v3"]["video_only"] and not real["per_task"]["reach-v3"]["video_only"]
     assert real["per_task"]["push-v3"]["windows"] == 3
     assert real["real_minus_imagined"] == pytest.approx(real["mse"] - real["imagined_mse"])
@@ -55,6 +61,16 @@ def test_real_and_imagined_future(runs):
     assert np.isfinite(swap["psnr_moving"]) and np.isfinite(swap["swap_margin_db"])
 
 
+def test_hierarchical_error_at_each_subgoal_offset(runs):
+    """The executor is scored with the subgoal at each offset it trains on (2 and 4 steps ahead here); with
+    the real subgoal at F = 4 it is exactly the `given_future=real` score (same windows, same noise)."""
+    r = offline_eval(OfflineEvalConfig(policy=str(runs / "hierarchical"), given_future="real", windows_per_episode=3,
+                                       out=str(runs / "h.json")), progress=False)
+    assert set(r["per_offset"]) == {"2", "4"} and all(set(v) == {"imagined", "real"} for v in r["per_offset"].values())
+    assert r["per_offset"]["4"]["real"]["mse"] == pytest.approx(r["mse"])
+    assert r["per_offset"]["2"]["real"]["mse"] != pytest.approx(r["mse"])
+
+
 def test_action_only_swap_and_cli(runs, capsys):
     assert main(["eval-offline", f"--policy={runs / 'action_only'}", "--windows_per_episode=2", "--swap=true"]) == 0
     out = json.loads((runs / "action_only/eval_offline.json").read_text())
@@ -63,7 +79,8 @@ def test_action_only_swap_and_cli(runs, capsys):
 
 
 def test_real_future_refused_where_no_future_is_acted_from(runs):
-    assert FUTURE_ACTORS == ["hierarchical+tokens", "inverse_dynamics+latent_actions", "inverse_dynamics+tokens"]
+    assert FUTURE_ACTORS == ["future_conditioned+tokens", "hierarchical+tokens", "inverse_dynamics+latent_actions",
+                             "inverse_dynamics+tokens", "mimic+tokens"]
     with pytest.raises(ConfigError, match="inverse_dynamics\\+tokens"):
         offline_eval(OfflineEvalConfig(policy=str(runs / "action_only"), given_future="real"), progress=False)
     with pytest.raises(ConfigError, match="--given_future must be"):

@@ -57,13 +57,18 @@ def test_queue_replans_every_n_action_steps(tiny_dataset, monkeypatch):
     assert len(calls) == 4  # a reset empties the queue
 
 
-def test_actions_are_in_the_dataset_range(tiny_dataset):
+def test_chunks_come_back_in_dataset_units(tiny_dataset, monkeypatch):
+    """The paradigm's normalised chunk is mapped back with the dataset's [min, max]: -1 -> min, 1 -> max,
+    linear in between (the paradigm's output is replaced by known values, so the mapping itself is tested;
+    the real model's output would pass any range check: `unaction` clamps)."""
     root, _ = tiny_dataset
     policy = policy_for(root)
+    known = torch.stack([torch.full((4,), v) for v in (-1.0, 0.0, 0.5)])[None]  # (1, Ta=3, Da=4) normalised
+    monkeypatch.setattr(policy.paradigm, "act", lambda batch, **kw: known)
     chunk = policy.predict_action_chunk(obs())
-    stats = LeRobotDataset(root).stats["action"]
+    lo, hi = (np.asarray(LeRobotDataset(root).stats["action"][k], np.float32) for k in ("min", "max"))
     assert chunk.shape == (3, 4)
-    assert (chunk >= stats["min"] - 1e-5).all() and (chunk <= stats["max"] + 1e-5).all()
+    assert np.allclose(chunk, [lo, (lo + hi) / 2, lo + 0.75 * (hi - lo)], atol=1e-5)
 
 
 def test_temporal_ensembling_replans_every_step(tiny_dataset, monkeypatch):

@@ -44,6 +44,11 @@ def test_every_variant_trains_from_the_world_model(pretrained, tmp_path, paradig
     policy, saved = load_policy(tmp_path / "p")
     assert saved.paradigm == paradigm and saved.policy.integration == integration
     assert saved.policy.backbone.width == 64
+    from wam.imagination import load_world_model
+
+    wm = load_world_model(pretrained / "wm")[0].state_dict()
+    raw, _ = load_policy(tmp_path / "p", use_ema=False)
+    assert_started_from(raw.paradigm.parts.state_dict(), wm, tiny(paradigm, integration=integration).parts.state_dict())
     obs = {IMAGE_KEY: np.zeros((32, 32, 3), np.uint8), "observation.state": np.zeros(4, np.float32),
            "task": "push the puck"}
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
@@ -140,9 +145,9 @@ def test_train_with_video_only_tasks(pretrained, tmp_path):
     assert np.isfinite(metrics["loss"])
     tasks = json.loads((tmp_path / "p/tasks.json").read_text())
     assert tasks["video_only_tasks"] == ["push-v3"] and tasks["env_tasks"] == ["push-v3", "reach-v3"]
-    # the action normalisation comes from the labelled task (reach: episodes 0 and 2) only
+    # the action normalisation comes from the labelled task's TRAINING episodes (reach: 0; 2 is held out)
     policy, _ = load_policy(tmp_path / "p")
-    reach = LeRobotDataset(tmp_path / "d").read_columns(["action"], [0, 2])["action"]
+    reach = LeRobotDataset(tmp_path / "d").read_columns(["action"], [0])["action"]
     assert np.allclose(policy.normalizer.action_min.numpy(), reach.min(0))
     assert np.allclose(policy.normalizer.action_span.numpy(), reach.max(0) - reach.min(0), atol=1e-6)
     # tasks learned from video are trained tasks: `wam eval` does not refuse them
@@ -177,3 +182,90 @@ def test_training_is_reproducible_for_a_seed(pretrained, tmp_path):
 
     a, b = weights("a", 0), weights("bb", 0)  # before seed_run: different initial weights, so different runs
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+# -- issue 11: --init reports and refuses, statistics from training episodes, execution settings ----------
+def test_init_loads_the_world_model_and_says_so(pretrained, tmp_path, capsys):
+    """After a few small steps from `--init`, the policy's backbone is still next to the world model's
+    weights (a policy that silently skipped the load would sit at a fresh init, far from them)."""
+    from wam.imagination import load_world_model
+
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "joint", "init": str(pretrained / "wm"),
+                                          "data.path": str(pretrained / "data"), "out": str(tmp_path / "p")})
+    train_policy(cfg, progress=False)
+    report = [line for line in capsys.readouterr().out.splitlines() if line.startswith("--init")]
+    assert len(report) == 1 and "backbone" in report[0] and "fresh: action_io, state_in" in report[0], report
+    wm, _ = load_world_model(pretrained / "wm")
+    policy, _ = load_policy(tmp_path / "p", use_ema=False)
+    ours = policy.paradigm.parts.state_dict()
+    fresh = tiny("joint").parts.state_dict()  # the same shapes at a fresh init
+    assert_started_from(ours, wm.state_dict(), fresh)
+
+
+def assert_started_from(ours: dict, wm: dict, fresh: dict) -> None:
+    """After a few small steps, the policy's backbone is still next to the world model's weights, on the
+    tensors where a fresh init sits well away from them (adaLN-Zero's zeros are left out by this)."""
+    far = lambda a, b: float((a.float() - b.float()).abs().max())  # noqa: E731
+    telling = [k for k, v in wm.items() if k.startswith("backbone.") and far(fresh[k], v) > 0.2]
+    assert len(telling) >= 8
+    assert all(far(ours[k], wm[k]) < 0.05 for k in telling)
+
+
+@pytest.mark.parametrize("flag,value", [("policy.backbone.mot", True), ("policy.backbone.width", 128),
+                                        ("policy.patch", 4)])
+def test_init_refuses_a_backbone_option_that_contradicts_the_world_model(pretrained, tmp_path, capsys, flag, value):
+    argv = ["train", "--paradigm=joint", f"--init={pretrained / 'wm'}", f"--data.path={pretrained / 'data'}",
+            f"--out={tmp_path / 'p'}", f"--{flag}={value}"]
+    argv += [f"--{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in POLICY.items() if k != flag]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0] and "the world model has" in err[0], err
+
+
+def test_statistics_come_from_the_training_episodes_only(pretrained, tmp_path):
+    from wam.data.lerobot_format import LeRobotDataset
+
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(pretrained / "data"),
+                                          "out": str(tmp_path / "p"), "data.val_fraction": 0.3})
+    train_policy(cfg, progress=False)
+    import json
+    split = json.loads((tmp_path / "p/split.json").read_text())
+    assert split["val"]  # something is held out
+    ds = LeRobotDataset(pretrained / "data")
+    cols = ds.read_columns(["observation.state", "action"], split["train"])
+    policy, _ = load_policy(tmp_path / "p")
+    assert np.allclose(policy.normalizer.state_mean.numpy(), cols["observation.state"].mean(0), atol=1e-5)
+    assert np.allclose(policy.normalizer.action_min.numpy(), cols["action"].min(0))
+    every = ds.read_columns(["observation.state"], split["train"] + split["val"])["observation.state"]
+    assert not np.allclose(policy.normalizer.state_mean.numpy(), every.mean(0), atol=1e-5)
+
+
+def test_execution_settings_reach_the_policy_at_train_and_eval_time(pretrained, tmp_path):
+    from wam.evaluate import EvalConfig, load_for_eval
+
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(pretrained / "data"),
+                                          "out": str(tmp_path / "p"), "policy.n_action_steps": 1})
+    train_policy(cfg, progress=False)
+    run = str(tmp_path / "p")
+    policy, _ = load_for_eval(EvalConfig(policy=run))
+    assert (policy.n_action_steps, policy.ensemble) == (1, None)  # as trained
+    policy, _ = load_for_eval(EvalConfig(policy=run, n_action_steps=2, ensemble=0.3))
+    assert (policy.n_action_steps, policy.ensemble) == (2, 0.3)
+    with pytest.raises(ConfigError, match="n_action_steps must be in 1..3"):
+        load_for_eval(EvalConfig(policy=run, n_action_steps=9))
+    with pytest.raises(ConfigError, match="policy.ensemble"):
+        apply_overrides(TrainConfig(), {"policy.ensemble": -0.5}).check()
+    with pytest.raises(ConfigError, match="policy.n_action_steps"):
+        apply_overrides(TrainConfig(), {"policy.chunk": 4, "policy.n_action_steps": 5}).check()
+
+
+def test_latent_frame_with_state_frames_trains_and_acts(pretrained, tmp_path):
+    """Cosmos Policy's state: the future proprio comes from the windows, normalised like the current one."""
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "joint", "policy.integration": "latent_frame",
+                                          "policy.state_frames": True, "init": str(pretrained / "wm"),
+                                          "data.path": str(pretrained / "data"), "out": str(tmp_path / "p")})
+    metrics = train_policy(cfg, progress=False)
+    assert np.isfinite(metrics["loss"]) and "state_loss" in metrics
+    policy, saved = load_policy(tmp_path / "p")
+    assert saved.policy.state_frames and policy.paradigm.parts.state_in is None
+    obs = {IMAGE_KEY: np.zeros((32, 32, 3), np.uint8), "observation.state": np.zeros(4, np.float32),
+           "task": "push the puck"}
+    assert policy.predict_action_chunk(obs, torch.Generator().manual_seed(0)).shape == (3, 4)

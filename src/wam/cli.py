@@ -233,12 +233,13 @@ def _imagine_eval(args: argparse.Namespace) -> int:
 def _variants(args: argparse.Namespace) -> int:
     from wam.paradigms import INVALID, variants
 
-    rows = [("paradigm", "integration", "status", "architecture", "reason")]
+    rows = [("paradigm", "integration", "status", "architecture", "capabilities", "reason")]
     for v in variants():
         status = "valid" if v.valid else "refused" if (v.paradigm, v.integration) in INVALID else "not implemented"
-        rows.append((v.paradigm, v.integration, status, v.architecture or "-", v.reason))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    print("\n".join(("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4]).rstrip() for r in rows))
+        rows.append((v.paradigm, v.integration, status, v.architecture or "-", ",".join(v.capabilities) or "-",
+                     v.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    print("\n".join(("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[5]).rstrip() for r in rows))
     print("train one: wam train --paradigm=PARADIGM --policy.integration=INTEGRATION ...")
     return 0
 

@@ -45,6 +45,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -52,11 +53,15 @@ from tqdm.auto import tqdm
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import PARAPHRASES, instruction, paraphrases, resolve_tasks
 from wam.data.video import encode_video
-from wam.errors import ConfigError
+from wam.errors import ConfigError, WamError
 from wam.runs.device import check_device
+from wam.runs.lock import folder_lock
 from wam.runs.precision import check_precision
 from wam.runs.threads import apply_worker_env
-from wam.runs.lock import folder_lock
+
+if TYPE_CHECKING:
+    from wam.policy import WamPolicy
+    from wam.train import TrainConfig
 
 EVAL_SEED = 10_000
 CRASH_SEED_ENV = "WAM_EVAL_CRASH_SEED"  # a worker given this scene seed dies (tests of the crash path)
@@ -73,6 +78,8 @@ class EvalConfig:
     videos: int = 2  # episodes saved as mp4
     allow_unseen: bool = False  # evaluate tasks the policy was not trained on (zero-shot)
     paraphrase: int = -1  # -1: the training instruction; k >= 0: the task's held-out paraphrase k
+    n_action_steps: int = 0  # actions executed per chunk; 0 = as trained (policy.n_action_steps)
+    ensemble: float = -1.0  # temporal-ensembling decay; -1 = as trained (policy.ensemble), 0 = off
     out: str = ""  # default: <policy>/eval (remote: eval_remote)
     device: str = "auto"  # where the workers' policies run: auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (acting; auto measures, see wam.runs.precision)
@@ -97,6 +104,9 @@ class EvalConfig:
             raise ConfigError("--threshold, --merge, --delay and --asynchronous need --remote (the client's control)")
         if self.episodes < 1 or self.workers < 1 or self.max_steps < 1:
             raise ConfigError("--episodes, --workers and --max_steps must be >= 1")
+        if self.n_action_steps < 0 or not (self.ensemble == -1 or self.ensemble >= 0):
+            raise ConfigError(f"--n_action_steps must be >= 0 (0: as trained) and --ensemble -1 (as trained), 0 (off) "
+                              f"or a decay > 0; got {self.n_action_steps}, {self.ensemble}")
         count = min(len(p) for p in PARAPHRASES.values())
         if not -1 <= self.paraphrase < count:
             raise ConfigError(f"--paraphrase must be -1 (the training instruction) or 0..{count - 1} "
@@ -122,21 +132,33 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 _WORKER: dict = {}
 
 
-def _worker_init(policy_path: str, device: str = "cpu", precision: str = "fp32", threads: int = 1,
-                 remote: dict | None = None, sample_steps: int = 0) -> None:
+def load_for_eval(cfg: EvalConfig) -> tuple[WamPolicy, TrainConfig]:
+    """The policy on `cfg.device` in `cfg.precision`, executing chunks as `cfg` says (`n_action_steps`,
+    `ensemble`, `sample_steps`) or as it was trained."""
+    from wam.train import load_policy
+
+    policy, train_cfg = load_policy(cfg.policy, device=cfg.device, precision=cfg.precision)
+    steps = cfg.n_action_steps or train_cfg.policy.n_action_steps or None
+    decay = train_cfg.policy.ensemble if cfg.ensemble < 0 else cfg.ensemble
+    try:
+        policy.set_execution(steps, decay or None)
+    except WamError as err:
+        raise ConfigError(f"--n_action_steps/--ensemble: {err}") from None
+    if cfg.sample_steps:
+        policy.paradigm.cfg.sample_steps = cfg.sample_steps
+    return policy, train_cfg
+
+
+def _worker_init(cfg: EvalConfig, threads: int = 1) -> None:
     apply_worker_env(threads)  # before torch and the renderer start their threads
 
     from wam.envs.rendering import configure_gl_backend
 
     configure_gl_backend()
-    if remote:
-        _WORKER["policy"], _WORKER["cfg"] = remote_policy(**remote)
+    if cfg.remote:
+        _WORKER["policy"], _WORKER["cfg"] = remote_policy(**_remote_spec(cfg))
     else:
-        from wam.train import load_policy
-
-        _WORKER["policy"], _WORKER["cfg"] = load_policy(policy_path, device=device, precision=precision)
-        if sample_steps:
-            _WORKER["policy"].paradigm.cfg.sample_steps = sample_steps
+        _WORKER["policy"], _WORKER["cfg"] = load_for_eval(cfg)
 
 
 def remote_policy(address: str, token: str = "", **control) -> tuple:
@@ -271,9 +293,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         if not tasks:
             raise ConfigError(f"the server at {cfg.remote} does not know its policy's tasks: pass --tasks")
     else:
-        from wam.train import load_policy
-
-        load_policy(cfg.policy, device=cfg.device, precision=cfg.precision)  # fail here, not in every worker
+        load_for_eval(cfg)  # fail here, with the reason, rather than in every worker
         tasks = _tasks_to_run(cfg)
     out = Path(cfg.out or (Path(cfg.policy) / "eval" if cfg.policy else "eval_remote"))
     with folder_lock(out):
@@ -298,8 +318,7 @@ def _evaluate(cfg: EvalConfig, tasks: list[str], out: Path, progress: bool) -> d
         # one thread a worker, whatever their number: a thread count changes float reduction order (and
         # auto's precision measurement), and a rollout must not depend on --workers; more workers use more cores
         pool = ProcessPoolExecutor(1 if alone else cfg.workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(cfg.policy, cfg.device, cfg.precision, 1, _remote_spec(cfg),
-                                             cfg.sample_steps))
+                                   initargs=(cfg, 1))
         running = {pool.submit(run_episode, t, cfg.seed + k, cfg.max_steps, i < cfg.videos, texts[t], k, cfg.seed):
                    (i, t, cfg.seed + k) for i, (t, k) in batch}
         while running:

@@ -7,7 +7,7 @@ run's held-out validation episodes (the split `wam train` made), at `windows_per
 spaced frames of each, the policy predicts an action chunk from the same data path as training
 (frames encoded by the policy's tokenizer, the same windows) and it is compared with the demo's
 chunk: squared error in normalised units ([-1, 1]), averaged over the chunk's real steps (steps past
-the episode's end left out) and action dims, one value per window. Tasks trained from video alone
+the episode's end left out) and action dims, one value per window (kept in `per_window`). Tasks trained from video alone
 are scored against their real demo actions too (`per_task` marks them).
 
 - `given_future=imagined` (default): the policy acts as in closed loop.
@@ -15,6 +15,8 @@ are scored against their real demo actions too (`per_task` marks them).
   with tokens or latent actions; hierarchical, whose subgoal is a future frame) get the real future
   latents: the "future helps acting" upper bound. The imagined-future error is computed on the same
   windows with the same noise, and the paired difference reported.
+- hierarchical: `per_offset`, the executor's error with the subgoal at each offset it trains on (the
+  imagined frame; the real one too with `given_future=real`), given that offset: a cached plan ages.
 - `swap`: the same windows and noise with another task's instruction (the next one in the dataset's
   task list, as `wam imagine-eval`): the action error, and for video paradigms the imagined future's
   PSNR over its moving part (windows whose future lies inside the episode), right vs swapped
@@ -26,7 +28,6 @@ episode are correlated). Writes `<run>/eval_offline.json`.
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,8 +51,7 @@ from wam.runs.precision import check_precision
 from wam.train import TrainConfig, load_policy, open_data, policy_windows
 
 FUTURES = ("imagined", "real")
-FUTURE_ACTORS = sorted(f"{n}+{i}" for (n, i), cls in VARIANTS.items()
-                       if "given_future" in inspect.signature(cls.act).parameters)
+FUTURE_ACTORS = sorted(f"{n}+{i}" for (n, i), cls in VARIANTS.items() if cls.acts_from_future)
 
 
 @dataclass
@@ -129,6 +129,7 @@ def score_batch(policy: WamPolicy, batch: dict, pixels: dict, swap_text: torch.T
     rows = {"imagined": chunk_error(chunk, target, pad)}
     if cfg.given_future == "real":
         rows["real"] = chunk_error(_act(policy, prep, seed, given_future=prep["future.latent"])[0], target, pad)
+    rows.update(offset_errors(policy, prep, future, target, pad, cfg, seed))
     if swap_text is not None:
         other = {**prep, "text_emb": swap_text.to(policy.device)}
         swapped, swapped_future = _act(policy, other, seed)
@@ -141,6 +142,24 @@ def score_batch(policy: WamPolicy, batch: dict, pixels: dict, swap_text: torch.T
                 pred = _decode(policy, _future_of(policy, p, seed, f))
                 rows[name] = np.array([moving_psnr(pred[j], real[j], current[j]) if whole[j] else np.nan
                                        for j in range(len(real))])
+    return rows
+
+
+def offset_errors(policy: WamPolicy, prep: dict, future: torch.Tensor | None, target: torch.Tensor,
+                  pad: torch.Tensor, cfg: OfflineEvalConfig, seed: int) -> dict[str, np.ndarray]:
+    """Hierarchical: the executor's error with the subgoal at each offset it was trained on (the imagined
+    frame, and the real one with `given_future=real`), given that offset: how well it acts on an aged plan."""
+    paradigm = policy.paradigm
+    if not getattr(paradigm, "subgoal_offsets", False) or future is None:
+        return {}
+    rows = {}
+    sources = {"imagined": future} | ({"real": prep["future.latent"]} if cfg.given_future == "real" else {})
+    for i in paradigm.training_offsets():
+        k = paradigm.cfg.future[i]
+        for name, frames in sources.items():
+            chunk = paradigm.act(prep, generator=torch.Generator().manual_seed(seed), given_subgoal=frames[:, i],
+                                 offset=k)
+            rows[f"offset_{k}_{name}"] = chunk_error(chunk, target, pad)
     return rows
 
 
@@ -210,12 +229,19 @@ def summarise(scores: dict[str, np.ndarray], episodes: np.ndarray, ds, video_onl
     task_of = np.array([ds.episodes[e].extras.get("env_task") or ds.episode_task(e) for e in episodes])
     result = {"given_future": cfg.given_future, "episodes": int(len(np.unique(episodes))), **_summary(main, episodes),
               "per_task": {t: {**_summary(main[task_of == t], episodes[task_of == t]), "video_only": t in video_only}
-                           for t in dict.fromkeys(task_of)}}
+                           for t in dict.fromkeys(task_of)},
+              "per_window": {"episode": episodes.tolist(), "error": main.tolist()}}  # what the CIs resample
     if cfg.given_future == "real":
         diff = scores["real"] - scores["imagined"]
         result.update(imagined_mse=float(scores["imagined"].mean()),
                       imagined_ci95=bootstrap_ci(scores["imagined"], episodes),
                       real_minus_imagined=float(diff.mean()), real_minus_imagined_ci95=bootstrap_ci(diff, episodes))
+    offsets = [k for k in scores if k.startswith("offset_")]
+    if offsets:  # hierarchical: {offset: {imagined | real: {mse, ci95, windows}}}
+        result["per_offset"] = {}
+        for key in offsets:
+            _, k, name = key.split("_")
+            result["per_offset"].setdefault(k, {})[name] = _summary(scores[key], episodes)
     if cfg.swap:
         margin = scores["swap_action"] - scores["imagined"]  # > 0: the right instruction gives better actions
         swap = {"action_mse": float(scores["swap_action"].mean()), "action_margin": float(margin.mean()),
@@ -237,6 +263,9 @@ def summary_text(r: dict) -> str:
     if "real_minus_imagined" in r:
         lines.append(f"imagined future: {r['imagined_mse']:.4f}; real - imagined: {r['real_minus_imagined']:+.4f} "
                      f"(95% CI {ci(r['real_minus_imagined_ci95'])})")
+    for k, by in r.get("per_offset", {}).items():
+        lines.append(f"subgoal {k} steps ahead: " + ", ".join(f"{n} {v['mse']:.4f} (95% CI {ci(v['ci95'])})"
+                                                              for n, v in by.items()))
     if "swap" in r:
         s = r["swap"]
         lines.append(f"swapped instruction: action MSE {s['action_mse']:.4f}, margin {s['action_margin']:+.4f} "

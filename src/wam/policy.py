@@ -85,13 +85,22 @@ class WamPolicy(nn.Module):
         self.image_key, self.text_encoder = image_key, text_encoder
         self.source_size = source_size  # the dataset's frame size: resized here exactly as in training
         self.chunk = paradigm.cfg.chunk
-        n_action_steps = n_action_steps or max(self.chunk // 2, 1)  # default: execute half a chunk
-        if not 1 <= n_action_steps <= self.chunk:
-            raise WamError(f"n_action_steps must be in 1..{self.chunk} (the chunk length), got {n_action_steps}")
-        self.n_action_steps, self.ensemble = n_action_steps, ensemble
         self.history = 1 - min(paradigm.cfg.obs)  # frames kept for the obs offsets
         self.record_imagination = False
         self.precision = Precision("fp32", "cpu", "default")  # inference precision; set by to_runtime
+        self.set_execution(n_action_steps, ensemble)  # also resets the queues
+
+    def set_execution(self, n_action_steps: int | None = None, ensemble: float | None = None) -> None:
+        """How chunks are executed: the first `n_action_steps` of each (None: half the chunk), or with
+        `ensemble` (a decay > 0) re-planning every step and averaging overlapping chunks."""
+        n_action_steps = n_action_steps or max(self.chunk // 2, 1)  # default: execute half a chunk
+        if not 1 <= n_action_steps <= self.chunk:
+            raise WamError(f"n_action_steps must be in 1..{self.chunk} (the chunk length), got {n_action_steps}")
+        if ensemble is not None and not ensemble > 0:
+            raise WamError(f"ensemble must be a decay > 0 (or unset: no temporal ensembling), got {ensemble}")
+        self.n_action_steps, self.ensemble = n_action_steps, ensemble
+        cfg = self.paradigm.cfg  # the paradigm reads them too (hierarchical: how far its cached subgoal is)
+        cfg.n_action_steps, cfg.ensemble = n_action_steps, ensemble or 0.0
         self.reset()
 
     @property
@@ -134,6 +143,8 @@ class WamPolicy(nn.Module):
             if out["future.latent"] is None:
                 out["future.latent"] = self._latents(batch["future.image"])
             out["future_is_pad"] = batch["future_is_pad"]
+            if "future.state" in batch:
+                out["future.state"] = self.normalizer.state(batch["future.state"])
         return out
 
     def forward(self, batch: dict) -> tuple[Tensor, dict]:

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wam.data.text import EMBED_DIM
-from wam.nn.flow import gaussian
+from wam.nn.flow import euler_sample, gaussian
 from wam.nn.transformer import timestep_embedding
-from wam.paradigms.base import PolicyModelConfig, euler, keep_mask, noise_group
+from wam.paradigms.base import PolicyModelConfig, keep_mask, noise_group
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -203,7 +203,7 @@ class ConvReference(nn.Module):
         cond = self.condition(batch)
         shape = (cond.shape[0], self.cfg.chunk, self.cfg.action_dim)
         step = lambda x, t: {"action": self.denoiser(x["action"], t, cond)}  # noqa: E731
-        return euler(step, {"action": gaussian(shape, generator, cond.device)}, self.cfg.sample_steps)["action"]
+        return euler_sample(step, {"action": gaussian(shape, generator, cond.device)}, self.cfg.sample_steps)["action"]
 
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> None:
         return None  # no video head

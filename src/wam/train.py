@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +90,7 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
             raise ConfigError(f"--init was pretrained on {wm_cfg.data.image_size} px frames, "
                               f"--data.image_size is {cfg.data.image_size}")
         # the initialisation defines the architecture: tokenizer, backbone and patch size
+        _refuse_contradictions(cfg, wm_cfg.model)
         own = cfg.policy.backbone  # a diffusers backbone keeps this run's action expert and checkpointing choices
         cfg.tokenizer, cfg.policy.backbone, cfg.policy.patch = wm_cfg.tokenizer, wm_cfg.model.backbone, wm_cfg.model.patch
         if cfg.policy.backbone.kind != "wam":
@@ -98,6 +99,31 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
     pre = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer, optim=cfg.optim)
     pre.model.backbone = cfg.policy.backbone  # a diffusers backbone brings its own VAE
     return prepare_tokenizer(pre, frames, frame_rows(ds, train_eps), frame_rows(ds, val_eps), out, device), None
+
+
+def _refuse_contradictions(cfg: TrainConfig, model) -> None:
+    """A `--policy.backbone.*` / `--policy.patch` set away from its default to a value the world model of
+    `--init` does not have is refused (it would be overridden silently). A value set equal to the default
+    cannot be told from the default: the world model's wins, and `--init`'s report shows it."""
+    default = PolicyModelConfig()
+    ours, theirs, base = asdict(cfg.policy.backbone), asdict(model.backbone), asdict(default.backbone)
+    own = {"mot", "checkpointing"} if model.backbone.kind != "wam" else set()  # a diffusers backbone: this run's
+    clash = [f"policy.backbone.{k}={ours[k]} (the world model has {theirs[k]})" for k in ours
+             if k not in own and ours[k] != base[k] and ours[k] != theirs[k]]
+    if cfg.policy.patch != default.patch and cfg.policy.patch != model.patch:
+        clash.append(f"policy.patch={cfg.policy.patch} (the world model has {model.patch})")
+    if clash:
+        raise ConfigError(f"--init={cfg.init} defines the architecture; drop or match {', '.join(clash)}")
+
+
+def load_report(result, loaded: dict, init: str) -> str:
+    """One line on what `--init` gave the policy: tensors loaded, the policy's own (fresh) modules and
+    world-model modules the policy has no use for."""
+    top = lambda keys: sorted({k.split(".")[0] for k in keys})  # noqa: E731
+    used = [k for k in loaded if k not in set(result.unexpected_keys)]
+    fresh, unused = top(result.missing_keys), top(result.unexpected_keys)
+    return (f"--init {init}: loaded {len(used)} tensors ({', '.join(top(used))}); fresh: {', '.join(fresh) or 'none'}"
+            f"{'; not used: ' + ', '.join(unused) if unused else ''}")
 
 
 def trained_tasks(ds: LeRobotDataset, only: str = "") -> list[str]:
@@ -114,7 +140,8 @@ def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder | None, stats: di
         paradigm = REFERENCES[cfg.paradigm](cfg.policy, cfg.data.image_size)
     else:
         paradigm = build_paradigm(cfg.paradigm, cfg.policy, tokenizer)
-    return WamPolicy(paradigm, stats, image_key, get_text_encoder(cfg.text_encoder), source_size=source_size)
+    return WamPolicy(paradigm, stats, image_key, get_text_encoder(cfg.text_encoder), source_size=source_size,
+                     n_action_steps=cfg.policy.n_action_steps or None, ensemble=cfg.policy.ensemble or None)
 
 
 def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, np.ndarray, list[int], list[int]]:
@@ -143,12 +170,12 @@ def video_only(cfg: TrainConfig, ds: LeRobotDataset) -> tuple[list[str], list[in
     return tasks, [e.index for e in ds.episodes if e.extras.get("env_task") in tasks]
 
 
-def labelled_stats(ds: LeRobotDataset, actionless: list[int]) -> dict:
-    """Normalisation statistics, the actions' from the episodes whose actions are used (all, by default)."""
-    if not actionless:
-        return ds.stats
-    labelled = [e.index for e in ds.episodes if e.index not in set(actionless)]
-    return {**ds.stats, ACTION_KEY: vector_stats(ds.read_columns([ACTION_KEY], labelled)[ACTION_KEY])}
+def training_stats(ds: LeRobotDataset, train_eps: list[int], actionless: list[int]) -> dict:
+    """Normalisation statistics from the training episodes only (never held-out ones, nor tasks left
+    out by `data.tasks`); the actions' from those whose actions are used."""
+    labelled = [e for e in train_eps if e not in set(actionless)]
+    return {STATE_KEY: vector_stats(ds.read_columns([STATE_KEY], train_eps)[STATE_KEY]),
+            ACTION_KEY: vector_stats(ds.read_columns([ACTION_KEY], labelled)[ACTION_KEY])}
 
 
 def policy_windows(cfg: TrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int], video: bool,
@@ -171,7 +198,8 @@ def policy_and_inputs(cfg: TrainConfig, frames: np.ndarray, ds: LeRobotDataset, 
     tokenizer, init_state = _tokenizer_and_init(cfg, frames, ds, train_eps, val_eps, out, device)
     policy = build_policy(cfg, tokenizer, stats, key, size)
     if init_state is not None:
-        policy.paradigm.parts.load_state_dict(init_state, strict=False)
+        result = policy.paradigm.parts.load_state_dict(init_state, strict=False)
+        print(load_report(result, init_state, cfg.init))
     return policy.to(device), encode_all(tokenizer, frames)
 
 
@@ -203,7 +231,8 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     distributed.wait_for_rank_zero()  # rank 0 decodes, trains a tokenizer and writes first; the others read
     ds, frames, train_eps, val_eps = open_data(cfg, progress)
     hidden_tasks, hidden = video_only(cfg, ds)
-    policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, labelled_stats(ds, hidden), out, device)
+    policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, training_stats(ds, train_eps, hidden), out,
+                                       device)
     if ctx.is_main:
         save_config(cfg, out / "config.yaml")
         (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds, cfg.data.tasks), "video_only_tasks": hidden_tasks,

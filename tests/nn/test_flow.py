@@ -45,6 +45,20 @@ def test_euler_recovers_x0_with_exact_velocity(steps: int) -> None:
     assert all(t.min() > 0 for t in seen)
 
 
+def test_euler_integrates_groups_together_and_stops_at_t_end() -> None:
+    """Several groups in one dict integrate exactly as each alone (the paradigms' joint sampling), and a
+    partial denoise to t_end lands on the straight path's point x_t_end = (1 - t_end) x0 + t_end noise."""
+    g = torch.Generator().manual_seed(0)
+    x0 = {k: torch.randn(2, 3, dtype=torch.float64, generator=g) for k in ("future", "action")}
+    noise = {k: torch.randn(2, 3, dtype=torch.float64, generator=g) for k in x0}
+    field = lambda x, t: {k: (x[k] - x0[k]) / t.view(-1, 1) for k in x}  # noqa: E731
+    together = euler_sample(field, noise, 4, t_end=0.25)
+    for k in x0:
+        alone = euler_sample(lambda x, t: (x - x0[k]) / t.view(-1, 1), noise[k], 4, t_end=0.25)  # noqa: B023
+        torch.testing.assert_close(together[k], alone, rtol=0, atol=0)
+        torch.testing.assert_close(together[k], 0.75 * x0[k] + 0.25 * noise[k], rtol=0, atol=1e-12)
+
+
 def test_euler_rejects_bad_steps() -> None:
     for steps in (0, -1, 2.5):
         with pytest.raises(ValueError):

@@ -226,13 +226,25 @@ def test_bf16_autocast(mot: bool) -> None:
     assert torch.equal(changed["action"], out["action"])  # the bf16 attention path masks exactly too
 
 
+def reference_attention(q, k, v, mask):
+    """Attention written out in float64: softmax(q k^T / sqrt(d), masked) v, True = may attend."""
+    q, k, v = (x.double() for x in (q, k, v))
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(-1) @ v
+
+
 def test_bf16_attention_matches_sdpa() -> None:
+    """Both paths of `attention` (the fused kernel in fp32, the explicit bf16 formula) against the formula
+    written out independently in float64, with and without a mask (which must change the result)."""
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 10, 16, generator=g) for _ in range(3))
     mask = (torch.rand(10, 10, generator=g) > 0.5) | torch.eye(10, dtype=torch.bool)
+    assert (reference_attention(q, k, v, mask) - reference_attention(q, k, v, None)).abs().max() > 0.1
     for m in (None, mask):
-        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
-        torch.testing.assert_close(attention(q, k, v, m), ref)  # fp32: the fused kernel itself
+        ref = reference_attention(q, k, v, m).float()
+        torch.testing.assert_close(attention(q, k, v, m), ref, atol=1e-5, rtol=1e-5)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = attention(q, k, v, m)
         assert low.dtype == torch.bfloat16 and (low.float() - ref).abs().max() < 0.05

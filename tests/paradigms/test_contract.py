@@ -3,6 +3,8 @@ on a tiny config."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -10,7 +12,8 @@ from wam.errors import ConfigError
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
 from wam.nn.transformer import BackboneConfig
-from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm
+from wam.paradigms import VARIANTS, Paradigm, PolicyModelConfig, build_paradigm
+from wam.paradigms.inverse_dynamics import ACTION_MASK as IDM_ACTION_MASK
 from wam.paradigms.representation import MASK as REPR_MASK
 
 COMBOS = [(name, integration, mot) for name, integration in VARIANTS for mot in (False, True)]
@@ -106,6 +109,29 @@ def test_state_dict_round_trip_gives_identical_actions(name, integration):
     assert torch.equal(a.act(batch(), generator=g()), b.act(batch(), generator=g()))
 
 
+@pytest.mark.parametrize("name,integration", list(VARIANTS))
+def test_declared_capabilities_hold(name, integration):
+    """What `wam variants` lists is what the strategy does: a video head, a future left by `act`, acting
+    from a given future (and depending on it), subgoal offsets."""
+    cls = VARIANTS[name, integration]
+    p = perturbed(tiny(name, integration=integration), 0.05)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert (p.imagine(batch(), generator=g()) is not None) == cls.video
+    getattr(p, "reset", lambda: None)()
+    p.last_future = None
+    p.act(batch(), generator=g())
+    assert (p.last_future is not None) == cls.imagines_when_acting
+    real = batch()["future.latent"]
+    if cls.acts_from_future:
+        a, b = p.act(batch(), generator=g(), given_future=real), p.act(batch(), generator=g(), given_future=real + 1)
+        assert not torch.allclose(a, b, atol=1e-4)
+    else:
+        with pytest.raises(ConfigError, match="does not act from a future"):
+            p.act(batch(), generator=g(), given_future=real)
+    assert hasattr(p, "training_offsets") == cls.subgoal_offsets
+    assert isinstance(p, Paradigm) and "given_future" in inspect.signature(p.act).parameters  # one signature
+
+
 def test_representation_acts_the_same_without_future_tokens():
     """Fast-WAM's claim made exact: actions never see the future, so dropping it changes nothing."""
     p = perturbed(tiny("representation"), 0.05)
@@ -116,13 +142,49 @@ def test_representation_acts_the_same_without_future_tokens():
     assert torch.allclose(alone, with_future, atol=1e-5)
 
 
-def test_inverse_dynamics_uses_the_given_future():
-    p = perturbed(tiny("inverse_dynamics"), 0.05)
+def test_representation_imagines_beside_noisy_actions_as_trained():
+    """In training the future always attends to noisy action tokens at some flow time; `imagine` must not
+    take a path never trained (the future alone): every backbone pass it makes holds both groups."""
+    p = perturbed(tiny("representation"), 0.05)
+    seen: list[tuple[str, ...]] = []
+    p.parts.backbone.register_forward_pre_hook(lambda m, args: seen.append(tuple(sorted(g.name for g in args[0]))))
+    future = p.imagine(batch(), generator=torch.Generator().manual_seed(0))
+    assert future.shape == (4, 2, 4, 4, 4)
+    assert seen and all({"future", "action"} <= set(names) for names in seen), seen
+
+
+@pytest.mark.parametrize("name", ["inverse_dynamics", "future_conditioned"])
+def test_acting_uses_the_given_future(name):
+    p = perturbed(tiny(name), 0.05)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     real = batch()["future.latent"]
     a = p.act(batch(), generator=g(), given_future=real)
     b = p.act(batch(), generator=g(), given_future=real + 1)
     assert not torch.allclose(a, b)
+
+
+def test_inverse_dynamics_actions_never_read_the_instruction():
+    """UniPi/AVDC: the action head maps (frames now, frames then, proprio) to actions. Another instruction
+    with the same frames gives the same actions; the future-conditioned policy's actions do change."""
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    other = batch()
+    other["text_emb"] = torch.randn(other["text_emb"].shape, generator=torch.Generator().manual_seed(9))
+    real = batch()["future.latent"]
+    idm, fc = perturbed(tiny("inverse_dynamics"), 0.05), perturbed(tiny("future_conditioned"), 0.05)
+    same = idm.act(batch(), generator=g(), given_future=real), idm.act(other, generator=g(), given_future=real)
+    assert torch.allclose(*same, atol=1e-5)
+    changed = fc.act(batch(), generator=g(), given_future=real), fc.act(other, generator=g(), given_future=real)
+    assert not torch.allclose(*changed, atol=1e-3)
+    assert "text" not in IDM_ACTION_MASK.reachable(["text", "obs", "state", "future", "action"])["action"]
+
+
+@pytest.mark.parametrize("name", ["inverse_dynamics", "future_conditioned"])
+def test_imagining_uses_the_instruction(name):
+    """The video pass (the world model) is instruction-conditioned in both: only the action pass differs."""
+    p, other = perturbed(tiny(name), 0.05), batch()
+    other["text_emb"] = other["text_emb"] + 1
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert not torch.allclose(p.imagine(batch(), generator=g()), p.imagine(other, generator=g()), atol=1e-3)
 
 
 @pytest.mark.parametrize("name,integration", VIDEO)

@@ -60,8 +60,51 @@ def test_cached_calls_act_toward_the_cached_subgoal():
     again = batch(1, seed=5)
     again["text_emb"] = data["text_emb"]  # same episode, a new observation
     cached = p.act(again, generator=g(2))
-    assert torch.equal(cached, p.act(again, generator=g(2), given_subgoal=subgoal))
-    assert not torch.allclose(cached, p.act(again, generator=g(2), given_subgoal=subgoal + 1))
+    # one call later the subgoal (F = 2 steps ahead when made) is 2 - 1 = 1 step ahead (1 step a call here)
+    assert torch.equal(cached, p.act(again, generator=g(2), given_subgoal=subgoal, offset=1))
+    assert not torch.allclose(cached, p.act(again, generator=g(2), given_subgoal=subgoal + 1, offset=1))
+    assert not torch.allclose(cached, p.act(again, generator=g(2), given_subgoal=subgoal, offset=2))
+
+
+def offsets_seen(p) -> list[tuple[list[float], torch.Tensor]]:
+    """Records what the executor is conditioned on: (offsets, subgoal) per call."""
+    seen, real = [], p.executor.condition
+
+    def spy(obs, subgoal, state, offset):
+        seen.append((offset.tolist(), subgoal.clone()))
+        return real(obs, subgoal, state, offset)
+
+    p.executor.condition = spy
+    return seen
+
+
+@pytest.mark.parametrize("execution,expected", [({}, [8, 4, 1, 8]), ({"n_action_steps": 2}, [8, 6, 4, 8]),
+                                                ({"ensemble": 0.5}, [8, 7, 6, 8])])
+def test_a_cached_subgoal_is_given_its_remaining_offset(execution, expected):
+    """A plan made for F = 8 steps ahead ages by the steps executed per call (half the chunk = 4 by default,
+    n_action_steps, or 1 with ensembling); at least 1 step remains."""
+    p = tiny("hierarchical", plan_every=3, future=(4, 8), chunk=8, **execution)
+    seen = offsets_seen(p)
+    for _ in range(4):
+        p.act(batch(1), generator=g())
+    assert [o[0] for o, _ in seen] == expected
+
+
+def test_the_executor_trains_on_subgoals_at_the_offsets_it_meets():
+    """Each training sample's subgoal is the real future frame at an offset <= F, given with that offset:
+    over a few batches every such offset occurs, and the frame matches its offset."""
+    p = tiny("hierarchical", future=(2, 4, 6), subgoal_index=1)  # F = 4: offsets 2 and 4, never 6
+    seen, data = offsets_seen(p), batch(8)
+    data["future.latent"] = torch.randn(8, 3, 4, 4, 4, generator=g(7))
+    data["future_is_pad"] = torch.zeros(8, 3, dtype=torch.bool)
+    for seed in range(3):
+        p.loss(data, generator=g(seed))
+    offsets = [k for o, _ in seen for k in o]
+    assert set(offsets) == {2.0, 4.0}
+    frames = {2.0: data["future.latent"][:, 0], 4.0: data["future.latent"][:, 1]}
+    for o, subgoal in seen:
+        for j, k in enumerate(o):
+            assert torch.equal(subgoal[j], frames[k][j])
 
 
 def test_executor_is_much_smaller_than_the_backbone():

@@ -14,6 +14,7 @@ from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.latent_action import LatentActionModel
 from wam.nn.transformer import BackboneConfig
 from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm, variants
+from wam.paradigms.latent_actions import decode_actions
 
 NAMES = ("joint", "inverse_dynamics")
 METRICS = {"action_loss", "video_loss", "lam_loss", "code_perplexity", "codes_used"}
@@ -138,3 +139,23 @@ def test_registry_and_config():
     assert {(v.paradigm, v.integration) for v in variants() if v.valid} >= {("joint", "latent_actions")}
     with pytest.raises(ConfigError, match="lam_codes"):
         build_paradigm("joint", PolicyModelConfig(integration="latent_actions", lam_codes=1), tokenizer())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_decoder_reads_codes_not_frames_and_the_lam_never_reads_actions(name):
+    """LAPA: the codes come from frames alone (other actions: the same codes and LAM loss, no gradient into
+    the LAM from the action loss); the decoder maps codes + proprio to actions, with no frame to bypass them."""
+    p = perturbed(la(name), 0.05)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    other = batch()
+    other["action"] = -other["action"]
+    m1, m2 = p.loss(batch(), generator=g())[1], p.loss(other, generator=g())[1]
+    assert torch.equal(m1["lam_loss"], m2["lam_loss"]) and not torch.equal(m1["action_loss"], m2["action_loss"])
+    only_actions = perturbed(la(name, video_weight=0.0, lam_weight=0.0, code_weight=0.0), 0.05)
+    only_actions.loss(batch(), generator=g())[0].backward()  # the action loss alone
+    assert not any(q.abs().max() > 0 for q in grads(only_actions, "lam."))
+    assert any(q.abs().max() > 0 for q in grads(only_actions, "decoder."))
+    codes = torch.randn(4, 2, p.cfg.lam_dim)
+    moved = batch()
+    moved["obs.latent"] = moved["obs.latent"] + 1
+    assert torch.equal(decode_actions(p, batch(), codes), decode_actions(p, moved, codes))

@@ -80,3 +80,44 @@ def test_bad_configs_are_refused_with_a_reason():
         tiny("joint", integration="latent_frame", chunk=20)  # 80 values > 4*4*4
     with pytest.raises(ConfigError, match="independent_t"):
         tiny("joint", integration="latent_frame", independent_t=True)
+
+
+# -- proprio state as latent frames (Cosmos Policy's state, policy.state_frames) -------------------------
+def state_batch(b: int = 4) -> dict:
+    data = batch(b)
+    data["future.state"] = torch.randn(b, 2, 4, generator=torch.Generator().manual_seed(5))
+    return data
+
+
+def test_state_frames_replace_the_state_token():
+    p = tiny("joint", integration="latent_frame", state_frames=True)
+    assert p.parts.state_in is None and p.parts.obs_times == (-2, -1, 0)  # the state frame first, before obs
+    assert p.parts.future_times == (2, 4, 6, 8)  # real frames, the action frame, the future-state frame
+    seen = []
+    p.parts.backbone.register_forward_pre_hook(lambda m, args: seen.append({g.name: g.tokens.shape[1] for g in args[0]}))
+    loss, metrics = p.loss(state_batch(), generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and {"action_loss", "video_loss", "state_loss"} <= set(metrics)
+    assert seen[0] == {"text": 1, "obs": 3 * 4, "future": 4 * 4}  # (1 state + 2 obs) and (2 + 2) frames of 4 patches
+    assert p.act(state_batch(), generator=torch.Generator().manual_seed(0)).shape == (4, 3, 4)
+    assert p.last_state.shape == (4, 2, 4) and p.imagine(state_batch()).shape == (4, 2, 4, 4, 4)
+
+
+def test_the_state_frames_carry_the_proprio():
+    """The current state reaches the actions through its frame; the future states are a trained target."""
+    p = perturbed(tiny("joint", integration="latent_frame", state_frames=True), 0.05)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    other = state_batch()
+    other["obs.state"] = other["obs.state"] + 1
+    assert not torch.allclose(p.act(state_batch(), generator=g()), p.act(other, generator=g()), atol=1e-4)
+    moved = state_batch()
+    moved["future.state"] = moved["future.state"] + 3
+    a, b = p.loss(state_batch(), generator=g())[1], p.loss(moved, generator=g())[1]
+    assert b["state_loss"] > a["state_loss"]
+    past_end = state_batch()
+    past_end["future_is_pad"][:] = True  # every future state past the episode's end: nothing to learn from
+    assert p.loss(past_end, generator=g())[1]["state_loss"] == 0
+
+
+def test_state_frames_need_the_latent_frame_integration():
+    with pytest.raises(ConfigError, match="state_frames"):
+        tiny("joint", state_frames=True)

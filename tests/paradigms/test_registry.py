@@ -4,7 +4,7 @@ import pytest
 
 from wam.cli import main
 from wam.errors import ConfigError
-from wam.paradigms import INTEGRATIONS, INVALID, PARADIGM_NAMES, VARIANTS, strategy, variants
+from wam.paradigms import INTEGRATIONS, INVALID, PARADIGM_NAMES, VARIANTS, capabilities, strategy, variants
 
 
 def test_every_implemented_variant_is_listed_valid():
@@ -38,7 +38,8 @@ def test_cli_variants_prints_every_pair_with_status_architecture_and_reason(caps
     for (name, integration), line in rows.items():
         status = line.split()[2]
         if (name, integration) in VARIANTS:
-            assert status == "valid" and VARIANTS[name, integration].architecture in line.split()
+            cls = VARIANTS[name, integration]
+            assert status == "valid" and line.split()[3:5] == [cls.architecture, ",".join(capabilities(cls)) or "-"]
         elif (name, integration) in INVALID:
             assert status == "refused" and line.endswith(INVALID[name, integration])
         else:

@@ -14,7 +14,7 @@ named in `actionless` keep their frames and states, but their actions are treate
 One sample, as returned by `WindowDataset[i]` (T* = number of offsets, images channel-first):
 
     obs.image (To, 3, H, W) uint8      obs.state (To, Ds) float32     obs_is_pad (To,) bool
-    future.image (Tf, 3, H, W) uint8   future_is_pad (Tf,) bool
+    future.image (Tf, 3, H, W) uint8   future_is_pad (Tf,) bool      future.state (Tf, Ds) float32 (with state)
     action (Ta, Da) float32            action_is_pad (Ta,) bool
     task str, task_index, episode_index, frame_index int64
 
@@ -146,6 +146,8 @@ class WindowDataset(Dataset):
         if self.spec.future:
             pos, pad = self._gather(i, self.spec.future)
             sample["future.image"], sample["future_is_pad"] = self._images(i, pos), torch.from_numpy(pad)
+            if self.spec.state:  # proprio at the future offsets (latent_frame's state frames predict it)
+                sample["future.state"] = torch.from_numpy(self.columns[STATE_KEY][base + pos])
         if not self.spec.action_free:
             pos, pad = self._gather(i, self.spec.action)
             sample["action"] = torch.from_numpy(self.columns[ACTION_KEY][base + pos])

@@ -19,6 +19,11 @@ import torch
 from torch import Tensor, nn
 
 
+# which weights (Mixture-of-Transformers expert) each token group uses; one table for the world model and
+# every policy, so weights move between them by structure
+MODALITY = {"text": "text", "obs": "video", "future": "video", "state": "action", "action": "action"}
+
+
 def frame_positions(offsets: Sequence[int], rows: int, cols: int) -> Tensor:
     """(T*rows*cols, 3) long positions (time, row, col) of patch tokens, time-major."""
     t = torch.as_tensor(list(offsets), dtype=torch.long)

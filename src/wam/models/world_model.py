@@ -22,13 +22,11 @@ import torch
 from torch import Tensor, nn
 
 from wam.data.text import EMBED_DIM
-from wam.models.groups import LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
+from wam.models.groups import MODALITY, LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
 from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, TokenGroup
 from wam.errors import ConfigError
-
-MODALITY = {"text": "text", "obs": "video", "future": "video", "action": "action"}
 
 
 @dataclass

@@ -4,7 +4,8 @@
     v   = d x_t / dt = noise - x0         the network predicts v from (x_t, t)
 
 Training: `t = sample_time(B)`, `x_t = interpolate(x0, noise, t)`, `flow_loss(net(x_t, t), x0, noise)`.
-Sampling: `euler_sample(lambda x, t: net(x, t), noise, steps)` integrates from t=1 down to t=0.
+Sampling: `euler_sample(lambda x, t: net(x, t), noise, steps)` integrates from t=1 down to t=0 (or
+to `t_end`: a partial denoise); a dict of groups is integrated together. The one sampler of wam.
 `t` may be (B,) or carry more leading dims, e.g. (B, T) for one noise level per frame (diffusion
 forcing); it is broadcast over the trailing dims of x.
 """
@@ -12,6 +13,7 @@ forcing); it is broadcast over the trailing dims of x.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -68,18 +70,34 @@ def sample_time(batch: int, generator: torch.Generator | None = None, kind: str 
     return t.clamp(_EPS, 1 - _EPS)
 
 
+State = TypeVar("State", Tensor, dict[str, Tensor])
+
+
 @torch.no_grad()
-def euler_sample(velocity_fn: Callable[[Tensor, Tensor], Tensor], x1: Tensor, steps: int,
-                 t_start: float = 1.0, t_end: float = 0.0) -> Tensor:
-    """Integrate dx/dt = velocity_fn(x_t, t (B,)) from t_start (noise x1) to t_end (data)."""
+def euler_sample(velocity_fn: Callable[[State, Tensor], State], x1: State, steps: int,
+                 t_start: float = 1.0, t_end: float = 0.0, fixed: dict[str, Tensor] | None = None) -> State:
+    """Integrate dx/dt = velocity_fn(x_t, t (B,)) from t_start (noise x1) to t_end (data). `x1` is one
+    tensor, or several groups integrated together ({name: tensor}, velocities returned the same way).
+    `fixed[name]` (B, P, ...): that group's first P entries are known (real-time chunking): before
+    every step they are set on their own noise path (`inpaint`), so the rest is generated to continue
+    them, and they come out exactly as given."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"euler_sample needs steps >= 1, got {steps!r}")
     times = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64, device="cpu").tolist()  # host-side
+    first = x1 if isinstance(x1, Tensor) else next(iter(x1.values()))
+    noise = {k: x1[k] for k in fixed or {}}  # a fixed group's prefix follows its own noise path
     x = x1
     for t, t_next in zip(times, times[1:]):
-        v = velocity_fn(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
-        x = x + (t_next - t) * v
-    return x
+        x = _inpainted(x, fixed, noise, t)
+        v = velocity_fn(x, torch.full((first.shape[0],), t, dtype=first.dtype, device=first.device))
+        x = x + (t_next - t) * v if isinstance(x, Tensor) else {k: x[k] + (t_next - t) * v[k] for k in x}
+    return _inpainted(x, fixed, noise, t_end)
+
+
+def _inpainted(x: State, fixed: dict[str, Tensor] | None, noise: dict[str, Tensor], t: float) -> State:
+    if not noise:
+        return x
+    return {k: inpaint(x[k], fixed[k], noise[k], t) if k in noise else x[k] for k in x}
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:

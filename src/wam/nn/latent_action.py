@@ -16,7 +16,8 @@ reconstruction + codebook + commitment; it never reads actions.
 Code vectors live on a sphere of radius sqrt(D) (encoder outputs and codebook entries are
 l2-normalised, cosine-similarity VQ as in ViT-VQGAN: no scale to collapse, every entry reachable),
 so each element has roughly unit variance: a well-scaled flow-matching target for the world model.
-`ActionDecoder` maps T codes + proprio state + the current latent frame to an action chunk.
+`ActionDecoder` maps T codes + proprio state to an action chunk (no image input: LAPA's decoder reads the
+codes, so it cannot bypass them by reading the frame).
 """
 
 from __future__ import annotations
@@ -139,16 +140,14 @@ def usage(index: Tensor, n: int) -> tuple[Tensor, Tensor]:
 
 
 class ActionDecoder(nn.Module):
-    """T latent-action codes + proprio state + current latent frame -> a (B, Ta, Da) action chunk."""
+    """T latent-action codes + proprio state -> a (B, Ta, Da) action chunk (no frame: the codes carry the motion)."""
 
-    def __init__(self, n_codes: int, dim: int, state_dim: int, frame_numel: int, chunk: int, action_dim: int,
-                 width: int = 256):
+    def __init__(self, n_codes: int, dim: int, state_dim: int, chunk: int, action_dim: int, width: int = 256):
         super().__init__()
         self.chunk, self.action_dim = chunk, action_dim
-        self.net = nn.Sequential(nn.Linear(n_codes * dim + state_dim + frame_numel, width), nn.SiLU(),
+        self.net = nn.Sequential(nn.Linear(n_codes * dim + state_dim, width), nn.SiLU(),
                                  nn.Linear(width, width), nn.SiLU(), nn.Linear(width, chunk * action_dim))
 
-    def forward(self, codes: Tensor, state: Tensor, frame: Tensor) -> Tensor:
-        """codes (B, T, D), state (B, Ds), frame (B, C, h, w) -> (B, Ta, Da)."""
-        x = torch.cat([codes.flatten(1), state, frame.flatten(1)], 1)
-        return self.net(x).unflatten(1, (self.chunk, self.action_dim))
+    def forward(self, codes: Tensor, state: Tensor) -> Tensor:
+        """codes (B, T, D), state (B, Ds) -> (B, Ta, Da)."""
+        return self.net(torch.cat([codes.flatten(1), state], 1)).unflatten(1, (self.chunk, self.action_dim))

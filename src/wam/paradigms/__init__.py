@@ -6,7 +6,8 @@ valid (paradigm, action integration, architecture) combinations.
     chunk = paradigm.act(batch)                   # (B, Ta, Da) normalised actions
     future = paradigm.imagine(batch)              # (B, Tf, C, h, w) latents, or None
 
-Each strategy class declares `name` (paradigm), `integration` and `architecture`; the registry is
+Each strategy class declares `name` (paradigm), `integration`, `architecture` and its capabilities
+(`base.CAPABILITIES`: video, imagines_when_acting, acts_from_future, subgoal_offsets); the registry is
 keyed by (paradigm, integration). Combinations that make no sense are listed in `INVALID` with
 the reason, so `build_paradigm` refuses them with that reason instead of a generic "unknown".
 None inherits from another.
@@ -22,17 +23,20 @@ from wam.backbones.build import model_parts
 from wam.errors import ConfigError
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms.action_only import ActionOnly
-from wam.paradigms.base import PolicyModelConfig, WamParts
+from wam.paradigms.base import CAPABILITIES, Paradigm, PolicyModelConfig, WamParts, capabilities
+from wam.paradigms.future_conditioned import FutureConditioned
 from wam.paradigms.hierarchical import Hierarchical
 from wam.paradigms.inverse_dynamics import InverseDynamics
 from wam.paradigms.joint import Joint
 from wam.paradigms.latent_frame import JointLatentFrame
 from wam.paradigms.latent_actions import InverseDynamicsLatentActions, JointLatentActions
+from wam.paradigms.mimic import Mimic
 from wam.paradigms.representation import Representation
 
 INTEGRATIONS = ("tokens", "latent_frame", "latent_actions")
-STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, InverseDynamics, Hierarchical, ActionOnly,
-                                          JointLatentFrame, JointLatentActions, InverseDynamicsLatentActions)
+STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, Mimic, InverseDynamics, FutureConditioned,
+                                          Hierarchical, ActionOnly, JointLatentFrame, JointLatentActions,
+                                          InverseDynamicsLatentActions)
 VARIANTS: dict[tuple[str, str], type[nn.Module]] = {(s.name, s.integration): s for s in STRATEGIES}
 PARADIGMS: dict[str, type[nn.Module]] = {s.name: s for s in STRATEGIES if s.integration == "tokens"}
 PARADIGM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.name for s in STRATEGIES))
@@ -48,6 +52,15 @@ INVALID: dict[tuple[str, str], str] = {
     ("inverse_dynamics", "latent_frame"):
         "inverse dynamics infers actions in a second pass given the future; actions written into the "
         "future's latent frames would be denoised with it, which is the joint paradigm (joint + latent_frame)",
+    ("future_conditioned", "latent_frame"):
+        "the future-conditioned policy acts in a second pass given the future, as inverse dynamics; actions "
+        "written into the future's latent frames would be denoised with it (joint + latent_frame)",
+    ("future_conditioned", "latent_actions"):
+        "latent actions are read off (frame, future) by the latent-action model without the instruction: that "
+        "is inverse_dynamics + latent_actions",
+    ("mimic", "latent_frame"):
+        "mimic's actions are decoded from partly denoised video features in a pass of their own; actions "
+        "written into a latent frame would be denoised with the video (joint + latent_frame)",
     ("hierarchical", "latent_frame"):
         "the hierarchical executor is a small separate network, not the video model, so there is no video "
         "frame to write its actions into; the planner's frames are the subgoal",
@@ -61,6 +74,7 @@ class Variant:
     architecture: str
     valid: bool
     reason: str = ""
+    capabilities: tuple[str, ...] = ()  # of base.CAPABILITIES, declared by the strategy class
 
 
 def variants() -> list[Variant]:
@@ -70,7 +84,7 @@ def variants() -> list[Variant]:
         for integration in INTEGRATIONS:
             cls = VARIANTS.get((name, integration))
             if cls is not None:
-                out.append(Variant(name, integration, cls.architecture, True))
+                out.append(Variant(name, integration, cls.architecture, True, capabilities=capabilities(cls)))
             else:
                 reason = INVALID.get((name, integration), "valid in principle, not implemented yet")
                 out.append(Variant(name, integration, "", False, reason))
@@ -90,7 +104,7 @@ def strategy(name: str, integration: str = "tokens") -> type[nn.Module]:
     return cls
 
 
-def build_paradigm(name: str, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder) -> nn.Module:
+def build_paradigm(name: str, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder) -> Paradigm:
     """A paradigm by name (and `cfg.integration`) over a fresh set of model parts."""
     cls = strategy(name, cfg.integration)
     # video_weight is unused without video; latent_frame builds no action tokens (no action embedder)

@@ -25,7 +25,9 @@ class ActionOnly(ParadigmBase):
         return self.cfg.action_weight * action_loss, {"action_loss": action_loss.detach()}
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, prefix: Tensor | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None, prefix: Tensor | None = None) -> Tensor:
+        self.no_given_future(given_future)
         return sample_group(self, batch, MASK, "action", generator, prefix=prefix)
 
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> None:

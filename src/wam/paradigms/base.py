@@ -19,8 +19,9 @@ Batches seen by a paradigm are already normalised by the policy:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -28,12 +29,11 @@ from torch import Tensor, nn
 from wam.backbones.lora import LoraConfig
 from wam.data.text import EMBED_DIM
 from wam.errors import ConfigError
-from wam.models.groups import LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
-from wam.nn.flow import flow_loss, gaussian, inpaint, interpolate, sample_time
+from wam.models.groups import MODALITY, LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
+from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, KVCache, TokenGroup
 
-MODALITY = {"text": "text", "obs": "video", "future": "video", "state": "action", "action": "action"}
 CLEAN = frozenset({"text", "obs", "state"})
 
 
@@ -52,8 +52,14 @@ class PolicyModelConfig:
     action_weight: float = 1.0
     sample_steps: int = 10
     kv_cache: bool = True  # sampling: the clean groups' keys/values once, not at every step (from 2 steps)
+    feature_noise: float = 0.5  # mimic: the flow time in [0, 1) of the video features the actions read
+    n_action_steps: int = 0  # actions executed per chunk (0 = half the chunk); ignored with `ensemble`
+    ensemble: float = 0.0  # > 0: ACT's temporal ensembling with this decay (re-plan every step); 0 = off
     independent_t: bool = False  # joint: one flow time for video and action, or one each
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
+    # latent_frame only (Cosmos Policy's state): proprio as latent frames, no state token: the current state
+    # packed into a clean frame of the obs group, the future states into one more (predicted) future frame
+    state_frames: bool = False
     # hierarchical: the backbone plans (imagines a subgoal frame), a small separate executor acts
     subgoal_index: int = -1  # which imagined future frame is the subgoal (an index into `future`)
     plan_every: int = 2  # calls to `act` per plan; the imagined subgoal is cached in between
@@ -81,6 +87,17 @@ class PolicyModelConfig:
         self.lora.check()
         if self.chunk < 1 or self.video_weight < 0 or self.action_weight <= 0:
             raise ConfigError("policy.chunk must be >= 1, video_weight >= 0 and action_weight > 0")
+        if not isinstance(self.n_action_steps, int) or not 0 <= self.n_action_steps <= self.chunk:
+            raise ConfigError(f"policy.n_action_steps must be 0 (half the chunk) or 1..{self.chunk} (policy.chunk), "
+                              f"got {self.n_action_steps!r}")
+        if self.state_frames and self.integration != "latent_frame":
+            raise ConfigError(f"policy.state_frames writes proprio into latent frames beside the action frame: it "
+                              f"needs policy.integration=latent_frame, got {self.integration}")
+        if not 0 <= self.feature_noise < 1:
+            raise ConfigError(f"policy.feature_noise must be in [0, 1) (0: fully denoised video features), "
+                              f"got {self.feature_noise}")
+        if self.ensemble < 0:
+            raise ConfigError(f"policy.ensemble must be 0 (off) or a decay > 0, got {self.ensemble}")
         for name in ("plan_every", "executor_depth", "executor_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"policy.{name} must be an integer >= 1, got {getattr(self, name)!r}")
@@ -120,20 +137,26 @@ class WamParts(nn.Module):
         cfg.check()
         if action_frame and not video:
             raise ConfigError("actions written into a latent frame need the future (video) group")
+        state_frame = action_frame and cfg.state_frames  # proprio as frames: no state token
         self.cfg = cfg
         self.tokenizer = tokenizer.requires_grad_(False).eval()
         width, c = cfg.backbone.resolved_width(), tokenizer.cfg.latent_channels
         self.grid = tokenizer.cfg.image_size // tokenizer.cfg.downsample
-        names = ["text", "obs", "state"] + ([] if action_frame else ["action"]) + (["future"] if video else [])
+        names = ["text", "obs"] + ([] if state_frame else ["state"]) + ([] if action_frame else ["action"])
+        names += ["future"] if video else []
         self.backbone = Backbone(cfg.backbone, sorted({MODALITY[n] for n in names}))
         self.text = TextToken(EMBED_DIM, width)
         self.obs_in = LatentPatches(c, cfg.patch, width)
         self.future_io = LatentPatches(c, cfg.patch, width, out=True) if video else None
-        self.state_in = VectorTokens(cfg.state_dim, width)
+        self.state_in = None if state_frame else VectorTokens(cfg.state_dim, width)
         self.action_io = VectorTokens(cfg.action_dim, width, out=True) if actions and not action_frame else None
         self.future_times = (*cfg.future, next_offset(cfg.future)) if action_frame else tuple(cfg.future)
+        if state_frame:  # the future states' frame one stride after the action frame
+            self.future_times = (*self.future_times, next_offset(self.future_times))
+        # the current state's frame (state_frames): first in the obs group, one step before the earliest obs frame
+        self.obs_times = (min(cfg.obs) - 1, *cfg.obs) if state_frame else tuple(cfg.obs)
         rows = self.grid // cfg.patch
-        self.register_buffer("obs_pos", frame_positions(cfg.obs, rows, rows), persistent=False)
+        self.register_buffer("obs_pos", frame_positions(self.obs_times, rows, rows), persistent=False)
         self.register_buffer("future_pos", frame_positions(self.future_times, rows, rows), persistent=False)
         self.register_buffer("state_pos", vector_positions(cfg.obs), persistent=False)
         self.register_buffer("action_pos", vector_positions(range(cfg.chunk)), persistent=False)
@@ -142,9 +165,10 @@ class WamParts(nn.Module):
                 skip: set[str] = frozenset()) -> list[TokenGroup]:
         zero = torch.zeros(1, 3, dtype=torch.long, device=batch["text_emb"].device)
         make = {"text": lambda: TokenGroup("text", self.text(batch["text_emb"]), None, zero, "text"),
-                "obs": lambda: TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video"),
-                "state": lambda: TokenGroup("state", self.state_in.embed(batch["obs.state"]), None, self.state_pos,
-                                            "action")}
+                "obs": lambda: TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video")}
+        if self.state_in is not None:  # else the paradigm packed the state into the obs group's first frame
+            make["state"] = lambda: TokenGroup("state", self.state_in.embed(batch["obs.state"]), None, self.state_pos,
+                                               "action")
         if future is not None:
             make["future"] = lambda: TokenGroup("future", self.future_io.embed(future[0]), future[1], self.future_pos,
                                                 "video")
@@ -224,20 +248,34 @@ def keep_mask(is_pad: Tensor, like: Tensor) -> Tensor:
     return (~is_pad).reshape(*is_pad.shape, *[1] * (like.dim() - 2)).expand_as(like)
 
 
-@torch.no_grad()
-def euler(fn: Callable[[dict[str, Tensor], Tensor], dict[str, Tensor]], x: dict[str, Tensor], steps: int,
-          fixed: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
-    """Integrate several groups together from t=1 (noise) to t=0 with `fn(x, t) -> velocities`.
-    `fixed[name]` (B, P, ...): the group's first P entries are known (real-time chunking): at every
-    step they are set on their own noise path, so the rest is generated to continue them."""
-    first = next(iter(x.values()))
-    noise = {k: x[k] for k in fixed or {}}
-    for i in range(steps):
-        t = torch.full((first.shape[0],), 1 - i / steps, device=first.device)
-        x = {k: inpaint(x[k], fixed[k], noise[k], t) if k in noise else x[k] for k in x}
-        v = fn(x, t)
-        x = {k: x[k] - v[k] / steps for k in x}
-    return {k: inpaint(x[k], fixed[k], noise[k], 0.0) if k in noise else x[k] for k in x}
+CAPABILITIES = ("video", "imagines_when_acting", "acts_from_future", "subgoal_offsets")
+
+
+@runtime_checkable
+class Paradigm(Protocol):
+    """What every strategy offers the policy and the workflows (ParadigmBase subclasses satisfy it)."""
+
+    cfg: PolicyModelConfig
+    parts: WamParts
+    video: bool  # the capabilities are class attributes: see CAPABILITIES
+    imagines_when_acting: bool
+    acts_from_future: bool
+    subgoal_offsets: bool
+    last_future: Tensor | None
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]: ...
+
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor: ...
+
+    def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor | None: ...
+
+    def reset(self) -> None: ...
+
+
+def capabilities(cls: type) -> tuple[str, ...]:
+    """The capabilities a strategy class declares (`video`: it has a video head, `imagine` returns frames)."""
+    return tuple(c for c in CAPABILITIES if getattr(cls, c, False))
 
 
 class ParadigmBase(nn.Module):
@@ -249,11 +287,24 @@ class ParadigmBase(nn.Module):
     video = True
     backbone_actions = True  # False: the paradigm acts with its own network, the backbone has no action head
     pixels = False  # the policy feeds tokenizer latents (True: raw frames, as to the outside reference policy)
+    # declared capabilities (CAPABILITIES; tests/paradigms/test_contract.py checks each against behaviour)
+    imagines_when_acting = False  # `act` leaves the future it imagined in `last_future`
+    acts_from_future = False  # `act(batch, *, given_future=(B, Tf, C, h, w))` acts from that future instead
+    subgoal_offsets = False  # hierarchical: `act(..., given_subgoal=, offset=)` and `training_offsets()`
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__()
         self.cfg, self.parts = cfg, parts
         self.last_future: Tensor | None = None  # latents imagined by the last `act`, where it imagines
+
+    def reset(self) -> None:
+        """Forget any test-time state (none here); called at every episode start."""
+
+    def no_given_future(self, given_future: Tensor | None) -> None:
+        """Refuse a future handed to a paradigm that does not act from one (`acts_from_future`)."""
+        if given_future is not None:
+            raise ConfigError(f"{self.name} + {self.integration} does not act from a future, so there is none to "
+                              f"replace (given_future applies to paradigms with acts_from_future)")
 
     @property
     def image_size(self) -> int:
@@ -285,18 +336,42 @@ def future_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask, generator:
     return f.loss(video, keep_mask(batch["future_is_pad"], f.x0))
 
 
+def given_future_action_loss(paradigm: ParadigmBase, batch: dict, mask: GroupMask,
+                             generator: torch.Generator | None) -> Tensor:
+    """The action loss with the actions noised and the REAL future clean (an inverse-dynamics pass)."""
+    a = noise_group(batch["action"], generator)
+    clean = torch.zeros_like(a.t)
+    action = paradigm.parts.run(batch, mask, future=(batch["future.latent"], clean), action=(a.x_t, a.t))["action"]
+    return a.loss(action, keep_mask(batch["action_is_pad"], a.x0))
+
+
+@torch.no_grad()
+def imagine_then_act(paradigm: ParadigmBase, batch: dict, video_mask: GroupMask, action_mask: GroupMask,
+                     generator: torch.Generator | None, given_future: Tensor | None,
+                     prefix: Tensor | None = None) -> Tensor:
+    """(B, Ta, Da): sample the future (unless given), then the actions given it as clean input (`prefix`:
+    committed actions kept fixed, RTC); the future is left in `paradigm.last_future` (what the
+    actions were inferred from)."""
+    future = sample_group(paradigm, batch, video_mask, "future", generator) if given_future is None else given_future
+    paradigm.last_future = future
+    return sample_group(paradigm, batch, action_mask, "action", generator, clean_future=future, prefix=prefix)
+
+
 @torch.no_grad()
 def sample_group(paradigm: ParadigmBase, batch: dict, mask: GroupMask, name: str,
                  generator: torch.Generator | None = None, clean_future: Tensor | None = None,
-                 prefix: Tensor | None = None) -> Tensor:
-    """Denoise one group ("future" or "action") from noise; `clean_future` joins as clean input;
-    `prefix` (B, P, ...) keeps the group's first P entries fixed (real-time chunking)."""
+                 future_t: float = 0.0, t_end: float = 0.0, prefix: Tensor | None = None) -> Tensor:
+    """Denoise one group ("future" or "action") from noise down to `t_end`; `clean_future` joins as input
+    at flow time `future_t` (0: clean); `prefix` (B, P, ...) keeps the group's first P entries fixed
+    (real-time chunking). The groups that do not change (text, obs, state, the given future) are run
+    once into a K/V cache when the mask allows it (`kv_cache`, from 2 steps)."""
     parts = paradigm.parts
     b = batch["text_emb"].shape[0]
     shape = parts.future_shape(b) if name == "future" else parts.action_shape(b)
     device = batch["text_emb"].device
-    given = {} if clean_future is None else {"future": (clean_future, torch.zeros(b, device=device))}
+    given = {} if clean_future is None else {"future": (clean_future, torch.full((b,), future_t, device=device))}
     cache = parts.prefill(batch, mask, **given) if paradigm.cfg.kv_cache and paradigm.cfg.sample_steps > 1 else None
     step = lambda x, t: parts.run(batch, mask, **given, **{name: (x[name], t)}, cache=cache)  # noqa: E731
     fixed = None if prefix is None else {name: prefix}
-    return euler(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps, fixed)[name]
+    return euler_sample(step, {name: gaussian(shape, generator, device)}, paradigm.cfg.sample_steps, t_end=t_end,
+                        fixed=fixed)[name]

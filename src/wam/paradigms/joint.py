@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wam.nn.flow import gaussian
-from wam.paradigms.base import ParadigmBase, euler, mask_where, video_and_action_loss
+from wam.nn.flow import euler_sample, gaussian
+from wam.paradigms.base import ParadigmBase, mask_where, video_and_action_loss
 
 MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
                    "action": {"text", "obs", "state", "future", "action"}})
@@ -20,6 +20,7 @@ MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
 class Joint(ParadigmBase):
     name = "joint"
     video = True
+    imagines_when_acting = True
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         return video_and_action_loss(self, batch, MASK, not self.cfg.independent_t, generator)
@@ -32,11 +33,13 @@ class Joint(ParadigmBase):
         cache = self.parts.prefill(batch, MASK) if self.cfg.kv_cache and self.cfg.sample_steps > 1 else None
         step = lambda x, t: self.parts.run(batch, MASK, future=(x["future"], t), action=(x["action"], t),  # noqa: E731
                                            cache=cache)
-        return euler(step, x, self.cfg.sample_steps, None if prefix is None else {"action": prefix})
+        return euler_sample(step, x, self.cfg.sample_steps, fixed=None if prefix is None else {"action": prefix})
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, prefix: Tensor | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None, prefix: Tensor | None = None) -> Tensor:
         """(B, Ta, Da) normalised action chunk (`prefix` (B, P, Da): kept fixed, RTC)."""
+        self.no_given_future(given_future)
         x = self._sample(batch, generator, prefix)
         self.last_future = x["future"]  # imagined beside the actions (the policy may show it)
         return x["action"]

@@ -2,8 +2,8 @@
 
 A latent-action model (LAM, wam.nn.latent_action) learns from action-free frame pairs what changed
 between consecutive frames (current -> future 1 -> future 2 ...), as one code of a small codebook
-per pair. A small action decoder maps those codes (+ proprio state + current frame) to the robot
-action chunk; it is the only part trained on actions, and its loss skips samples whose actions are
+per pair. A small action decoder maps those codes (+ proprio state; no frame, so it cannot bypass the
+codes) to the robot action chunk; it is the only part trained on actions, and its loss skips samples whose actions are
 missing (`action_is_pad` all True), so action-free episodes train everything else.
 
 - joint + latent_actions: the backbone denoises a `latent_action` group (one token per future
@@ -23,10 +23,10 @@ import torch
 from torch import Tensor
 
 from wam.models.groups import VectorTokens, vector_positions
-from wam.nn.flow import gaussian, masked_mse
+from wam.nn.flow import euler_sample, gaussian, masked_mse
 from wam.nn.latent_action import ActionDecoder, LamOutput, LatentActionModel
 from wam.nn.transformer import TokenGroup
-from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, euler, future_loss, keep_mask,
+from wam.paradigms.base import (CLEAN, ParadigmBase, PolicyModelConfig, WamParts, future_loss, keep_mask,
                                 mask_where, noise_group, sample_group)
 
 ALL = {"text", "obs", "state", "future", "latent_action"}
@@ -36,9 +36,9 @@ VIDEO_MASK = mask_where({"future": set(CLEAN) | {"future"}})
 
 def _build(p: ParadigmBase) -> None:
     """Give a strategy its LAM and action decoder."""
-    cfg, c, grid = p.cfg, p.parts.tokenizer.cfg.latent_channels, p.parts.grid
+    cfg, c = p.cfg, p.parts.tokenizer.cfg.latent_channels
     p.lam = LatentActionModel(c, cfg.lam_codes, cfg.lam_dim, cfg.lam_width, cfg.lam_beta)
-    p.decoder = ActionDecoder(len(cfg.future), cfg.lam_dim, cfg.state_dim, c * grid * grid, cfg.chunk, cfg.action_dim)
+    p.decoder = ActionDecoder(len(cfg.future), cfg.lam_dim, cfg.state_dim, cfg.chunk, cfg.action_dim)
 
 
 def frame_pairs(batch: dict, future: Tensor | None = None) -> Tensor:
@@ -48,8 +48,8 @@ def frame_pairs(batch: dict, future: Tensor | None = None) -> Tensor:
 
 
 def decode_actions(p: ParadigmBase, batch: dict, codes: Tensor) -> Tensor:
-    """(B, Tf, D) codes -> (B, Ta, Da) actions, given the current frame and state."""
-    return p.decoder(codes, batch["obs.state"][:, -1], batch["obs.latent"][:, -1])
+    """(B, Tf, D) codes -> (B, Ta, Da) actions, given the current proprio state (never the frame)."""
+    return p.decoder(codes, batch["obs.state"][:, -1])
 
 
 def action_loss(p: ParadigmBase, batch: dict, codes: Tensor) -> Tensor:
@@ -80,6 +80,7 @@ class JointLatentActions(ParadigmBase):
     integration = "latent_actions"
     backbone_actions = False
     video = True
+    imagines_when_acting = True
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
@@ -108,11 +109,13 @@ class JointLatentActions(ParadigmBase):
         x = {"future": gaussian(self.parts.future_shape(b), generator, dev),
              "latent_action": gaussian((b, len(self.cfg.future), self.cfg.lam_dim), generator, dev)}
         step = lambda x, t: self._run(batch, x["future"], x["latent_action"], t, t)  # noqa: E731
-        return euler(step, x, self.cfg.sample_steps)
+        return euler_sample(step, x, self.cfg.sample_steps)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): denoise future + codes, snap the codes to the codebook, decode."""
+        self.no_given_future(given_future)
         x = self._sample(batch, generator)
         self.last_future = x["future"]  # imagined beside the codes (the policy may show it)
         return decode_actions(self, batch, self.lam.snap(x["latent_action"]))
@@ -129,6 +132,8 @@ class InverseDynamicsLatentActions(ParadigmBase):
     integration = "latent_actions"
     backbone_actions = False
     video = True
+    imagines_when_acting = True
+    acts_from_future = True
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
@@ -144,7 +149,8 @@ class InverseDynamicsLatentActions(ParadigmBase):
         return sample_group(self, batch, VIDEO_MASK, "future", generator)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None, given_future: Tensor | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): the future (imagined, unless given) -> LAM codes -> actions."""
         future = self.imagine(batch, generator) if given_future is None else given_future
         self.last_future = future  # what the codes were read off (the policy may show it)

@@ -13,6 +13,13 @@ time; `video_loss` over the real frames (padded frames left out), `action_loss` 
 frame (copies of padded actions left out). Acting: denoise the group from noise and read each
 action value as the mean of its copies (the real frames are left in `last_future`); `imagine`
 returns the real frames.
+
+With `policy.state_frames` (Cosmos Policy's state), proprio enters as frames too and there is no state
+token: the current states (B, To, Ds) are tiled into one clean frame, first in the obs group (one step
+before the earliest obs frame), and the states at the future offsets (B, Tf, Ds) into one more frame of
+the future group, after the action frame, denoised with it (`state_loss`, weighted as video; copies of
+states past the episode's end left out). Acting reads only the action frame; the predicted states are
+left in `last_state` (B, Tf, Ds).
 """
 
 from __future__ import annotations
@@ -52,42 +59,72 @@ class JointLatentFrame(ParadigmBase):
     name = "joint"
     integration = "latent_frame"
     video = True
+    imagines_when_acting = True
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
-        if parts.action_io is not None or len(parts.future_times) != len(cfg.future) + 1:
+        extra = 2 if cfg.state_frames else 1  # frames after the real ones: actions (and future states)
+        if parts.action_io is not None or len(parts.future_times) != len(cfg.future) + extra:
             raise ConfigError("joint + latent_frame needs WamParts(..., action_frame=True)")
         size = math.prod(parts.frame_shape())
         if cfg.chunk * cfg.action_dim > size:
             raise ConfigError(f"policy.chunk * action_dim = {cfg.chunk * cfg.action_dim} action values do not fit "
                               f"into one latent frame of {size} values {parts.frame_shape()}; use a shorter chunk")
+        longest = max(len(cfg.obs), len(cfg.future)) * cfg.state_dim
+        if cfg.state_frames and longest > size:
+            raise ConfigError(f"policy.state_frames: {longest} state values do not fit into one latent frame of "
+                              f"{size} values; use fewer obs or future offsets")
+        self.last_state: Tensor | None = None
         if cfg.independent_t:
             raise ConfigError("policy.independent_t needs the actions in a group of their own; with "
                               "integration=latent_frame the action frame shares the future group's flow time")
 
+    def _conditioned(self, batch: dict) -> dict:
+        """The batch as the backbone reads it: with state frames, the current states packed into a frame
+        put first in the obs group (B, 1 + To, C, h, w)."""
+        if not self.cfg.state_frames:
+            return batch
+        state = pack_actions(batch["obs.state"], self.parts.frame_shape())  # (B, 1, C, h, w)
+        return {**batch, "obs.latent": torch.cat([state, batch["obs.latent"]], 1)}
+
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
-        frame = self.parts.frame_shape()
+        frame, n = self.parts.frame_shape(), len(self.cfg.future)
         future = batch["future.latent"]  # (B, Tf, C, h, w)
-        g = noise_group(torch.cat([future, pack_actions(batch["action"], frame)], 1), generator)  # (B, Tf+1, ...)
-        pred = self.parts.run(batch, MASK, future=(g.x_t, g.t))["future"]
+        frames = [future, pack_actions(batch["action"], frame)]
+        if self.cfg.state_frames:
+            if "future.state" not in batch:
+                raise ConfigError("policy.state_frames needs the future proprio states (windows with state=True)")
+            frames.append(pack_actions(batch["future.state"], frame))
+        g = noise_group(torch.cat(frames, 1), generator)  # (B, Tf + 1 (+1), C, h, w)
+        pred = self.parts.run(self._conditioned(batch), MASK, future=(g.x_t, g.t))["future"]
         acts = keep_mask(batch["action_is_pad"], batch["action"])  # (B, Ta, Da) bool
-        real, packed = slice(None, -1), slice(-1, None)
+        real, packed = slice(None, n), slice(n, n + 1)
         video_loss = g.frames(real).loss(pred[:, real], keep_mask(batch["future_is_pad"], future))
         action_loss = g.frames(packed).loss(pred[:, packed], pack_actions(acts, frame))
-        return weighted_loss(self.cfg, action_loss, video_loss)
+        loss, metrics = weighted_loss(self.cfg, action_loss, video_loss)
+        if self.cfg.state_frames:
+            states = slice(n + 1, n + 2)
+            kept = pack_actions(keep_mask(batch["future_is_pad"], batch["future.state"]), frame)
+            state_loss = g.frames(states).loss(pred[:, states], kept)
+            loss, metrics["state_loss"] = loss + self.cfg.video_weight * state_loss, state_loss.detach()
+        return loss, metrics
 
     @torch.no_grad()
     def _sample(self, batch: dict, generator: torch.Generator | None) -> Tensor:
-        return sample_group(self, batch, MASK, "future", generator)  # (B, Tf+1, C, h, w)
+        return sample_group(self, self._conditioned(batch), MASK, "future", generator)  # (B, Tf + 1 (+1), C, h, w)
 
     @torch.no_grad()
-    def act(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
+    def act(self, batch: dict, generator: torch.Generator | None = None, *,
+            given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da) normalised action chunk, read from the denoised action frame."""
-        group = self._sample(batch, generator)
-        self.last_future = group[:, :-1]  # the real frames imagined beside the actions (the policy may show them)
-        return unpack_actions(group[:, -1:], self.cfg.chunk, self.cfg.action_dim)
+        self.no_given_future(given_future)
+        group, n = self._sample(batch, generator), len(self.cfg.future)
+        self.last_future = group[:, :n]  # the real frames imagined beside the actions (the policy may show them)
+        if self.cfg.state_frames:
+            self.last_state = unpack_actions(group[:, n + 1:n + 2], n, self.cfg.state_dim)  # (B, Tf, Ds)
+        return unpack_actions(group[:, n:n + 1], self.cfg.chunk, self.cfg.action_dim)
 
     @torch.no_grad()
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
         """(B, Tf, C, h, w): the real future frames denoised beside the action frame."""
-        return self._sample(batch, generator)[:, :-1]
+        return self._sample(batch, generator)[:, :len(self.cfg.future)]
