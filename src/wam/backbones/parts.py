@@ -70,9 +70,15 @@ class BackboneParts(nn.Module):
         tokens = actions and not action_frame
         self.action_io = StepTokens(cfg.action_dim, cfg.chunk, width, out=True) if tokens else None
 
+    def prefill(self, batch: dict, mask: GroupMask, future: tuple[Tensor, Tensor] | None = None) -> None:
+        """No K/V cache across sampling steps on a diffusers backbone (yet): every step runs every group."""
+        return None
+
     def run(self, batch: dict, mask: GroupMask, future: tuple[Tensor, Tensor] | None = None,
-            action: tuple[Tensor, Tensor] | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:
-        """Velocities of the given (x_t, t) groups; `extra` groups come back as raw (B, N, width) tokens."""
+            action: tuple[Tensor, Tensor] | None = None, extra: Sequence[TokenGroup] = (),
+            cache: None = None) -> dict[str, Tensor]:
+        """Velocities of the given (x_t, t) groups; `extra` groups come back as raw (B, N, width) tokens.
+        `cache` is accepted for WamParts' signature and is always None here (see `prefill`)."""
         groups: list[VideoGroup | Group] = [
             VideoGroup("obs", batch["obs.latent"], None, [self.ranks[o] for o in self.cfg.obs]),
             Group("state", self.state_in.embed(batch["obs.state"]), None, "state")]
