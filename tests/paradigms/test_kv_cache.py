@@ -9,7 +9,7 @@ from tests.paradigms.test_contract import batch, perturbed, tiny
 from wam.nn.transformer import Backbone, GroupMask
 
 CACHED = ["action_only", "representation", "joint", "inverse_dynamics"]  # + RTC
-VARIANTS = [(n, "tokens") for n in [*CACHED, "hierarchical"]] + [("joint", "latent_frame"),
+VARIANTS = [(n, "tokens") for n in [*CACHED, "hierarchical", "mimic", "future_conditioned"]] + [("joint", "latent_frame"),
                                                                   ("joint", "latent_actions"),
                                                                   ("inverse_dynamics", "latent_actions")]
 

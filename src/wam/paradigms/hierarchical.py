@@ -125,7 +125,7 @@ class Hierarchical(ParadigmBase):
         future = batch["future.latent"]  # (B, Tf, C, h, w): real frames, one drawn per sample as its subgoal
         choices = torch.tensor(self.training_offsets(), device=future.device)
         pick = choices[torch.randint(len(choices), (future.shape[0],), generator=generator,
-                                     device=generator.device if generator is not None else None).to(future.device)]
+                                     device=generator.device if generator is not None else future.device).to(future.device)]
         offsets = torch.tensor(self.cfg.future, device=future.device, dtype=torch.float32)[pick]  # (B,)
         subgoal = future[torch.arange(future.shape[0], device=future.device), pick]  # (B, C, h, w)
         cond = self.executor.condition(batch["obs.latent"], subgoal, batch["obs.state"], offsets)
