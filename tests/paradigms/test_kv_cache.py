@@ -44,7 +44,7 @@ def test_a_mask_that_lets_clean_groups_see_noised_ones_is_not_cached():
     assert p.parts.prefill(b, MASK) is not None
 
 
-@pytest.mark.parametrize("name", CACHED)
+@pytest.mark.parametrize("name", [*CACHED, "future_conditioned"])
 def test_a_committed_prefix_is_kept_and_changes_the_rest(name):
     p, b = perturbed(tiny(name), 0.05).eval(), batch(2)
     prefix = torch.rand(2, 2, 4) * 2 - 1

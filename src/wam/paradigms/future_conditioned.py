@@ -37,6 +37,7 @@ class FutureConditioned(ParadigmBase):
 
     @torch.no_grad()
     def act(self, batch: dict, generator: torch.Generator | None = None, *,
-            given_future: Tensor | None = None) -> Tensor:
-        """(B, Ta, Da): sample the future (unless given), then the actions given it and the instruction."""
-        return imagine_then_act(self, batch, MASK, MASK, generator, given_future)
+            given_future: Tensor | None = None, prefix: Tensor | None = None) -> Tensor:
+        """(B, Ta, Da): sample the future (unless given), then the actions given it and the instruction
+        (`prefix` (B, P, Da): committed actions kept fixed, RTC)."""
+        return imagine_then_act(self, batch, MASK, MASK, generator, given_future, prefix)
