@@ -21,7 +21,7 @@ is passed to diffusers as `1000 * t` (its flow-matching timestep scale); a clean
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -122,6 +122,18 @@ def group_mask(groups: Sequence[VideoGroup | Group], sizes: Sequence[int], mask:
               for g, n, tm in zip(groups, sizes, times)]
     built = mask.build(shells)
     return None if bool(built.all()) else built
+
+
+def split_groups(x: Tensor, groups: Sequence[VideoGroup | Group], sizes: Sequence[int],
+                 read_out: Callable[[Tensor, torch.Size], Tensor]) -> dict[str, Tensor]:
+    """(B, N, D) tokens of the concatenated groups -> {name: tokens}; a video group's through
+    `read_out(tokens, latents.shape)` (the backbone's own unpatchify)."""
+    out, start = {}, 0
+    for g, n in zip(groups, sizes):
+        part = x[:, start:start + n]
+        out[g.name] = read_out(part, g.latents.shape) if isinstance(g, VideoGroup) else part
+        start += n
+    return out
 
 
 def expand_per_token(per_group: Tensor, sizes: Sequence[int]) -> Tensor:

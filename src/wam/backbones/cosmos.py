@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from wam.backbones.base import (Group, VideoGroup, check_text, expand_per_token, flow_timesteps, frame_grid,
+from wam.backbones.base import (Group, VideoGroup, check_text, expand_per_token, flow_timesteps, frame_grid, split_groups,
                                 frame_patches, grid_index, group_mask, install_mask_processors, token_time)
 from wam.errors import ConfigError
 from wam.nn.transformer import GroupMask
@@ -104,12 +104,7 @@ class CosmosBackbone(nn.Module):
             else:
                 x = self.slot.call(*args)
         x = m.norm_out(x, emb_t, temb)
-        out, start = {}, 0
-        for g, n in zip(groups, sizes):
-            part = x[:, start:start + n]
-            out[g.name] = self._read_out(part, g.latents.shape) if isinstance(g, VideoGroup) else part
-            start += n
-        return out
+        return split_groups(x, groups, sizes, self._read_out)
 
     def _read_out(self, x: Tensor, shape: torch.Size) -> Tensor:
         """(B, T*hp*wp, D) -> (B, T, C, h, w) through the model's proj_out, unpatchified as diffusers does."""

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from wam.backbones.base import (Group, VideoGroup, check_text, expand_per_token, flow_timesteps, frame_grid,
+from wam.backbones.base import (Group, VideoGroup, check_text, expand_per_token, flow_timesteps, frame_grid, split_groups,
                                 frame_patches, grid_index, group_mask, install_mask_processors, token_time)
 from wam.errors import ConfigError
 from wam.nn.transformer import GroupMask
@@ -108,12 +108,7 @@ class WanBackbone(nn.Module):
                 x = self.slot.call(attn_mask, layer, x, context, proj, rope)
         shift, scale = (m.scale_shift_table.unsqueeze(0) + temb.unsqueeze(2)).chunk(2, dim=2)  # (B, N, 1, D) each
         x = (m.norm_out(x.float()) * (1 + scale.squeeze(2)) + shift.squeeze(2)).type_as(x)
-        out, start = {}, 0
-        for g, n in zip(groups, sizes):
-            part = x[:, start:start + n]
-            out[g.name] = self._read_out(part, g.latents.shape) if isinstance(g, VideoGroup) else part
-            start += n
-        return out
+        return split_groups(x, groups, sizes, self._read_out)
 
     def _read_out(self, x: Tensor, shape: torch.Size) -> Tensor:
         """(B, T*hp*wp, D) -> (B, T, C, h, w) through the model's proj_out, unpatchified as diffusers does."""

@@ -16,11 +16,12 @@ from wam.backbones.base import Group, VideoGroup
 from wam.backbones.build import make_backbone, text_input
 from wam.backbones.parts import StepTokens, frame_ranks
 from wam.errors import ConfigError
+from wam.models.world_model import FrameLatents
 from wam.nn.flow import euler_sample, flow_loss, interpolate, sample_time
 from wam.nn.transformer import GroupMask
 
 
-class BackboneWorldModel(nn.Module):
+class BackboneWorldModel(FrameLatents, nn.Module):
     kind = "wam-world-model"
 
     def __init__(self, cfg, tokenizer: nn.Module):
@@ -35,17 +36,6 @@ class BackboneWorldModel(nn.Module):
         self.action_in = StepTokens(cfg.action_dim, cfg.action_chunk, self.backbone.width) if cfg.action_chunk else None
         clean = {"text", "obs", "action"}
         self.mask = GroupMask(allowed={g: clean for g in clean}, causal_time={"future"} if cfg.causal_future else set())
-
-    @torch.no_grad()
-    def encode(self, frames: Tensor) -> Tensor:
-        return self.tokenizer.normalize(self.tokenizer.encode(frames))
-
-    @torch.no_grad()
-    def decode(self, latents: Tensor) -> Tensor:
-        return self.tokenizer.decode(self.tokenizer.denormalize(latents.float()))
-
-    def _latents(self, batch: dict, name: str) -> Tensor:
-        return batch[f"{name}.latent"] if f"{name}.latent" in batch else self.encode(batch[f"{name}.image"])
 
     def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
                  drop_text: Tensor | None = None) -> Tensor:

@@ -52,7 +52,26 @@ class WorldModelConfig:
             raise ConfigError(f"model.time_sampling must be logit_normal or uniform, got {self.time_sampling}")
 
 
-class VideoWorldModel(nn.Module):
+class FrameLatents:
+    """Frames <-> normalised latents through `self.tokenizer` (every world model, ours or diffusers')."""
+
+    tokenizer: nn.Module
+
+    @torch.no_grad()
+    def encode(self, frames: Tensor) -> Tensor:
+        """(B, T, 3, H, W) uint8 frames -> (B, T, C, h, w) normalised latents."""
+        return self.tokenizer.normalize(self.tokenizer.encode(frames))
+
+    @torch.no_grad()
+    def decode(self, latents: Tensor) -> Tensor:
+        """(B, T, C, h, w) normalised latents -> (B, T, 3, H, W) float frames in [0, 1]."""
+        return self.tokenizer.decode(self.tokenizer.denormalize(latents.float()))
+
+    def _latents(self, batch: dict, name: str) -> Tensor:
+        return batch[f"{name}.latent"] if f"{name}.latent" in batch else self.encode(batch[f"{name}.image"])
+
+
+class VideoWorldModel(FrameLatents, nn.Module):
     """Frozen frame tokenizer + transformer backbone over text/obs/(action)/future token groups."""
 
     kind = "wam-world-model"
@@ -79,20 +98,6 @@ class VideoWorldModel(nn.Module):
         clean = {"text", "obs", "action"}
         self.mask = GroupMask(allowed={g: clean for g in clean},
                               causal_time={"future"} if cfg.causal_future else set())
-
-    # -- latents ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def encode(self, frames: Tensor) -> Tensor:
-        """(B, T, 3, H, W) uint8 frames -> (B, T, C, h, w) normalised latents."""
-        return self.tokenizer.normalize(self.tokenizer.encode(frames))
-
-    @torch.no_grad()
-    def decode(self, latents: Tensor) -> Tensor:
-        """(B, T, C, h, w) normalised latents -> (B, T, 3, H, W) float frames in [0, 1]."""
-        return self.tokenizer.decode(self.tokenizer.denormalize(latents.float()))
-
-    def _latents(self, batch: dict, name: str) -> Tensor:
-        return batch[f"{name}.latent"] if f"{name}.latent" in batch else self.encode(batch[f"{name}.image"])
 
     # -- the network -----------------------------------------------------------------------
     def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
