@@ -4,8 +4,8 @@
 
 For each setting: train the tokenizer on the training episodes' frames (the probe's split: the last
 20% of each task's episodes held out), time its training (CPU seconds per training frame: the cost
-that comes back in every world-model step), then run `wam probe` on it. Prints one Markdown table
-(R² of object and goal per task, masked PSNR, cost) and writes <out>/sweep.json. Resumable: a
+that comes back in every world-model step), then run `wam probe` on it. Prints two Markdown tables
+(R² of object, goal and goal-in-image per task for the keypoint and the MLP probe, masked PSNR, cost) and writes <out>/sweep.json. Resumable: a
 setting whose probe.json exists is not redone.
 """
 
@@ -65,9 +65,12 @@ def run_setting(name: str, ds: LeRobotDataset, key: str, out: Path, steps: int) 
     return entry
 
 
-def table(entries: list[dict]) -> str:
+def table(entries: list[dict], probe: str = "_spatial") -> str:
+    """One row per setting: R² of object / goal / goal-in-image per task for one probe
+    ("_spatial": the keypoint probe, "": the MLP), masked PSNR and cost."""
     tasks = sorted(entries[0]["probe"])
-    head = "| setting | latent | CPU ms/frame | " + " | ".join(f"{t} R² obj / goal" for t in tasks) + " | PSNR obj / goal (mean) |"
+    head = ("| setting | latent | CPU ms/frame | " + " | ".join(f"{t} obj / goal / goal px" for t in tasks)
+            + " | PSNR obj / goal (mean) |")
     lines = [head, "|" + "---|" * (4 + len(tasks))]
     for e in entries:
         c = e["config"]
@@ -75,8 +78,8 @@ def table(entries: list[dict]) -> str:
         cells = []
         for t in tasks:
             m = e["probe"][t]
-            cells.append(" / ".join("fixed" if m[f"r2_{k}_latent"] is None else f"{m[f'r2_{k}_latent']:.2f}"
-                                    for k in ("object", "goal")))
+            vals = [m.get(f"r2_{k}_latent{probe}") for k in ("object", "goal", "goal_px")]
+            cells.append(" / ".join("fixed" if v is None else f"{v:.2f}" for v in vals))
         po = np.mean([e["probe"][t]["psnr_object_tokenizer"] for t in tasks])
         pg = np.mean([e["probe"][t]["psnr_goal_tokenizer"] for t in tasks])
         lines.append(f"| {e['name']} | {lat} | {e['cpu_ms_per_frame']:.2f} | " + " | ".join(cells) + f" | {po:.1f} / {pg:.1f} |")
@@ -99,7 +102,7 @@ def main() -> None:
     for name in names:
         entries.append(run_setting(name, ds, key, out, args.steps))
         (out / "sweep.json").write_text(json.dumps(entries, indent=2) + "\n")
-        print(table(entries), flush=True)
+        print("keypoint probe:\n" + table(entries) + "\n\nMLP probe:\n" + table(entries, ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
-from wam.probe import ProbeConfig, disc_mask, mlp_fit_predict, probe_task, r2, ridge_fit_predict
+from wam.probe import ProbeConfig, disc_mask, mlp_fit_predict, probe_task, r2, ridge_fit_predict, spatial_fit_predict
 
 from tests.conftest import moving_square
 
@@ -48,3 +48,18 @@ def test_probe_finds_the_moving_square_and_not_a_random_goal():
     assert m["r2_object_pixels_ridge"] > 0.6
     assert m["r2_goal_pixels_ridge"] < 0.2 and m["r2_goal_latent"] < 0.2
     assert m["r2_hand_latent"] is None  # the hand never moves here
+
+
+def test_spatial_probe_reads_a_position_from_few_distinct_goals():
+    """A goal is fixed within an episode: 12 training episodes give 12 distinct positions. The
+    keypoint probe still finds a blob's position on held-out episodes; an unrelated target it does not."""
+    rng = np.random.default_rng(0)
+    pos = rng.uniform(1, 7, size=(16, 2)).repeat(10, axis=0)  # (160, 2): 16 episodes x 10 frames
+    rr, cc = np.meshgrid(np.arange(8) + 0.5, np.arange(8) + 0.5, indexing="ij")
+    blob = np.exp(-((cc[None] - pos[:, :1, None]) ** 2 + (rr[None] - pos[:, 1:, None]) ** 2) / 0.5)  # (160, 8, 8)
+    grid = np.stack([blob, 0.1 * rng.normal(size=blob.shape), np.zeros_like(blob)], 1)  # (160, 3, 8, 8)
+    y = np.concatenate([pos @ np.array([[0.3, -0.1], [0.05, 0.2]]), rng.normal(size=(160, 1))], 1)
+    tr = np.arange(160) < 120
+    pred = spatial_fit_predict(grid[tr], y[tr], grid[~tr], ProbeConfig(tokenizer="x", steps=300))
+    assert r2(pred[:, :2], y[~tr, :2]) > 0.9
+    assert r2(pred[:, 2:], y[~tr, 2:]) < 0.2

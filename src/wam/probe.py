@@ -10,6 +10,15 @@ downsampled to the latent grid (a blur with as many cells: what the tokenizer mu
 reconstruction PSNR inside a disc around the projected object and goal (the camera's pinhole model,
 `MetaWorldEnv.project`), beside the bilinear baseline's. A target that does not vary across the
 held-out frames of a task (e.g. a fixed goal) has no R² (reported as None).
+
+Two more readings separate "the representation lost it" from "the probe cannot learn it":
+- a spatial probe (conv layers on the latent grid, a spatial softmax into keypoints, a linear head:
+  translation-equivariant, so it needs few distinct goal positions; a goal is fixed within an
+  episode, so 24 demos a task give the flat MLP only ~19 distinct goals to learn from);
+- the same targets in the image plane (`*_px`: the camera's projection of the object and goal,
+  what one view can show; the world position also needs depth, which one camera sees only weakly).
+Each episode's first frame is skipped: Meta-World renders its goal marker at the previous episode's
+position until the first step.
 """
 
 from __future__ import annotations
@@ -124,20 +133,55 @@ def mlp_fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, cfg: P
     return out * ys + ym
 
 
+def spatial_fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, cfg: ProbeConfig,
+                        keypoints: int = 16) -> np.ndarray:
+    """A keypoint probe on grids x (N, C, h, w): a per-cell MLP (1x1 convs) scores each cell for each
+    keypoint, a spatial softmax turns the scores into the keypoint's expected column and row, a linear
+    head maps the keypoints to every target at once (y (N, D)). Full-batch AdamW for cfg.steps."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    mu, sd = x_tr.mean((0, 2, 3), keepdims=True), x_tr.std((0, 2, 3), keepdims=True) + 1e-6
+    ym, ys = y_tr.mean(0), y_tr.std(0) + 1e-6
+    xt = torch.from_numpy((x_tr - mu) / sd).float()
+    yt = torch.from_numpy((y_tr - ym) / ys).float()
+    c, h, w = xt.shape[1:]
+    width = min(cfg.hidden, 32)
+    convs = torch.nn.Sequential(torch.nn.Conv2d(c, width, 1), torch.nn.GELU(), torch.nn.Conv2d(width, keypoints, 1))
+    head = torch.nn.Linear(2 * keypoints, yt.shape[1])
+    for p in [*convs.parameters(), *head.parameters()]:
+        if p.ndim > 1:
+            torch.nn.init.normal_(p, 0, (1 / p[0].numel()) ** 0.5, generator=g)
+    grid_r, grid_c = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    coords = torch.stack([grid_c.flatten(), grid_r.flatten()], 1)  # (h*w, 2)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        att = convs(x).flatten(2).softmax(-1)  # (N, K, h*w)
+        return head((att @ coords).flatten(1))  # (N, K, 2) -> (N, 2K) -> (N, D)
+
+    opt = torch.optim.AdamW([*convs.parameters(), *head.parameters()], lr=3e-3, weight_decay=1e-3)
+    for _ in range(cfg.steps):
+        loss = F.mse_loss(forward(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out = forward(torch.from_numpy((x_te - mu) / sd).float()).numpy()
+    return out * ys + ym
+
+
 def _features(tok: FrameAutoencoder, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
-    """Latent and blurred-pixel features (N, F) of frames (N, H, W, 3) uint8, and the
+    """Latent (N, C, h, w) and blurred-pixel (N, 3, h, w) grids of frames (N, H, W, 3) uint8, and the
     reconstructions of the tokenizer and the bilinear baseline (N, 3, H, W) in [0, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255  # (N, 3, H, W)
     lat, rec = [], []
     with torch.no_grad():
         for i in range(0, len(x), 256):
             z = tok.encode(x[i:i + 256])  # (n, C, h, w)
-            lat.append(tok.normalize(z).flatten(1).float())
+            lat.append(tok.normalize(z).float())
             rec.append(tok.decode(z).float().clamp(0, 1))
     h = tok.cfg.latent_size
     small = F.interpolate(x, size=(h, h), mode="bilinear", antialias=True)  # (N, 3, h, w)
     base = F.interpolate(small, size=x.shape[-2:], mode="bilinear").clamp(0, 1)
-    return torch.cat(lat).numpy(), small.flatten(1).numpy(), torch.cat(rec), base
+    return torch.cat(lat).numpy(), small.numpy(), torch.cat(rec), base
 
 
 def disc_mask(centres: np.ndarray, size: int, radius: float) -> torch.Tensor:
@@ -166,13 +210,22 @@ def probe_task(tok: FrameAutoencoder, frames: np.ndarray, state: np.ndarray, is_
     `project` maps world points (N, 3) to pixels (N, 2) for the masked PSNR (skipped without it)."""
     lat, pix, rec, base = _features(tok, frames)
     out: dict = {"frames_train": int(is_train.sum()), "frames_held_out": int((~is_train).sum())}
-    for name, cols in TARGETS.items():
-        y = state[:, cols].astype(np.float64)
-        for feat_name, feat in (("latent", lat), ("pixels", pix)):
+    targets = {name: state[:, cols].astype(np.float64) for name, cols in TARGETS.items()}
+    if project is not None:  # where one camera shows the object and goal (column, row in pixels)
+        targets.update({f"{n}_px": project(targets[n]) for n in ("object", "goal")})
+    for feat_name, grid in (("latent", lat), ("pixels", pix)):
+        feat = grid.reshape(len(grid), -1)
+        for name, y in targets.items():
             mlp = mlp_fit_predict(feat[is_train], y[is_train], feat[~is_train], cfg)
             ridge = ridge_fit_predict(feat[is_train], y[is_train], feat[~is_train])
             out[f"r2_{name}_{feat_name}"] = r2(mlp, y[~is_train])
             out[f"r2_{name}_{feat_name}_ridge"] = r2(ridge, y[~is_train])
+        ys = np.concatenate(list(targets.values()), axis=1)  # (N, sum D): one keypoint probe for all
+        pred = spatial_fit_predict(grid[is_train], ys[is_train], grid[~is_train], cfg)
+        at = 0
+        for name, y in targets.items():
+            out[f"r2_{name}_{feat_name}_spatial"] = r2(pred[:, at:at + y.shape[1]], y[~is_train])
+            at += y.shape[1]
     if project is None:
         return out
     size = frames.shape[1]
@@ -210,7 +263,7 @@ def run_probe(cfg: ProbeConfig) -> dict:
         n_val = max(1, int(np.ceil(cfg.val_fraction * len(eps))))
         rows, train = [], []
         for i, e in enumerate(eps):
-            r = np.arange(starts[e], starts[e + 1], cfg.stride)
+            r = np.arange(starts[e] + 1, starts[e + 1], cfg.stride)  # frame 0: stale goal marker
             rows.append(r)
             train.append(np.full(len(r), i < len(eps) - n_val))
         rows_a, train_a = np.concatenate(rows), np.concatenate(train)
@@ -231,16 +284,27 @@ def _fmt(v: float | None, digits: int = 2) -> str:
 
 
 def probe_table(info: dict) -> str:
-    """A Markdown table: per task, R² (latent vs blurred pixels) per target and masked PSNR."""
+    """A Markdown table: per task and target, R² of the MLP / spatial probes on the latents (blurred
+    pixels' best in brackets), and masked PSNR."""
+    names = [*TARGETS, "object_px", "goal_px"]
     lines = [f"probe of {info['tokenizer']} ({info['image_size']} px, latent {info['latent']}) on {info['data']}",
-             "", "| task | R² hand | R² object | R² goal | PSNR object (tok / bilinear) | PSNR goal (tok / bilinear) |",
-             "|---|---|---|---|---|---|"]
+             "", "| task | " + " | ".join(f"R² {n}" for n in names) + " | PSNR object (tok / bilinear) | "
+             "PSNR goal (tok / bilinear) |", "|---|" + "---|" * (len(names) + 2)]
     for task, m in info["tasks"].items():
-        r2s = [f"{_fmt(m[f'r2_{t}_latent'])} ({_fmt(m[f'r2_{t}_pixels'])})" for t in TARGETS]
+        cells = [f"{_fmt(m.get(f'r2_{t}_latent'))} / {_fmt(m.get(f'r2_{t}_latent_spatial'))} "
+                 f"({_fmt(best_r2(m, t, 'pixels'))})" for t in names]
         ps = [f"{m[f'psnr_{t}_tokenizer']:.1f} / {m[f'psnr_{t}_bilinear']:.1f}" if f"psnr_{t}_tokenizer" in m else "n/a"
               for t in ("object", "goal")]
-        lines.append(f"| {task} | " + " | ".join(r2s + ps) + " |")
+        lines.append(f"| {task} | " + " | ".join(cells + ps) + " |")
     lines.append("")
-    lines.append("R²: MLP probe on the tokenizer's latents (in brackets: on the frames blurred to the latent grid), "
-                 "held-out episodes. PSNR in dB inside a disc around the projected object / goal.")
+    lines.append("R²: MLP / spatial (keypoint) probe on the tokenizer's latents, held-out episodes; in brackets the "
+                 "best probe on the frames blurred to the latent grid. `_px`: the target's position in the image. "
+                 "PSNR in dB inside a disc around the projected object / goal.")
     return "\n".join(lines)
+
+
+def best_r2(m: dict, target: str, features: str = "latent") -> float | None:
+    """The best of the MLP, ridge and spatial probes' R² for one target (None if fixed or absent)."""
+    vals = [m.get(f"r2_{target}_{features}{k}") for k in ("", "_ridge", "_spatial")]
+    vals = [v for v in vals if v is not None]
+    return max(vals) if vals else None
