@@ -233,13 +233,18 @@ def _imagine_eval(args: argparse.Namespace) -> int:
 def _variants(args: argparse.Namespace) -> int:
     from wam.paradigms import INVALID, variants
 
-    rows = [("paradigm", "integration", "status", "architecture", "capabilities", "reason")]
+    from wam.reference import REFERENCES
+
+    rows = [("paradigm", "integration", "status", "architecture", "capabilities", "reads", "reason")]
     for v in variants():
         status = "valid" if v.valid else "refused" if (v.paradigm, v.integration) in INVALID else "not implemented"
         rows.append((v.paradigm, v.integration, status, v.architecture or "-", ",".join(v.capabilities) or "-",
-                     v.reason))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    print("\n".join(("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[5]).rstrip() for r in rows))
+                     ",".join(f"policy.{s}" for s in v.settings) or "-", v.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    print("\n".join(("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[6]).rstrip() for r in rows))
+    print("reads: the paradigm's own config section besides the shared shape (policy.backbone, obs, future, chunk, ...)")
+    for name, cls in REFERENCES.items():
+        print(f"outside the family: {name} (reads {','.join(f'policy.{s}' for s in cls.settings)})")
     print("train one: wam train --paradigm=PARADIGM --policy.integration=INTEGRATION ...")
     return 0
 

@@ -45,7 +45,9 @@ def flat_keys(cls: type, prefix: str = "") -> dict[str, Any]:
 @dataclasses.dataclass(frozen=True)
 class Retired:
     """A key a config class no longer has, still read from old configs: `RETIRED = {"old": Retired(...)}`
-    on the dataclass maps a value of the old key (of type `old_type`) to a value of `new`."""
+    on the dataclass maps a value of the old key (of type `old_type`) to a value of `new` (a dotted path
+    below the same class: a field moved into a section is `Retired(t, "section.field", identity, note)`).
+    The note is printed once per process; keys retired together share it, so one line covers them."""
 
     old_type: type
     new: str
@@ -68,8 +70,8 @@ def _retired(cls: type, key: str, value: Any) -> tuple[str, Any] | None:
     old = getattr(node, "RETIRED", {}).get(leaf)
     if old is None:
         return None
-    if key not in _NOTED:
-        _NOTED.add(key)
+    if old.note not in _NOTED:  # once per note: keys retired together share one (one line for all)
+        _NOTED.add(old.note)
         print(f"note: '{key}' is retired: {old.note}", file=sys.stderr)
     return ".".join([*path, old.new]), old.convert(_coerce(key, value, old.old_type))
 

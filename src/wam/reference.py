@@ -13,7 +13,7 @@ small (3.9M parameters at the defaults, for 64 px frames and one obs frame):
 
 It sees the frames the WAMs see (the training cache at `data.image_size`; at test time the same
 `resize_frames`), as pixels rather than tokenizer latents, with DrQ-style random shifts while
-training (`policy.ref_shift`), and predicts no video. It plugs into `WamPolicy` as a paradigm-like
+training (`policy.reference.shift`; its settings: `wam.reference_config`), and predicts no video. It plugs into `WamPolicy` as a paradigm-like
 module (`pixels = True`), so normalisation, the action queue, temporal ensembling, observation
 history and checks are the WAMs' own, and `wam train` / `wam eval` / `load_policy` need no other path.
 It is not in the paradigm registry (that holds WAM combinations); `REFERENCES` names it for `wam train`.
@@ -169,15 +169,17 @@ class ConvReference(nn.Module):
     name = "conv_reference"
     video = False  # predicts no future frames: training windows have none
     pixels = True  # WamPolicy feeds it frames (obs.image), not tokenizer latents
+    settings = ("reference",)  # policy.reference.* (wam.reference_config)
 
     def __init__(self, cfg: PolicyModelConfig, image_size: int):
         super().__init__()
         cfg.check()
         self.cfg, self.image_size = cfg, image_size
-        self.encoder = ImageEncoder(cfg.ref_channels, cfg.ref_keypoints, cfg.ref_feature)
-        self.text = nn.Linear(EMBED_DIM, cfg.ref_feature)
-        cond = len(cfg.obs) * (cfg.ref_feature + cfg.state_dim) + cfg.ref_feature
-        self.denoiser = TemporalUnet(cfg.action_dim, cond, cfg.ref_unet)
+        own = cfg.reference
+        self.encoder = ImageEncoder(own.channels, own.keypoints, own.feature)
+        self.text = nn.Linear(EMBED_DIM, own.feature)
+        cond = len(cfg.obs) * (own.feature + cfg.state_dim) + own.feature
+        self.denoiser = TemporalUnet(cfg.action_dim, cond, own.unet)
         self.last_future: Tensor | None = None  # it imagines nothing
 
     def condition(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
@@ -185,8 +187,8 @@ class ConvReference(nn.Module):
         images = batch["obs.image"]  # (B, To, 3, H, W) uint8
         b, t = images.shape[:2]
         x = to_unit(images.flatten(0, 1))  # (B*To, 3, H, W)
-        if self.training and self.cfg.ref_shift:
-            x = random_shift(x, self.cfg.ref_shift, generator)
+        if self.training and self.cfg.reference.shift:
+            x = random_shift(x, self.cfg.reference.shift, generator)
         features = self.encoder(x).float().reshape(b, t, -1)  # (B, To, F)
         per_frame = torch.cat([features, batch["obs.state"].float()], -1).flatten(1)  # (B, To*(F+Ds))
         return torch.cat([per_frame, self.text(batch["text_emb"]).float()], -1)

@@ -7,7 +7,8 @@ valid (paradigm, action integration, architecture) combinations.
     future = paradigm.imagine(batch)              # (B, Tf, C, h, w) latents, or None
 
 Each strategy class declares `name` (paradigm), `integration`, `architecture` and its capabilities
-(`base.CAPABILITIES`: video, imagines_when_acting, acts_from_future, subgoal_offsets); the registry is
+(`base.CAPABILITIES`: video, imagines_when_acting, acts_from_future, subgoal_offsets) and the sections
+of the config it reads (`settings`: e.g. `policy.mimic`, see paradigms/settings.py); the registry is
 keyed by (paradigm, integration). Combinations that make no sense are listed in `INVALID` with
 the reason, so `build_paradigm` refuses them with that reason instead of a generic "unknown".
 None inherits from another.
@@ -75,6 +76,7 @@ class Variant:
     valid: bool
     reason: str = ""
     capabilities: tuple[str, ...] = ()  # of base.CAPABILITIES, declared by the strategy class
+    settings: tuple[str, ...] = ()  # the config sections it reads (policy.<section>), declared by the class
 
 
 def variants() -> list[Variant]:
@@ -84,7 +86,8 @@ def variants() -> list[Variant]:
         for integration in INTEGRATIONS:
             cls = VARIANTS.get((name, integration))
             if cls is not None:
-                out.append(Variant(name, integration, cls.architecture, True, capabilities=capabilities(cls)))
+                out.append(Variant(name, integration, cls.architecture, True, capabilities=capabilities(cls),
+                                   settings=cls.settings))
             else:
                 reason = INVALID.get((name, integration), "valid in principle, not implemented yet")
                 out.append(Variant(name, integration, "", False, reason))

@@ -21,25 +21,44 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from wam.backbones.lora import LoraConfig
+from wam.config import Retired
 from wam.data.text import EMBED_DIM
 from wam.errors import ConfigError
 from wam.models.groups import MODALITY, LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
 from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, KVCache, TokenGroup
+from wam.paradigms.settings import HierarchicalConfig, JointConfig, LatentFrameConfig, MimicConfig
+from wam.reference_config import ReferenceConfig
 
 CLEAN = frozenset({"text", "obs", "state"})
 
 
+# the per-paradigm keys that were flat in PolicyModelConfig, and their sections now (old configs still load)
+MOVED: dict[str, tuple[type, str]] = {
+    "feature_noise": (float, "mimic.feature_noise"), "independent_t": (bool, "joint.independent_t"),
+    "state_frames": (bool, "latent_frame.state_frames"),
+    **{k: (int, f"hierarchical.{k}") for k in ("subgoal_index", "plan_every", "executor_width", "executor_depth",
+                                               "executor_steps")},
+    **{f"ref_{k}": (t, f"reference.{k}") for k, t in (("channels", tuple[int, ...]), ("keypoints", int),
+                                                       ("feature", int), ("unet", tuple[int, ...]), ("shift", int))}}
+MOVED_NOTE = ("each paradigm's settings moved into a section of their own; this and every other old flat key is read "
+              "as its new one: policy.mimic.feature_noise, policy.joint.independent_t, "
+              "policy.latent_frame.state_frames, "
+              "policy.hierarchical.{subgoal_index,plan_every,executor_width,executor_depth,executor_steps}, "
+              "policy.reference.{channels,keypoints,feature,unet,shift} (were ref_*)")
+
+
 @dataclass
 class PolicyModelConfig:
-    """The model family's shape, shared by every paradigm."""
+    """The model family's shape, shared by every paradigm, and each paradigm's own section
+    (`wam.paradigms.settings`; the outside reference's apart, `wam.reference_config`)."""
 
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(depth=4))
     patch: int = 2
@@ -52,20 +71,9 @@ class PolicyModelConfig:
     action_weight: float = 1.0
     sample_steps: int = 10
     kv_cache: bool = True  # sampling: the clean groups' keys/values once, not at every step (from 2 steps)
-    feature_noise: float = 0.5  # mimic: the flow time in [0, 1) of the video features the actions read
     n_action_steps: int = 0  # actions executed per chunk (0 = half the chunk); ignored with `ensemble`
     ensemble: float = 0.0  # > 0: ACT's temporal ensembling with this decay (re-plan every step); 0 = off
-    independent_t: bool = False  # joint: one flow time for video and action, or one each
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
-    # latent_frame only (Cosmos Policy's state): proprio as latent frames, no state token: the current state
-    # packed into a clean frame of the obs group, the future states into one more (predicted) future frame
-    state_frames: bool = False
-    # hierarchical: the backbone plans (imagines a subgoal frame), a small separate executor acts
-    subgoal_index: int = -1  # which imagined future frame is the subgoal (an index into `future`)
-    plan_every: int = 2  # calls to `act` per plan; the imagined subgoal is cached in between
-    executor_width: int = 0  # 0 = half the backbone's width
-    executor_depth: int = 2  # residual MLP blocks
-    executor_steps: int = 5  # the executor's own flow-matching sample steps
     # latent actions (integration = "latent_actions", LAPA / Genie): see wam.nn.latent_action
     lam_codes: int = 16  # codebook size of the latent-action model
     lam_dim: int = 16  # dimension of a code vector
@@ -73,48 +81,39 @@ class PolicyModelConfig:
     lam_beta: float = 0.25  # VQ commitment weight
     lam_weight: float = 1.0  # weight of the LAM loss (reconstruction + VQ)
     code_weight: float = 1.0  # weight of the world model's code-prediction (flow) loss
-    # the outside reference policy (wam.reference, `--paradigm=conv_reference`): a conv image policy outside
-    # the WAM family; it shares obs, chunk, the dims, sample_steps and action_weight above, and uses only these
-    ref_channels: tuple[int, ...] = (32, 64, 128, 256)  # ResNet stages (GroupNorm); each after the first halves
-    ref_keypoints: int = 32  # spatial-softmax keypoints per frame (0 = global average pooling)
-    ref_feature: int = 64  # image feature per frame and instruction feature, in the denoiser's condition
-    ref_unet: tuple[int, ...] = (48, 96, 192)  # channels of the 1D temporal U-Net's levels (FiLM-conditioned)
-    ref_shift: int = 4  # random-shift augmentation at training, in pixels (0 = none)
     lora: LoraConfig = field(default_factory=LoraConfig)  # LoRA / freezing of a diffusers backbone (wam.backbones)
+    # each paradigm's own settings (wam.paradigms.settings), read only by the strategies that name them
+    mimic: MimicConfig = field(default_factory=MimicConfig)
+    joint: JointConfig = field(default_factory=JointConfig)
+    latent_frame: LatentFrameConfig = field(default_factory=LatentFrameConfig)
+    hierarchical: HierarchicalConfig = field(default_factory=HierarchicalConfig)
+    # the outside reference policy's (wam.reference, `--paradigm=conv_reference`), outside the WAM family
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+
+    RETIRED: ClassVar[dict[str, Retired]] = {old: Retired(kind, new, lambda v: v, MOVED_NOTE)
+                                             for old, (kind, new) in MOVED.items()}
+    SECTIONS: ClassVar[tuple[str, ...]] = ("mimic", "joint", "latent_frame", "hierarchical", "reference")
 
     def check(self) -> None:
         self.backbone.check()
         self.lora.check()
+        for section in self.SECTIONS:
+            getattr(self, section).check()
         if self.chunk < 1 or self.video_weight < 0 or self.action_weight <= 0:
             raise ConfigError("policy.chunk must be >= 1, video_weight >= 0 and action_weight > 0")
         if not isinstance(self.n_action_steps, int) or not 0 <= self.n_action_steps <= self.chunk:
             raise ConfigError(f"policy.n_action_steps must be 0 (half the chunk) or 1..{self.chunk} (policy.chunk), "
                               f"got {self.n_action_steps!r}")
-        if self.state_frames and self.integration != "latent_frame":
-            raise ConfigError(f"policy.state_frames writes proprio into latent frames beside the action frame: it "
-                              f"needs policy.integration=latent_frame, got {self.integration}")
-        if not 0 <= self.feature_noise < 1:
-            raise ConfigError(f"policy.feature_noise must be in [0, 1) (0: fully denoised video features), "
-                              f"got {self.feature_noise}")
+        if self.latent_frame.state_frames and self.integration != "latent_frame":
+            raise ConfigError(f"policy.latent_frame.state_frames writes proprio into latent frames beside the action "
+                              f"frame: it needs policy.integration=latent_frame, got {self.integration}")
         if self.ensemble < 0:
             raise ConfigError(f"policy.ensemble must be 0 (off) or a decay > 0, got {self.ensemble}")
-        for name in ("plan_every", "executor_depth", "executor_steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"policy.{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if not isinstance(self.executor_width, int) or self.executor_width < 0:
-            raise ConfigError(f"policy.executor_width must be 0 (half the backbone's width) or >= 1, "
-                              f"got {self.executor_width!r}")
         if self.lam_codes < 2 or self.lam_dim < 1 or self.lam_width < 1:
             raise ConfigError(f"policy.lam_codes must be >= 2, lam_dim and lam_width >= 1; got {self.lam_codes}, "
                               f"{self.lam_dim}, {self.lam_width}")
         if self.lam_beta < 0 or self.lam_weight < 0 or self.code_weight < 0:
             raise ConfigError("policy.lam_beta, lam_weight and code_weight must be >= 0")
-        if not self.ref_channels or not self.ref_unet or min(*self.ref_channels, *self.ref_unet, self.ref_feature) < 1:
-            raise ConfigError(f"policy.ref_channels and ref_unet need channels >= 1 and ref_feature >= 1; got "
-                              f"{self.ref_channels}, {self.ref_unet}, {self.ref_feature}")
-        if self.ref_keypoints < 0 or self.ref_shift < 0:
-            raise ConfigError(f"policy.ref_keypoints and ref_shift must be >= 0, got {self.ref_keypoints}, "
-                              f"{self.ref_shift}")
 
 
 def next_offset(offsets: tuple[int, ...]) -> int:
@@ -137,7 +136,7 @@ class WamParts(nn.Module):
         cfg.check()
         if action_frame and not video:
             raise ConfigError("actions written into a latent frame need the future (video) group")
-        state_frame = action_frame and cfg.state_frames  # proprio as frames: no state token
+        state_frame = action_frame and cfg.latent_frame.state_frames  # proprio as frames: no state token
         self.cfg = cfg
         self.tokenizer = tokenizer.requires_grad_(False).eval()
         width, c = cfg.backbone.resolved_width(), tokenizer.cfg.latent_channels
@@ -153,7 +152,8 @@ class WamParts(nn.Module):
         self.future_times = (*cfg.future, next_offset(cfg.future)) if action_frame else tuple(cfg.future)
         if state_frame:  # the future states' frame one stride after the action frame
             self.future_times = (*self.future_times, next_offset(self.future_times))
-        # the current state's frame (state_frames): first in the obs group, one step before the earliest obs frame
+        # the current state's frame (latent_frame.state_frames): first in the obs group, one step before the
+        # earliest obs frame
         self.obs_times = (min(cfg.obs) - 1, *cfg.obs) if state_frame else tuple(cfg.obs)
         rows = self.grid // cfg.patch
         self.register_buffer("obs_pos", frame_positions(self.obs_times, rows, rows), persistent=False)
@@ -287,6 +287,8 @@ class ParadigmBase(nn.Module):
     video = True
     backbone_actions = True  # False: the paradigm acts with its own network, the backbone has no action head
     pixels = False  # the policy feeds tokenizer latents (True: raw frames, as to the outside reference policy)
+    # the sections of PolicyModelConfig it reads (policy.<section>.*) beyond the shared shape, or flat key patterns
+    settings: tuple[str, ...] = ()
     # declared capabilities (CAPABILITIES; tests/paradigms/test_contract.py checks each against behaviour)
     imagines_when_acting = False  # `act` leaves the future it imagined in `last_future`
     acts_from_future = False  # `act(batch, *, given_future=(B, Tf, C, h, w))` acts from that future instead

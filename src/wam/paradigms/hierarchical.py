@@ -2,14 +2,14 @@
 
 Planner: the shared backbone with its future group, trained with the video loss exactly as
 inverse dynamics' video pass (the future noised, seeing the clean groups and itself). At test
-time it imagines the future latents and one of them (`policy.subgoal_index`, default the last) is
-the subgoal. The plan is made every `policy.plan_every` calls to `act` and cached in between;
+time it imagines the future latents and one of them (`policy.hierarchical.subgoal_index`, default the last) is
+the subgoal. The plan is made every `policy.hierarchical.plan_every` calls to `act` and cached in between;
 `reset()` (called by `WamPolicy.reset`, i.e. at every episode start) drops it.
 
 Executor: a small residual MLP, separate from the backbone (its weights live here, not in
 `WamParts`, so a world-model checkpoint still loads with strict=False), over
 [obs latents, subgoal latent, proprio state] + the subgoal's offset (how many steps ahead it is)
--> action chunk (B, Ta, Da) by flow matching with its own few sample steps (`policy.executor_steps`).
+-> action chunk (B, Ta, Da) by flow matching with its own few sample steps (`policy.hierarchical.executor_steps`).
 
 The offset is an input because a cached plan ages: made for `F = future[subgoal_index]` steps ahead,
 it is `F - j * s` steps ahead at the j-th call that reuses it, `s` the steps executed per call
@@ -89,17 +89,18 @@ class Hierarchical(ParadigmBase):
     acts_from_future = True
     backbone_actions = False  # the executor acts; the backbone only plans
     subgoal_offsets = True  # `act(..., given_subgoal=, offset=)` and `training_offsets()`
+    settings = ("hierarchical",)
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
-        n = len(cfg.future)
-        if not -n <= cfg.subgoal_index < n:
-            raise ConfigError(f"policy.subgoal_index={cfg.subgoal_index} is not an index into the "
-                              f"{n} future frames {tuple(cfg.future)}")
+        n, own = len(cfg.future), cfg.hierarchical
+        if not -n <= own.subgoal_index < n:
+            raise ConfigError(f"policy.hierarchical.subgoal_index={own.subgoal_index} is not an index into the "
+                              f"{n} future frames {tuple(cfg.future)} (policy.future)")
         c, g = parts.tokenizer.cfg.latent_channels, parts.grid
         cond_dim = (len(cfg.obs) + 1) * c * g * g + len(cfg.obs) * cfg.state_dim
-        width = cfg.executor_width or cfg.backbone.resolved_width() // 2
-        self.executor = Executor(cond_dim, cfg.chunk, cfg.action_dim, width, cfg.executor_depth)
+        width = own.executor_width or cfg.backbone.resolved_width() // 2
+        self.executor = Executor(cond_dim, cfg.chunk, cfg.action_dim, width, own.executor_depth)
         self.reset()
 
     def reset(self) -> None:
@@ -109,7 +110,7 @@ class Hierarchical(ParadigmBase):
     @property
     def horizon(self) -> int:
         """F: how many steps ahead a fresh subgoal is."""
-        return self.cfg.future[self.cfg.subgoal_index]
+        return self.cfg.future[self.cfg.hierarchical.subgoal_index]
 
     def steps_per_call(self) -> int:
         """Environment steps between two `act` calls (the policy's execution settings)."""
@@ -138,12 +139,12 @@ class Hierarchical(ParadigmBase):
         return sample_group(self, batch, MASK, "future", generator)
 
     def subgoal(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, int]:
-        """(B, C, h, w) and its remaining offset: the cached subgoal, re-imagined every `plan_every` calls or
+        """(B, C, h, w) and its remaining offset: the cached subgoal, re-imagined every `hierarchical.plan_every` calls or
         for a new instruction or batch size (a cached plan is for one episode: `reset()` between episodes)."""
         text = batch["text_emb"]
-        if self._plan is None or not self._plan.serves(text, self.cfg.plan_every):
+        if self._plan is None or not self._plan.serves(text, self.cfg.hierarchical.plan_every):
             self.last_future = self.imagine(batch, generator)  # (B, Tf, C, h, w), shown by the policy
-            self._plan = Plan(text.clone(), self.last_future[:, self.cfg.subgoal_index])
+            self._plan = Plan(text.clone(), self.last_future[:, self.cfg.hierarchical.subgoal_index])
         remaining = max(self.horizon - self._plan.age * self.steps_per_call(), 1)
         self._plan.age += 1
         return self._plan.subgoal, remaining
@@ -155,7 +156,7 @@ class Hierarchical(ParadigmBase):
         `offset` steps ahead (default F), or the subgoal frame of a given future (B, Tf, C, h, w) (e.g. the
         real one: an upper bound)."""
         if given_future is not None:
-            given_subgoal = given_future[:, self.cfg.subgoal_index]
+            given_subgoal = given_future[:, self.cfg.hierarchical.subgoal_index]
         if given_subgoal is None:
             subgoal, offset = self.subgoal(batch, generator)
         else:
@@ -164,4 +165,4 @@ class Hierarchical(ParadigmBase):
         cond = self.executor.condition(batch["obs.latent"], subgoal, batch["obs.state"], steps)
         noise = gaussian(self.parts.action_shape(cond.shape[0]), generator, cond.device)
         step = lambda x, t: {"action": self.executor(x["action"], t, cond)}  # noqa: E731
-        return euler_sample(step, {"action": noise}, self.cfg.executor_steps)["action"]
+        return euler_sample(step, {"action": noise}, self.cfg.hierarchical.executor_steps)["action"]

@@ -1,6 +1,6 @@
 """Joint prediction (UVA, PAD, DreamZero): denoise the future frames and the actions together.
 
-Training noises both (one flow time, or one each with `independent_t`); both see every group.
+Training noises both (one flow time, or one each with `policy.joint.independent_t`); both see every group.
 At test time both are denoised together from noise, so the actions are generated beside an
 imagined future; `imagine` returns that future.
 """
@@ -21,9 +21,10 @@ class Joint(ParadigmBase):
     name = "joint"
     video = True
     imagines_when_acting = True
+    settings = ("joint",)
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
-        return video_and_action_loss(self, batch, MASK, not self.cfg.independent_t, generator)
+        return video_and_action_loss(self, batch, MASK, not self.cfg.joint.independent_t, generator)
 
     def _sample(self, batch: dict, generator: torch.Generator | None, prefix: Tensor | None = None) -> dict[str, Tensor]:
         b = batch["text_emb"].shape[0]

@@ -78,6 +78,7 @@ class JointLatentActions(ParadigmBase):
 
     name = "joint"
     integration = "latent_actions"
+    settings = ("joint", "lam_*")  # the latent-action keys are still flat in PolicyModelConfig
     backbone_actions = False
     video = True
     imagines_when_acting = True
@@ -97,7 +98,7 @@ class JointLatentActions(ParadigmBase):
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         lam = self.lam(frame_pairs(batch), ~batch["future_is_pad"])
         f = noise_group(batch["future.latent"], generator)
-        z = noise_group(lam.codes.detach(), generator, None if self.cfg.independent_t else f.t)
+        z = noise_group(lam.codes.detach(), generator, None if self.cfg.joint.independent_t else f.t)
         out = self._run(batch, f.x_t, z.x_t, f.t, z.t)
         video = f.loss(out["future"], keep_mask(batch["future_is_pad"], f.x0))
         code = z.loss(out["latent_action"], keep_mask(batch["future_is_pad"], z.x0))
@@ -130,6 +131,7 @@ class InverseDynamicsLatentActions(ParadigmBase):
 
     name = "inverse_dynamics"
     integration = "latent_actions"
+    settings = ("lam_*",)  # the latent-action keys are still flat in PolicyModelConfig
     backbone_actions = False
     video = True
     imagines_when_acting = True

@@ -14,7 +14,7 @@ frame (copies of padded actions left out). Acting: denoise the group from noise 
 action value as the mean of its copies (the real frames are left in `last_future`); `imagine`
 returns the real frames.
 
-With `policy.state_frames` (Cosmos Policy's state), proprio enters as frames too and there is no state
+With `policy.latent_frame.state_frames` (Cosmos Policy's state), proprio enters as frames too and there is no state
 token: the current states (B, To, Ds) are tiled into one clean frame, first in the obs group (one step
 before the earliest obs frame), and the states at the future offsets (B, Tf, Ds) into one more frame of
 the future group, after the action frame, denoised with it (`state_loss`, weighted as video; copies of
@@ -60,10 +60,11 @@ class JointLatentFrame(ParadigmBase):
     integration = "latent_frame"
     video = True
     imagines_when_acting = True
+    settings = ("latent_frame",)  # and it refuses joint.independent_t
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
-        extra = 2 if cfg.state_frames else 1  # frames after the real ones: actions (and future states)
+        extra = 2 if cfg.latent_frame.state_frames else 1  # frames after the real ones: actions (and future states)
         if parts.action_io is not None or len(parts.future_times) != len(cfg.future) + extra:
             raise ConfigError("joint + latent_frame needs WamParts(..., action_frame=True)")
         size = math.prod(parts.frame_shape())
@@ -71,18 +72,18 @@ class JointLatentFrame(ParadigmBase):
             raise ConfigError(f"policy.chunk * action_dim = {cfg.chunk * cfg.action_dim} action values do not fit "
                               f"into one latent frame of {size} values {parts.frame_shape()}; use a shorter chunk")
         longest = max(len(cfg.obs), len(cfg.future)) * cfg.state_dim
-        if cfg.state_frames and longest > size:
-            raise ConfigError(f"policy.state_frames: {longest} state values do not fit into one latent frame of "
+        if cfg.latent_frame.state_frames and longest > size:
+            raise ConfigError(f"policy.latent_frame.state_frames: {longest} state values do not fit into one latent frame of "
                               f"{size} values; use fewer obs or future offsets")
         self.last_state: Tensor | None = None
-        if cfg.independent_t:
-            raise ConfigError("policy.independent_t needs the actions in a group of their own; with "
+        if cfg.joint.independent_t:
+            raise ConfigError("policy.joint.independent_t needs the actions in a group of their own; with "
                               "integration=latent_frame the action frame shares the future group's flow time")
 
     def _conditioned(self, batch: dict) -> dict:
         """The batch as the backbone reads it: with state frames, the current states packed into a frame
         put first in the obs group (B, 1 + To, C, h, w)."""
-        if not self.cfg.state_frames:
+        if not self.cfg.latent_frame.state_frames:
             return batch
         state = pack_actions(batch["obs.state"], self.parts.frame_shape())  # (B, 1, C, h, w)
         return {**batch, "obs.latent": torch.cat([state, batch["obs.latent"]], 1)}
@@ -91,9 +92,9 @@ class JointLatentFrame(ParadigmBase):
         frame, n = self.parts.frame_shape(), len(self.cfg.future)
         future = batch["future.latent"]  # (B, Tf, C, h, w)
         frames = [future, pack_actions(batch["action"], frame)]
-        if self.cfg.state_frames:
+        if self.cfg.latent_frame.state_frames:
             if "future.state" not in batch:
-                raise ConfigError("policy.state_frames needs the future proprio states (windows with state=True)")
+                raise ConfigError("policy.latent_frame.state_frames needs the future proprio states (windows with state=True)")
             frames.append(pack_actions(batch["future.state"], frame))
         g = noise_group(torch.cat(frames, 1), generator)  # (B, Tf + 1 (+1), C, h, w)
         pred = self.parts.run(self._conditioned(batch), MASK, future=(g.x_t, g.t))["future"]
@@ -102,7 +103,7 @@ class JointLatentFrame(ParadigmBase):
         video_loss = g.frames(real).loss(pred[:, real], keep_mask(batch["future_is_pad"], future))
         action_loss = g.frames(packed).loss(pred[:, packed], pack_actions(acts, frame))
         loss, metrics = weighted_loss(self.cfg, action_loss, video_loss)
-        if self.cfg.state_frames:
+        if self.cfg.latent_frame.state_frames:
             states = slice(n + 1, n + 2)
             kept = pack_actions(keep_mask(batch["future_is_pad"], batch["future.state"]), frame)
             state_loss = g.frames(states).loss(pred[:, states], kept)
@@ -120,7 +121,7 @@ class JointLatentFrame(ParadigmBase):
         self.no_given_future(given_future)
         group, n = self._sample(batch, generator), len(self.cfg.future)
         self.last_future = group[:, :n]  # the real frames imagined beside the actions (the policy may show them)
-        if self.cfg.state_frames:
+        if self.cfg.latent_frame.state_frames:
             self.last_state = unpack_actions(group[:, n + 1:n + 2], n, self.cfg.state_dim)  # (B, Tf, Ds)
         return unpack_actions(group[:, n:n + 1], self.cfg.chunk, self.cfg.action_dim)
 

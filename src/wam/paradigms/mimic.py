@@ -1,6 +1,6 @@
 """mimic-video: an action decoder reading *partly denoised* video features (representation at a fixed noise level).
 
-The video model is denoised only down to a fixed flow time `tau = policy.feature_noise` (0: fully
+The video model is denoised only down to a fixed flow time `tau = policy.mimic.feature_noise` (0: fully
 denoised, towards 1: barely started); the action tokens then read its tokens at that noise level.
 
 Training, two passes over the batch:
@@ -33,19 +33,21 @@ class Mimic(ParadigmBase):
     video = True
     imagines_when_acting = True  # partly denoised: down to feature_noise
     acts_from_future = True
+    settings = ("mimic",)
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         video_loss = future_loss(self, batch, MASK, generator)
         a = noise_group(batch["action"], generator)
         features = self._at_tau(batch["future.latent"], generator)
-        tau = torch.full_like(a.t, self.cfg.feature_noise)
+        tau = torch.full_like(a.t, self.cfg.mimic.feature_noise)
         action = self.parts.run(batch, MASK, future=(features, tau), action=(a.x_t, a.t))["action"]
         action_loss = a.loss(action, keep_mask(batch["action_is_pad"], a.x0))
         return weighted_loss(self.cfg, action_loss, video_loss)
 
     def _at_tau(self, future: Tensor, generator: torch.Generator | None) -> Tensor:
         """A clean future (B, Tf, C, h, w) noised to the feature level tau."""
-        return interpolate(future, gaussian(future.shape, generator, future.device, future.dtype), self.cfg.feature_noise)
+        noise = gaussian(future.shape, generator, future.device, future.dtype)
+        return interpolate(future, noise, self.cfg.mimic.feature_noise)
 
     @torch.no_grad()
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor:
@@ -55,7 +57,7 @@ class Mimic(ParadigmBase):
     def act(self, batch: dict, generator: torch.Generator | None = None, *,
             given_future: Tensor | None = None) -> Tensor:
         """(B, Ta, Da): the future partly denoised to tau (or a given one noised to tau), then the actions."""
-        tau = self.cfg.feature_noise
+        tau = self.cfg.mimic.feature_noise
         if given_future is None:
             features = sample_group(self, batch, MASK, "future", generator, t_end=tau)
         else:
