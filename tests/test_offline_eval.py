@@ -113,5 +113,5 @@ def test_hierarchical_acts_toward_the_given_future_subgoal():
     future = torch.randn(4, 2, 4, 4, 4)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     a = p.act(batch(), generator=g(), given_future=future)
-    assert torch.equal(a, p.act(batch(), generator=g(), given_subgoal=future[:, p.cfg.subgoal_index]))
+    assert torch.equal(a, p.act(batch(), generator=g(), given_subgoal=future[:, p.cfg.hierarchical.subgoal_index]))
     assert not torch.allclose(a, p.act(batch(), generator=g(), given_future=future + 1))

@@ -26,16 +26,17 @@ from wam.policy import WamPolicy
 from wam.reference import REFERENCES, ConvReference, SpatialSoftmax, TemporalUnet, random_shift
 from wam.train import TrainConfig, load_policy
 
-TINY = {"obs": (-1, 0), "chunk": 3, "sample_steps": 2, "ref_channels": (8, 16), "ref_keypoints": 4,
-        "ref_feature": 16, "ref_unet": (16, 32)}
+TINY = {"obs": (-1, 0), "chunk": 3, "sample_steps": 2, "reference.channels": (8, 16), "reference.keypoints": 4,
+        "reference.feature": 16, "reference.unet": (16, 32)}
 FLAGS = {"data.image_size": 32, "text_encoder": "hash", "optim.steps": 4, "optim.batch_size": 4,
          "optim.val_every": 2, "optim.ckpt_every": 2, "optim.log_every": 2,
          **{f"policy.{k}": ",".join(map(str, v)) if isinstance(v, tuple) else v for k, v in TINY.items()}}
 
 
 def tiny(**kw) -> ConvReference:
+    """The tiny reference; `kw` are dotted keys below `policy` (e.g. `**{"reference.shift": 0}`)."""
     torch.manual_seed(0)
-    return ConvReference(PolicyModelConfig(**{**TINY, **kw}), image_size=32)
+    return ConvReference(apply_overrides(PolicyModelConfig(), {**TINY, **kw}), image_size=32)
 
 
 def batch(b: int = 4, seed: int = 1) -> dict:
@@ -62,7 +63,7 @@ def test_loss_is_finite_and_reaches_every_parameter():
 
 
 def test_loss_falls_when_overfitting_one_batch():
-    model, data = tiny(ref_shift=0), batch()
+    model, data = tiny(**{"reference.shift": 0}), batch()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     fixed = lambda: model.loss(data, torch.Generator().manual_seed(0))[0]  # noqa: E731 (same noise and t)
     first = fixed().item()
@@ -140,8 +141,8 @@ def test_config_knows_the_reference_outside_the_registry():
         apply_overrides(TrainConfig(), {"paradigm": "magic"}).check()
     with pytest.raises(ConfigError, match="--init"):
         apply_overrides(TrainConfig(), {"paradigm": "conv_reference", "init": "runs/wm"}).check()
-    with pytest.raises(ConfigError, match="ref_keypoints"):
-        apply_overrides(TrainConfig(), {"paradigm": "conv_reference", "policy.ref_keypoints": -1}).check()
+    with pytest.raises(ConfigError, match="policy.reference.keypoints"):
+        apply_overrides(TrainConfig(), {"paradigm": "conv_reference", "policy.reference.keypoints": -1}).check()
 
 
 def test_train_then_eval_end_to_end(tmp_path):
@@ -155,7 +156,7 @@ def test_train_then_eval_end_to_end(tmp_path):
     assert {"loss", "val_loss", "action_loss"} <= set((run / "log.csv").read_text().splitlines()[0].split(","))
     policy, cfg = load_policy(run)
     assert isinstance(policy.paradigm, ConvReference) and cfg.paradigm == "conv_reference"
-    assert policy.paradigm.cfg.ref_unet == (16, 32) and policy.n_action_steps == 1
+    assert policy.paradigm.cfg.reference.unet == (16, 32) and policy.n_action_steps == 1
     again, _ = load_policy(run)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     o = obs(key=policy.image_key)
@@ -174,7 +175,7 @@ def test_benchmark_row_runs():
         sys.path.pop(0)
     threads = torch.get_num_threads()
     try:
-        cfg = PolicyModelConfig(**{**TINY, "obs": (0,)})
+        cfg = apply_overrides(PolicyModelConfig(), {**TINY, "obs": (0,)})
         n, rate, ms = speed.measure(ConvReference(cfg, 64), cfg, Namespace(batch=2, steps=2, repeats=1, device="cpu"))
     finally:
         torch.set_num_threads(threads)

@@ -260,12 +260,12 @@ def test_execution_settings_reach_the_policy_at_train_and_eval_time(pretrained, 
 def test_latent_frame_with_state_frames_trains_and_acts(pretrained, tmp_path):
     """Cosmos Policy's state: the future proprio comes from the windows, normalised like the current one."""
     cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "joint", "policy.integration": "latent_frame",
-                                          "policy.state_frames": True, "init": str(pretrained / "wm"),
+                                          "policy.latent_frame.state_frames": True, "init": str(pretrained / "wm"),
                                           "data.path": str(pretrained / "data"), "out": str(tmp_path / "p")})
     metrics = train_policy(cfg, progress=False)
     assert np.isfinite(metrics["loss"]) and "state_loss" in metrics
     policy, saved = load_policy(tmp_path / "p")
-    assert saved.policy.state_frames and policy.paradigm.parts.state_in is None
+    assert saved.policy.latent_frame.state_frames and policy.paradigm.parts.state_in is None
     obs = {IMAGE_KEY: np.zeros((32, 32, 3), np.uint8), "observation.state": np.zeros(4, np.float32),
            "task": "push the puck"}
     assert policy.predict_action_chunk(obs, torch.Generator().manual_seed(0)).shape == (3, 4)

@@ -1,5 +1,5 @@
-"""Hierarchical: the planner runs every `plan_every` calls, reset re-plans, the executor is small and
-acts toward the subgoal it is given."""
+"""Hierarchical: the planner runs every `policy.hierarchical.plan_every` calls, reset re-plans, the executor is
+small and acts toward the subgoal it is given."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
 from wam.nn.transformer import BackboneConfig
 from wam.paradigms import PolicyModelConfig, build_paradigm
+from wam.paradigms.settings import HierarchicalConfig
 
 
 def g(seed: int = 0) -> torch.Generator:
@@ -26,7 +27,7 @@ def counting(p) -> list[int]:
 
 
 def test_plans_every_plan_every_calls_and_reset_replans():
-    p = tiny("hierarchical", plan_every=2)
+    p = tiny("hierarchical", hierarchical=HierarchicalConfig(plan_every=2))
     calls, steps = counting(p), p.cfg.sample_steps
     data = batch(1)
     for _ in range(5):
@@ -40,7 +41,7 @@ def test_plans_every_plan_every_calls_and_reset_replans():
 
 
 def test_a_new_instruction_or_batch_size_replans():
-    p = tiny("hierarchical", plan_every=10)
+    p = tiny("hierarchical", hierarchical=HierarchicalConfig(plan_every=10))
     calls, steps = counting(p), p.cfg.sample_steps
     p.act(batch(1), generator=g())
     p.act(batch(1), generator=g())
@@ -53,7 +54,7 @@ def test_a_new_instruction_or_batch_size_replans():
 
 
 def test_cached_calls_act_toward_the_cached_subgoal():
-    p = perturbed(tiny("hierarchical", plan_every=2, subgoal_index=0), 0.05)
+    p = perturbed(tiny("hierarchical", hierarchical=HierarchicalConfig(plan_every=2, subgoal_index=0)), 0.05)
     data = batch(1)
     subgoal = p.imagine(data, generator=g(1))[:, 0]  # what the first act call will imagine
     p.act(data, generator=g(1))
@@ -83,7 +84,7 @@ def offsets_seen(p) -> list[tuple[list[float], torch.Tensor]]:
 def test_a_cached_subgoal_is_given_its_remaining_offset(execution, expected):
     """A plan made for F = 8 steps ahead ages by the steps executed per call (half the chunk = 4 by default,
     n_action_steps, or 1 with ensembling); at least 1 step remains."""
-    p = tiny("hierarchical", plan_every=3, future=(4, 8), chunk=8, **execution)
+    p = tiny("hierarchical", hierarchical=HierarchicalConfig(plan_every=3), future=(4, 8), chunk=8, **execution)
     seen = offsets_seen(p)
     for _ in range(4):
         p.act(batch(1), generator=g())
@@ -93,7 +94,8 @@ def test_a_cached_subgoal_is_given_its_remaining_offset(execution, expected):
 def test_the_executor_trains_on_subgoals_at_the_offsets_it_meets():
     """Each training sample's subgoal is the real future frame at an offset <= F, given with that offset:
     over a few batches every such offset occurs, and the frame matches its offset."""
-    p = tiny("hierarchical", future=(2, 4, 6), subgoal_index=1)  # F = 4: offsets 2 and 4, never 6
+    # F = 4: offsets 2 and 4, never 6
+    p = tiny("hierarchical", future=(2, 4, 6), hierarchical=HierarchicalConfig(subgoal_index=1))
     seen, data = offsets_seen(p), batch(8)
     data["future.latent"] = torch.randn(8, 3, 4, 4, 4, generator=g(7))
     data["future_is_pad"] = torch.zeros(8, 3, dtype=torch.bool)
@@ -122,8 +124,9 @@ def test_world_model_checkpoint_loads_into_the_planner():
     assert {k.split(".")[0] for k in result.missing_keys} == {"state_in"}
 
 
-@pytest.mark.parametrize("change,needle", [({"subgoal_index": 2}, "subgoal_index"), ({"plan_every": 0}, "plan_every"),
-                                           ({"executor_steps": 0}, "executor_steps")])
+@pytest.mark.parametrize("change,needle", [({"subgoal_index": 2}, "policy.hierarchical.subgoal_index"),
+                                           ({"plan_every": 0}, "policy.hierarchical.plan_every"),
+                                           ({"executor_steps": 0}, "policy.hierarchical.executor_steps")])
 def test_bad_config_is_refused(change, needle):
     with pytest.raises(ConfigError, match=needle):
-        tiny("hierarchical", **change)
+        tiny("hierarchical", hierarchical=HierarchicalConfig(**change))

@@ -9,6 +9,7 @@ from tests.paradigms.test_contract import batch, perturbed, tiny
 from wam.errors import ConfigError
 from wam.paradigms.base import next_offset
 from wam.paradigms.latent_frame import pack_actions, unpack_actions
+from wam.paradigms.settings import JointConfig, LatentFrameConfig
 
 
 def test_pack_fills_the_frame_with_copies_and_unpack_averages_them():
@@ -78,11 +79,14 @@ def test_act_reads_the_action_frame_of_the_denoised_group():
 def test_bad_configs_are_refused_with_a_reason():
     with pytest.raises(ConfigError, match="do not fit"):
         tiny("joint", integration="latent_frame", chunk=20)  # 80 values > 4*4*4
-    with pytest.raises(ConfigError, match="independent_t"):
-        tiny("joint", integration="latent_frame", independent_t=True)
+    with pytest.raises(ConfigError, match="policy.joint.independent_t"):
+        tiny("joint", integration="latent_frame", joint=JointConfig(independent_t=True))
 
 
-# -- proprio state as latent frames (Cosmos Policy's state, policy.state_frames) -------------------------
+# -- proprio state as latent frames (Cosmos Policy's state, policy.latent_frame.state_frames) ----------
+STATE_FRAMES = LatentFrameConfig(state_frames=True)
+
+
 def state_batch(b: int = 4) -> dict:
     data = batch(b)
     data["future.state"] = torch.randn(b, 2, 4, generator=torch.Generator().manual_seed(5))
@@ -90,7 +94,7 @@ def state_batch(b: int = 4) -> dict:
 
 
 def test_state_frames_replace_the_state_token():
-    p = tiny("joint", integration="latent_frame", state_frames=True)
+    p = tiny("joint", integration="latent_frame", latent_frame=STATE_FRAMES)
     assert p.parts.state_in is None and p.parts.obs_times == (-2, -1, 0)  # the state frame first, before obs
     assert p.parts.future_times == (2, 4, 6, 8)  # real frames, the action frame, the future-state frame
     seen = []
@@ -104,7 +108,7 @@ def test_state_frames_replace_the_state_token():
 
 def test_the_state_frames_carry_the_proprio():
     """The current state reaches the actions through its frame; the future states are a trained target."""
-    p = perturbed(tiny("joint", integration="latent_frame", state_frames=True), 0.05)
+    p = perturbed(tiny("joint", integration="latent_frame", latent_frame=STATE_FRAMES), 0.05)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     other = state_batch()
     other["obs.state"] = other["obs.state"] + 1
@@ -119,5 +123,5 @@ def test_the_state_frames_carry_the_proprio():
 
 
 def test_state_frames_need_the_latent_frame_integration():
-    with pytest.raises(ConfigError, match="state_frames"):
-        tiny("joint", state_frames=True)
+    with pytest.raises(ConfigError, match="policy.latent_frame.state_frames"):
+        tiny("joint", latent_frame=STATE_FRAMES)

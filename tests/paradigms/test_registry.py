@@ -30,16 +30,18 @@ def test_invalid_and_implemented_never_overlap():
     assert not set(INVALID) & set(VARIANTS)
 
 
-def test_cli_variants_prints_every_pair_with_status_architecture_and_reason(capsys):
+def test_cli_variants_prints_every_pair_with_status_architecture_reads_and_reason(capsys):
     assert main(["variants"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    rows = {tuple(line.split()[:2]): line for line in lines[1:] if line.split()[:1] != ["train"]}
+    rows = {tuple(line.split()[:2]): line for line in lines[1:] if line.split()[0] in PARADIGM_NAMES}
     assert set(rows) == {(p, i) for p in PARADIGM_NAMES for i in INTEGRATIONS}
     for (name, integration), line in rows.items():
         status = line.split()[2]
         if (name, integration) in VARIANTS:
             cls = VARIANTS[name, integration]
-            assert status == "valid" and line.split()[3:5] == [cls.architecture, ",".join(capabilities(cls)) or "-"]
+            reads = ",".join(f"policy.{s}" for s in cls.settings) or "-"
+            assert status == "valid" and line.split()[3:6] == [cls.architecture, ",".join(capabilities(cls)) or "-",
+                                                               reads]
         elif (name, integration) in INVALID:
             assert status == "refused" and line.endswith(INVALID[name, integration])
         else:

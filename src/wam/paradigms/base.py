@@ -107,6 +107,9 @@ class PolicyModelConfig:
         if self.latent_frame.state_frames and self.integration != "latent_frame":
             raise ConfigError(f"policy.latent_frame.state_frames writes proprio into latent frames beside the action "
                               f"frame: it needs policy.integration=latent_frame, got {self.integration}")
+        if self.joint.independent_t and self.integration == "latent_frame":
+            raise ConfigError("policy.joint.independent_t needs the actions in a group of their own; with "
+                              "policy.integration=latent_frame the action frame shares the future group's flow time")
         if self.ensemble < 0:
             raise ConfigError(f"policy.ensemble must be 0 (off) or a decay > 0, got {self.ensemble}")
         if self.lam_codes < 2 or self.lam_dim < 1 or self.lam_width < 1:

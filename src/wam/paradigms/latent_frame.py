@@ -60,7 +60,7 @@ class JointLatentFrame(ParadigmBase):
     integration = "latent_frame"
     video = True
     imagines_when_acting = True
-    settings = ("latent_frame",)  # and it refuses joint.independent_t
+    settings = ("latent_frame",)  # joint.independent_t is refused (PolicyModelConfig.check)
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
@@ -73,12 +73,9 @@ class JointLatentFrame(ParadigmBase):
                               f"into one latent frame of {size} values {parts.frame_shape()}; use a shorter chunk")
         longest = max(len(cfg.obs), len(cfg.future)) * cfg.state_dim
         if cfg.latent_frame.state_frames and longest > size:
-            raise ConfigError(f"policy.latent_frame.state_frames: {longest} state values do not fit into one latent frame of "
-                              f"{size} values; use fewer obs or future offsets")
+            raise ConfigError(f"policy.latent_frame.state_frames: {longest} state values do not fit into one latent "
+                              f"frame of {size} values; use fewer obs or future offsets")
         self.last_state: Tensor | None = None
-        if cfg.joint.independent_t:
-            raise ConfigError("policy.joint.independent_t needs the actions in a group of their own; with "
-                              "integration=latent_frame the action frame shares the future group's flow time")
 
     def _conditioned(self, batch: dict) -> dict:
         """The batch as the backbone reads it: with state frames, the current states packed into a frame
@@ -94,7 +91,8 @@ class JointLatentFrame(ParadigmBase):
         frames = [future, pack_actions(batch["action"], frame)]
         if self.cfg.latent_frame.state_frames:
             if "future.state" not in batch:
-                raise ConfigError("policy.latent_frame.state_frames needs the future proprio states (windows with state=True)")
+                raise ConfigError("policy.latent_frame.state_frames needs the future proprio states "
+                                  "(windows with state=True)")
             frames.append(pack_actions(batch["future.state"], frame))
         g = noise_group(torch.cat(frames, 1), generator)  # (B, Tf + 1 (+1), C, h, w)
         pred = self.parts.run(self._conditioned(batch), MASK, future=(g.x_t, g.t))["future"]
