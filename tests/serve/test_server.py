@@ -272,8 +272,8 @@ def test_no_server_and_not_a_policy(tmp_path, capsys):
 
 
 def test_sessions_keep_their_own_test_time_state(stats):
-    """Hierarchical caches its plan for `plan_every` calls: two interleaved clients each get what they
-    would get alone (the server swaps each session's plan in and out)."""
+    """Hierarchical caches its plan for `policy.hierarchical.plan_every` calls: two interleaved clients each get
+    what they would get alone (the server swaps each session's plan in and out)."""
     policy = make_policy(stats, "hierarchical")
     server = PolicyServer(PolicyService(policy, model_info(policy)), port=0).start()
     a_obs, b_obs = observations(4, seed=1), observations(4, seed=2)
