@@ -34,6 +34,7 @@ def test_cli_variants_prints_every_pair_with_status_architecture_reads_and_reaso
     assert main(["variants"]) == 0
     lines = capsys.readouterr().out.splitlines()
     rows = {tuple(line.split()[:2]): line for line in lines[1:] if line.split()[0] in PARADIGM_NAMES}
+    assert "outside the family: conv_reference (reads policy.reference)" in lines
     assert set(rows) == {(p, i) for p in PARADIGM_NAMES for i in INTEGRATIONS}
     for (name, integration), line in rows.items():
         status = line.split()[2]
