@@ -44,7 +44,8 @@ def batch(b: int = 2, seed: int = 1) -> dict:
     g = torch.Generator().manual_seed(seed)
     return {"obs.latent": torch.randn(b, 1, 4, 4, 4, generator=g), "obs.state": torch.randn(b, 1, 4, generator=g),
             "obs.image": torch.randint(0, 255, (b, 1, 3, 32, 32), generator=g, dtype=torch.uint8),
-            "text_emb": torch.randn(b, 384, generator=g), "goal.latent": torch.randn(b, 4, 4, 4, generator=g)}
+            "text_emb": torch.randn(b, 384, generator=g), "goal.latent": torch.randn(b, 4, 4, 4, generator=g),
+            "future.latent": torch.randn(b, 2, 4, 4, 4, generator=g)}  # what a policy batch may hold; never read
 
 
 def gen(seed: int = 0) -> torch.Generator:
