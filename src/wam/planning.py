@@ -20,8 +20,9 @@ candidates come from the dataset's action statistics (mean, std per dimension).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -133,8 +134,10 @@ def _goal_frames(cfg: PlanRunConfig, model: VideoWorldModel, wm_cfg: PretrainCon
     return Goals(text, encode(list(frames.get(np.array(starts)))), encode(list(frames.get(np.array(ends)))), names)
 
 
-def load_planner(path: str | Path, device: str = "cpu", precision: str = "fp32") -> tuple[WamPolicy, PlanRunConfig]:
-    """The planning policy of a `wam plan` folder, on `device` in `precision` (what `wam eval` runs)."""
+def load_planner(path: str | Path, device: str = "cpu", precision: str = "fp32") -> tuple[WamPolicy, SimpleNamespace]:
+    """The planning policy of a `wam plan` folder, on `device` in `precision` (what `wam eval` runs), and
+    what `wam eval` reads of a training run's config: `data` (the world model's, frame sizes filled in)
+    and `policy` (the planner's settings)."""
     cfg = load_config(PlanRunConfig, Path(path) / PLAN_FILE)
     model, wm_cfg = load_world_model(cfg.world_model)
     check_world_model(model, cfg.world_model)
@@ -156,4 +159,5 @@ def load_planner(path: str | Path, device: str = "cpu", precision: str = "fp32")
     policy = WamPolicy(planner, stats, cfg.image_key, get_text_encoder(wm_cfg.text_encoder),
                        n_action_steps=cfg.policy.n_action_steps or None, ensemble=cfg.policy.ensemble or None,
                        source_size=cfg.source_size or None)
-    return policy.to_runtime(device, precision).eval(), cfg
+    data = replace(wm_cfg.data, image_key=cfg.image_key, source_size=cfg.source_size)
+    return policy.to_runtime(device, precision).eval(), SimpleNamespace(data=data, policy=cfg.policy, plan=cfg)
