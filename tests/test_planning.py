@@ -57,3 +57,17 @@ def test_plan_folder_acts_reproducibly(runs, proposal, capsys):
     policy.predict_action_chunk(obs(runs), generator=torch.Generator().manual_seed(1))
     assert policy.imagined.shape == (2, 32, 32, 3)  # the executed chunk's imagined future, decoded
 
+
+
+def test_wam_eval_loads_a_plan_folder_like_a_policy(runs):
+    """What `wam eval` does before its rollouts: the tasks from tasks.json, the policy with eval's overrides."""
+    from wam.evaluate import EvalConfig, _tasks_to_run, load_for_eval
+
+    out = runs / "plan_eval"
+    assert main(["plan", f"--world_model={runs / 'wm'}", f"--out={out}", "--policy.candidates=2"]) == 0
+    cfg = EvalConfig(policy=str(out), tasks="reach-v3", n_action_steps=2, sample_steps=1)
+    assert _tasks_to_run(cfg) == ["reach-v3"]
+    policy, run_cfg = load_for_eval(cfg)
+    assert policy.n_action_steps == 2 and policy.paradigm.cfg.sample_steps == 1 and run_cfg.policy.future == (2, 4)
+    policy.reset(seed=0, task="reach-v3")
+    assert policy.select_action(obs(runs)).shape == (4,) and len(policy._queue) == 1

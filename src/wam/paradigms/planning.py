@@ -104,6 +104,10 @@ class Planner(ParadigmBase):
         self.last_imagined: Tensor | None = None
         self.last_scores: Tensor | None = None
 
+    def reset(self) -> None:
+        """A new episode: the proposal forgets its test-time state (e.g. a hierarchical policy's cached plan)."""
+        getattr(self.proposal, "reset", lambda: None)()
+
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         raise ConfigError("planning is not trained: `wam plan --world_model=RUN` builds it from a world model")
 
