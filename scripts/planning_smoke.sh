@@ -21,7 +21,7 @@ WM_STEPS=${WM_STEPS:-300}
 [ -f "$DATA/meta/info.json" ] || $PY -m wam collect --tasks=$TASK --episodes=12 --out=$DATA --camera=corner4 \
     --image_size=64 --workers=1
 # the imagined horizon is the chunk (future frames 2..K), so the scored last frame follows from the K actions alone
-[ -d "$OUT/wm/checkpoints/last" ] || $PY -m wam pretrain --data.path=$DATA --data.image_size=32 \
+[ -e "$OUT/wm/checkpoints/last" ] || $PY -m wam pretrain --data.path=$DATA --data.image_size=32 \
     --data.val_fraction=0.2 --model.action_chunk=$K --model.future=2,4,6,$K --model.backbone.depth=2 \
     --tokenizer.steps=150 --tokenizer.batch_size=32 --tokenizer.base_channels=16 --optim.steps=$WM_STEPS \
     --optim.batch_size=16 --optim.lr=5e-4 --optim.warmup=50 --optim.ckpt_every=$WM_STEPS \
