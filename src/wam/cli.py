@@ -6,7 +6,7 @@
     wam data check PATH [--full]     (every problem on one line: file, episode, column; exit 1 if any)
     wam pretrain [--data.path=data/mw5 --out=runs/wm --optim.steps=3000 ...]
     wam train [--paradigm=representation --init=runs/wm --data.path=... --out=runs/policy ...]
-    wam plan --world_model=RUN [--proposal=RUN --policy.candidates=64] --out=runs/plan   (then wam eval --policy=runs/plan)
+    wam plan --world_model=RUN [--proposal=RUN --policy.candidates=64 --out=runs/plan]   (then: wam eval --policy=runs/plan)
     wam eval --policy=runs/policy [--episodes=10 --workers=2 --paraphrase=-1]
     wam eval --remote=HOST:PORT [--threshold=6 --merge=latest|blend|rtc]   (through a policy server)
     wam serve --policy=runs/policy [--host=127.0.0.1 --port=8765 --token=... --sample_steps=4]

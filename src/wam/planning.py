@@ -30,7 +30,7 @@ import torch
 from wam.config import load_config, save_config
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
-from wam.data.text import get_text_encoder
+from wam.data.text import EMBED_DIM, get_text_encoder
 from wam.data.windows import ACTION_KEY
 from wam.errors import ConfigError
 from wam.imagination import load_start_image, load_world_model
@@ -122,10 +122,12 @@ def _normalizer_stats(norm: Normalizer) -> dict:
 def _goal_frames(cfg: PlanRunConfig, model: VideoWorldModel, wm_cfg: PretrainConfig, ds: LeRobotDataset,
                  episodes: list[int]) -> Goals:
     """The `--goal` PNG as the one goal, else each training demo's first and last frame (as latents)."""
-    encode = lambda frames: model.encode(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)[:, None])[:, 0]  # noqa: E731
+    def encode(frames: list[np.ndarray]) -> torch.Tensor:  # (H, W, 3) uint8 each -> (E, C, h, w) latents
+        return model.encode(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)[:, None])[:, 0]
+
     if cfg.goal:
         latent = encode([load_start_image(cfg.goal, wm_cfg.data.image_size)])
-        return Goals(torch.zeros(1, 384), latent, latent, ["--goal " + cfg.goal])
+        return Goals(torch.zeros(1, EMBED_DIM), latent, latent, ["--goal " + cfg.goal])
     frames = cached_frames(ds, cfg.image_key, image_size=wm_cfg.data.image_size, progress=False)
     starts = [frames.episode_start(e) for e in episodes]
     ends = [s + ds.episodes[e].length - 1 for s, e in zip(starts, episodes)]
@@ -146,7 +148,8 @@ def load_planner(path: str | Path, device: str = "cpu", precision: str = "fp32")
         proposal_policy, tcfg = load_policy(cfg.proposal)
         check_proposal(model, wm_cfg, tcfg, cfg.proposal)
         proposal = proposal_policy.paradigm
-    stats = {k: {s: np.asarray(v) for s, v in d.items()} for k, d in json.loads((Path(path) / "stats.json").read_text()).items()}
+    saved = json.loads((Path(path) / "stats.json").read_text())
+    stats = {k: {s: np.asarray(v) for s, v in d.items()} for k, d in saved.items()}
     units = Normalizer(stats)
     prior = None
     if "mean" in stats[ACTION_KEY]:  # the dataset's action statistics, in normalised units

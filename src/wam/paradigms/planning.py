@@ -56,7 +56,8 @@ class PlanConfig:
 
     def check(self) -> None:
         if not isinstance(self.candidates, int) or self.candidates < 1:
-            raise ConfigError(f"policy.candidates must be an integer >= 1 (chunks scored per call), got {self.candidates!r}")
+            raise ConfigError(f"policy.candidates must be an integer >= 1 (chunks scored per call), "
+                              f"got {self.candidates!r}")
         if self.iterations < 1 or not 1 <= self.elites:
             raise ConfigError(f"policy.iterations and policy.elites must be >= 1, got {self.iterations}, {self.elites}")
         if self.iterations > 1 and self.elites > self.candidates:
@@ -99,7 +100,7 @@ class Planner(ParadigmBase):
         mean, std = prior if prior is not None else (torch.zeros(0), torch.zeros(0))
         self.register_buffer("prior_mean", mean.float(), persistent=False)
         self.register_buffer("prior_std", std.float(), persistent=False)
-        # the last round, for inspection: candidates (B, N, K, Da), their imagined futures (B, N, Tf, C, h, w), scores (B, N)
+        # the last round, for inspection: candidates (B, N, K, Da), imagined futures (B, N, Tf, C, h, w), scores (B, N)
         self.last_candidates: Tensor | None = None
         self.last_imagined: Tensor | None = None
         self.last_scores: Tensor | None = None
