@@ -58,7 +58,7 @@ class PlanConfig:
         if not isinstance(self.candidates, int) or self.candidates < 1:
             raise ConfigError(f"policy.candidates must be an integer >= 1 (chunks scored per call), "
                               f"got {self.candidates!r}")
-        if self.iterations < 1 or not 1 <= self.elites:
+        if self.iterations < 1 or self.elites < 1:
             raise ConfigError(f"policy.iterations and policy.elites must be >= 1, got {self.iterations}, {self.elites}")
         if self.iterations > 1 and self.elites > self.candidates:
             raise ConfigError(f"policy.elites ({self.elites}) must be <= policy.candidates ({self.candidates})")
