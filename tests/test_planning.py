@@ -87,3 +87,9 @@ def test_a_goal_png_is_the_goal_of_every_task(runs):
     assert planner.goal_last.shape[0] == 1 and torch.allclose(planner.goal_last, expected)
     text = torch.randn(3, 384)
     assert torch.equal(planner.goal(torch.randn(3, 4, 4, 4), text), expected.expand(3, -1, -1, -1))
+
+
+def test_settings_taken_from_the_world_model_are_not_overridden_silently(runs, capsys):
+    code = main(["plan", f"--world_model={runs / 'wm'}", f"--out={runs / 'p5'}", "--policy.chunk=5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "chunk=5 is taken from the world model, which has 3" in err[0]

@@ -88,7 +88,7 @@ def make_plan(cfg: PlanRunConfig) -> Path:
     model, wm_cfg = load_world_model(cfg.world_model)
     check_world_model(model, cfg.world_model)
     m = model.cfg
-    cfg.policy.chunk, cfg.policy.obs, cfg.policy.future = m.action_chunk, tuple(m.obs), tuple(m.future)
+    _fill(cfg.policy, chunk=m.action_chunk, obs=tuple(m.obs), future=tuple(m.future))
     stats = None
     if cfg.proposal:
         proposal, tcfg = load_policy(cfg.proposal)
@@ -96,8 +96,8 @@ def make_plan(cfg: PlanRunConfig) -> Path:
         stats = _normalizer_stats(proposal.normalizer)
     out = output_file(Path(cfg.out) / PLAN_FILE).parent
     ds = LeRobotDataset(wm_cfg.data.path)
-    cfg.image_key = wm_cfg.data.image_key or ds.video_keys[0]
-    cfg.source_size = int(ds.feature(cfg.image_key)["shape"][0])
+    key = wm_cfg.data.image_key or ds.video_keys[0]
+    _fill(cfg, image_key=key, source_size=int(ds.feature(key)["shape"][0]))
     train_eps, _ = split_episodes(ds, wm_cfg.data.val_fraction, wm_cfg.data.episodes_per_task, wm_cfg.data.tasks)
     stats = stats or {k: {s: v.tolist() for s, v in d.items()} for k, d in training_stats(ds, train_eps, []).items()}
     goals = _goal_frames(cfg, model, wm_cfg, ds, train_eps)
@@ -110,6 +110,17 @@ def make_plan(cfg: PlanRunConfig) -> Path:
     cfg.proposal = str(Path(cfg.proposal).resolve()) if cfg.proposal else ""
     save_config(cfg, out / PLAN_FILE)
     return out
+
+
+def _fill(cfg, **values) -> None:
+    """Set fields that come from the world model; one a user set (away from its default) to another value
+    is refused rather than overridden."""
+    default = type(cfg)()
+    for name, value in values.items():
+        given = getattr(cfg, name)
+        if given != getattr(default, name) and given != value:
+            raise ConfigError(f"{name}={given} is taken from the world model, which has {value}: leave it out")
+        setattr(cfg, name, value)
 
 
 def _normalizer_stats(norm: Normalizer) -> dict:
