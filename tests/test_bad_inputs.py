@@ -54,7 +54,7 @@ class World:
         return dest
 
 
-def _tiny_world_model(data: Path, run: Path) -> None:
+def _tiny_world_model(data: Path, run: Path, **extra) -> None:
     """A world-model checkpoint with random weights (what `imagine` loads), without training one."""
     from tests.test_pretrain import TINY
     from wam.checkpoint import save_checkpoint
@@ -63,10 +63,30 @@ def _tiny_world_model(data: Path, run: Path) -> None:
     from wam.nn.tokenizer import FrameAutoencoder
     from wam.pretrain import PretrainConfig
 
-    cfg = apply_overrides(PretrainConfig(), {**TINY, "data.path": str(data), "out": str(run)})
+    cfg = apply_overrides(PretrainConfig(), {**TINY, "data.path": str(data), "out": str(run), **extra})
     model = VideoWorldModel(cfg.model, FrameAutoencoder(cfg.tokenizer_config()))
     ema = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     save_checkpoint(run, 1, VideoWorldModel.kind, dict(model.state_dict()), ema, None, {"metrics": {}}, cfg)
+
+
+def _tiny_proposal(data: Path, run: Path, chunk: int) -> None:
+    """A policy checkpoint with random weights (the reference policy: no tokenizer), without training one."""
+    from wam.checkpoint import save_checkpoint
+    from wam.config import apply_overrides
+    from wam.train import KIND, TrainConfig, build_policy
+
+    cfg = apply_overrides(TrainConfig(), {"paradigm": "conv_reference", "data.path": str(data), "out": str(run),
+                                          "data.image_size": 32, "policy.chunk": chunk, "text_encoder": "hash"})
+    stats = {k: {s: np.zeros(4) for s in ("mean", "std", "min", "max")} for k in ("observation.state", "action")}
+    policy = build_policy(cfg, None, stats, IMAGE_KEY, 32)
+    save_checkpoint(run, 1, KIND, dict(policy.state_dict()), None, None, {"metrics": {}}, cfg)
+
+
+def _mismatched_proposal(w: World, d: Path) -> list[str]:
+    """`wam plan` with a world model conditioned on 2 actions and a proposal policy of chunk 3."""
+    _tiny_world_model(w.dataset, d / "wm", **{"model.action_chunk": 2})
+    _tiny_proposal(w.dataset, d / "prop", chunk=3)
+    return ["plan", f"--world_model={d / 'wm'}", f"--proposal={d / 'prop'}", f"--out={d / 'p'}"]
 
 
 def _edit_info(root: Path, **fields) -> Path:
@@ -226,6 +246,17 @@ CASES = [
                                                                         "--out", str(d / "o.mp4")], 2,
          ("--instruction",)),
     Case("imagine: config.yaml does not match the weights", _mismatched_config, 2, ("config.yaml",)),
+    # planning (wam plan)
+    Case("plan: a world model pretrained without actions", lambda w, d: ["plan", f"--world_model={w.run}",
+                                                                         f"--out={d / 'p'}"], 2,
+         ("--world_model", "action_chunk=0")),
+    Case("plan --policy.candidates=0", lambda w, d: ["plan", f"--world_model={w.run}", "--policy.candidates=0",
+                                                    f"--out={d / 'p'}"], 2,
+         ("policy.candidates",)),
+    Case("plan: a proposal whose chunk is not the world model's", _mismatched_proposal, 2,
+         ("--proposal", "policy.chunk 3 (the world model has 2)")),
+    Case("train --paradigm=planning (built by wam plan)", lambda w, d: ["train", "--paradigm=planning"], 2,
+         ("wam plan",)),
     # checkpoint files (verified against their manifest by checkpoint.py)
     *[Case(f"checkpoint: {how} {name}", _damage(name, how), 2, (name,))
       for name in ("model.safetensors", "ema.safetensors") for how in ("corrupt", "truncated", "zero-byte", "missing")],

@@ -6,6 +6,7 @@
     wam data check PATH [--full]     (every problem on one line: file, episode, column; exit 1 if any)
     wam pretrain [--data.path=data/mw5 --out=runs/wm --optim.steps=3000 ...]
     wam train [--paradigm=representation --init=runs/wm --data.path=... --out=runs/policy ...]
+    wam plan --world_model=RUN [--proposal=RUN --policy.candidates=64 --out=runs/plan]   (then: wam eval --policy=runs/plan)
     wam eval --policy=runs/policy [--episodes=10 --workers=2 --paraphrase=-1]
     wam eval --remote=HOST:PORT [--threshold=6 --merge=latest|blend|rtc]   (through a policy server)
     wam serve --policy=runs/policy [--host=127.0.0.1 --port=8765 --token=... --sample_steps=4]
@@ -83,6 +84,18 @@ def _train(rest: list[str]) -> int:
     from wam.train import TrainConfig, train_policy
 
     return _run_training("train", TrainConfig, train_policy, rest)
+
+
+def _plan(rest: list[str]) -> int:
+    from wam.planning import PlanRunConfig, make_plan
+
+    cfg = _config_verb("plan", PlanRunConfig, rest)
+    if cfg is not None:
+        out = make_plan(cfg)
+        print(f"planning policy: {cfg.policy.candidates} candidates x {cfg.policy.iterations} round(s) of chunk "
+              f"{cfg.policy.chunk}, proposals from {cfg.proposal or 'the dataset action statistics'}; {out}\n"
+              f"evaluate it: wam eval --policy={out}")
+    return 0
 
 
 def _run_evaluation(name: str, cls: type, run, text, written, rest: list[str]) -> int:
@@ -245,7 +258,7 @@ def _variants(args: argparse.Namespace) -> int:
     print("reads: the paradigm's own config section besides the shared shape (policy.backbone, obs, future, chunk, ...)")
     for name, cls in REFERENCES.items():
         print(f"outside the family: {name} (reads {','.join(f'policy.{s}' for s in cls.settings)})")
-    print("train one: wam train --paradigm=PARADIGM --policy.integration=INTEGRATION ...")
+    print("train one: wam train --paradigm=PARADIGM --policy.integration=INTEGRATION ... (planning: wam plan)")
     return 0
 
 
@@ -317,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("pretrain", help="train the video world model on action-free video", add_help=False)
     verbs.add_parser("train", help="fine-tune a WAM policy (any paradigm) from a pretrain run or scratch",
                      add_help=False)
+    verbs.add_parser("plan", help="a planning policy: an action-conditioned world model scores sampled action "
+                     "chunks (sampling-based MPC)", add_help=False)
     verbs.add_parser("eval", help="closed-loop rollouts of a policy in Meta-World", add_help=False)
     verbs.add_parser("serve", help="serve a trained policy over WebSocket (msgpack, never pickle) to a robot "
                      "process", add_help=False)
@@ -370,6 +385,8 @@ def _run(argv: list[str] | None = None) -> int:
             return _train(argv[1:])
         if argv and argv[0] == "eval":
             return _eval(argv[1:])
+        if argv and argv[0] == "plan":
+            return _plan(argv[1:])
         if argv and argv[0] == "serve":
             return _serve(argv[1:])
         if argv and argv[0] == "study":

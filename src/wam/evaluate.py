@@ -134,10 +134,12 @@ _WORKER: dict = {}
 
 def load_for_eval(cfg: EvalConfig) -> tuple[WamPolicy, TrainConfig]:
     """The policy on `cfg.device` in `cfg.precision`, executing chunks as `cfg` says (`n_action_steps`,
-    `ensemble`, `sample_steps`) or as it was trained."""
+    `ensemble`, `sample_steps`) or as it was trained (a `wam plan` folder: as planned)."""
+    from wam.planning import is_plan_folder, load_planner
     from wam.train import load_policy
 
-    policy, train_cfg = load_policy(cfg.policy, device=cfg.device, precision=cfg.precision)
+    load = load_planner if is_plan_folder(cfg.policy) else load_policy
+    policy, train_cfg = load(cfg.policy, device=cfg.device, precision=cfg.precision)
     steps = cfg.n_action_steps or train_cfg.policy.n_action_steps or None
     decay = train_cfg.policy.ensemble if cfg.ensemble < 0 else cfg.ensemble
     try:
@@ -261,9 +263,10 @@ def _policy_tasks(policy_path: str) -> list[str]:
     """The Meta-World tasks a policy was trained on (its run's tasks.json, else its dataset's); tasks
     learned from video alone (`data.video_only_tasks`) count: they are trained tasks."""
     from wam.checkpoint import read_config, resolve_checkpoint
+    from wam.planning import is_plan_folder
     from wam.train import TrainConfig, trained_tasks
 
-    folder = resolve_checkpoint(policy_path)
+    folder = Path(policy_path) if is_plan_folder(policy_path) else resolve_checkpoint(policy_path)
     for where in (folder, *folder.parents[:2]):
         if (where / "tasks.json").exists():
             return json.loads((where / "tasks.json").read_text())["env_tasks"]

@@ -113,8 +113,18 @@ def test_state_dict_round_trip_gives_identical_actions(name, integration):
 def test_declared_capabilities_hold(name, integration):
     """What `wam variants` lists is what the strategy does: a video head, a future left by `act`, acting
     from a given future (and depending on it), subgoal offsets."""
-    cls = VARIANTS[name, integration]
-    p = perturbed(tiny(name, integration=integration), 0.05)
+    assert_capabilities(VARIANTS[name, integration], perturbed(tiny(name, integration=integration), 0.05), batch)
+
+
+def test_planning_declared_capabilities_hold():
+    """The acting-only `planning` row (built by `wam plan`, not `wam train`) keeps the same contract."""
+    from tests.paradigms.test_planning import batch as plan_batch, tiny_planner
+    from wam.paradigms import PLANNERS
+
+    assert_capabilities(PLANNERS["planning", "tokens"], tiny_planner(), plan_batch)
+
+
+def assert_capabilities(cls: type, p, batch) -> None:
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     assert (p.imagine(batch(), generator=g()) is not None) == cls.video
     getattr(p, "reset", lambda: None)()

@@ -4,12 +4,19 @@ import pytest
 
 from wam.cli import main
 from wam.errors import ConfigError
-from wam.paradigms import INTEGRATIONS, INVALID, PARADIGM_NAMES, VARIANTS, capabilities, strategy, variants
+from wam.paradigms import (INTEGRATIONS, INVALID, PARADIGM_NAMES, PLANNERS, VARIANTS, capabilities, strategy,
+                           variants)
 
 
 def test_every_implemented_variant_is_listed_valid():
     listed = {(v.paradigm, v.integration) for v in variants() if v.valid}
-    assert listed == set(VARIANTS)
+    assert listed == set(VARIANTS) | set(PLANNERS)
+
+
+def test_planning_is_listed_but_not_trained():
+    """The acting-only row: `wam train --paradigm=planning` is refused, pointing at `wam plan`."""
+    with pytest.raises(ConfigError, match="wam plan --world_model"):
+        strategy("planning")
 
 
 def test_invalid_combination_is_refused_with_its_reason():
@@ -27,7 +34,7 @@ def test_unknown_names_are_refused_with_the_choices():
 
 
 def test_invalid_and_implemented_never_overlap():
-    assert not set(INVALID) & set(VARIANTS)
+    assert not set(INVALID) & (set(VARIANTS) | set(PLANNERS))
 
 
 def test_cli_variants_prints_every_pair_with_status_architecture_reads_and_reason(capsys):
@@ -38,8 +45,8 @@ def test_cli_variants_prints_every_pair_with_status_architecture_reads_and_reaso
     assert set(rows) == {(p, i) for p in PARADIGM_NAMES for i in INTEGRATIONS}
     for (name, integration), line in rows.items():
         status = line.split()[2]
-        if (name, integration) in VARIANTS:
-            cls = VARIANTS[name, integration]
+        if (name, integration) in {**VARIANTS, **PLANNERS}:
+            cls = {**VARIANTS, **PLANNERS}[name, integration]
             reads = ",".join(f"policy.{s}" for s in cls.settings) or "-"
             assert status == "valid" and line.split()[3:6] == [cls.architecture, ",".join(capabilities(cls)) or "-",
                                                                reads]

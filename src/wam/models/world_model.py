@@ -99,6 +99,10 @@ class VideoWorldModel(FrameLatents, nn.Module):
         self.mask = GroupMask(allowed={g: clean for g in clean},
                               causal_time={"future"} if cfg.causal_future else set())
 
+    def future_shape(self, b: int) -> tuple[int, ...]:
+        """(B, Tf, C, h, w) of the future latents."""
+        return (b, len(self.cfg.future), self.tokenizer.cfg.latent_channels, self.grid, self.grid)
+
     # -- the network -----------------------------------------------------------------------
     def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
                  drop_text: Tensor | None = None) -> Tensor:
@@ -134,11 +138,13 @@ class VideoWorldModel(FrameLatents, nn.Module):
 
     @torch.no_grad()
     def imagine_latents(self, obs: Tensor, text: Tensor, actions: Tensor | None = None, steps: int | None = None,
-                        guidance: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
-        """Sample future latents (B, Tf, C, h, w) given obs latents and text embeddings."""
-        b, c = obs.shape[0], self.tokenizer.cfg.latent_channels
+                        guidance: float = 1.0, generator: torch.Generator | None = None,
+                        noise: Tensor | None = None) -> Tensor:
+        """Sample future latents (B, Tf, C, h, w) given obs latents and text embeddings, from `noise`
+        (B, Tf, C, h, w) when given (e.g. the same noise for every candidate a planner compares), else drawn."""
+        b = obs.shape[0]
         text, actions = text.to(obs.device), None if actions is None else actions.to(obs.device)
-        x1 = gaussian((b, len(self.cfg.future), c, self.grid, self.grid), generator, obs.device)
+        x1 = gaussian(self.future_shape(b), generator, obs.device) if noise is None else noise.to(obs.device)
         null = torch.ones(b, dtype=torch.bool, device=obs.device)
 
         def v(x: Tensor, t: Tensor) -> Tensor:

@@ -32,6 +32,7 @@ from wam.paradigms.joint import Joint
 from wam.paradigms.latent_frame import JointLatentFrame
 from wam.paradigms.latent_actions import InverseDynamicsLatentActions, JointLatentActions
 from wam.paradigms.mimic import Mimic
+from wam.paradigms.planning import Planner
 from wam.paradigms.representation import Representation
 
 INTEGRATIONS = ("tokens", "latent_frame", "latent_actions")
@@ -40,7 +41,9 @@ STRATEGIES: tuple[type[nn.Module], ...] = (Joint, Representation, Mimic, Inverse
                                           InverseDynamicsLatentActions)
 VARIANTS: dict[tuple[str, str], type[nn.Module]] = {(s.name, s.integration): s for s in STRATEGIES}
 PARADIGMS: dict[str, type[nn.Module]] = {s.name: s for s in STRATEGIES if s.integration == "tokens"}
-PARADIGM_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.name for s in STRATEGIES))
+# acting-only rows: built from trained models by a command of their own, never by `wam train`
+PLANNERS: dict[tuple[str, str], type[nn.Module]] = {(Planner.name, Planner.integration): Planner}
+PARADIGM_NAMES: tuple[str, ...] = tuple(dict.fromkeys([*(s.name for s in STRATEGIES), Planner.name]))
 
 # (paradigm, integration) -> why it is not a valid combination
 INVALID: dict[tuple[str, str], str] = {
@@ -62,6 +65,10 @@ INVALID: dict[tuple[str, str], str] = {
     ("mimic", "latent_frame"):
         "mimic's actions are decoded from partly denoised video features in a pass of their own; actions "
         "written into a latent frame would be denoised with the video (joint + latent_frame)",
+    ("planning", "latent_frame"):
+        "the planner's world model takes candidate actions as tokens (model.action_chunk), not as a latent frame",
+    ("planning", "latent_actions"):
+        "the planner scores real action chunks with an action-conditioned world model; latent codes cannot be executed",
     ("hierarchical", "latent_frame"):
         "the hierarchical executor is a small separate network, not the video model, so there is no video "
         "frame to write its actions into; the planner's frames are the subgoal",
@@ -84,7 +91,7 @@ def variants() -> list[Variant]:
     out = []
     for name in PARADIGM_NAMES:
         for integration in INTEGRATIONS:
-            cls = VARIANTS.get((name, integration))
+            cls = VARIANTS.get((name, integration)) or PLANNERS.get((name, integration))
             if cls is not None:
                 out.append(Variant(name, integration, cls.architecture, True, capabilities=capabilities(cls),
                                    settings=cls.settings))
@@ -100,6 +107,9 @@ def strategy(name: str, integration: str = "tokens") -> type[nn.Module]:
         raise ConfigError(f"unknown paradigm '{name}'; choose one of {', '.join(PARADIGM_NAMES)}")
     if integration not in INTEGRATIONS:
         raise ConfigError(f"unknown action integration '{integration}'; choose one of {', '.join(INTEGRATIONS)}")
+    if (name, integration) in PLANNERS:
+        raise ConfigError(f"'{name}' is not trained: build it from an action-conditioned world model with "
+                          f"`wam plan --world_model=RUN`, then `wam eval --policy=<its --out>`")
     cls = VARIANTS.get((name, integration))
     if cls is None:
         reason = INVALID.get((name, integration), "this combination is not implemented yet")
