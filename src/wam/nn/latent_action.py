@@ -11,6 +11,7 @@ reconstruction + codebook + commitment; it never reads actions.
     out.index  (B, T)         codebook entries used
     out.loss                  recon + codebook + beta * commitment, over the kept pairs
     lam.snap(x)               (..., D) anything -> the nearest codebook vector (used at test time)
+    lam.seed_codebook(frames) every entry on the code of a random pair (before training)
     lam.quantise(frames)      (B, T, D) codebook vectors of the pairs, no loss (inverse dynamics)
 
 Code vectors live on a sphere of radius sqrt(D) (encoder outputs and codebook entries are
@@ -102,6 +103,13 @@ class LatentActionModel(nn.Module):
     def snap(self, x: Tensor) -> Tensor:
         """(..., D) e.g. a predicted code -> the nearest codebook vector."""
         return self.entries(self.lookup(x))
+
+    @torch.no_grad()
+    def seed_codebook(self, frames: Tensor) -> None:
+        """Put every codebook entry on the code of a random consecutive pair of `frames` (B, T+1, C, h, w): the
+        data-dependent start of VQ training (an untrained codebook sends nearly every pair to one entry)."""
+        self.usage_ema.zero_()
+        self._restart_dead(self.encode(frames[:, :-1].flatten(0, 1), frames[:, 1:].flatten(0, 1)))
 
     @torch.no_grad()
     def quantise(self, frames: Tensor) -> Tensor:
