@@ -267,6 +267,7 @@ def learn_latent_actions(cfg: PretrainConfig, channels: int, train_set: WindowDa
     """Stage 1 of `latent_actions`: the LAM trained on the action-free windows, a run of its own in `<out>/lam`
     (resumed like any run). Returns the LAM with its last raw weights (not EMA: an average of codebooks across
     dead-code restarts is no codebook), or None when `stop_at` ended the stage early."""
+    seed_run(cfg.optim.seed)  # the LAM's initialisation does not depend on how the tokenizer was obtained
     stage = LamStage(cfg.lam.build(channels))
     print(f"latent actions, stage 1: the latent-action model ({cfg.lam.codes} codes x {cfg.lam.dim}) on action-free "
           f"video, {cfg.lam.steps} steps in {out / 'lam'}")
