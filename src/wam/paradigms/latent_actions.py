@@ -71,9 +71,9 @@ def adopt_pretrained(p: ParadigmBase, state: dict, shared: Loaded, tune_backbone
     if missing:
         raise ConfigError(f"the world model's latent-action model does not fit this policy (missing {missing[0]})")
     p.tunes_backbone = tune_backbone
-    for name, q in p.named_parameters():
-        q.requires_grad_(name.startswith("decoder.") or (tune_backbone and not name.startswith("lam.")))
-    _freeze_unused(p)
+    for name, q in p.named_parameters():  # the LAM and the tokenizer were frozen from the start
+        if not (tune_backbone or name.startswith("decoder.")):
+            q.requires_grad_(False)
     unused = [k for k in shared.unexpected_keys if k not in own]
     trains = sorted({n.split(".")[0] if n.split(".")[0] != "parts" else ".".join(n.split(".")[:2])
                      for n, q in p.named_parameters() if q.requires_grad})
