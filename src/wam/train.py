@@ -90,8 +90,6 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
     """The tokenizer (and world-model weights to start from, when `init` is set)."""
     if cfg.init:
         world_model, wm_cfg = load_world_model(cfg.init)
-        if cfg.policy.integration == "latent_actions":
-            _adopt_latent_actions(cfg, wm_cfg)
         if wm_cfg.data.image_size != cfg.data.image_size:
             raise ConfigError(f"--init was pretrained on {wm_cfg.data.image_size} px frames, "
                               f"--data.image_size is {cfg.data.image_size}")
@@ -252,6 +250,8 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     out = Path(cfg.out)
     device = resolve_device(cfg.device)
     _check_resumable(cfg, out)
+    if cfg.policy.integration == "latent_actions":  # before any data is read: the world model must have codes
+        _adopt_latent_actions(cfg, read_config(PretrainConfig, resolve_checkpoint(cfg.init)))
     out.mkdir(parents=True, exist_ok=True)
     if ctx.is_main:
         runtime_report(out, device, cfg.optim.precision)
