@@ -147,6 +147,9 @@ def test_after_adopting_only_the_decoder_trains_unless_the_backbone_is_tuned(nam
     expected = {"decoder"} | ({"backbone", "obs_in", "future_io", "text"} | ({"code_io"} if name == "joint" else set())
                               if tune_backbone else set())
     assert trained == expected, trained
+    trainable = {n.split(".")[1] if n.startswith("parts.") else n.split(".")[0] for n, q in p.named_parameters()
+                 if q.requires_grad}
+    assert trainable == expected, trainable  # frozen, not merely left without a gradient
     assert ("video_loss" in metrics) == tune_backbone
     assert ("--policy.tune_backbone" in line) != tune_backbone
 
