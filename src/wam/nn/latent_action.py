@@ -130,7 +130,10 @@ class LatentActionModel(nn.Module):
         k = keep.flatten().float()[:, None].expand_as(z)
         vq = masked_mse(q, z.detach(), k) + self.beta * masked_mse(z, q.detach(), k)
         codes = z + (q - z).detach()  # straight-through
-        recon = masked_mse(self.decode(prev, codes), nxt, keep.flatten())
+        # relative to copying the frame (1 = no better than `prev`): consecutive latents differ little, so a plain
+        # MSE is small whatever the code says and the codebook collapses onto one entry
+        copy = masked_mse(prev, nxt, keep.flatten()).detach().clamp_min(1e-6)
+        recon = masked_mse(self.decode(prev, codes), nxt, keep.flatten()) / copy
         perplexity, used = usage(index[kept], self.codebook.shape[0])
         if self.training:
             self._count(index[kept])
