@@ -32,6 +32,8 @@ import yaml
 from tests.conftest import FEATURES, IMAGE_KEY, episode_arrays, moving_square, write_dataset
 from wam.data.writer import LeRobotWriter
 
+LATENT = ["--paradigm=joint", "--policy.integration=latent_actions", "--data.image_size=32", "--text_encoder=hash",
+          "--optim.steps=2"]
 TRAIN = ["--paradigm=conv_reference", "--data.image_size=32", "--optim.steps=2", "--optim.batch_size=4",
          "--policy.chunk=3", "--text_encoder=hash", "--optim.precision=fp32"]
 
@@ -223,6 +225,16 @@ CASES = [
          2, ("--out",)),
     Case("train --out unwritable", lambda w, d: ["train", *TRAIN, f"--data.path={w.dataset}", "--out=/sys/wam_x/p"],
          2, ("--out", "/sys/wam_x")),
+    # latent actions as LAPA: codes come from `wam pretrain --latent_actions=true`
+    Case("train latent_actions from a world model pretrained without codes",
+         lambda w, d: ["train", *LATENT, f"--init={w.run}", f"--data.path={w.dataset}", f"--out={d / 'p'}"], 2,
+         ("--init", "without latent-action codes", "--latent_actions=true")),
+    Case("train latent_actions without --init (was: codes learned in train)",
+         lambda w, d: ["train", *LATENT, f"--data.path={w.dataset}", f"--out={d / 'p'}"], 2,
+         ("--init", "wam pretrain --latent_actions=true")),
+    Case("pretrain --latent_actions with an action-conditioned world model",
+         lambda w, d: ["pretrain", "--latent_actions=true", "--model.action_chunk=2", f"--data.path={w.dataset}",
+                       f"--out={d / 'wm'}"], 2, ("--latent_actions=true", "model.action_chunk")),
     Case("collect --out under a file", lambda w, d: ["collect", "--tasks=reach-v3", "--episodes=1", "--workers=1",
                                                      f"--out={w.file}/data"], 2, ("--out",)),
     Case("collect --out unwritable", lambda w, d: ["collect", "--tasks=reach-v3", "--episodes=1", "--workers=1",

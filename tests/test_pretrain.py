@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,48 @@ def test_action_conditioned_world_model_end_to_end(tmp_path):
                  "--out", str(tmp_path / "m.json")]) == 0
     assert main(["imagine", str(tmp_path / "run"), "--episode", "0", "--steps", "1",
                  "--out", str(tmp_path / "c.gif")]) == 0
+
+
+# -- latent actions (LAPA): `--latent_actions=true` ---------------------------------------------------
+LAPA = {"latent_actions": True, "lam.steps": 4, "lam.width": 16, "lam.dim": 8, "optim.steps": 3,
+        "tokenizer.steps": 2, "optim.ckpt_every": 100, "data.check": "off"}  # off: NaN actions (below) pass
+
+
+def nan_action_copy(root: Path, lengths=(20, 22, 24, 26)) -> Path:
+    """The dataset `write_dataset(root, lengths)` writes (same frames, states, tasks), with every action NaN."""
+    from tests.conftest import FEATURES, IMAGE_KEY, episode_arrays, moving_square
+    from wam.data.writer import LeRobotWriter
+
+    writer, tasks = LeRobotWriter(root, fps=10, features=FEATURES), ("open the drawer", "push the puck")
+    for e, length in enumerate(lengths):
+        data = episode_arrays(length, e)
+        data["action"][:] = np.nan
+        writer.add_episode(tasks[e % 2], data, {IMAGE_KEY: moving_square(length, seed=e)},
+                           extras={"env_task": f"task{e % 2}", "seed": e})
+    return root
+
+
+def test_latent_action_pretraining_never_reads_actions(tmp_path, monkeypatch):
+    """Both stages on a dataset, then on the same video whose action column is NaN everywhere: the LAM (its own
+    run and inside the world model), its codes and every world-model tensor are bit-identical (a single read of
+    an action would make them NaN or different)."""
+    from wam import trainer
+    from wam.checkpoint import load_checkpoint
+
+    monkeypatch.setattr(trainer, "plot_log", lambda path: None)  # curves.png: not what is tested, and slow here
+    write_dataset(tmp_path / "clean", lengths=(20, 22, 24, 26))
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for data, out in zip((tmp_path / "clean", nan_action_copy(tmp_path / "nan")), runs):
+        shared = {"tokenizer.path": str(runs[0] / "tokenizer")} if out == runs[1] else {}  # one tokenizer for both
+        metrics = pretrain(tiny_config(data, out, **LAPA, **shared), progress=False)
+        assert np.isfinite(metrics["code_loss"]) and np.isfinite(metrics["video_loss"])
+    for stage in ("lam", ""):
+        a, b = (load_checkpoint(r / stage) for r in runs)
+        assert a.model.keys() == b.model.keys() and all(torch.equal(a.model[k], b.model[k]) for k in a.model), stage
+        assert all(torch.equal(a.ema[k], b.ema[k]) for k in a.ema)
+    wm = [load_world_model(r)[0] for r in runs]
+    lam = load_checkpoint(runs[0] / "lam").model
+    assert all(torch.equal(wm[0].state_dict()[k], v) for k, v in lam.items() if k.startswith("lam."))  # saved inside
+    frames = torch.randn(2, 3, 4, 8, 8)  # (B, 1 + Tf, C, h, w) latents
+    assert torch.equal(*(m.codes(frames[:, :1], frames[:, 1:]) for m in wm))
+    assert not any(k.startswith("lam.") for k in a.ema)  # frozen in stage 2: no EMA, no optimizer state

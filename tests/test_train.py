@@ -34,10 +34,24 @@ def pretrained(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def code_wm(pretrained):
+    """`wam pretrain --latent_actions=true` on the same data (the tokenizer of `pretrained` reused): a world model
+    with a LAM and a code head, what latent-action policies start from."""
+    from tests.test_pretrain import LAPA
+
+    cfg = apply_overrides(PretrainConfig(), {**TINY, **LAPA, "data.check": "cheap", "data.path": str(pretrained / "data"),
+                                             "tokenizer.path": str(pretrained / "wm" / "tokenizer"),
+                                             "out": str(pretrained / "code_wm")})
+    pretrain(cfg, progress=False)
+    return pretrained / "code_wm"
+
+
 @pytest.mark.parametrize("paradigm,integration", list(VARIANTS))
-def test_every_variant_trains_from_the_world_model(pretrained, tmp_path, paradigm, integration):
+def test_every_variant_trains_from_the_world_model(pretrained, code_wm, tmp_path, paradigm, integration):
+    wm_run = code_wm if integration == "latent_actions" else pretrained / "wm"  # LAPA: codes learned in pretraining
     cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": paradigm, "policy.integration": integration,
-                                          "init": str(pretrained / "wm"), "data.path": str(pretrained / "data"),
+                                          "init": str(wm_run), "data.path": str(pretrained / "data"),
                                           "out": str(tmp_path / "p")})
     metrics = train_policy(cfg, progress=False)
     assert np.isfinite(metrics["loss"]) and "val_loss" in metrics
@@ -46,7 +60,7 @@ def test_every_variant_trains_from_the_world_model(pretrained, tmp_path, paradig
     assert saved.policy.backbone.width == 64
     from wam.imagination import load_world_model
 
-    wm = load_world_model(pretrained / "wm")[0].state_dict()
+    wm = load_world_model(wm_run)[0].state_dict()
     raw, _ = load_policy(tmp_path / "p", use_ema=False)
     assert_started_from(raw.paradigm.parts.state_dict(), wm, tiny(paradigm, integration=integration).parts.state_dict())
     obs = {IMAGE_KEY: np.zeros((32, 32, 3), np.uint8), "observation.state": np.zeros(4, np.float32),
@@ -102,7 +116,7 @@ def _grads(p) -> list[torch.Tensor]:
 @pytest.mark.parametrize("paradigm,integration", list(VARIANTS))
 def test_video_only_samples_give_no_action_gradient(paradigm, integration):
     """A batch whose actions are all missing (zeroed, padded) trains nothing through any action loss."""
-    silent = {"video_weight": 0.0, "lam_weight": 0.0, "code_weight": 0.0}
+    silent = {"video_weight": 0.0, "code_weight": 0.0}
     data = {**contract_batch(), "action_is_pad": torch.ones(4, 3, dtype=torch.bool)}
     data["action"] = torch.zeros_like(data["action"])
     p = perturbed(tiny(paradigm, integration=integration, **silent), 0.05)
@@ -269,3 +283,33 @@ def test_latent_frame_with_state_frames_trains_and_acts(pretrained, tmp_path):
     obs = {IMAGE_KEY: np.zeros((32, 32, 3), np.uint8), "observation.state": np.zeros(4, np.float32),
            "task": "push the puck"}
     assert policy.predict_action_chunk(obs, torch.Generator().manual_seed(0)).shape == (3, 4)
+
+
+# -- issue 11: latent actions as LAPA (codes from `wam pretrain --latent_actions=true`) ------------------
+@pytest.mark.parametrize("tune", [False, True])
+def test_latent_actions_fine_tune_only_the_decoder_from_the_pretrained_codes(pretrained, code_wm, tmp_path, capsys,
+                                                                            tune):
+    """By default only the action decoder moves: the LAM, the code head and every backbone tensor are still the
+    world model's after training; `--policy.tune_backbone=true` moves the backbone too, never the LAM."""
+    from wam.checkpoint import load_checkpoint
+    from wam.imagination import load_world_model
+
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "joint", "policy.integration": "latent_actions",
+                                          "init": str(code_wm), "data.path": str(pretrained / "data"),
+                                          "policy.tune_backbone": tune, "out": str(tmp_path / "p")})
+    train_policy(cfg, progress=False)
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("latent actions: trains")]
+    assert len(said) == 1 and said[0].startswith("latent actions: trains " + ("code_io, decoder, parts." if tune
+                                                                              else "decoder ("))
+    wm = {k if k.startswith(("lam.", "code_io.")) else f"parts.{k}": v
+          for k, v in load_world_model(code_wm)[0].state_dict().items()}
+    policy, _ = load_policy(tmp_path / "p", use_ema=False)
+    ours = policy.paradigm.state_dict()
+    moved = {k.split(".")[0] if not k.startswith("parts.") else k.split(".")[1] for k, v in wm.items()
+             if not torch.equal(ours[k], v)}
+    assert moved == ({"backbone", "code_io", "future_io", "obs_in", "text"} if tune else set()), moved
+    steps = sorted((tmp_path / "p/checkpoints").glob("step_*"))
+    first, last = (load_checkpoint(s) for s in steps[-2:])  # steps 2 and 4: the decoder did train
+    assert not torch.equal(first.model["paradigm.decoder.net.0.weight"], last.model["paradigm.decoder.net.0.weight"])
+    trainable = {k.split(".")[1] if k.split(".")[1] != "parts" else k.split(".")[2] for k in last.ema}
+    assert trainable == ({"backbone", "code_io", "decoder", "future_io", "obs_in", "text"} if tune else {"decoder"})

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from wam.backbones.build import frame_tokenizer, world_model
+from wam.backbones.build import frame_tokenizer
 from wam.checkpoint import load_checkpoint
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
@@ -30,7 +30,7 @@ from wam.data.video import encode_video
 from wam.errors import ConfigError, WamError
 from wam.models.world_model import VideoWorldModel
 from wam.nn.image_metrics import psnr, ssim
-from wam.pretrain import PretrainConfig
+from wam.pretrain import PretrainConfig, build_world_model
 from wam.runs.folders import output_file
 
 
@@ -39,7 +39,7 @@ def load_world_model(path: str | Path, use_ema: bool = True,
     """A trained world model (EMA weights by default) and its run config, from a checkpoint, on `device`."""
     ckpt = load_checkpoint(path, kind=VideoWorldModel.kind)
     cfg = ckpt.config(PretrainConfig)
-    model = world_model(cfg.model, frame_tokenizer(cfg.model.backbone, cfg.tokenizer_config()))
+    model = build_world_model(cfg, frame_tokenizer(cfg.model.backbone, cfg.tokenizer_config()))  # its LAM, if any
     try:
         model.load_state_dict(ckpt.model)
     except RuntimeError as exc:  # missing / unexpected keys or other shapes

@@ -11,17 +11,27 @@
 5. the backbone trained by flow matching to predict future latents from the current ones and the
    instruction (and the next actions if `model.action_chunk > 0`; otherwise the action column is
    never read). Held-out episodes (`data.val_fraction` of each task) give the validation loss.
+
+`--latent_actions=true` (LAPA, Genie; wam.models.code_world_model) runs two stages in the same run,
+one after the other: (a) the latent-action model learns codes from the action-free windows, its own
+run in `<out>/lam` (`lam.steps`, with checkpoints and resume like any run); (b) the backbone learns
+to predict those codes, from the frozen LAM, beside its video loss (`lam.code_weight`), in `<out>`.
+Sequential, not alternating: LAPA labels the video with a finished LAM, and a LAM still training
+would move the backbone's target (and re-map codes at every codebook restart). The LAM is saved
+inside the world model's checkpoints, so `wam train --init=<out> --policy.integration=latent_actions`
+finds it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from wam.backbones.build import frame_tokenizer, is_diffusers, world_model
 from wam.config import save_config
@@ -32,7 +42,9 @@ from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import WindowDataset, WindowSpec, collate_windows
 from wam.errors import ConfigError
+from wam.models.code_world_model import CodeWorldModel, LamStage
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
+from wam.nn.latent_action import LatentActionModel
 from wam.nn.tokenizer import (FrameAutoencoder, TokenizerConfig, load_tokenizer, reconstruction_report,
                               save_tokenizer, train_autoencoder)
 from wam.runs import distributed
@@ -70,11 +82,36 @@ class TokenizerTrainConfig:
 
 
 @dataclass
+class LamConfig:
+    """The latent-action model of `--latent_actions=true` (wam.nn.latent_action) and its two stages."""
+
+    steps: int = 1500  # stage 1: training steps of the LAM (the rest of `optim` as the world model's)
+    codes: int = 16  # codebook size
+    dim: int = 16  # dimension of a code vector
+    width: int = 64  # channels of the LAM's conv encoder / decoder
+    beta: float = 0.25  # VQ commitment weight
+    code_weight: float = 1.0  # stage 2: weight of the code-prediction loss beside the video loss
+
+    def check(self) -> None:
+        if self.steps < 1 or self.codes < 2 or self.dim < 1 or self.width < 1:
+            raise ConfigError(f"lam.steps, lam.dim and lam.width must be >= 1 and lam.codes >= 2; got {self.steps}, "
+                              f"{self.dim}, {self.width}, {self.codes}")
+        if self.beta < 0 or self.code_weight < 0:
+            raise ConfigError(f"lam.beta and lam.code_weight must be >= 0, got {self.beta}, {self.code_weight}")
+
+    def build(self, channels: int) -> LatentActionModel:
+        return LatentActionModel(channels, self.codes, self.dim, self.width, self.beta)
+
+
+@dataclass
 class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerTrainConfig = field(default_factory=TokenizerTrainConfig)
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    # LAPA: learn latent-action codes from the video (stage 1, <out>/lam), then pretrain the backbone to predict them
+    latent_actions: bool = False
+    lam: LamConfig = field(default_factory=LamConfig)
     text_encoder: str = "minilm"  # or "hash" (no semantics; tests only)
     out: str = "runs/pretrain"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -90,6 +127,15 @@ class PretrainConfig:
         if self.data.video_only_tasks and self.model.action_chunk:
             raise ConfigError("data.video_only_tasks hides actions from `wam train`; an action-conditioned world "
                               "model (model.action_chunk > 0) cannot be pretrained without them")
+        if self.latent_actions:
+            self.lam.check()
+            if self.model.action_chunk:
+                raise ConfigError("--latent_actions=true learns actions as codes from action-free video; it cannot be "
+                                  "combined with an action-conditioned world model (model.action_chunk > 0): set "
+                                  "model.action_chunk=0")
+            if is_diffusers(self.model.backbone):
+                raise ConfigError(f"--latent_actions=true is implemented for model.backbone.kind=wam, not "
+                                  f"{self.model.backbone.kind}")
 
     def tokenizer_config(self) -> TokenizerConfig:
         t = self.tokenizer
@@ -208,6 +254,28 @@ def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, 
     return latent_windows(ds, spec, latents, episodes)
 
 
+def build_world_model(cfg: PretrainConfig, tokenizer: nn.Module) -> nn.Module:
+    """The world model a pretrain config describes (with a LAM and a code head under `latent_actions`)."""
+    if cfg.latent_actions:
+        lam = cfg.lam.build(tokenizer.cfg.latent_channels)
+        return CodeWorldModel(cfg.model, tokenizer, lam, cfg.lam.code_weight)
+    return world_model(cfg.model, tokenizer)
+
+
+def learn_latent_actions(cfg: PretrainConfig, channels: int, train_set: WindowDataset, collate, val_batches: list,
+                         out: Path, progress: bool, stop_at: int | None, device) -> LatentActionModel | None:
+    """Stage 1 of `latent_actions`: the LAM trained on the action-free windows, a run of its own in `<out>/lam`
+    (resumed like any run). Returns the LAM with its last raw weights (not EMA: an average of codebooks across
+    dead-code restarts is no codebook), or None when `stop_at` ended the stage early."""
+    seed_run(cfg.optim.seed)  # the LAM's initialisation does not depend on how the tokenizer was obtained
+    stage = LamStage(cfg.lam.build(channels))
+    print(f"latent actions, stage 1: the latent-action model ({cfg.lam.codes} codes x {cfg.lam.dim}) on action-free "
+          f"video, {cfg.lam.steps} steps in {out / 'lam'}")
+    train(stage, train_set, collate, replace(cfg.optim, steps=cfg.lam.steps), out / "lam", LamStage.kind, cfg,
+          val_batches, progress=progress, stop_at=stop_at, device=device)
+    return None if stop_at is not None and stop_at < cfg.lam.steps else stage.lam.cpu()
+
+
 @holding_lock(lambda cfg: cfg.out)
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a pretraining run; returns its last logged metrics."""
@@ -239,7 +307,16 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     val_set = build_windows(cfg, ds, latents, val_eps)
     picks = np.linspace(0, len(val_set) - 1, min(len(val_set), 4 * cfg.optim.batch_size)).astype(int)
     val_batches = [collate([val_set[int(i)] for i in chunk]) for chunk in np.array_split(picks, 4) if len(chunk)]
-    model = world_model(cfg.model, tokenizer)
+    if cfg.latent_actions:  # windows without action offsets (model.action_chunk is 0): the action column is never read
+        lam = learn_latent_actions(cfg, tokenizer.cfg.latent_channels, train_set, collate, val_batches, out, progress,
+                                   stop_at, device)
+        if lam is None:
+            return {}
+        seed_run(cfg.optim.seed)  # the world model's initialisation does not depend on stage 1
+        model = CodeWorldModel(cfg.model, tokenizer, lam, cfg.lam.code_weight)
+        print("latent actions, stage 2: the backbone predicts the frozen LAM's codes beside the video")
+    else:
+        model = world_model(cfg.model, tokenizer)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"world model: {n_params / 1e6:.2f}M trainable parameters, {len(train_set)} training windows "
           f"from {len(train_eps)} episodes, {len(val_eps)} held out; config {asdict(cfg.model.backbone)}")

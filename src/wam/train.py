@@ -39,6 +39,7 @@ from wam.errors import ConfigError, WamError
 from wam.imagination import load_world_model
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms import PARADIGM_NAMES, PolicyModelConfig, build_paradigm, strategy
+from wam.paradigms.latent_actions import adopt_pretrained
 from wam.policy import WamPolicy
 from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTrainConfig, encode_all,
                           frame_rows, latent_windows, prepare_tokenizer, split_episodes)
@@ -75,6 +76,9 @@ class TrainConfig:
                                   f"pixels, so --init and --policy.integration do not apply")
         else:
             strategy(self.paradigm, self.policy.integration)  # refuses invalid combinations
+        if self.policy.integration == "latent_actions" and not self.init:
+            raise ConfigError("--policy.integration=latent_actions fine-tunes an action decoder on codes learned in "
+                              "pretraining: run `wam pretrain --latent_actions=true` first and pass --init=RUN")
         self.policy.check()
         self.optim.check()
         if self.data.episodes_per_task < 0:
@@ -114,6 +118,24 @@ def _refuse_contradictions(cfg: TrainConfig, model) -> None:
         clash.append(f"policy.patch={cfg.policy.patch} (the world model has {model.patch})")
     if clash:
         raise ConfigError(f"--init={cfg.init} defines the architecture; drop or match {', '.join(clash)}")
+
+
+def _adopt_latent_actions(cfg: TrainConfig, wm_cfg: PretrainConfig) -> None:
+    """LAPA: the LAM's shape and the frame offsets its codes describe come from the `--init` world model,
+    which must have learned codes; a `--policy` value set to something else is refused."""
+    if not wm_cfg.latent_actions:
+        raise ConfigError(f"--init={cfg.init} was pretrained without latent-action codes (no LAM in it); "
+                          f"--policy.integration=latent_actions needs a world model from `wam pretrain "
+                          f"--latent_actions=true`")
+    lam, default = wm_cfg.lam, PolicyModelConfig()
+    theirs = {"lam_codes": lam.codes, "lam_dim": lam.dim, "lam_width": lam.width, "lam_beta": lam.beta,
+              "future": tuple(wm_cfg.model.future)}
+    clash = [f"policy.{k}={getattr(cfg.policy, k)} (the world model has {v})" for k, v in theirs.items()
+             if getattr(cfg.policy, k) not in (getattr(default, k), v)]
+    if clash:
+        raise ConfigError(f"--init={cfg.init} defines the latent actions; drop or match {', '.join(clash)}")
+    for k, v in theirs.items():
+        setattr(cfg.policy, k, v)
 
 
 def load_report(result, loaded: dict, init: str) -> str:
@@ -199,7 +221,10 @@ def policy_and_inputs(cfg: TrainConfig, frames: np.ndarray, ds: LeRobotDataset, 
     policy = build_policy(cfg, tokenizer, stats, key, size)
     if init_state is not None:
         result = policy.paradigm.parts.load_state_dict(init_state, strict=False)
-        print(load_report(result, init_state, cfg.init))
+        trains = ""
+        if cfg.policy.integration == "latent_actions":  # the world model's LAM and code head; what trains
+            result, trains = adopt_pretrained(policy.paradigm, init_state, result, cfg.policy.tune_backbone)
+        print(load_report(result, init_state, cfg.init) + (f"\n{trains}" if trains else ""))
     return policy.to(device), encode_all(tokenizer, frames)
 
 
@@ -225,6 +250,8 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     out = Path(cfg.out)
     device = resolve_device(cfg.device)
     _check_resumable(cfg, out)
+    if cfg.policy.integration == "latent_actions":  # before any data is read: the world model must have codes
+        _adopt_latent_actions(cfg, read_config(PretrainConfig, resolve_checkpoint(cfg.init)))
     out.mkdir(parents=True, exist_ok=True)
     if ctx.is_main:
         runtime_report(out, device, cfg.optim.precision)

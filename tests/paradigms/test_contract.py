@@ -113,7 +113,11 @@ def test_state_dict_round_trip_gives_identical_actions(name, integration):
 def test_declared_capabilities_hold(name, integration):
     """What `wam variants` lists is what the strategy does: a video head, a future left by `act`, acting
     from a given future (and depending on it), subgoal offsets."""
-    assert_capabilities(VARIANTS[name, integration], perturbed(tiny(name, integration=integration), 0.05), batch)
+    cls = VARIANTS[name, integration]
+    p = perturbed(tiny(name, integration=integration), 0.05)
+    if integration == "latent_actions":  # the frozen LAM stands for a pretrained one: a codebook spread over pairs
+        p.lam.seed_codebook(torch.cat([batch()["obs.latent"][:, -1:], batch()["future.latent"]], 1))
+    assert_capabilities(cls, p, batch)
 
 
 def test_planning_declared_capabilities_hold():
@@ -206,7 +210,8 @@ def test_world_model_checkpoint_initialises_the_shared_parts(name, integration):
     assert not result.unexpected_keys
     # every world-model weight lands (the same tensors), only the policy's own embedders start fresh
     own = {k.split(".")[0] for k in result.missing_keys}
-    assert own and own <= {"state_in", "action_io"}, own
+    assert own <= {"state_in", "action_io"}, own
+    assert ("state_in" in own) == (integration != "latent_actions")  # latent actions: no proprio token, as pretrained
     parts = p.parts.state_dict()
     assert all(torch.equal(parts[k], v) for k, v in wm.state_dict().items())
     assert ("action_io" in own) == (p.parts.action_io is not None)

@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 # which weights (Mixture-of-Transformers expert) each token group uses; one table for the world model and
 # every policy, so weights move between them by structure
-MODALITY = {"text": "text", "obs": "video", "future": "video", "state": "action", "action": "action"}
+MODALITY = {"text": "text", "obs": "video", "future": "video", "state": "action", "action": "action",
+            "latent_action": "action"}
 
 
 def frame_positions(offsets: Sequence[int], rows: int, cols: int) -> Tensor:

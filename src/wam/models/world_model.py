@@ -16,6 +16,7 @@ their own. Imagining = Euler integration from noise, then decoding the latents t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -75,6 +76,7 @@ class VideoWorldModel(FrameLatents, nn.Module):
     """Frozen frame tokenizer + transformer backbone over text/obs/(action)/future token groups."""
 
     kind = "wam-world-model"
+    extra_groups: tuple[str, ...] = ()  # a subclass's own token groups (their MoT experts are built too)
 
     def __init__(self, cfg: WorldModelConfig, tokenizer: FrameAutoencoder):
         super().__init__()
@@ -84,7 +86,7 @@ class VideoWorldModel(FrameLatents, nn.Module):
         width = cfg.backbone.resolved_width()
         c = tokenizer.cfg.latent_channels
         self.grid = tokenizer.cfg.image_size // tokenizer.cfg.downsample  # latent h = w
-        names = ["text", "obs", "future"] + (["action"] if cfg.action_chunk else [])
+        names = ["text", "obs", "future"] + (["action"] if cfg.action_chunk else []) + list(self.extra_groups)
         self.backbone = Backbone(cfg.backbone, sorted({MODALITY[n] for n in names}))
         self.text = TextToken(EMBED_DIM, width)
         self.obs_in = LatentPatches(c, cfg.patch, width)
@@ -107,6 +109,12 @@ class VideoWorldModel(FrameLatents, nn.Module):
     def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
                  drop_text: Tensor | None = None) -> Tensor:
         """Predicted velocity of the future latents (B, Tf, C, h, w) at flow time t (B,)."""
+        out = self.run(x_t, t, obs, text, actions, drop_text)
+        return self.future_io.read_out(out["future"], len(self.cfg.future), self.grid, self.grid).float()
+
+    def run(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
+            drop_text: Tensor | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:
+        """The backbone's output tokens of every group; `extra`: a subclass's own groups, already embedded."""
         groups = [
             TokenGroup("text", self.text(text, drop_text), None, self.text_pos, "text"),
             TokenGroup("obs", self.obs_in.embed(obs), None, self.obs_pos, "video"),
@@ -116,12 +124,20 @@ class VideoWorldModel(FrameLatents, nn.Module):
             if actions is None:
                 raise ConfigError("this world model is conditioned on actions: pass `actions` (B, Ta, Da)")
             groups.append(TokenGroup("action", self.action_in.embed(actions), None, self.action_pos, "action"))
-        out = self.backbone(groups, self.mask)
-        return self.future_io.read_out(out["future"], len(self.cfg.future), self.grid, self.grid).float()
+        return self.backbone([*groups, *extra], self.mask)
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         """Flow-matching loss on the future frames; padded future frames are left out."""
         obs, x0 = self._latents(batch, "obs"), self._latents(batch, "future")
+        noise, t, drop = self.draw(x0, generator)
+        actions = batch.get("action") if self.action_in is not None else None
+        v = self.velocity(interpolate(x0, noise, t), t, obs, batch["text_emb"], actions, drop)
+        keep = ~batch["future_is_pad"][:, :, None, None, None]  # (B, Tf, 1, 1, 1)
+        loss = flow_loss(v, x0, noise, keep.expand_as(x0))
+        return loss, {"t_mean": float(t.mean())}
+
+    def draw(self, x0: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """A training batch's noise (like x0), flow time t (B,) and text-dropout flags (B,) (None in eval)."""
         b = x0.shape[0]
         # noise drawn on the generator's device (a seeded CPU generator: the same noise on any device)
         noise = gaussian(x0.shape, generator, x0.device, x0.dtype)
@@ -130,11 +146,7 @@ class VideoWorldModel(FrameLatents, nn.Module):
         if self.training:
             u = torch.rand(b, generator=generator, device=generator.device if generator else x0.device)
             drop = u.to(x0.device) < self.cfg.text_dropout
-        actions = batch.get("action") if self.action_in is not None else None
-        v = self.velocity(interpolate(x0, noise, t), t, obs, batch["text_emb"], actions, drop)
-        keep = ~batch["future_is_pad"][:, :, None, None, None]  # (B, Tf, 1, 1, 1)
-        loss = flow_loss(v, x0, noise, keep.expand_as(x0))
-        return loss, {"t_mean": float(t.mean())}
+        return noise, t, drop
 
     @torch.no_grad()
     def imagine_latents(self, obs: Tensor, text: Tensor, actions: Tensor | None = None, steps: int | None = None,

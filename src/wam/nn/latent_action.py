@@ -11,6 +11,7 @@ reconstruction + codebook + commitment; it never reads actions.
     out.index  (B, T)         codebook entries used
     out.loss                  recon + codebook + beta * commitment, over the kept pairs
     lam.snap(x)               (..., D) anything -> the nearest codebook vector (used at test time)
+    lam.seed_codebook(frames) every entry on the code of a random pair (before training)
     lam.quantise(frames)      (B, T, D) codebook vectors of the pairs, no loss (inverse dynamics)
 
 Code vectors live on a sphere of radius sqrt(D) (encoder outputs and codebook entries are
@@ -104,6 +105,13 @@ class LatentActionModel(nn.Module):
         return self.entries(self.lookup(x))
 
     @torch.no_grad()
+    def seed_codebook(self, frames: Tensor) -> None:
+        """Put every codebook entry on the code of a random consecutive pair of `frames` (B, T+1, C, h, w): the
+        data-dependent start of VQ training (an untrained codebook sends nearly every pair to one entry)."""
+        self.usage_ema.zero_()
+        self._restart_dead(self.encode(frames[:, :-1].flatten(0, 1), frames[:, 1:].flatten(0, 1)))
+
+    @torch.no_grad()
     def quantise(self, frames: Tensor) -> Tensor:
         """(B, T+1, C, h, w) frames -> (B, T, D) codebook vectors of each consecutive pair."""
         z = self.encode(frames[:, :-1].flatten(0, 1), frames[:, 1:].flatten(0, 1))
@@ -122,7 +130,10 @@ class LatentActionModel(nn.Module):
         k = keep.flatten().float()[:, None].expand_as(z)
         vq = masked_mse(q, z.detach(), k) + self.beta * masked_mse(z, q.detach(), k)
         codes = z + (q - z).detach()  # straight-through
-        recon = masked_mse(self.decode(prev, codes), nxt, keep.flatten())
+        # relative to copying the frame (1 = no better than `prev`): consecutive latents differ little, so a plain
+        # MSE is small whatever the code says and the codebook collapses onto one entry
+        copy = masked_mse(prev, nxt, keep.flatten()).detach().clamp_min(1e-6)
+        recon = masked_mse(self.decode(prev, codes), nxt, keep.flatten()) / copy
         perplexity, used = usage(index[kept], self.codebook.shape[0])
         if self.training:
             self._count(index[kept])

@@ -74,13 +74,15 @@ class PolicyModelConfig:
     n_action_steps: int = 0  # actions executed per chunk (0 = half the chunk); ignored with `ensemble`
     ensemble: float = 0.0  # > 0: ACT's temporal ensembling with this decay (re-plan every step); 0 = off
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
-    # latent actions (integration = "latent_actions", LAPA / Genie): see wam.nn.latent_action
+    # latent actions (integration = "latent_actions", LAPA / Genie): see wam.paradigms.latent_actions; the LAM's
+    # shape comes from the `--init` world model (`wam pretrain --latent_actions=true`, its lam.* options)
     lam_codes: int = 16  # codebook size of the latent-action model
     lam_dim: int = 16  # dimension of a code vector
     lam_width: int = 64  # channels of the LAM's conv encoder / decoder
     lam_beta: float = 0.25  # VQ commitment weight
-    lam_weight: float = 1.0  # weight of the LAM loss (reconstruction + VQ)
-    code_weight: float = 1.0  # weight of the world model's code-prediction (flow) loss
+    lam_weight: float = 1.0  # retired (the LAM trains in `wam pretrain`): read from old configs, another value refused
+    code_weight: float = 1.0  # weight of the code-prediction (flow) loss, with tune_backbone
+    tune_backbone: bool = False  # latent actions: also fine-tune the backbone (video + code losses), not only the decoder
     lora: LoraConfig = field(default_factory=LoraConfig)  # LoRA / freezing of a diffusers backbone (wam.backbones)
     # each paradigm's own settings (wam.paradigms.settings), read only by the strategies that name them
     mimic: MimicConfig = field(default_factory=MimicConfig)
@@ -115,8 +117,11 @@ class PolicyModelConfig:
         if self.lam_codes < 2 or self.lam_dim < 1 or self.lam_width < 1:
             raise ConfigError(f"policy.lam_codes must be >= 2, lam_dim and lam_width >= 1; got {self.lam_codes}, "
                               f"{self.lam_dim}, {self.lam_width}")
-        if self.lam_beta < 0 or self.lam_weight < 0 or self.code_weight < 0:
-            raise ConfigError("policy.lam_beta, lam_weight and code_weight must be >= 0")
+        if self.lam_beta < 0 or self.code_weight < 0:
+            raise ConfigError("policy.lam_beta and code_weight must be >= 0")
+        if self.lam_weight != 1.0:
+            raise ConfigError("policy.lam_weight is retired: the latent-action model trains in `wam pretrain "
+                              "--latent_actions=true` (its lam.* options), never in `wam train`")
 
 
 def next_offset(offsets: tuple[int, ...]) -> int:
