@@ -113,14 +113,18 @@ def _serve(rest: list[str]) -> int:
 
 
 def _study(rest: list[str]) -> int:
-    from wam.study import STUDIES, load_study, run_study, study_dir
+    from wam.study import STUDIES, dry_run, load_study, run_study, study_dir
 
     if not rest or rest[0] in ("-h", "--help"):
         named = ", ".join(sorted(p.stem for p in STUDIES.glob("*.yaml"))) if STUDIES.is_dir() else "(none)"
-        print(f"usage: wam study CONFIG.yaml|NAME [--option=value ...]\n\nnamed studies (configs/studies/): {named}\n"
-              "options: the fields of wam.study.StudyConfig, dotted (--eval.episodes=5, --demos=5,10, --out=...)")
+        print(f"usage: wam study CONFIG.yaml|NAME [--dry_run] [--option=value ...]\n\nnamed studies "
+              f"(configs/studies/): {named}\noptions: the fields of wam.study.StudyConfig, dotted (--eval.episodes=5, "
+              "--demos=5,10, --out=...); --dry_run: check it and print its cells and cost, run nothing")
         return 0
-    cfg = load_study(rest[0], rest[1:])
+    cfg = load_study(rest[0], [a for a in rest[1:] if a != "--dry_run"])
+    if "--dry_run" in rest:
+        print("\n".join(dry_run(cfg)))
+        return 0
     summary = run_study(cfg)
     root = study_dir(cfg)
     print(f"study {cfg.name}: {len(summary['cells'])}/{summary['planned_cells']} cells in {root}; "
