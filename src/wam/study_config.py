@@ -105,7 +105,7 @@ class VideoPoolConfig:
     actions are not): an existing dataset (`path`) or `collect` gathered once into STUDY/video. Only the
     world model (and the tokenizer every latent cell shares) sees it; its actions are never read."""
 
-    path: str = ""  # an existing LeRobot dataset, used as is
+    path: str = ""  # an existing LeRobot dataset, used as is (then `collect` is not used)
     collect: CollectConfig = field(default_factory=lambda: CollectConfig(
         tasks="", episodes=64, out="", camera="corner4", image_size=96, seed=1000))  # tasks "" = no pool
 
@@ -215,16 +215,13 @@ class StudyConfig:
         pool = self.data.video
         if not pool.enabled or self.pretrain_run:  # a reused world model: what it saw is read from its run
             return
-        if pool.path and pool.collect.tasks:
-            raise ConfigError("data.video: set data.video.path (an existing dataset) or data.video.collect.tasks "
-                              "(collect one), not both")
         if self.pretrain.data.path:
             raise ConfigError("data.video is the world model's pretraining video, and so is pretrain.data.path: "
                               "set one")
         if self.pretrain.model.action_chunk:
             raise ConfigError("data.video is action-free video; an action-conditioned world model "
                               "(pretrain.model.action_chunk > 0) would read its actions: set it to 0")
-        if pool.collect.tasks:
+        if not pool.path:  # an existing pool is used as is (like data.path), its collect settings ignored
             pool.collect.check()
             if not self.data.path and pool.collect.camera != self.data.collect.camera:
                 raise ConfigError(f"data.video.collect.camera={pool.collect.camera} but the labelled demos are "
