@@ -63,17 +63,18 @@ def _check_scenes(cfg: StudyConfig, name: str, path: Path) -> None:
 
 
 def check_video_pool(cfg: StudyConfig, labelled: Path | None) -> None:
-    """An existing video pool is a dataset filmed by the labelled demos' camera."""
+    """The world model learns from the camera the policies act from (the pool's and the demos' video key)."""
     pool = cfg.data.video
-    if not pool.path or cfg.pretrain_run:
-        return
-    keys = LeRobotDataset(pool.path).video_keys
-    camera = (LeRobotDataset(labelled).video_keys[:1] if labelled else
-              [f"observation.images.{cfg.data.collect.camera}"])
-    want = cfg.pretrain.data.image_key or (camera[0] if camera else "")
-    if want and want not in keys:
-        raise ConfigError(f"data.video.path={pool.path} has no {want} video (it has {', '.join(keys) or 'none'}): "
-                          "the world model must see the camera the policies act from")
+    if not pool.enabled or cfg.pretrain_run or not (pool.path or labelled):
+        return  # both collected: StudyConfig.check compares the cameras
+    pool_keys = LeRobotDataset(pool.path).video_keys if pool.path else [f"observation.images.{pool.collect.camera}"]
+    demo_keys = LeRobotDataset(labelled).video_keys if labelled else [f"observation.images.{cfg.data.collect.camera}"]
+    seen = cfg.pretrain.data.image_key or (pool_keys[:1] or [""])[0]
+    acts = cfg.train.data.image_key or (demo_keys[:1] or [""])[0]
+    if seen != acts:
+        where = f"data.video.path={pool.path}" if pool.path else f"data.video.collect.camera={pool.collect.camera}"
+        raise ConfigError(f"{where}: the world model would learn from {seen or 'no video'}, the policies act from "
+                          f"{acts or 'no video'}: film the pool with the demos' camera")
 
 
 def preflight(cfg: StudyConfig) -> None:
