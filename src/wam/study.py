@@ -283,10 +283,14 @@ def dry_run(cfg: StudyConfig) -> list[str]:
     return plan_lines(cfg)
 
 
-@holding_lock(study_dir)
 def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
-    """Run (or resume) a study; returns the summary."""
+    """Run (or resume) a study; returns the summary. A config refused by `preflight` leaves nothing behind."""
     preflight(cfg)
+    return _run_study(cfg, progress)
+
+
+@holding_lock(study_dir)
+def _run_study(cfg: StudyConfig, progress: bool) -> dict:
     root = study_dir(cfg)
     output_dir(root)
     check_resume(cfg, root)
