@@ -96,6 +96,9 @@ def test_world_model_pretrained_on_the_video_pool_and_what_each_arm_saw(finished
     cell_split = json.loads((root / "cells/repr__d1__s0/split.json").read_text())["train"]
     assert seen["labelled"]["per_demos"]["1"]["episodes"] == len(cell_split) == 2
     assert "world model pretrained" in seen["arms"]["repr"] and "labelled demos only" in seen["arms"]["baseline"]
+    report = (root / "report.md").read_text()  # the report says it too
+    assert f"the world model pretrained on {root / 'video'} (3 episodes of 3 tasks, without actions)" in report
+    assert "1 a task = 2 episodes" in report and "baseline: labelled demos only" in report
 
 
 def test_second_run_skips_finished_cells(finished, monkeypatch):
