@@ -22,7 +22,9 @@ from wam.pretrain import held_out_count
 from wam.reference import REFERENCES
 from wam.study_config import StudyConfig, plan_cells
 
-COLLECT_S_PER_EPISODE = 1.0  # docs: a 60-step episode with rendering ~0.5-1 s (MACHINE.md, cost of a demonstration)
+# CPU s a collected episode: ~64 steps x ~12 ms (a 128 px corner2 step, measured) + expert + video encoding;
+# MACHINE.md measured 0.5-1 s idle at 96 px; beside other jobs the wall time was 4.5-10 s an episode
+COLLECT_S_PER_EPISODE = 1.5
 
 
 def _task_of(ep) -> str:
