@@ -232,6 +232,9 @@ CASES = [
     Case("checkpoint: corrupt state.json", _damage("state.json", "corrupt"), 2, ("state.json",)),
     Case("checkpoint: missing config.yaml (named --config)", _damage("config.yaml", "missing"), 2,
          ("config.yaml", "missing")),
+    Case("data merge: two frame rates", lambda w, d: [
+        "data", "merge", str(d / "m"), str(w.dataset), str(_edit_info(w.copy(w.dataset, d / "b"), fps=20))], 2,
+         ("does not match", "fps 20 vs 10")),
     # studies: refused before anything is collected or trained
     Case("study: demos 20 a task, an existing dataset holds 2", lambda w, d: [
         "study", "video_pays", f"--data.path={w.dataset}", "--train.data.tasks=", f"--out={d / 's'}"], 2,

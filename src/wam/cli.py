@@ -278,6 +278,14 @@ def _data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_merge(args: argparse.Namespace) -> int:
+    from wam.data.merge import merge_datasets
+
+    n = merge_datasets(args.sources, args.out)
+    print(f"wrote {args.out}: {n} episodes from {len(args.sources)} datasets")
+    return 0
+
+
 def _data_view(args: argparse.Namespace) -> int:
     from wam.data.view import contact_sheet, episode_video
 
@@ -313,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--out", default=None, help="output .png or .mp4 (default: <dataset>_episode<K>.png)")
     view.add_argument("--key", default=None, help="video feature (default: the first)")
     view.set_defaults(run_verb=_data_view)
+    merge = data.add_parser("merge", help="several datasets of one schema into one (resumable)")
+    merge.add_argument("out")
+    merge.add_argument("sources", nargs="+")
+    merge.set_defaults(run_verb=_data_merge)
     verbs.add_parser("pretrain", help="train the video world model on action-free video", add_help=False)
     verbs.add_parser("train", help="fine-tune a WAM policy (any paradigm) from a pretrain run or scratch",
                      add_help=False)
