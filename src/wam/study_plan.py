@@ -147,19 +147,16 @@ def plan_lines(cfg: StudyConfig) -> list[str]:
         lines.append(f"  {variant.name:<24} {variant.paradigm}/{variant.integration}, {variant.init}: {_sees(cfg, variant)}")
     lines.append(f"labelled demos: {_labelled_text(cfg)}; {n_tasks or '?'} target tasks, evaluated there")
     lines.append(f"pretraining video: {_pool_text(cfg)}")
-    wall = [0.0]
-    spec = cfg.data.collect
-    if not cfg.data.path:
-        collect_s = len(resolve_tasks(spec.tasks)) * spec.episodes * COLLECT_S_PER_EPISODE
-        wall[0] += collect_s / spec.workers
-        lines.append(f"collect labelled: {len(resolve_tasks(spec.tasks))} tasks x {spec.episodes} episodes x "
-                     f"~{COLLECT_S_PER_EPISODE:g} s / {spec.workers} workers ~ {_h(collect_s / spec.workers)}")
-    pool = cfg.data.video.collect
-    if pool.tasks and not cfg.data.video.path and not cfg.pretrain_run:
-        collect_s = len(resolve_tasks(pool.tasks)) * pool.episodes * COLLECT_S_PER_EPISODE
-        wall[0] += collect_s / pool.workers
-        lines.append(f"collect video: {len(resolve_tasks(pool.tasks))} tasks x {pool.episodes} episodes x "
-                     f"~{COLLECT_S_PER_EPISODE:g} s / {pool.workers} workers ~ {_h(collect_s / pool.workers)}")
+    wall = 0.0
+    stages = [("labelled", cfg.data.collect, not cfg.data.path),
+              ("video", cfg.data.video.collect, cfg.data.video.collect.tasks and not (cfg.data.video.path or cfg.pretrain_run))]
+    for name, spec, used in stages:
+        if used:
+            n = len(resolve_tasks(spec.tasks))
+            seconds = n * spec.episodes * COLLECT_S_PER_EPISODE / spec.workers
+            wall += seconds
+            lines.append(f"collect {name}: {n} tasks x {spec.episodes} episodes x ~{COLLECT_S_PER_EPISODE:g} CPU s / "
+                         f"{spec.workers} workers ~ {_h(seconds)}")
     if not cfg.pretrain_run:
         lines.append(f"pretrain: tokenizer {cfg.pretrain.tokenizer.steps} steps + world model "
                      f"{cfg.pretrain.optim.steps} steps, one process (not estimated here: see the config's header)")
@@ -172,7 +169,7 @@ def plan_lines(cfg: StudyConfig) -> list[str]:
     lines.append(f"cells: {c.cells} x {c.train_s + c.eval_s:.0f} s = {c.total_s:.0f} CPU s ({_h(c.total_s)})"
                  + (f", cap budget.total_cpu_hours={cfg.budget.total_cpu_hours:g} h" if cfg.budget.total_cpu_hours else ""))
     side = f"{cfg.parallel} cells side by side (parallel)" if cfg.parallel > 1 else "one cell at a time (parallel: 1)"
-    lines.append(f"wall time, {side}: collect ~{_h(wall[0])} + pretrain + cells ~{_h(c.total_s / cfg.parallel)} "
+    lines.append(f"wall time, {side}: collect ~{_h(wall)} + pretrain + cells ~{_h(c.total_s / cfg.parallel)} "
                  f"(an upper bound if the cores are free: successful episodes end early)")
     return lines
 
