@@ -70,6 +70,9 @@ def test_tiny_study_end_to_end(finished):
         wins = sum(e["success"] for e in info["episodes"])  # the cell's numbers are its own episodes'
         assert c["success"] == wins / 2 and c["ci95"] == pytest.approx(wilson_by_hand(wins, 2), abs=1e-9)
         assert info["instructions"] == {t: paraphrases(t)[0] for t in ("reach-v3", "button-press-topdown-v3")}
+        steps = sum(e["length"] for e in info["episodes"])  # the evaluation's measured cost, to check the plan's
+        assert c["extra"]["eval_ms_per_step"] == pytest.approx(1000 * c["extra"]["eval_seconds"] / steps)
+        assert 0 < c["extra"]["eval_seconds"] == json.loads((root / c["run"] / "cell.json").read_text())["eval_seconds"]
     assert (cells["repr"]["paradigm"], cells["repr"]["init"], cells["repr"]["video_weight"]) == ("representation", "pretrained", 1.0)
     assert (cells["baseline"]["init"], cells["baseline"]["video_weight"]) == ("scratch", 0.0)
     # the scratch variant shares the world model's tokenizer and backbone shape; only the weights differ

@@ -180,7 +180,10 @@ def run_cell(cfg: StudyConfig, cell: Cell, root: Path, wm: Path, data: Path, ste
         offline_eval(OfflineEvalConfig(policy=str(folder), given_future="real" if real else "imagined",
                                        swap=cfg.offline.swap), progress=progress)
     if not (folder / "eval/eval_info.json").exists():
+        start = time.perf_counter()  # wall seconds of the main evaluation: calibrates budget.eval_ms_per_step
         evaluate(replace(cfg.eval, policy=str(folder), out=str(folder / "eval")), progress=progress)
+        state["eval_seconds"] = time.perf_counter() - start
+        state_file.write_text(json.dumps(state, indent=1))
 
 
 def run_side_by_side(cfg: StudyConfig, todo: list[tuple[int, Cell]], started, finished) -> None:
@@ -222,6 +225,9 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
     o, last = info["overall"], (read_log(folder / "log.csv") or [{}])[-1]
     extra = {k: float(last[k]) for k in ("loss", "val_loss", "samples_per_s") if last.get(k)}
     extra.update(control_hz=o.get("control_hz"), paraphrase=info["config"].get("paraphrase", -1))
+    steps = sum(int(e.get("length", 0)) for e in info["episodes"])
+    if state.get("eval_seconds") and steps:  # measured, beside the plan's budget.eval_ms_per_step
+        extra.update(eval_seconds=state["eval_seconds"], eval_ms_per_step=1000 * state["eval_seconds"] / steps)
     for path in sorted(folder.glob("eval_paraphrase*/eval_info.json")):  # extra_paraphrases
         other = json.loads(path.read_text())["overall"]
         extra[f"success_{path.parent.name}"], extra[f"ci95_{path.parent.name}"] = other["success"], other["ci95"]
