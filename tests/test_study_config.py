@@ -17,7 +17,8 @@ POOL = {"data.video.collect.tasks": "reach,drawer-close", "data.video.collect.ep
     ({**POOL, "pretrain.model.action_chunk": 4}, r"action-conditioned world model .*would read its actions"),
     ({**POOL, "data.video.collect.camera": "corner2"}, "corner2 but the labelled demos are filmed by .*corner4"),
     ({**POOL, "data.video.collect.tasks": "reach,no-such-task"}, "no-such-task"),
-    ({**POOL, "data.video.collect.seed": 9990}, r"data.video.collect may use scene seeds 9990..10003 .*overlap .*10000"),
+    ({**POOL, "data.video.collect.seed": 9990}, r"data.video.collect may use scene seeds 9990..10003 .*overlap "
+                                                r".*10000"),
     ({"eval.seed": 5}, r"data.collect may use scene seeds 0..13 .*overlap the evaluation's 5..5"),
     ({"parallel": 0}, "parallel must be >= 1"),
     ({"budget.total_cpu_hours": -1}, "budget.total_cpu_hours and budget.eval_ms_per_step must be >= 0"),

@@ -119,7 +119,8 @@ def test_arms_seen_on_a_pool_without_actions(tmp_path):
     write_dataset(tmp_path / "pool", lengths=(20,) * 6)  # 2 tasks x 3 episodes
     drop_column(tmp_path / "pool", "action")  # no action column at all: pretraining must not need one
     write_dataset(tmp_path / "d", lengths=(20,) * 8)
-    pretrain(tiny_config(tmp_path / "pool", tmp_path / "wm", **{"optim.steps": 2, "tokenizer.steps": 2}), progress=False)
+    pretrain(tiny_config(tmp_path / "pool", tmp_path / "wm", **{"optim.steps": 2, "tokenizer.steps": 2}),
+             progress=False)
     cfg = tiny_study(tmp_path / "s", demos=[1, 3], **{"data.path": str(tmp_path / "d"),
                                                       "train.data.val_fraction": 0.25})
     seen = arms_seen(cfg, tmp_path / "wm", tmp_path / "d")

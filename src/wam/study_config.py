@@ -281,8 +281,9 @@ def check_resume(cfg: StudyConfig, root: Path) -> None:
         return
     old = parse_config(StudyConfig, ["--config", str(path)])
     a, b = flatten_tree(asdict(old)), flatten_tree(asdict(cfg))
+    # evaluations that can be added to finished cells, and settings that change no cell's result
     free = ("name", "question", "out", "demos", "seeds", "variants", "eval.workers", "eval.videos", "offline.enabled",
-            "offline.swap", "parallel", "budget.total_cpu_hours", "budget.eval_ms_per_step")  # evaluations that can be added to finished cells
+            "offline.swap", "parallel", "budget.total_cpu_hours", "budget.eval_ms_per_step")
     changed = sorted(k for k in set(a) | set(b) if k not in free and a.get(k) != b.get(k))
     before = {v.name: v for v in old.variants}
     changed += [f"variant {v.name}" for v in cfg.variants if v.name in before and before[v.name] != v]

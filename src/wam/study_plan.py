@@ -144,12 +144,14 @@ def plan_lines(cfg: StudyConfig) -> list[str]:
     v, d, s = len(cfg.variants), len(cfg.demos), len(cfg.seeds)
     lines = [f"study {cfg.name}: {c.cells} cells = {v} variants x {d} demo sizes {cfg.demos} x {s} seeds {cfg.seeds}"]
     for variant in cfg.variants:
-        lines.append(f"  {variant.name:<24} {variant.paradigm}/{variant.integration}, {variant.init}: {_sees(cfg, variant)}")
+        lines.append(f"  {variant.name:<24} {variant.paradigm}/{variant.integration}, {variant.init}: "
+                     f"{_sees(cfg, variant)}")
     lines.append(f"labelled demos: {_labelled_text(cfg)}; {n_tasks or '?'} target tasks, evaluated there")
     lines.append(f"pretraining video: {_pool_text(cfg)}")
     wall = 0.0
+    pool = cfg.data.video
     stages = [("labelled", cfg.data.collect, not cfg.data.path),
-              ("video", cfg.data.video.collect, cfg.data.video.collect.tasks and not (cfg.data.video.path or cfg.pretrain_run))]
+              ("video", pool.collect, pool.collect.tasks and not (pool.path or cfg.pretrain_run))]
     for name, spec, used in stages:
         if used:
             n = len(resolve_tasks(spec.tasks))
@@ -166,8 +168,9 @@ def plan_lines(cfg: StudyConfig) -> list[str]:
         train = f"{cfg.budget.steps} steps training (budget.steps: CPU time unknown until the rates are measured)"
     lines.append(f"each cell: {train} + {c.eval_s:.0f} s evaluation (estimate: {c.eval_episodes} episodes x "
                  f"{cfg.eval.max_steps} steps x {cfg.budget.eval_ms_per_step:g} ms, every episode to the step cap)")
+    cap = cfg.budget.total_cpu_hours
     lines.append(f"cells: {c.cells} x {c.train_s + c.eval_s:.0f} s = {c.total_s:.0f} CPU s ({_h(c.total_s)})"
-                 + (f", cap budget.total_cpu_hours={cfg.budget.total_cpu_hours:g} h" if cfg.budget.total_cpu_hours else ""))
+                 + (f", cap budget.total_cpu_hours={cap:g} h" if cap else ""))
     side = f"{cfg.parallel} cells side by side (parallel)" if cfg.parallel > 1 else "one cell at a time (parallel: 1)"
     lines.append(f"wall time, {side}: collect ~{_h(wall)} + pretrain + cells ~{_h(c.total_s / cfg.parallel)} "
                  f"(an upper bound if the cores are free: successful episodes end early)")
