@@ -275,6 +275,23 @@ CASES = [
     Case("checkpoint: corrupt state.json", _damage("state.json", "corrupt"), 2, ("state.json",)),
     Case("checkpoint: missing config.yaml (named --config)", _damage("config.yaml", "missing"), 2,
          ("config.yaml", "missing")),
+    Case("data merge: two frame rates", lambda w, d: [
+        "data", "merge", str(d / "m"), str(w.dataset), str(_edit_info(w.copy(w.dataset, d / "b"), fps=20))], 2,
+         ("does not match", "fps 20 vs 10")),
+    # studies: refused before anything is collected or trained
+    Case("study: demos 20 a task, an existing dataset holds 2", lambda w, d: [
+        "study", "video_pays", f"--data.path={w.dataset}", "--train.data.tasks=", f"--out={d / 's'}"], 2,
+         ("demos 20 per task", "holds 2 episodes of task0", "train.data.val_fraction")),
+    Case("study: cells outgrow budget.total_cpu_hours", lambda w, d: [
+        "study", "video_pays", "--budget.total_cpu_hours=2", f"--out={d / 's'}"], 2,
+         ("budget.total_cpu_hours=2", "36 cells x (300 s training + 600 s evaluation", "32400 CPU s")),
+    Case("study: the video pool's scenes are the evaluation's", lambda w, d: [
+        "study", "video_pays", "--eval.seed=1010", f"--out={d / 's'}"], 2, ("data.video.collect", "eval.seed=1010")),
+    Case("study: the video pool filmed by another camera", lambda w, d: [
+        "study", "video_pays", "--data.video.collect.camera=corner4", f"--out={d / 's'}"], 2,
+         ("data.video.collect.camera=corner4", "data.collect.camera=corner2")),
+    Case("study --dry_run: the plan, nothing run", lambda w, d: [
+        "study", "video_pays", "--dry_run", f"--out={d / 's'}"], 0, ("36 cells", "32400 CPU s", "side by side")),
 ]
 
 

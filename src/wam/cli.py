@@ -126,14 +126,18 @@ def _serve(rest: list[str]) -> int:
 
 
 def _study(rest: list[str]) -> int:
-    from wam.study import STUDIES, load_study, run_study, study_dir
+    from wam.study import STUDIES, dry_run, load_study, run_study, study_dir
 
     if not rest or rest[0] in ("-h", "--help"):
         named = ", ".join(sorted(p.stem for p in STUDIES.glob("*.yaml"))) if STUDIES.is_dir() else "(none)"
-        print(f"usage: wam study CONFIG.yaml|NAME [--option=value ...]\n\nnamed studies (configs/studies/): {named}\n"
-              "options: the fields of wam.study.StudyConfig, dotted (--eval.episodes=5, --demos=5,10, --out=...)")
+        print(f"usage: wam study CONFIG.yaml|NAME [--dry_run] [--option=value ...]\n\nnamed studies "
+              f"(configs/studies/): {named}\noptions: the fields of wam.study.StudyConfig, dotted (--eval.episodes=5, "
+              "--demos=5,10, --out=...); --dry_run: check it and print its cells and cost, run nothing")
         return 0
-    cfg = load_study(rest[0], rest[1:])
+    cfg = load_study(rest[0], [a for a in rest[1:] if a != "--dry_run"])
+    if "--dry_run" in rest:
+        print("\n".join(dry_run(cfg)))
+        return 0
     summary = run_study(cfg)
     root = study_dir(cfg)
     print(f"study {cfg.name}: {len(summary['cells'])}/{summary['planned_cells']} cells in {root}; "
@@ -292,6 +296,14 @@ def _data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_merge(args: argparse.Namespace) -> int:
+    from wam.data.merge import merge_datasets
+
+    n = merge_datasets(args.sources, args.out)
+    print(f"wrote {args.out}: {n} episodes from {len(args.sources)} datasets")
+    return 0
+
+
 def _data_view(args: argparse.Namespace) -> int:
     from wam.data.view import contact_sheet, episode_video
 
@@ -327,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--out", default=None, help="output .png or .mp4 (default: <dataset>_episode<K>.png)")
     view.add_argument("--key", default=None, help="video feature (default: the first)")
     view.set_defaults(run_verb=_data_view)
+    merge = data.add_parser("merge", help="several datasets of one schema into one (resumable)")
+    merge.add_argument("out")
+    merge.add_argument("sources", nargs="+")
+    merge.set_defaults(run_verb=_data_merge)
     verbs.add_parser("pretrain", help="train the video world model on action-free video", add_help=False)
     verbs.add_parser("train", help="fine-tune a WAM policy (any paradigm) from a pretrain run or scratch",
                      add_help=False)

@@ -286,6 +286,17 @@ def _episode_caption(info: dict, i: int) -> str:
     return f"episode {i}: {task}, seed {seed}{verdict}"
 
 
+def data_seen(data: dict) -> str:
+    """Who saw what (summary.json's `data`): the labelled demos per demo size, the world model's video."""
+    lab, vid = data["labelled"], data["video"]
+    sizes = ", ".join(f"{d} a task = {v['episodes']} episodes" for d, v in lab["per_demos"].items())
+    pool = f"{vid['episodes']} episodes of {len(vid['episodes_per_task'])} tasks" if "episodes" in vid else "?"
+    arms = "; ".join(f"{k}: {v}" for k, v in data["arms"].items())
+    text = (f"labelled demos from {lab['path']} ({', '.join(lab['tasks'])}; {sizes}); the world model pretrained on "
+            f"{vid['path']} ({pool}, {'with' if vid['reads_actions'] else 'without'} actions). {arms}.")
+    return "<b>Data:</b> " + html.escape(text)
+
+
 def _provenance(study_dir: Path, summary: dict) -> str:
     date = summary.get("date") or datetime.datetime.fromtimestamp(
         (study_dir / "summary.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
@@ -319,6 +330,7 @@ def build(study_dir: Path, files: Path) -> tuple[str, list[tuple]]:
     return title, [
         ("p", f"<b>Question:</b> {html.escape(summary.get('question', '(not stated)'))}"),
         ("meta", _provenance(study_dir, summary)),
+        *([("p", data_seen(summary["data"]))] if summary.get("data") else []),
         ("findings", findings(summary)),
         ("img", f"{files.name}/success_vs_demos.png", "success vs demos per task, one line per variant"),
         *tables[:4],

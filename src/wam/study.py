@@ -4,7 +4,9 @@
     wam study future_helps_acting                       (a name in configs/studies/)
 
 Collect once (`data.collect`, skipped when present, or an existing `data.path`), pretrain the world
-model once (`pretrain`, skipped when finished, or an existing `pretrain_run`), then one cell per
+model once (`pretrain`, skipped when finished, or an existing `pretrain_run`) on the labelled data's
+video or on a separate action-free video pool (`data.video`: collected once into STUDY/video, or an
+existing `data.video.path`), then one cell per
 (demos per task, seed, variant): `wam train` with the shared `train` settings, the variant's
 paradigm, init and overrides, on the first `demos` training episodes of each task, then `wam eval`.
 Every cell gets the same budget: `budget.steps`, or `budget.cpu_seconds` turned into steps with each
@@ -12,7 +14,10 @@ variant's training samples/s, measured once at the start (`rates.json`, and in s
 A `scratch` variant uses the world model's tokenizer and backbone shape with fresh weights, so the
 only difference from `pretrained` is the initialisation.
 
-STUDY/ holds study.yaml (the resolved config), data/ and pretrain/ (when made here), rates.json,
+Checked before anything runs (`wam.study_plan.preflight`): the demos against the datasets, scene seeds,
+`budget.total_cpu_hours`; `wam study NAME --dry_run` prints the plan and its cost, and runs nothing.
+
+STUDY/ holds study.yaml (the resolved config), data/, video/ and pretrain/ (when made here), rates.json,
 cells/<variant>__d<demos>__s<seed>/ (a `wam train` run + cell.json + eval/), summary.json (rewritten
 after every cell) and the report (`wam.report.write_report`). A trained cell never trains again and a
 written evaluation never re-runs; an interrupted cell resumes from its checkpoints, and evaluations
@@ -25,10 +30,12 @@ from __future__ import annotations
 
 import copy
 import json
+import multiprocessing as mp
 import shutil
 import statistics
 import time
 from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -38,22 +45,24 @@ from wam.checkpoint import read_config, read_state, resolve_checkpoint
 from wam.config import apply_overrides, load_config, save_config
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import resolve_tasks
-from wam.envs.collect import collect
-from wam.errors import ConfigError, WamError
+from wam.envs.collect import CollectConfig, collect
+from wam.errors import WamError
 from wam.evaluate import evaluate
 from wam.offline_eval import FUTURE_ACTORS, OfflineEvalConfig, offline_eval
 from wam.paradigms import strategy
-from wam.pretrain import PretrainConfig, pretrain, split_episodes
+from wam.pretrain import PretrainConfig, pretrain
 from wam.reference import REFERENCES
 from wam.runs.lock import holding_lock
+from wam.runs.threads import apply_worker_env, share
 from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDataConfig, VariantSpec, check_resume,
                               load_study, plan_cells, study_dir)
+from wam.study_plan import arms_seen, check_labelled, plan_lines, preflight
 from wam.train import TrainConfig, train_policy
 from wam.trainer import read_log
 from wam.runs.folders import output_dir
 
-__all__ = ["STUDIES", "BudgetConfig", "StudyConfig", "StudyDataConfig", "VariantSpec", "load_study", "run_study",
-           "study_dir"]
+__all__ = ["STUDIES", "BudgetConfig", "StudyConfig", "StudyDataConfig", "VariantSpec", "load_study", "dry_run",
+           "run_study", "study_dir"]
 
 
 # -- stages -------------------------------------------------------------------------------------
@@ -61,8 +70,21 @@ def ensure_data(cfg: StudyConfig, root: Path, progress: bool) -> Path:
     """The study's dataset: `data.path`, or `data.collect` gathered into STUDY/data (resumed if partial)."""
     if cfg.data.path:
         return Path(cfg.data.path)
-    spec = replace(cfg.data.collect, out=str(root / "data"))
-    if (root / "data/meta/info.json").exists():
+    return _collected(replace(cfg.data.collect, out=str(root / "data")), progress)
+
+
+def ensure_video(cfg: StudyConfig, root: Path, progress: bool) -> Path | None:
+    """The action-free video pool: `data.video.path`, `data.video.collect` gathered into STUDY/video, or
+    None (no pool, or a reused world model)."""
+    pool = cfg.data.video
+    if cfg.pretrain_run or not pool.enabled:
+        return None
+    return Path(pool.path) if pool.path else _collected(replace(pool.collect, out=str(root / "video")), progress)
+
+
+def _collected(spec: CollectConfig, progress: bool) -> Path:
+    """`wam collect` into spec.out, skipped when every task already has its episodes (resumed if partial)."""
+    if (Path(spec.out) / "meta/info.json").exists():
         counts = Counter(e.extras.get("env_task") for e in LeRobotDataset(spec.out).episodes)
         if all(counts[t] >= spec.episodes for t in resolve_tasks(spec.tasks)):
             return Path(spec.out)
@@ -77,13 +99,14 @@ def _steps_done(run: Path) -> int:
         return 0
 
 
-def ensure_world_model(cfg: StudyConfig, root: Path, data: Path, progress: bool) -> Path:
-    """The world model: `pretrain_run`, or `pretrain` run (or resumed) into STUDY/pretrain."""
+def ensure_world_model(cfg: StudyConfig, root: Path, data: Path, progress: bool, video: Path | None = None) -> Path:
+    """The world model: `pretrain_run`, or `pretrain` run (or resumed) into STUDY/pretrain on the video pool
+    (`video`), `pretrain.data.path` or the labelled data."""
     if cfg.pretrain_run:
         resolve_checkpoint(cfg.pretrain_run)  # refuses a folder without a checkpoint, by name
         return Path(cfg.pretrain_run)
     pre = copy.deepcopy(cfg.pretrain)
-    pre.data.path, pre.out = pre.data.path or str(data), str(root / "pretrain")
+    pre.data.path, pre.out = str(video or pre.data.path or data), str(root / "pretrain")
     if _steps_done(root / "pretrain") < pre.optim.steps:
         pretrain(pre, progress=progress)
     return root / "pretrain"
@@ -157,7 +180,27 @@ def run_cell(cfg: StudyConfig, cell: Cell, root: Path, wm: Path, data: Path, ste
         offline_eval(OfflineEvalConfig(policy=str(folder), given_future="real" if real else "imagined",
                                        swap=cfg.offline.swap), progress=progress)
     if not (folder / "eval/eval_info.json").exists():
+        start = time.perf_counter()  # wall seconds of the main evaluation: calibrates budget.eval_ms_per_step
         evaluate(replace(cfg.eval, policy=str(folder), out=str(folder / "eval")), progress=progress)
+        state["eval_seconds"] = time.perf_counter() - start
+        state_file.write_text(json.dumps(state, indent=1))
+
+
+def run_side_by_side(cfg: StudyConfig, todo: list[tuple[int, Cell]], started, finished) -> None:
+    """`cfg.parallel` cells at a time, each in its own process with its share of the cores (threads)."""
+    context = mp.get_context("spawn")  # a fresh interpreter: thread settings before torch loads
+    queue, running = list(todo), {}
+    with ProcessPoolExecutor(cfg.parallel, mp_context=context, initializer=apply_worker_env,
+                             initargs=(share(cfg.parallel),)) as pool:
+        while queue or running:
+            while queue and len(running) < cfg.parallel:  # start a cell when a process is free
+                i, cell = queue.pop(0)
+                args, t0 = started(i, cell)
+                running[pool.submit(run_cell, *args, False)] = (i, cell, t0)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                fut.result()  # a cell's error stops the study, as it would one at a time
+                finished(*running.pop(fut))
 
 
 def cell_done(cfg: StudyConfig, cell: Cell, root: Path) -> bool:
@@ -182,6 +225,9 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
     o, last = info["overall"], (read_log(folder / "log.csv") or [{}])[-1]
     extra = {k: float(last[k]) for k in ("loss", "val_loss", "samples_per_s") if last.get(k)}
     extra.update(control_hz=o.get("control_hz"), paraphrase=info["config"].get("paraphrase", -1))
+    steps = sum(int(e.get("length", 0)) for e in info["episodes"])
+    if state.get("eval_seconds") and steps:  # measured, beside the plan's budget.eval_ms_per_step
+        extra.update(eval_seconds=state["eval_seconds"], eval_ms_per_step=1000 * state["eval_seconds"] / steps)
     for path in sorted(folder.glob("eval_paraphrase*/eval_info.json")):  # extra_paraphrases
         other = json.loads(path.read_text())["overall"]
         extra[f"success_{path.parent.name}"], extra[f"ci95_{path.parent.name}"] = other["success"], other["ci95"]
@@ -215,10 +261,11 @@ def offline_metrics(path: Path) -> dict:
     return out
 
 
-def write_summary(cfg: StudyConfig, root: Path, cells: list[Cell], rates: dict[str, float]) -> dict:
+def write_summary(cfg: StudyConfig, root: Path, cells: list[Cell], rates: dict[str, float],
+                  seen: dict | None = None) -> dict:
     done = [s for s in (cell_summary(c, root) for c in cells) if s is not None]
     summary = {"study": cfg.name, "question": cfg.question, "cells": done, "planned_cells": len(cells),
-               "budget": asdict(cfg.budget), "samples_per_s": rates}
+               "budget": asdict(cfg.budget), "samples_per_s": rates, "data": seen or {}}
     tmp = root / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(root / "summary.json")
@@ -236,38 +283,57 @@ def _hms(seconds: float) -> str:
     return f"{m // 60}h{m % 60:02d}m{s:02d}s" if m >= 60 else f"{m}m{s:02d}s"
 
 
-@holding_lock(study_dir)
+def dry_run(cfg: StudyConfig) -> list[str]:
+    """The checks of a run and its plan, without running anything (`wam study NAME --dry_run`)."""
+    preflight(cfg)
+    return plan_lines(cfg)
+
+
 def run_study(cfg: StudyConfig, progress: bool = True) -> dict:
-    """Run (or resume) a study; returns the summary."""
-    cfg.check()
+    """Run (or resume) a study; returns the summary. A config refused by `preflight` leaves nothing behind."""
+    preflight(cfg)
+    return _run_study(cfg, progress)
+
+
+@holding_lock(study_dir)
+def _run_study(cfg: StudyConfig, progress: bool) -> dict:
     root = study_dir(cfg)
     output_dir(root)
     check_resume(cfg, root)
     save_config(cfg, root / "study.yaml")
     start = time.perf_counter()
     data = ensure_data(cfg, root, progress)
-    try:
-        split_episodes(LeRobotDataset(data), cfg.train.data.val_fraction, max(cfg.demos), cfg.train.data.tasks)
-    except ConfigError as exc:
-        raise ConfigError(f"demos {max(cfg.demos)} per task is more than {data} holds: {exc}") from None
-    wm = ensure_world_model(cfg, root, data, progress)
+    check_labelled(cfg, data)
+    wm = ensure_world_model(cfg, root, data, progress, ensure_video(cfg, root, progress))
     rates = measure_rates(cfg, root, wm, data) if cfg.budget.cpu_seconds else {}
     cells = plan_cells(cfg)
-    summary = write_summary(cfg, root, cells, rates)
-    bar = tqdm(total=len(cells), desc="cells", disable=not progress, dynamic_ncols=True)
-    for i, cell in enumerate(cells, 1):
-        if not cell_done(cfg, cell, root):
-            steps = cell_steps(cfg, cell.variant, rates)
-            tqdm.write(f"[{_hms(time.perf_counter() - start)}] cell {i}/{len(cells)} {cell.run}: start, {steps} steps")
-            t0 = time.perf_counter()
-            run_cell(cfg, cell, root, wm, data, steps, progress)
-            summary = write_summary(cfg, root, cells, rates)
-            s = cell_summary(cell, root)
-            tqdm.write(f"[{_hms(time.perf_counter() - start)}] cell {i}/{len(cells)} {cell.run}: done in "
-                       f"{_hms(time.perf_counter() - t0)}, success {s['success']:.2f} [{s['ci95'][0]:.2f}, "
-                       f"{s['ci95'][1]:.2f}] over {s['episodes']} episodes")
-            write_report(root)
+    seen = arms_seen(cfg, wm, data)
+    summary = write_summary(cfg, root, cells, rates, seen)
+    todo = [(i, c) for i, c in enumerate(cells, 1) if not cell_done(cfg, c, root)]
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="cells", disable=not progress, dynamic_ncols=True)
+
+    def started(i: int, cell: Cell) -> tuple:
+        steps = cell_steps(cfg, cell.variant, rates)
+        tqdm.write(f"[{_hms(time.perf_counter() - start)}] cell {i}/{len(cells)} {cell.run}: start, {steps} steps")
+        return (cfg, cell, root, wm, data, steps), time.perf_counter()
+
+    def finished(i: int, cell: Cell, t0: float) -> None:
+        nonlocal summary
+        summary = write_summary(cfg, root, cells, rates, seen)
+        s = cell_summary(cell, root)
+        tqdm.write(f"[{_hms(time.perf_counter() - start)}] cell {i}/{len(cells)} {cell.run}: done in "
+                   f"{_hms(time.perf_counter() - t0)}, success {s['success']:.2f} [{s['ci95'][0]:.2f}, "
+                   f"{s['ci95'][1]:.2f}] over {s['episodes']} episodes")
+        write_report(root)
         bar.update(1)
+
+    if cfg.parallel > 1 and len(todo) > 1:
+        run_side_by_side(cfg, todo, started, finished)
+    else:
+        for i, cell in todo:
+            args, t0 = started(i, cell)
+            run_cell(*args, progress)
+            finished(i, cell, t0)
     bar.close()
     write_report(root)
     return summary

@@ -4,6 +4,8 @@
     name: future_helps_acting
     question: Does a policy that predicts the future act better ...?
     data: {collect: {tasks: mw5, episodes: 20, camera: corner4, image_size: 96}}   # or data.path
+    # optional: action-free video for pretraining only, collected once (or data.video.path)
+    #   data: {video: {collect: {tasks: "mw5,door-open,...", episodes: 64, seed: 1000}}}
     pretrain: {optim: {steps: 2000}, ...}          # a `wam pretrain` config; or pretrain_run: runs/wm
     train: {optim: {ckpt_every: 250}, ...}         # `wam train` settings every cell shares
     variants:                                      # the arms: paradigm, integration, init, overrides
@@ -12,7 +14,8 @@
       - {name: action_only, paradigm: action_only, init: scratch}
     demos: [5, 18]                                 # training demos per task
     seeds: [0]
-    budget: {cpu_seconds: 600}                     # or {steps: 1000}
+    budget: {cpu_seconds: 600, total_cpu_hours: 8}  # or {steps: 1000}; the total is optional
+    parallel: 2                                    # cells side by side (processes)
     eval: {episodes: 10, workers: 2, max_steps: 300, paraphrase: -1}
 """
 
@@ -24,10 +27,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 
-from wam.config import apply_overrides, flat_keys, flatten_tree, parse_config, parse_overrides, read_yaml_tree
+from wam.config import apply_overrides, flatten_tree, parse_config
 from wam.envs.collect import CollectConfig
 from wam.errors import ConfigError
-from wam.evaluate import EvalConfig
+from wam.evaluate import EVAL_SEED, EvalConfig
 from wam.paradigms import strategy
 from wam.pretrain import DataConfig, PretrainConfig, held_out_count
 from wam.reference import REFERENCES
@@ -37,17 +40,8 @@ INITS = ("pretrained", "scratch")
 # TrainConfig keys each cell sets (image size and text encoder: the world model's)
 SET_BY_STUDY = ("paradigm", "init", "out", "policy.integration", "data.path", "data.episodes_per_task",
                 "data.image_size", "text_encoder", "optim.seed", "optim.steps")
-# options a study may name that come with features not in every version of wam
-PENDING = {"video_only_tasks": "data.video_only_tasks (train some tasks on their video only, without actions) is "
-                               "not in this version of wam; it comes with the video-only-data feature"}
 STUDIES = Path(__file__).resolve().parents[2] / "configs" / "studies"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-def _refuse_pending(keys, valid, where: str = "") -> None:
-    for key in keys:
-        if key.rsplit(".", 1)[-1] in PENDING and key not in valid:
-            raise ConfigError(f"{where}{key}: {PENDING[key.rsplit('.', 1)[-1]]}")
 
 
 @dataclass
@@ -99,7 +93,6 @@ class VariantSpec:
         if taken:
             raise ConfigError(f"{where}{', '.join(taken)} is set by the study (paradigm, integration, init, demos, "
                               "seed, budget, the world model), not by a variant's overrides")
-        _refuse_pending(self.overrides, flat_keys(TrainConfig), where)
         try:
             apply_overrides(TrainConfig(), self.overrides).policy.check()
         except ConfigError as exc:
@@ -107,10 +100,26 @@ class VariantSpec:
 
 
 @dataclass
+class VideoPoolConfig:
+    """Action-free video the world model is pretrained on, apart from the labelled demos (video is cheap,
+    actions are not): an existing dataset (`path`) or `collect` gathered once into STUDY/video. Only the
+    world model (and the tokenizer every latent cell shares) sees it; its actions are never read."""
+
+    path: str = ""  # an existing LeRobot dataset, used as is (then `collect` is not used)
+    collect: CollectConfig = field(default_factory=lambda: CollectConfig(
+        tasks="", episodes=64, out="", camera="corner4", image_size=96, seed=1000))  # tasks "" = no pool
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.path or self.collect.tasks)
+
+
+@dataclass
 class StudyDataConfig:
     path: str = ""  # an existing LeRobot dataset, used as is; empty = collect `collect` into STUDY/data
     collect: CollectConfig = field(default_factory=lambda: CollectConfig(
         tasks="mw5", episodes=20, out="", camera="corner4", image_size=96))  # `out` is ignored
+    video: VideoPoolConfig = field(default_factory=VideoPoolConfig)  # none: pretrain on the labelled data's video
 
 
 @dataclass
@@ -128,6 +137,12 @@ class BudgetConfig:
     steps: int = 0  # optimizer steps per cell, every variant alike (0 = use cpu_seconds)
     cpu_seconds: float = 0.0  # per cell: steps = cpu_seconds x the variant's measured samples/s / batch size
     measure_steps: int = 6  # steps timed per variant (after 2 warm-up steps) to measure samples/s
+    # optional cap on the cells' CPU time: cells x (training + evaluation estimate); refused before anything runs
+    total_cpu_hours: float = 0.0  # 0 = no cap
+    # the evaluation estimate (plan, total_cpu_hours): every episode runs to eval.max_steps at this cost
+    # (a 128 px env step took 11.7 ms CPU + a policy's 110-185 ms a chunk over 8 actions; each cell's
+    # summary extra.eval_ms_per_step is the measured value to check it against)
+    eval_ms_per_step: float = 40.0
 
 
 def _variants_default() -> list[VariantSpec]:
@@ -152,6 +167,7 @@ class StudyConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)  # `policy` and `out` are set per cell
     extra_paraphrases: list[int] = field(default_factory=list)  # also evaluate with these (-1 = training instruction)
     offline: StudyOfflineConfig = field(default_factory=StudyOfflineConfig)
+    parallel: int = 1  # cells trained and evaluated side by side, one process each (2 on 2 cores)
 
     def __post_init__(self) -> None:
         self.variants = [VariantSpec.parse(v, i) for i, v in enumerate(self.variants)]
@@ -170,6 +186,8 @@ class StudyConfig:
             raise ConfigError(f"demos must be a non-empty list of training demos per task (each >= 1), got {self.demos}")
         if not self.seeds:
             raise ConfigError("seeds must be a non-empty list, e.g. [0]")
+        if self.parallel < 1:
+            raise ConfigError(f"parallel must be >= 1 (cells side by side), got {self.parallel}")
         b = self.budget
         if (b.steps > 0) == (b.cpu_seconds > 0) or b.measure_steps < 1:
             raise ConfigError("budget: set exactly one of budget.steps (the same steps for every cell) or "
@@ -179,6 +197,11 @@ class StudyConfig:
             replace(self.eval, policy="-", paraphrase=k).check()
         self.pretrain.model.check()
         self.train.optim.check()
+        if b.total_cpu_hours < 0 or b.eval_ms_per_step < 0:
+            raise ConfigError(f"budget.total_cpu_hours and budget.eval_ms_per_step must be >= 0, got "
+                              f"{b.total_cpu_hours}, {b.eval_ms_per_step}")
+        self._check_video_pool()
+        self._check_scene_seeds()
         if not self.data.path:
             self.data.collect.check()
             n = self.data.collect.episodes
@@ -187,6 +210,36 @@ class StudyConfig:
                 raise ConfigError(f"demos {max(self.demos)} per task, but data.collect.episodes={n} leaves {n - n_val} "
                                   f"training demos a task ({n_val} held out, train.data.val_fraction="
                                   f"{self.train.data.val_fraction}); collect more or ask for fewer")
+
+    def _check_video_pool(self) -> None:
+        pool = self.data.video
+        if not pool.enabled or self.pretrain_run:  # a reused world model: what it saw is read from its run
+            return
+        if self.pretrain.data.path:
+            raise ConfigError("data.video is the world model's pretraining video, and so is pretrain.data.path: "
+                              "set one")
+        if self.pretrain.model.action_chunk:
+            raise ConfigError("data.video is action-free video; an action-conditioned world model "
+                              "(pretrain.model.action_chunk > 0) would read its actions: set it to 0")
+        if not pool.path:  # an existing pool is used as is (like data.path), its collect settings ignored
+            pool.collect.check()
+            if not self.data.path and pool.collect.camera != self.data.collect.camera:
+                raise ConfigError(f"data.video.collect.camera={pool.collect.camera} but the labelled demos are "
+                                  f"filmed by data.collect.camera={self.data.collect.camera}: use one camera")
+
+    def _check_scene_seeds(self) -> None:
+        """Collected scenes (seeds seed .. seed + max attempts) must not be the evaluation's scenes."""
+        lo, hi = self.eval.seed, self.eval.seed + self.eval.episodes
+        for name, spec in (("data.collect", self.data.collect), ("data.video.collect", self.data.video.collect)):
+            used = spec.tasks and not (self.data.path if name == "data.collect" else
+                                       self.data.video.path or self.pretrain_run)
+            attempts = spec.max_attempts or 2 * spec.episodes + 10
+            if used and spec.seed < hi and lo < spec.seed + attempts:
+                raise ConfigError(f"{name} may use scene seeds {spec.seed}..{spec.seed + attempts - 1} "
+                                  f"({name}.max_attempts), which overlap the evaluation's {lo}..{hi - 1} "
+                                  f"(eval.seed={self.eval.seed}, eval.episodes={self.eval.episodes}): the policy "
+                                  f"would be evaluated on scenes it trained on; move {name}.seed or eval.seed "
+                                  f"(default {EVAL_SEED})")
 
 
 @dataclass(frozen=True)
@@ -218,11 +271,6 @@ def load_study(spec: str, argv: list[str] = ()) -> StudyConfig:
             known = sorted(p.stem for p in STUDIES.glob("*.yaml")) if STUDIES.is_dir() else []
             raise ConfigError(f"no study config {spec!r}: give a YAML file or one of {', '.join(known) or '(none)'}")
         path = named[0]
-    keys = {**flatten_tree(read_yaml_tree(path)), **parse_overrides(list(argv))}
-    _refuse_pending(keys, flat_keys(StudyConfig))
-    for i, v in enumerate(keys.get("variants") or []):
-        if isinstance(v, dict):
-            _refuse_pending(flatten_tree(v.get("overrides") or {}), flat_keys(TrainConfig), f"variants[{i}]: ")
     return parse_config(StudyConfig, ["--config", str(path), *argv])
 
 
@@ -233,8 +281,9 @@ def check_resume(cfg: StudyConfig, root: Path) -> None:
         return
     old = parse_config(StudyConfig, ["--config", str(path)])
     a, b = flatten_tree(asdict(old)), flatten_tree(asdict(cfg))
+    # evaluations that can be added to finished cells, and settings that change no cell's result
     free = ("name", "question", "out", "demos", "seeds", "variants", "eval.workers", "eval.videos", "offline.enabled",
-            "offline.swap")  # evaluations that can be added to finished cells
+            "offline.swap", "parallel", "budget.total_cpu_hours", "budget.eval_ms_per_step")
     changed = sorted(k for k in set(a) | set(b) if k not in free and a.get(k) != b.get(k))
     before = {v.name: v for v in old.variants}
     changed += [f"variant {v.name}" for v in cfg.variants if v.name in before and before[v.name] != v]
