@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 from wam.config import describe, parse_config
+from wam.data.commands import add_data_commands
 from wam.data.lerobot_format import LeRobotDataset
 from wam.errors import ConfigError, WamError
 from wam.runs.folders import output_file
@@ -274,75 +275,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_info(args: argparse.Namespace) -> int:
-    from wam.data.view import describe as describe_dataset
-
-    print(describe_dataset(LeRobotDataset(args.path)))
-    return 0
-
-
-def _data_check(args: argparse.Namespace) -> int:
-    from wam.data.check import check_dataset
-
-    if not Path(args.path).is_dir():
-        raise WamError(f"no dataset at {args.path} (not a directory)")  # a wrong argument (2), not a damaged dataset (1)
-    report = check_dataset(args.path, full=args.full)
-    for line in report.lines():
-        print(line)
-    if report.problems:
-        print(f"error: {args.path}: {len(report.problems)} problem(s), listed above", file=sys.stderr)
-        return 1
-    print(f"ok: {args.path}: {report.summary()}")
-    return 0
-
-
-def _data_merge(args: argparse.Namespace) -> int:
-    from wam.data.merge import merge_datasets
-
-    n = merge_datasets(args.sources, args.out)
-    print(f"wrote {args.out}: {n} episodes from {len(args.sources)} datasets")
-    return 0
-
-
-def _data_view(args: argparse.Namespace) -> int:
-    from wam.data.view import contact_sheet, episode_video
-
-    ds = LeRobotDataset(args.path)
-    out = Path(args.out or f"{Path(args.path).name}_episode{args.episode}.png")
-    if out.suffix == ".mp4":
-        episode_video(ds, args.episode, out, key=args.key)
-    elif out.suffix == ".png":
-        contact_sheet(ds, args.episode, out, key=args.key)
-    else:
-        raise WamError(f"--out must end in .png (contact sheet) or .mp4 (video), got {out}")
-    print(f"wrote {out}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wam", description="World-Action Models: data, world models, policies.")
     verbs = parser.add_subparsers(dest="verb", required=True)
     verbs.add_parser("collect", help="scripted-expert demos from Meta-World into a LeRobot v3.0 dataset",
                      add_help=False)
-    data = verbs.add_parser("data", help="inspect a LeRobot v3.0 dataset").add_subparsers(dest="action", required=True)
-    info = data.add_parser("info", help="what is in a dataset")
-    info.add_argument("path")
-    info.set_defaults(run_verb=_data_info)
-    check = data.add_parser("check", help="verify a dataset: files open, counts and indices agree, no NaN/inf "
-                            "(exit 1 on any problem, one line each)")
-    check.add_argument("path")
-    check.add_argument("--full", action="store_true", help="also decode every frame of every episode (slower)")
-    check.set_defaults(run_verb=_data_check)
-    view = data.add_parser("view", help="a contact sheet (PNG) or video (mp4) of one episode")
-    view.add_argument("path")
-    view.add_argument("--episode", type=int, default=0)
-    view.add_argument("--out", default=None, help="output .png or .mp4 (default: <dataset>_episode<K>.png)")
-    view.add_argument("--key", default=None, help="video feature (default: the first)")
-    view.set_defaults(run_verb=_data_view)
-    merge = data.add_parser("merge", help="several datasets of one schema into one (resumable)")
-    merge.add_argument("out")
-    merge.add_argument("sources", nargs="+")
-    merge.set_defaults(run_verb=_data_merge)
+    add_data_commands(verbs)
     verbs.add_parser("pretrain", help="train the video world model on action-free video", add_help=False)
     verbs.add_parser("train", help="fine-tune a WAM policy (any paradigm) from a pretrain run or scratch",
                      add_help=False)
@@ -389,30 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FLAG_VERBS = {"collect": _collect, "pretrain": _pretrain, "train": _train, "eval": _eval, "plan": _plan,
+              "serve": _serve, "study": _study, "quickstart": _quickstart, "eval-offline": _eval_offline,
+              "probe": _probe}
+
+
 def _run(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_openmp()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (wam.runs.threads)
     try:
-        if argv and argv[0] == "collect":
-            return _collect(argv[1:])
-        if argv and argv[0] == "pretrain":
-            return _pretrain(argv[1:])
-        if argv and argv[0] == "train":
-            return _train(argv[1:])
-        if argv and argv[0] == "eval":
-            return _eval(argv[1:])
-        if argv and argv[0] == "plan":
-            return _plan(argv[1:])
-        if argv and argv[0] == "serve":
-            return _serve(argv[1:])
-        if argv and argv[0] == "study":
-            return _study(argv[1:])
-        if argv and argv[0] == "quickstart":
-            return _quickstart(argv[1:])
-        if argv and argv[0] == "eval-offline":
-            return _eval_offline(argv[1:])
-        if argv and argv[0] == "probe":
-            return _probe(argv[1:])
+        verb = FLAG_VERBS.get(argv[0]) if argv else None
+        if verb is not None:  # dataclass configs with dotted overrides (`--policy.chunk=8`)
+            return verb(argv[1:])
         args = build_parser().parse_args(argv)
         return args.run_verb(args)
     except WamError as exc:
