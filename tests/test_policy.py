@@ -155,3 +155,18 @@ def test_select_action_draws_its_noise_from_the_given_generator(tiny_dataset):
         return np.stack([policy.select_action(obs(), generator=g) for _ in range(3)])
 
     assert np.array_equal(rollout(0), rollout(0)) and not np.array_equal(rollout(0), rollout(1))
+
+
+@pytest.mark.parametrize("name,keeps", [("joint", True), ("mimic", False)])
+def test_a_committed_prefix_is_kept_or_refused_as_the_paradigm_declares(tiny_dataset, name, keeps):
+    """Real-time chunking: `keeps_prefix` paradigms return the committed actions first (in dataset units);
+    the others refuse with one line instead of silently ignoring them."""
+    policy = policy_for(tiny_dataset[0], name)
+    policy.reset(generator=torch.Generator().manual_seed(0))
+    committed = np.array([[0.3, -0.2, 0.1, 0.4], [0.2, 0.0, -0.1, 0.3]], np.float32)  # (P, Da) dataset units
+    if keeps:
+        chunk = policy.predict_action_chunk(obs(), prefix=committed)
+        assert np.allclose(chunk[:2], committed, atol=1e-4)
+    else:
+        with pytest.raises(WamError, match="cannot keep committed actions"):
+            policy.predict_action_chunk(obs(), prefix=committed)

@@ -31,7 +31,6 @@ ensembling); without it, the first `n_action_steps` actions of each chunk are ex
 
 from __future__ import annotations
 
-import inspect
 from collections import deque
 
 import numpy as np
@@ -232,7 +231,7 @@ class WamPolicy(nn.Module):
         self.imagined = None
         kwargs = {}
         if prefix is not None and len(prefix):
-            if "prefix" not in inspect.signature(self.paradigm.act).parameters:
+            if not getattr(self.paradigm, "keeps_prefix", False):
                 raise WamError(f"the {getattr(self.paradigm, 'name', '?')} paradigm cannot keep committed actions "
                                f"fixed (real-time chunking); use blending")
             p = torch.as_tensor(np.asarray(prefix, np.float32))

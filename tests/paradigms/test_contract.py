@@ -143,6 +143,10 @@ def assert_capabilities(cls: type, p, batch) -> None:
         with pytest.raises(ConfigError, match="does not act from a future"):
             p.act(batch(), generator=g(), given_future=real)
     assert hasattr(p, "training_offsets") == cls.subgoal_offsets
+    assert ("prefix" in inspect.signature(p.act).parameters) == cls.keeps_prefix  # the policy trusts the flag
+    if cls.keeps_prefix:  # real-time chunking: the committed actions come back as given
+        prefix = p.act(batch(), generator=g())[:, :2].clamp(-0.5, 0.5) + 0.25  # (B, 2, Da), not what it would sample
+        assert torch.allclose(p.act(batch(), generator=g(), prefix=prefix)[:, :2], prefix, atol=1e-5)
     assert isinstance(p, Paradigm) and "given_future" in inspect.signature(p.act).parameters  # one signature
 
 

@@ -16,6 +16,7 @@ MASK = mask_where({"action": set(CLEAN) | {"action"}})
 
 class ActionOnly(ParadigmBase):
     name = "action_only"
+    keeps_prefix = True
     video = False
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:

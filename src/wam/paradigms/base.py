@@ -256,7 +256,7 @@ def keep_mask(is_pad: Tensor, like: Tensor) -> Tensor:
     return (~is_pad).reshape(*is_pad.shape, *[1] * (like.dim() - 2)).expand_as(like)
 
 
-CAPABILITIES = ("video", "imagines_when_acting", "acts_from_future", "subgoal_offsets")
+CAPABILITIES = ("video", "imagines_when_acting", "acts_from_future", "subgoal_offsets", "keeps_prefix")
 
 
 @runtime_checkable
@@ -269,6 +269,7 @@ class Paradigm(Protocol):
     imagines_when_acting: bool
     acts_from_future: bool
     subgoal_offsets: bool
+    keeps_prefix: bool
     last_future: Tensor | None
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]: ...
@@ -301,6 +302,7 @@ class ParadigmBase(nn.Module):
     imagines_when_acting = False  # `act` leaves the future it imagined in `last_future`
     acts_from_future = False  # `act(batch, *, given_future=(B, Tf, C, h, w))` acts from that future instead
     subgoal_offsets = False  # hierarchical: `act(..., given_subgoal=, offset=)` and `training_offsets()`
+    keeps_prefix = False  # `act(..., prefix=(B, P, Da))` keeps the first P actions fixed (real-time chunking)
 
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__()

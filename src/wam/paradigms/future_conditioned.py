@@ -22,6 +22,7 @@ MASK = mask_where({"future": set(CLEAN) | {"future"},
 
 class FutureConditioned(ParadigmBase):
     name = "future_conditioned"
+    keeps_prefix = True
     video = True
     imagines_when_acting = True
     acts_from_future = True

@@ -31,6 +31,7 @@ ACTION_MASK = GroupMask(allowed={"text": {"text"}, "obs": {"obs", "state"}, "sta
 
 class InverseDynamics(ParadigmBase):
     name = "inverse_dynamics"
+    keeps_prefix = True
     video = True
     imagines_when_acting = True
     acts_from_future = True

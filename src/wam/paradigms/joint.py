@@ -19,6 +19,7 @@ MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
 
 class Joint(ParadigmBase):
     name = "joint"
+    keeps_prefix = True
     video = True
     imagines_when_acting = True
     settings = ("joint",)

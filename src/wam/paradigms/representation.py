@@ -21,6 +21,7 @@ MASK = mask_where({"future": {"text", "obs", "state", "future", "action"},
 
 class Representation(ParadigmBase):
     name = "representation"
+    keeps_prefix = True
     video = True
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
