@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from wam.backbones.base import Group, VideoGroup
 from wam.backbones.build import make_backbone, text_input
 from wam.errors import ConfigError
-from wam.models.groups import VectorTokens
+from wam.models.groups import VectorTokens, next_offset
 from wam.nn.transformer import GroupMask, TokenGroup
 
 
@@ -55,8 +55,6 @@ class BackboneParts(nn.Module):
         cfg.check()
         if action_frame and not video:
             raise ConfigError("actions written into a latent frame need the future (video) group")
-        from wam.paradigms.base import next_offset  # the one definition of the action frame's time
-
         self.cfg = cfg
         self.tokenizer = tokenizer.requires_grad_(False).eval()
         self.backbone = make_backbone(cfg.backbone, tokenizer, getattr(cfg, "lora", None))

@@ -25,6 +25,12 @@ MODALITY = {"text": "text", "obs": "video", "future": "video", "state": "action"
             "latent_action": "action"}
 
 
+def next_offset(offsets: Sequence[int]) -> int:
+    """The frame offset one stride after the last of `offsets` (stride: the last gap, or the offset)."""
+    last = sorted(offsets)
+    return last[-1] + (last[-1] - last[-2] if len(last) > 1 else last[-1])
+
+
 def frame_positions(offsets: Sequence[int], rows: int, cols: int) -> Tensor:
     """(T*rows*cols, 3) long positions (time, row, col) of patch tokens, time-major."""
     t = torch.as_tensor(list(offsets), dtype=torch.long)

@@ -71,6 +71,15 @@ class FrameLatents:
     def _latents(self, batch: dict, name: str) -> Tensor:
         return batch[f"{name}.latent"] if f"{name}.latent" in batch else self.encode(batch[f"{name}.image"])
 
+    # shapes, from `self.grid` (latent h = w) and `self.future_times` (the future group's frame offsets)
+    def frame_shape(self) -> tuple[int, int, int]:
+        """(C, h, w) of one latent frame."""
+        return (self.tokenizer.cfg.latent_channels, self.grid, self.grid)
+
+    def future_shape(self, b: int) -> tuple[int, ...]:
+        """(B, Tf, C, h, w) of the future group (a policy's action / state frames included)."""
+        return (b, len(self.future_times), *self.frame_shape())
+
 
 class VideoWorldModel(FrameLatents, nn.Module):
     """Frozen frame tokenizer + transformer backbone over text/obs/(action)/future token groups."""
@@ -78,7 +87,11 @@ class VideoWorldModel(FrameLatents, nn.Module):
     kind = "wam-world-model"
     extra_groups: tuple[str, ...] = ()  # a subclass's own token groups (their MoT experts are built too)
 
-    def __init__(self, cfg: WorldModelConfig, tokenizer: FrameAutoencoder):
+    def __init__(self, cfg: WorldModelConfig, tokenizer: FrameAutoencoder, *, groups: Sequence[str] = (),
+                 video: bool = True):
+        """`groups`: token groups beyond the world model's whose MoT experts the backbone also builds (a
+        policy's state and actions, wam.paradigms.base.WamParts); `video=False` leaves out the future
+        head (a policy that never predicts frames)."""
         super().__init__()
         cfg.check()
         self.cfg = cfg
@@ -86,11 +99,12 @@ class VideoWorldModel(FrameLatents, nn.Module):
         width = cfg.backbone.resolved_width()
         c = tokenizer.cfg.latent_channels
         self.grid = tokenizer.cfg.image_size // tokenizer.cfg.downsample  # latent h = w
-        names = ["text", "obs", "future"] + (["action"] if cfg.action_chunk else []) + list(self.extra_groups)
+        self.future_times = tuple(cfg.future)
+        names = ["text", "obs", "future"] + (["action"] if cfg.action_chunk else []) + [*self.extra_groups, *groups]
         self.backbone = Backbone(cfg.backbone, sorted({MODALITY[n] for n in names}))
         self.text = TextToken(EMBED_DIM, width)
         self.obs_in = LatentPatches(c, cfg.patch, width)
-        self.future_io = LatentPatches(c, cfg.patch, width, out=True)
+        self.future_io = LatentPatches(c, cfg.patch, width, out=True) if video else None
         self.action_in = VectorTokens(cfg.action_dim, width) if cfg.action_chunk else None
         rows = self.grid // cfg.patch
         self.register_buffer("obs_pos", frame_positions(cfg.obs, rows, rows), persistent=False)
@@ -100,10 +114,6 @@ class VideoWorldModel(FrameLatents, nn.Module):
         clean = {"text", "obs", "action"}
         self.mask = GroupMask(allowed={g: clean for g in clean},
                               causal_time={"future"} if cfg.causal_future else set())
-
-    def future_shape(self, b: int) -> tuple[int, ...]:
-        """(B, Tf, C, h, w) of the future latents."""
-        return (b, len(self.cfg.future), self.tokenizer.cfg.latent_channels, self.grid, self.grid)
 
     # -- the network -----------------------------------------------------------------------
     def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,

@@ -19,6 +19,7 @@ Batches seen by a paradigm are already normalised by the policy:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
@@ -28,16 +29,18 @@ from torch import Tensor, nn
 
 from wam.backbones.lora import LoraConfig
 from wam.config import Retired
-from wam.data.text import EMBED_DIM
 from wam.errors import ConfigError
-from wam.models.groups import MODALITY, LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
+from wam.models.groups import VectorTokens, next_offset, vector_positions
+from wam.models.transfer import Loaded, load_world
+from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
-from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, KVCache, TokenGroup
+from wam.nn.transformer import SHARED, BackboneConfig, GroupMask, KVCache, TokenGroup
 from wam.paradigms.settings import HierarchicalConfig, JointConfig, LatentFrameConfig, MimicConfig
 from wam.reference_config import ReferenceConfig
 
 CLEAN = frozenset({"text", "obs", "state"})
+EXPERT_KEY = re.compile(r"^backbone\.(?:blocks\.\d+\.experts|final_ada)\.(\w+)\.")  # a MoT expert's tensors
 
 
 # the per-paradigm keys that were flat in PolicyModelConfig, and their sections now (old configs still load)
@@ -124,55 +127,55 @@ class PolicyModelConfig:
                               "--latent_actions=true` (its lam.* options), never in `wam train`")
 
 
-def next_offset(offsets: tuple[int, ...]) -> int:
-    """The frame offset one stride after the last of `offsets` (stride: the last gap, or the offset)."""
-    last = sorted(offsets)
-    return last[-1] + (last[-1] - last[-2] if len(last) > 1 else last[-1])
-
-
-class WamParts(nn.Module):
-    """Tokenizer + backbone + group embedders; `run` denoises the groups a paradigm noises.
+class WamParts(VideoWorldModel):
+    """A video world model (the tokenizer, backbone and group embedders of `VideoWorldModel`, under its
+    names) plus the policy's own modules (`POLICY_ONLY`): `run` denoises the groups a paradigm noises.
 
     `video`: a future group exists. `actions=False` leaves out the backbone's action head (a paradigm
     that acts with its own network). `action_frame`: actions are one more frame of the future group
     (at `next_offset(cfg.future)`), not tokens, so there is no action embedder either.
-    A strategy's own token groups join `run` as `extra`."""
+    A strategy's own token groups join `run` as `extra`. `load_world` starts it from a pretrained world
+    model by structure (wam.models.transfer). `self.cfg` is the world model's config (its future
+    offsets include the action / state frames); the policy's is `self.policy_cfg`."""
+
+    POLICY_ONLY = ("state_in", "action_io")  # the policy's own modules: fresh at `--init`
 
     def __init__(self, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder, video: bool = True,
                  actions: bool = True, action_frame: bool = False):
-        super().__init__()
         cfg.check()
         if action_frame and not video:
             raise ConfigError("actions written into a latent frame need the future (video) group")
         state_frame = action_frame and cfg.latent_frame.state_frames  # proprio as frames: no state token
-        self.cfg = cfg
-        self.tokenizer = tokenizer.requires_grad_(False).eval()
-        width, c = cfg.backbone.resolved_width(), tokenizer.cfg.latent_channels
-        self.grid = tokenizer.cfg.image_size // tokenizer.cfg.downsample
-        names = ["text", "obs"] + ([] if state_frame else ["state"]) + ([] if action_frame else ["action"])
-        names += ["future"] if video else []
-        self.backbone = Backbone(cfg.backbone, sorted({MODALITY[n] for n in names}))
-        self.text = TextToken(EMBED_DIM, width)
-        self.obs_in = LatentPatches(c, cfg.patch, width)
-        self.future_io = LatentPatches(c, cfg.patch, width, out=True) if video else None
-        self.state_in = None if state_frame else VectorTokens(cfg.state_dim, width)
-        self.action_io = VectorTokens(cfg.action_dim, width, out=True) if actions and not action_frame else None
-        self.future_times = (*cfg.future, next_offset(cfg.future)) if action_frame else tuple(cfg.future)
+        future = (*cfg.future, next_offset(cfg.future)) if action_frame else tuple(cfg.future)
         if state_frame:  # the future states' frame one stride after the action frame
-            self.future_times = (*self.future_times, next_offset(self.future_times))
+            future = (*future, next_offset(future))
         # the current state's frame (latent_frame.state_frames): first in the obs group, one step before the
         # earliest obs frame
-        self.obs_times = (min(cfg.obs) - 1, *cfg.obs) if state_frame else tuple(cfg.obs)
-        rows = self.grid // cfg.patch
-        self.register_buffer("obs_pos", frame_positions(self.obs_times, rows, rows), persistent=False)
-        self.register_buffer("future_pos", frame_positions(self.future_times, rows, rows), persistent=False)
+        obs = (min(cfg.obs) - 1, *cfg.obs) if state_frame else tuple(cfg.obs)
+        world = WorldModelConfig(backbone=cfg.backbone, patch=cfg.patch, obs=obs, future=future,
+                                 action_dim=cfg.action_dim, sample_steps=cfg.sample_steps)
+        groups = ([] if state_frame else ["state"]) + ([] if action_frame else ["action"])
+        super().__init__(world, tokenizer, groups=groups, video=video)
+        self.policy_cfg = cfg
+        width = cfg.backbone.resolved_width()
+        self.state_in = None if state_frame else VectorTokens(cfg.state_dim, width)
+        self.action_io = VectorTokens(cfg.action_dim, width, out=True) if actions and not action_frame else None
+        self.obs_times = obs
         self.register_buffer("state_pos", vector_positions(cfg.obs), persistent=False)
         self.register_buffer("action_pos", vector_positions(range(cfg.chunk)), persistent=False)
 
+    def extension(self, key: str, other: dict) -> bool:
+        """`key` is a MoT expert's tensor and `other` (a state dict) has none of that expert."""
+        expert = _expert(key)
+        return expert not in (None, SHARED) and not any(_expert(k) == expert for k in other)
+
+    def load_world(self, state: dict[str, Tensor], source: str = "the world model") -> Loaded:
+        """A world model's weights, strictly and by structure (wam.models.transfer)."""
+        return load_world(self, state, source)
+
     def _groups(self, batch: dict, future: tuple[Tensor, Tensor] | None, action: tuple[Tensor, Tensor] | None,
                 skip: set[str] = frozenset()) -> list[TokenGroup]:
-        zero = torch.zeros(1, 3, dtype=torch.long, device=batch["text_emb"].device)
-        make = {"text": lambda: TokenGroup("text", self.text(batch["text_emb"]), None, zero, "text"),
+        make = {"text": lambda: TokenGroup("text", self.text(batch["text_emb"]), None, self.text_pos, "text"),
                 "obs": lambda: TokenGroup("obs", self.obs_in.embed(batch["obs.latent"]), None, self.obs_pos, "video")}
         if self.state_in is not None:  # else the paradigm packed the state into the obs group's first frame
             make["state"] = lambda: TokenGroup("state", self.state_in.embed(batch["obs.state"]), None, self.state_pos,
@@ -211,15 +214,13 @@ class WamParts(nn.Module):
         return result
 
     def action_shape(self, b: int) -> tuple[int, ...]:
-        return (b, self.cfg.chunk, self.cfg.action_dim)
+        return (b, self.policy_cfg.chunk, self.policy_cfg.action_dim)
 
-    def frame_shape(self) -> tuple[int, int, int]:
-        """(C, h, w) of one latent frame."""
-        return (self.tokenizer.cfg.latent_channels, self.grid, self.grid)
 
-    def future_shape(self, b: int) -> tuple[int, ...]:
-        """The future group's shape (B, T, C, h, w), the action frame included where there is one."""
-        return (b, len(self.future_times), *self.frame_shape())
+def _expert(key: str) -> str | None:
+    """The MoT expert a backbone tensor belongs to (SHARED on a monolithic backbone), None if no expert's."""
+    found = EXPERT_KEY.match(key)
+    return found.group(1) if found else None
 
 
 def mask_where(sees: dict[str, set[str]]) -> GroupMask:
