@@ -220,7 +220,7 @@ def policy_and_inputs(cfg: TrainConfig, frames: np.ndarray, ds: LeRobotDataset, 
     tokenizer, init_state = _tokenizer_and_init(cfg, frames, ds, train_eps, val_eps, out, device)
     policy = build_policy(cfg, tokenizer, stats, key, size)
     if init_state is not None:
-        result = policy.paradigm.parts.load_state_dict(init_state, strict=False)
+        result = policy.paradigm.parts.load_world(init_state, f"--init={cfg.init}")  # strict, by structure
         trains = ""
         if cfg.policy.integration == "latent_actions":  # the world model's LAM and code head; what trains
             result, trains = adopt_pretrained(policy.paradigm, init_state, result, cfg.policy.tune_backbone)

@@ -70,8 +70,9 @@ def test_a_world_model_initialises_a_policy_by_structure():
         for p in wm.backbone.parameters():
             p.add_(torch.randn_like(p))
     parts = _parts("wan", backbone={"mot": True}, lora=LoraConfig(rank=2))
-    result = parts.load_state_dict(wm.state_dict(), strict=False)
+    result = parts.load_world(wm.state_dict())
     assert not result.unexpected_keys
+    assert {k.split(".")[0] for k in result.missing_keys} == {"state_in", "action_io", "backbone"}  # expert, LoRA
     video = wm.backbone.model.blocks[1].attn1.to_q.weight
     assert torch.equal(parts.backbone.model.blocks[1].attn1.to_q.base_layer.weight, video)
     assert torch.equal(parts.backbone.action_blocks[1].attn1.to_q.weight, video)  # the expert starts from it

@@ -88,7 +88,7 @@ def test_the_video_path_never_reads_the_codes():
     x, t = torch.randn(4, 2, 4, 4, 4, generator=g), torch.rand(4, generator=g)
     alone = wm.velocity(x, t, data["obs.latent"], data["text_emb"])
     for codes in (torch.randn(4, 2, 8, generator=g), torch.randn(4, 2, 8, generator=g)):
-        out = wm.run(x, t, data["obs.latent"], data["text_emb"], extra=[code_tokens(wm.code_io, codes, t, wm.code_pos)])
+        out = wm.run_groups(x, t, data["obs.latent"], data["text_emb"], extra=[code_tokens(wm.code_io, codes, t, wm.code_pos)])
         assert torch.allclose(wm.future_io.read_out(out["future"], 2, 4, 4), alone, atol=1e-5)
 
 

@@ -119,7 +119,7 @@ def test_executor_is_much_smaller_than_the_backbone():
 def test_world_model_checkpoint_loads_into_the_planner():
     wm = VideoWorldModel(WorldModelConfig(backbone=BackboneConfig(depth=2, width=64), obs=(-1, 0), future=(2, 4)),
                          tokenizer())
-    result = tiny("hierarchical").parts.load_state_dict(wm.state_dict(), strict=False)
+    result = tiny("hierarchical").parts.load_world(wm.state_dict())
     assert not result.unexpected_keys
     assert {k.split(".")[0] for k in result.missing_keys} == {"state_in"}
 

@@ -17,7 +17,7 @@ from wam.models.world_model import WorldModelConfig
 from wam.nn.latent_action import LatentActionModel
 from wam.nn.transformer import BackboneConfig
 from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm, variants
-from wam.paradigms.latent_actions import Loaded, adopt_pretrained, decode_actions
+from wam.paradigms.latent_actions import adopt_pretrained, decode_actions
 
 NAMES = ("joint", "inverse_dynamics")
 METRICS = {"action_loss", "video_loss"}
@@ -101,9 +101,7 @@ def code_world_model(mot: bool = False) -> CodeWorldModel:
 
 def adopted(name: str, wm: CodeWorldModel, tune_backbone: bool = False, mot: bool = False):
     p = la(name, mot)
-    shared = p.parts.load_state_dict(wm.state_dict(), strict=False)
-    result, line = adopt_pretrained(p, wm.state_dict(), Loaded(shared.missing_keys, shared.unexpected_keys),
-                                    tune_backbone)
+    result, line = adopt_pretrained(p, wm.state_dict(), p.parts.load_world(wm.state_dict()), tune_backbone)
     return p, result, line
 
 
@@ -129,7 +127,7 @@ def test_the_policy_backbone_computes_what_was_pretrained(mot):
     p, _, _ = adopted("joint", wm, mot=mot)
     data, g = batch(), torch.Generator().manual_seed(2)
     x, codes, t = torch.randn(4, 2, 4, 4, 4, generator=g), torch.randn(4, 2, 16, generator=g), torch.rand(4, generator=g)
-    out = wm.run(x, t, data["obs.latent"], data["text_emb"], extra=[code_tokens(wm.code_io, codes, t, wm.code_pos)])
+    out = wm.run_groups(x, t, data["obs.latent"], data["text_emb"], extra=[code_tokens(wm.code_io, codes, t, wm.code_pos)])
     ours = p._run(data, x, codes, t, t)
     assert torch.allclose(wm.future_io.read_out(out["future"], 2, 4, 4), ours["future"], atol=1e-5)
     assert torch.allclose(wm.code_io.read_out(out["latent_action"]), ours["latent_action"], atol=1e-5)

@@ -1,7 +1,8 @@
 """The model family's parts on a diffusers backbone: what `WamParts` is on wam's own transformer.
 
-`BackboneParts` has WamParts' interface (`run`, `action_shape`, `frame_shape`, `future_shape`,
-`tokenizer`, `grid`, `future_times`, `action_io`), so every paradigm runs on it unchanged. The video
+`BackboneParts` has WamParts' interface (`run`, `load_world`, `action_shape`, `frame_shape`,
+`future_shape`, `tokenizer`, `grid`, `future_times`, `action_io`), so every paradigm runs on it
+unchanged; `load_world` takes a BackboneWorldModel's weights by structure (wam.models.transfer). The video
 groups (obs, future, the latent action frame) go into the backbone as latents, through its own patch
 embedding, RoPE and timestep conditioning; state and actions are wam tokens (a linear map per step
 plus a learned per-step embedding) in the same joint attention, under the paradigm's GroupMask.
@@ -23,6 +24,8 @@ from wam.backbones.base import Group, VideoGroup
 from wam.backbones.build import make_backbone, text_input
 from wam.errors import ConfigError
 from wam.models.groups import VectorTokens, next_offset
+from wam.models.transfer import Loaded, load_world
+from wam.models.world_model import FrameLatents
 from wam.nn.transformer import GroupMask, TokenGroup
 
 
@@ -46,7 +49,7 @@ class StepTokens(nn.Module):
         return self.io.read_out(tokens)
 
 
-class BackboneParts(nn.Module):
+class BackboneParts(FrameLatents, nn.Module):
     """VAE tokenizer + diffusers backbone + wam's state/action tokens; `run` as WamParts.run."""
 
     def __init__(self, cfg, tokenizer: nn.Module, video: bool = True, actions: bool = True,
@@ -93,26 +96,36 @@ class BackboneParts(nn.Module):
             result["action"] = self.action_io.read_out(out["action"]).float()
         return result
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """As nn.Module's, also taking weights saved without LoRA (a world model for `--init`) into the
-        LoRA-wrapped layers (`x.weight` -> `x.base_layer.weight` where only the latter exists); weights
-        without an action expert restart it as a copy of the loaded video blocks."""
+    POLICY_ONLY = ("state_in", "action_io")  # the policy's own modules: fresh at `--init`
+
+    def extension(self, key: str, other: dict) -> bool:
+        """`key` is a LoRA adapter's, or the action expert's (MoT) where `other` (a state dict) has none."""
+        expert = key.startswith("backbone.action_blocks.")
+        return ".lora_" in key or (expert and not any(k.startswith("backbone.action_blocks.") for k in other))
+
+    def _world_names(self, state: dict) -> dict:
+        """Weights saved without LoRA (a world model) under the LoRA-wrapped layers' names
+        (`x.weight` -> `x.base_layer.weight` where only the latter exists)."""
         own = self.state_dict(keep_vars=True)
         renamed = {}
-        for k, v in state_dict.items():
+        for k, v in state.items():
             head, _, leaf = k.rpartition(".")
             wrapped = f"{head}.base_layer.{leaf}"
             renamed[wrapped if k not in own and wrapped in own else k] = v
-        result = super().load_state_dict(renamed, strict=strict, assign=assign)
-        if not any(k.startswith("backbone.action_blocks.") for k in renamed):
-            self.backbone.init_action_expert()  # video weights without an expert (a world model): copy them
-        return result
+        return renamed
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, also taking weights saved without LoRA into the LoRA-wrapped layers."""
+        return super().load_state_dict(self._world_names(state_dict), strict=strict, assign=assign)
+
+    def load_world(self, state: dict[str, Tensor], source: str = "the world model") -> Loaded:
+        """A BackboneWorldModel's weights, strictly and by structure (wam.models.transfer); an action expert
+        the world model has not got restarts as a copy of the loaded video blocks."""
+        state = self._world_names(state)
+        loaded = load_world(self, state, source)
+        if not any(k.startswith("backbone.action_blocks.") for k in state):
+            self.backbone.init_action_expert()
+        return loaded
 
     def action_shape(self, b: int) -> tuple[int, ...]:
         return (b, self.cfg.chunk, self.cfg.action_dim)
-
-    def frame_shape(self) -> tuple[int, int, int]:
-        return (self.tokenizer.cfg.latent_channels, self.grid, self.grid)
-
-    def future_shape(self, b: int) -> tuple[int, ...]:
-        return (b, len(self.future_times), *self.frame_shape())

@@ -3,7 +3,7 @@
 Same objective and interface as wam.models.world_model.VideoWorldModel (`loss`, `imagine_latents`,
 `imagine`, `encode`, `decode`): flow matching on the future latents given the clean obs latents,
 the instruction and optionally the next actions. Its parameter names (`backbone.*`, `text_in.*`)
-are BackboneParts', so `wam train --init` starts a policy from it by structure. A dropped
+are BackboneParts', so `wam train --init` starts a policy from it by structure (BackboneParts.load_world). A dropped
 instruction (classifier-free guidance) is a zero text embedding.
 """
 
@@ -32,6 +32,7 @@ class BackboneWorldModel(FrameLatents, nn.Module):
         self.backbone = make_backbone(cfg.backbone, tokenizer)
         self.text_in = text_input(cfg.backbone, self.backbone)
         self.grid = tokenizer.cfg.latent_size
+        self.future_times = tuple(cfg.future)
         self.ranks = frame_ranks(cfg.obs, cfg.future)
         self.action_in = StepTokens(cfg.action_dim, cfg.action_chunk, self.backbone.width) if cfg.action_chunk else None
         clean = {"text", "obs", "action"}
@@ -65,8 +66,8 @@ class BackboneWorldModel(FrameLatents, nn.Module):
     @torch.no_grad()
     def imagine_latents(self, obs: Tensor, text: Tensor, actions: Tensor | None = None, steps: int | None = None,
                         guidance: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
-        b, c = obs.shape[0], self.tokenizer.cfg.latent_channels
-        x1 = torch.randn((b, len(self.cfg.future), c, self.grid, self.grid), generator=generator)
+        b = obs.shape[0]
+        x1 = torch.randn(self.future_shape(b), generator=generator)
         null = torch.ones(b, dtype=torch.bool)
 
         def v(x: Tensor, t: Tensor) -> Tensor:

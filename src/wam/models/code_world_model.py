@@ -103,7 +103,7 @@ class CodeWorldModel(VideoWorldModel):
         codes = self.codes(obs, x0)
         code_noise = gaussian(codes.shape, generator, codes.device, codes.dtype)
         group = code_tokens(self.code_io, interpolate(codes, code_noise, t), t, self.code_pos)
-        out = self.run(interpolate(x0, noise, t), t, obs, batch["text_emb"], None, drop, extra=[group])
+        out = self.run_groups(interpolate(x0, noise, t), t, obs, batch["text_emb"], None, drop, extra=[group])
         v = self.future_io.read_out(out["future"], len(self.cfg.future), self.grid, self.grid).float()
         keep = ~batch["future_is_pad"]  # (B, Tf)
         video = flow_loss(v, x0, noise, keep[:, :, None, None, None].expand_as(x0))

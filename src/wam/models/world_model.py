@@ -119,11 +119,11 @@ class VideoWorldModel(FrameLatents, nn.Module):
     def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
                  drop_text: Tensor | None = None) -> Tensor:
         """Predicted velocity of the future latents (B, Tf, C, h, w) at flow time t (B,)."""
-        out = self.run(x_t, t, obs, text, actions, drop_text)
+        out = self.run_groups(x_t, t, obs, text, actions, drop_text)
         return self.future_io.read_out(out["future"], len(self.cfg.future), self.grid, self.grid).float()
 
-    def run(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
-            drop_text: Tensor | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:
+    def run_groups(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
+                   drop_text: Tensor | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:
         """The backbone's output tokens of every group; `extra`: a subclass's own groups, already embedded."""
         groups = [
             TokenGroup("text", self.text(text, drop_text), None, self.text_pos, "text"),

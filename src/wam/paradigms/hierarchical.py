@@ -7,7 +7,7 @@ the subgoal. The plan is made every `policy.hierarchical.plan_every` calls to `a
 `reset()` (called by `WamPolicy.reset`, i.e. at every episode start) drops it.
 
 Executor: a small residual MLP, separate from the backbone (its weights live here, not in
-`WamParts`, so a world-model checkpoint still loads with strict=False), over
+`WamParts`: a policy-only module, fresh at `--init`), over
 [obs latents, subgoal latent, proprio state] + the subgoal's offset (how many steps ahead it is)
 -> action chunk (B, Ta, Da) by flow matching with its own few sample steps (`policy.hierarchical.executor_steps`).
 

@@ -25,14 +25,13 @@ latent actions without `--init` (see wam.train).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from wam.errors import ConfigError
 from wam.models.code_world_model import CODE_MASK, code_tokens, frame_pairs
 from wam.models.groups import VectorTokens, vector_positions
+from wam.models.transfer import Loaded
 from wam.nn.flow import euler_sample, gaussian, masked_mse
 from wam.nn.latent_action import ActionDecoder, LatentActionModel
 from wam.paradigms.base import (ParadigmBase, PolicyModelConfig, WamParts, future_loss, keep_mask, noise_group,
@@ -53,28 +52,24 @@ def _build(p: ParadigmBase) -> None:
     p.tunes_backbone = True  # until `adopt_pretrained` says otherwise
 
 
-@dataclass
-class Loaded:
-    """What `--init` gave the policy (as nn.Module.load_state_dict's result)."""
-
-    missing_keys: list[str]
-    unexpected_keys: list[str]
-
-
 def adopt_pretrained(p: ParadigmBase, state: dict, shared: Loaded, tune_backbone: bool = False) -> tuple[Loaded, str]:
-    """Load the world model's LAM and code head (`state`, after the shared parts were loaded with result
-    `shared`) and freeze all but the decoder (and, with `tune_backbone`, the backbone side); returns the
-    load result over the whole policy and a line saying what trains."""
-    own = {k: v for k, v in state.items() if k.startswith(PRETRAINED) and hasattr(p, k.split(".")[0])}
-    result = p.load_state_dict(own, strict=False)
-    missing = [k for k in result.missing_keys if k.startswith(PRETRAINED)]
-    if missing:
-        raise ConfigError(f"the world model's latent-action model does not fit this policy (missing {missing[0]})")
+    """Load the world model's LAM and code head (`state`, after the shared parts were loaded by
+    `parts.load_world` with result `shared`), each strictly, and freeze all but the decoder (and, with
+    `tune_backbone`, the backbone side); returns the load result over the whole policy and a line saying
+    what trains."""
+    taken = tuple(prefix for prefix in PRETRAINED if hasattr(p, prefix[:-1]))  # inverse dynamics: no code head
+    for prefix in taken:
+        part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        try:
+            getattr(p, prefix[:-1]).load_state_dict(part, strict=True)
+        except RuntimeError as exc:  # missing / unexpected keys or other shapes
+            raise ConfigError(f"the world model's latent-action model does not fit this policy ({prefix[:-1]}: "
+                              f"{str(exc).splitlines()[-1].strip()[:160]})") from None
     p.tunes_backbone = tune_backbone
     for name, q in p.named_parameters():  # the LAM and the tokenizer were frozen from the start
         if not (tune_backbone or name.startswith("decoder.")):
             q.requires_grad_(False)
-    unused = [k for k in shared.unexpected_keys if k not in own]
+    unused = [k for k in shared.unexpected_keys if not k.startswith(taken)]
     trains = sorted({n.split(".")[0] if n.split(".")[0] != "parts" else ".".join(n.split(".")[:2])
                      for n, q in p.named_parameters() if q.requires_grad})
     n = sum(q.numel() for q in p.parameters() if q.requires_grad)
