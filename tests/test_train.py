@@ -234,6 +234,28 @@ def test_init_refuses_a_backbone_option_that_contradicts_the_world_model(pretrai
     assert len(err) == 1 and flag in err[0] and "the world model has" in err[0], err
 
 
+def test_init_refuses_a_world_model_that_lacks_a_backbone_tensor(pretrained, tmp_path, capsys, monkeypatch):
+    """Every tensor of the policy's world-model parts must come from `--init`: one missing is one line, exit 2
+    (not a policy that silently keeps a fresh tensor)."""
+    import wam.train
+
+    real = wam.train.load_world_model
+
+    def lacking(path):
+        wm, cfg = real(path)
+        state = wm.state_dict()
+        wm.state_dict = lambda: {k: v for k, v in state.items() if k != "backbone.blocks.1.experts.shared.qkv.weight"}
+        return wm, cfg
+
+    monkeypatch.setattr(wam.train, "load_world_model", lacking)
+    argv = ["train", "--paradigm=joint", f"--init={pretrained / 'wm'}", f"--data.path={pretrained / 'data'}",
+            f"--out={tmp_path / 'p'}"]
+    argv += [f"--{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in POLICY.items()]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lacks backbone.blocks.1.experts.shared.qkv.weight" in err[0], err
+
+
 def test_statistics_come_from_the_training_episodes_only(pretrained, tmp_path):
     from wam.data.lerobot_format import LeRobotDataset
 
