@@ -1,9 +1,9 @@
 """What every paradigm shares: the model family's parts and the flow-matching plumbing.
 
-`WamParts` is the one model family: the frozen frame tokenizer, the token-group backbone and the
-embedders of each group (text, obs latents, proprio state, future latents, action chunk). Its
-parameter names match `VideoWorldModel`'s, so a `wam pretrain` checkpoint initialises the shared
-parts directly. With `action_frame` (the latent_frame integration) there are no action tokens at
+`WamParts` is the one model family: a `VideoWorldModel` (the frozen frame tokenizer, the token-group
+backbone, the text / obs / future embedders) plus the policy's own embedders (proprio state, action
+chunk), so a `wam pretrain` checkpoint initialises the shared parts by structure (`load_world`,
+wam.models.transfer: strict, every tensor accounted for). With `action_frame` (the latent_frame integration) there are no action tokens at
 all: the future group gets one more frame, one stride after the last future offset, that holds
 the packed action chunk, and no action embedder exists. A paradigm (joint.py, representation.py,
 latent_frame.py, ...) is a small strategy over these parts: which groups it noises, which mask it
