@@ -4,7 +4,8 @@
 
 Same data path as pretraining (frames decoded once, encoded once by the frozen tokenizer, windows
 over latents), plus proprio state and action chunks. `--init` loads the world model's tokenizer
-and shared weights (text, obs/future embedders, backbone); without it the tokenizer is trained (or
+and shared weights (text, obs/future embedders, backbone) by structure and strictly (the parts are a
+world model: `parts.load_world`, wam.models.transfer; a missing tensor is refused); without it the tokenizer is trained (or
 loaded from `tokenizer.path`) and the backbone starts from scratch: the matched baselines
 ("video loss without pretraining", the action-only policy) are this with `--paradigm` and
 `--policy.video_weight` set. The trainer is the one `wam pretrain` uses (EMA, exact resume, logs).
