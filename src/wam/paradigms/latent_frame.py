@@ -40,6 +40,7 @@ of highest predicted value (best-of-N); `last_value`, `last_future` and `last_st
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -47,6 +48,7 @@ from torch import Tensor
 from wam.errors import ConfigError
 from wam.paradigms.base import (ParadigmBase, PolicyModelConfig, WamParts, keep_mask, mask_where, noise_group,
                                 sample_group, weighted_loss)
+from wam.paradigms.settings import LatentFrameConfig
 
 MASK = mask_where({"future": {"text", "obs", "state", "future"}})
 
@@ -85,6 +87,17 @@ def best_of(values: Tensor, n: int) -> Tensor:
     """(B * n,) values of n candidates per row -> (B,) the flat index of each row's highest-valued candidate."""
     rows = values.reshape(-1, n)  # (B, n)
     return torch.arange(rows.shape[0], device=values.device) * n + rows.argmax(1)
+
+
+def set_value_candidates(cfg: PolicyModelConfig, n: int, flag: str) -> None:
+    """Act best-of-`n` from now on (`wam eval --value_candidates`), or a ConfigError naming `flag` where the
+    policy has no value frame to choose by."""
+    section = replace(getattr(cfg, "latent_frame", None) or LatentFrameConfig(), value_candidates=n)
+    try:
+        section.check()
+    except ConfigError as err:
+        raise ConfigError(f"{flag}={n}: {err}") from None
+    cfg.latent_frame = section
 
 
 class JointLatentFrame(ParadigmBase):
