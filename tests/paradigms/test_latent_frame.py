@@ -235,3 +235,29 @@ def test_value_settings_are_refused_with_a_reason():
     for gamma in (0.0, 1.5):
         with pytest.raises(ConfigError, match=r"policy.latent_frame.gamma .* \(0, 1\]"):
             tiny("joint", integration="latent_frame", latent_frame=LatentFrameConfig(value_frame=True, gamma=gamma))
+
+
+def test_the_variants_reads_column_covers_every_latent_frame_key(capsys):
+    """`wam variants` says joint + latent_frame reads `policy.latent_frame`: every key of that section (the value
+    keys included) lives there and changes what the strategy does (its loss or its actions)."""
+    from dataclasses import fields
+
+    from wam.cli import main
+
+    assert main(["variants"]) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.split()[:2] == ["joint", "latent_frame"])
+    assert line.split()[5] == "policy.latent_frame"
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    data = {**state_batch(), "frame_index": torch.tensor([0, 10, 5, 11]), "episode_length": torch.tensor([30] * 4)}
+
+    def outputs(**kw):
+        p = perturbed(tiny("joint", integration="latent_frame", latent_frame=LatentFrameConfig(**kw)), 0.05)
+        return p.loss(data, generator=g())[0], p.act(data, generator=g())
+
+    changed = {"state_frames": ({}, {"state_frames": True}), "value_frame": ({}, {"value_frame": True})}
+    changed |= {k: ({"value_frame": True}, {"value_frame": True, k: v})
+                for k, v in (("gamma", 0.5), ("value_weight", 3.0), ("value_candidates", 3))}
+    assert set(changed) == {f.name for f in fields(LatentFrameConfig)}  # a new key needs a row here
+    for key, (before, after) in changed.items():
+        (la, aa), (lb, ab) = outputs(**before), outputs(**after)
+        assert not torch.allclose(la, lb) or not torch.allclose(aa, ab), key

@@ -112,7 +112,9 @@ class JointLatentFrame(ParadigmBase):
         lf = cfg.latent_frame
         extra = 1 + lf.state_frames + lf.value_frame  # frames after the real ones: actions (future states, value)
         if parts.action_io is not None or len(parts.future_times) != len(cfg.future) + extra:
-            raise ConfigError("joint + latent_frame needs WamParts(..., action_frame=True)")
+            raise ConfigError("joint + latent_frame needs WamParts(..., action_frame=True)" + (
+                "; policy.latent_frame.state_frames and value_frame are implemented for backbone.kind=wam" if extra > 1
+                else ""))
         size = math.prod(parts.frame_shape())
         if cfg.chunk * cfg.action_dim > size:
             raise ConfigError(f"policy.chunk * action_dim = {cfg.chunk * cfg.action_dim} action values do not fit "
