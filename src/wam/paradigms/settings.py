@@ -9,7 +9,7 @@
 They live in one module (not beside each strategy) so that `base.PolicyModelConfig` and the
 strategies import them without an import cycle. A strategy names the sections it reads in its
 `settings` class attribute (`wam variants` prints them). Each `check()` validates its own fields,
-its errors naming the full key; rules that span sections (state frames need the latent_frame
+its errors naming the full key; rules that span sections (state and value frames need the latent_frame
 integration) stay in `PolicyModelConfig.check`. The outside reference's settings are apart:
 `wam.reference_config`. The old flat keys (`policy.feature_noise`, ...) still load: see
 `base.PolicyModelConfig.RETIRED`.
