@@ -181,6 +181,8 @@ def test_the_value_frame_is_one_more_predicted_frame():
     assert torch.isfinite(loss) and {"action_loss", "video_loss", "state_loss", "value_loss"} <= set(metrics)
     chunk = p.act(value_batch(), generator=torch.Generator().manual_seed(0))
     assert chunk.shape == (4, 3, 4) and p.last_value.shape == (4,) and p.last_state.shape == (4, 2, 4)
+    p.reset()  # a new episode: nothing of the last one's chunks is left to read (wam eval records last_value)
+    assert p.last_value is None and p.last_state is None
     with pytest.raises(ConfigError, match="frame_index and episode_length"):
         p.loss(state_batch())
 

@@ -126,6 +126,10 @@ class JointLatentFrame(ParadigmBase):
         self.last_state: Tensor | None = None
         self.last_value: Tensor | None = None  # (B,) the value read off the last `act`'s value frame
 
+    def reset(self) -> None:
+        """A new episode: no state or value of the last one's chunks is left to read."""
+        self.last_state = self.last_value = None
+
     def _conditioned(self, batch: dict) -> dict:
         """The batch as the backbone reads it: with state frames, the current states packed into a frame
         put first in the obs group (B, 1 + To, C, h, w)."""
