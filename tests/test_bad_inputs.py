@@ -34,6 +34,7 @@ from wam.data.writer import LeRobotWriter
 
 LATENT = ["--paradigm=joint", "--policy.integration=latent_actions", "--data.image_size=32", "--text_encoder=hash",
           "--optim.steps=2"]
+VALUE = ["--paradigm=joint", "--policy.integration=latent_frame", "--policy.latent_frame.value_frame=true"]
 TRAIN = ["--paradigm=conv_reference", "--data.image_size=32", "--optim.steps=2", "--optim.batch_size=4",
          "--policy.chunk=3", "--text_encoder=hash", "--optim.precision=fp32"]
 
@@ -269,6 +270,19 @@ CASES = [
          ("--proposal", "policy.chunk 3 (the world model has 2)")),
     Case("train --paradigm=planning (built by wam plan)", lambda w, d: ["train", "--paradigm=planning"], 2,
          ("wam plan",)),
+    # latent_frame's value frame (Cosmos Policy's value): refused before any data is read
+    Case("train value_frame without integration=latent_frame", lambda w, d: [
+        "train", "--paradigm=joint", "--policy.latent_frame.value_frame=true", f"--out={d / 'p'}"], 2,
+         ("policy.latent_frame.value_frame", "policy.integration=latent_frame")),
+    Case("train value_candidates=0", lambda w, d: [
+        "train", *VALUE, "--policy.latent_frame.value_candidates=0", f"--out={d / 'p'}"], 2,
+         ("policy.latent_frame.value_candidates", ">= 1")),
+    Case("train value_candidates=3 without the value frame", lambda w, d: [
+        "train", *VALUE[:2], "--policy.latent_frame.value_candidates=3", f"--out={d / 'p'}"], 2,
+         ("policy.latent_frame.value_candidates=3", "value_frame=true")),
+    *[Case(f"train gamma={gamma}", lambda w, d, gamma=gamma: [
+        "train", *VALUE, f"--policy.latent_frame.gamma={gamma}", f"--out={d / 'p'}"], 2,
+           ("policy.latent_frame.gamma", "(0, 1]")) for gamma in ("0", "1.5", "-0.9")],
     # checkpoint files (verified against their manifest by checkpoint.py)
     *[Case(f"checkpoint: {how} {name}", _damage(name, how), 2, (name,))
       for name in ("model.safetensors", "ema.safetensors") for how in ("corrupt", "truncated", "zero-byte", "missing")],

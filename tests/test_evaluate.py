@@ -135,6 +135,37 @@ def test_the_policy_is_told_the_given_text(monkeypatch):
             env.close()
 
 
+def test_each_chunk_s_predicted_value_is_recorded(monkeypatch):
+    """A paradigm with a value frame leaves `last_value` after each chunk: run_episode keeps one per chunk."""
+    import torch
+
+    import wam.evaluate as ev
+    from wam.envs.metaworld import MetaWorldEnv
+    from wam.train import TrainConfig
+
+    class Valued:
+        image_key, imagined, _queue, record_imagination = "observation.images.corner", None, (), False
+        paradigm = type("P", (), {"last_value": None})()
+
+        def reset(self, **episode):
+            pass
+
+        def select_action(self, obs, generator=None):  # a new chunk every step (the queue stays empty)
+            self.paradigm.last_value = torch.tensor([0.25 * (1 + (self.paradigm.last_value or 0))])
+            return np.zeros(4, np.float32)
+
+    monkeypatch.setitem(ev._WORKER, "policy", Valued())
+    monkeypatch.setitem(ev._WORKER, "cfg", apply_overrides(TrainConfig(), {"data.image_size": 32}))
+    monkeypatch.setitem(ev._WORKER, "env", None)
+    try:
+        result = ev.run_episode("reach-v3", 10_000, 3, False)
+    finally:
+        env = ev._WORKER.get("env")
+        if isinstance(env, MetaWorldEnv):
+            env.close()
+    assert result["chunk_values"] == [0.25, 0.3125, 0.3281]
+
+
 def _without_timings(info: dict) -> dict:
     """eval_info without what is measured by the clock (and the settings that differ on purpose)."""
     info = json.loads(json.dumps(info))

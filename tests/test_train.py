@@ -307,6 +307,27 @@ def test_latent_frame_with_state_frames_trains_and_acts(pretrained, tmp_path):
     assert policy.predict_action_chunk(obs, torch.Generator().manual_seed(0)).shape == (3, 4)
 
 
+def test_latent_frame_with_a_value_frame_trains_and_acts_best_of_n(pretrained, tmp_path):
+    """Cosmos Policy's value: the windows carry each episode's length to the value target, `wam eval
+    --value_candidates` switches best-of-N on, and a policy without a value frame refuses it."""
+    from wam.evaluate import EvalConfig, load_for_eval
+
+    flags = {**POLICY, "paradigm": "joint", "policy.integration": "latent_frame", "init": str(pretrained / "wm"),
+             "data.path": str(pretrained / "data")}
+    cfg = apply_overrides(TrainConfig(), {**flags, "policy.latent_frame.value_frame": True, "out": str(tmp_path / "p")})
+    metrics = train_policy(cfg, progress=False)
+    assert np.isfinite(metrics["loss"]) and metrics["value_loss"] > 0
+    policy, saved = load_for_eval(EvalConfig(policy=str(tmp_path / "p"), value_candidates=3))
+    assert saved.policy.latent_frame.value_frame and policy.paradigm.cfg.latent_frame.value_candidates == 3
+    obs = {IMAGE_KEY: np.zeros((32, 32, 3), np.uint8), "observation.state": np.zeros(4, np.float32),
+           "task": "push the puck"}
+    assert policy.predict_action_chunk(obs, torch.Generator().manual_seed(0)).shape == (3, 4)
+    assert policy.paradigm.last_value.shape == (1,) and torch.isfinite(policy.paradigm.last_value).all()
+    train_policy(apply_overrides(TrainConfig(), {**flags, "optim.steps": 2, "out": str(tmp_path / "q")}), progress=False)
+    with pytest.raises(ConfigError, match="--value_candidates=3: .*value_frame=true"):
+        load_for_eval(EvalConfig(policy=str(tmp_path / "q"), value_candidates=3))
+
+
 # -- issue 11: latent actions as LAPA (codes from `wam pretrain --latent_actions=true`) ------------------
 @pytest.mark.parametrize("tune", [False, True])
 def test_latent_actions_fine_tune_only_the_decoder_from_the_pretrained_codes(pretrained, code_wm, tmp_path, capsys,

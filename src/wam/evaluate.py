@@ -2,34 +2,31 @@
 
     wam eval --policy=runs/repr --episodes=10 --workers=2
 
-Scenes are seeded from `seed` (10,000 by default; `wam collect` uses 0 upwards, so evaluation
-scenes are never training scenes). Each worker loads the policy once and runs whole episodes; the
-main process gathers success per task and overall with 95% Wilson intervals, episode lengths, ms
-per action chunk and the achieved control rate, and writes `eval_info.json`. The first `videos`
-episodes are saved as `eval_episode_{i}.mp4`, and, where the paradigm imagines while acting, as
-`pred_episode_{i}.mp4`: the real frame | the frame imagined for that step (held until the next
-one). Tasks outside the policy's training tasks (those learned from video alone included) are
-refused unless `allow_unseen` is set. `paraphrase=k` gives the policy the task's held-out
-paraphrase k (wam.data.tasks.PARAPHRASES, never trained on) instead of its training instruction.
-A worker that crashes is replaced and its episode is re-run alone; if it crashes again it is
-counted as failed, with the reason recorded: never dropped, and never blamed for a neighbour's
-crash.
+Scenes are seeded from `seed` (10,000 by default; `wam collect` uses 0 upwards, so evaluation scenes are never
+training scenes). Each worker loads the policy once and runs whole episodes; the main process gathers success per
+task and overall with 95% Wilson intervals, episode lengths, ms per action chunk and the achieved control rate, and
+writes `eval_info.json`. The first `videos` episodes are saved as `eval_episode_{i}.mp4`, and, where the paradigm
+imagines while acting, as `pred_episode_{i}.mp4`: the real frame | the frame imagined for that step (held until the
+next one). Tasks outside the policy's training tasks (those learned from video alone included) are refused unless
+`allow_unseen` is set. `paraphrase=k` gives the policy the task's held-out paraphrase k (wam.data.tasks.PARAPHRASES,
+never trained on) instead of its training instruction. A worker that crashes is replaced and its episode is re-run
+alone; if it crashes again it is counted as failed, with the reason recorded: never dropped, and never blamed for a
+neighbour's crash.
 
-Reproducible: episode k of a task is scene `seed + k`, and the policy draws its noise from
-`episode_generator(seed, task, k)` (wam.runs.seeding), so an episode does not depend on the worker
-that ran it: the same command gives the same eval_info.json and videos, with any number of workers.
-Only the timings differ (`seconds`, `chunk_ms` per episode, `ms_per_chunk`, `control_hz` overall);
-`action_digest` and `frame_digest` (per episode, hashes of every action taken and every frame seen)
-show two rollouts are the same. The output folder is locked while the evaluation runs
-(wam.runs.lock).
+Reproducible: episode k of a task is scene `seed + k`, and the policy draws its noise from `episode_generator(seed,
+task, k)` (wam.runs.seeding), so an episode does not depend on the worker that ran it: the same command gives the
+same eval_info.json and videos, with any number of workers. Only the timings differ (`seconds`, `chunk_ms` per
+episode, `ms_per_chunk`, `control_hz` overall); `action_digest` and `frame_digest` (per episode, hashes of every
+action taken and every frame seen) show two rollouts are the same. The output folder is locked while the evaluation
+runs (wam.runs.lock).
 
-`remote=HOST:PORT` runs the same episodes through a `wam serve` server (wam.serve.client; `--policy`
-is then not needed): with the default synchronous control the actions are the local ones, as
-every episode's noise comes from `episode_generator(seed, task, k)` on either side. `threshold > 0`
-switches to chunked control (request the next chunk when that many actions remain, joined by
-`merge`: latest | blend | rtc; `delay` steps of simulated latency, `asynchronous` for real
-threads). Each episode records a digest of its actions and the mean action jump at chunk
-boundaries vs inside chunks.
+`remote=HOST:PORT` runs the same episodes through a `wam serve` server (wam.serve.client; `--policy` is then not
+needed): with the default synchronous control the actions are the local ones, as every episode's noise comes
+from `episode_generator(seed, task, k)` on either side. `threshold > 0` switches to chunked control (request the
+next chunk when that many actions remain, joined by `merge`: latest | blend | rtc; `delay` steps of simulated
+latency, `asynchronous` for real threads). Each episode records a digest of its actions and the mean action
+jump at chunk boundaries vs inside chunks; with a value frame (policy.latent_frame.value_frame), the value
+predicted for each chunk (`chunk_values`); `value_candidates=N` acts best-of-N by it (wam.paradigms.latent_frame).
 """
 
 from __future__ import annotations
@@ -90,6 +87,7 @@ class EvalConfig:
     delay: int = 0  # simulated latency in control steps before a requested chunk lands (deterministic)
     asynchronous: bool = False  # request chunks from a background thread (real latency; not deterministic)
     sample_steps: int = 0  # flow sampling steps of a local policy (0 = its own; remote: `wam serve --sample_steps`)
+    value_candidates: int = 0  # best-of-N by the value frame (policy.latent_frame.value_candidates); 0 = as trained
 
     def check(self) -> None:
         check_device(self.device)
@@ -135,6 +133,7 @@ _WORKER: dict = {}
 def load_for_eval(cfg: EvalConfig) -> tuple[WamPolicy, TrainConfig]:
     """The policy on `cfg.device` in `cfg.precision`, executing chunks as `cfg` says (`n_action_steps`,
     `ensemble`, `sample_steps`) or as it was trained (a `wam plan` folder: as planned)."""
+    from wam.paradigms.latent_frame import set_value_candidates
     from wam.planning import is_plan_folder, load_planner
     from wam.train import load_policy
 
@@ -148,6 +147,8 @@ def load_for_eval(cfg: EvalConfig) -> tuple[WamPolicy, TrainConfig]:
         raise ConfigError(f"--n_action_steps/--ensemble: {err}") from None
     if cfg.sample_steps:
         policy.paradigm.cfg.sample_steps = cfg.sample_steps
+    if cfg.value_candidates:  # best-of-N by the value frame, refused for a policy without one
+        set_value_candidates(policy.paradigm.cfg, cfg.value_candidates, "--value_candidates")
     return policy, train_cfg
 
 
@@ -207,6 +208,7 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     frames, chunk_ms, success, steps, start = [], [], False, 0, time.perf_counter()
     plans: list[tuple[int, np.ndarray]] = []  # (step, imagined frames (Tf, h, w, 3))
     actions, sources = [], []  # executed actions and the chunk each came from
+    values = []  # the value each chunk's value frame predicted (policy.latent_frame.value_frame)
     done, text = False, text or instruction(task)
     seen = hashlib.sha1()
     while not done:
@@ -220,6 +222,8 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
             chunk_ms.append(1000 * (time.perf_counter() - t0))
             if policy.imagined is not None:
                 plans.append((steps, policy.imagined))
+            if getattr(getattr(policy, "paradigm", None), "last_value", None) is not None:
+                values.append(round(float(policy.paradigm.last_value[0]), 4))
         if keep_frames:
             frames.append(obs[policy.image_key])
         obs, _, terminated, truncated, info = env.step(action)
@@ -228,7 +232,7 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     pred = side_by_side(real, plans, cfg.policy.future) if keep_frames and plans else None
     return {"task": task, "seed": seed, "episode": episode, "success": success, "length": steps,
             "frame_digest": seen.hexdigest()[:16], "chunk_ms": chunk_ms, "seconds": time.perf_counter() - start,
-            "frames": real, "pred_frames": pred,
+            "frames": real, "pred_frames": pred, **({"chunk_values": values} if values else {}),
             **action_record(actions, getattr(getattr(policy, "control", None), "sources", None) or sources)}
 
 

@@ -137,6 +137,7 @@ class WamPolicy(nn.Module):
         out["obs.state"] = self.normalizer.state(batch["obs.state"])
         if "action" in batch:
             out["action"], out["action_is_pad"] = self.normalizer.action(batch["action"]), batch["action_is_pad"]
+        out.update({k: batch[k] for k in ("frame_index", "episode_length") if k in batch})  # the value target's
         if self.paradigm.video and ("future.latent" in batch or "future.image" in batch):
             out["future.latent"] = batch.get("future.latent", None)
             if out["future.latent"] is None:

@@ -15,9 +15,19 @@ from wam.nn.transformer import BackboneConfig
 from wam.paradigms import VARIANTS, Paradigm, PolicyModelConfig, build_paradigm
 from wam.paradigms.inverse_dynamics import ACTION_MASK as IDM_ACTION_MASK
 from wam.paradigms.representation import MASK as REPR_MASK
+from wam.paradigms.settings import LatentFrameConfig
 
-COMBOS = [(name, integration, mot) for name, integration in VARIANTS for mot in (False, True)]
-VIDEO = [v for v, cls in VARIANTS.items() if cls.video]
+# settings that change a strategy's groups or its acting, contract-tested as rows of their own (a row:
+# (paradigm, integration, setting), the setting a key of SETTINGS, "" = the defaults)
+SETTINGS: dict[str, dict] = {
+    "": {},
+    "value": {"latent_frame": LatentFrameConfig(value_frame=True)},
+    "state+value+best_of_2": {"latent_frame": LatentFrameConfig(state_frames=True, value_frame=True,
+                                                                value_candidates=2)}}
+ROWS = [(name, integration, "") for name, integration in VARIANTS] + [
+    ("joint", "latent_frame", "value"), ("joint", "latent_frame", "state+value+best_of_2")]
+COMBOS = [(name, integration, setting, mot) for name, integration, setting in ROWS for mot in (False, True)]
+VIDEO = [(n, i, s) for n, i, s in ROWS if VARIANTS[n, i].video and "state" not in s]  # state frames: no state token
 
 
 def tokenizer() -> FrameAutoencoder:
@@ -51,9 +61,25 @@ def batch(b: int = 4, seed: int = 1) -> dict:
             "text_emb": torch.randn(b, 384, generator=g)}
 
 
-@pytest.mark.parametrize("name,integration,mot", COMBOS)
-def test_loss_gradients_and_shapes(name, integration, mot):
-    p = tiny(name, mot, integration)
+def full_batch(b: int = 4, seed: int = 1) -> dict:
+    """`batch` and what the setting rows read too: the future states, each window's frame and episode length."""
+    g = torch.Generator().manual_seed(seed + 100)
+    return {**batch(b, seed), "future.state": torch.randn(b, 2, 4, generator=g),
+            "frame_index": torch.arange(b) * 3, "episode_length": torch.full((b,), 10)}
+
+
+def row(name: str, integration: str, setting: str, **kw):
+    """A row's tiny paradigm and its batch maker."""
+    return tiny(name, integration=integration, **SETTINGS[setting], **kw), (full_batch if setting else batch)
+
+
+def ids(rows) -> list[str]:
+    return ["-".join(str(x) for x in r if x != "") for r in rows]
+
+
+@pytest.mark.parametrize("name,integration,setting,mot", COMBOS, ids=ids(COMBOS))
+def test_loss_gradients_and_shapes(name, integration, setting, mot):
+    p, batch = row(name, integration, setting, mot=mot)
     loss, metrics = p.loss(batch())
     assert torch.isfinite(loss) and loss.item() > 0 and "action_loss" in metrics
     loss.backward()
@@ -70,9 +96,9 @@ def test_loss_gradients_and_shapes(name, integration, mot):
         assert future.shape == (4, 2, 4, 4, 4)
 
 
-@pytest.mark.parametrize("name,integration", list(VARIANTS))
-def test_loss_falls_when_overfitting_one_batch(name, integration):
-    p = tiny(name, integration=integration)
+@pytest.mark.parametrize("name,integration,setting", ROWS, ids=ids(ROWS))
+def test_loss_falls_when_overfitting_one_batch(name, integration, setting):
+    p, batch = row(name, integration, setting)
     data = batch()
     opt = torch.optim.AdamW([q for q in p.parameters() if q.requires_grad], lr=3e-3)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
@@ -85,11 +111,11 @@ def test_loss_falls_when_overfitting_one_batch(name, integration):
     assert p.loss(data, generator=g())[0].item() < 0.5 * first
 
 
-@pytest.mark.parametrize("name,integration", list(VARIANTS))
-def test_a_training_step_under_bf16_autocast(name, integration):
+@pytest.mark.parametrize("name,integration,setting", ROWS, ids=ids(ROWS))
+def test_a_training_step_under_bf16_autocast(name, integration, setting):
     """The trainer's default (optim.bf16): matmuls autocast to bfloat16 on the CPU. Every latent-action
     code is marked dead first, so the codebook restart runs too (it broke under autocast)."""
-    p = tiny(name, integration=integration)
+    p, batch = row(name, integration, setting)
     for m in p.modules():
         if isinstance(getattr(m, "usage_ema", None), torch.Tensor):
             m.usage_ema.zero_()
@@ -101,20 +127,22 @@ def test_a_training_step_under_bf16_autocast(name, integration):
     assert all(q.dtype == torch.float32 for q in p.parameters())
 
 
-@pytest.mark.parametrize("name,integration", list(VARIANTS))
-def test_state_dict_round_trip_gives_identical_actions(name, integration):
-    a, b = perturbed(tiny(name, integration=integration), 0.01), tiny(name, integration=integration)
+@pytest.mark.parametrize("name,integration,setting", ROWS, ids=ids(ROWS))
+def test_state_dict_round_trip_gives_identical_actions(name, integration, setting):
+    (a, batch), (b, _) = row(name, integration, setting), row(name, integration, setting)
+    perturbed(a, 0.01)
     b.load_state_dict(a.state_dict())
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     assert torch.equal(a.act(batch(), generator=g()), b.act(batch(), generator=g()))
 
 
-@pytest.mark.parametrize("name,integration", list(VARIANTS))
-def test_declared_capabilities_hold(name, integration):
+@pytest.mark.parametrize("name,integration,setting", ROWS, ids=ids(ROWS))
+def test_declared_capabilities_hold(name, integration, setting):
     """What `wam variants` lists is what the strategy does: a video head, a future left by `act`, acting
     from a given future (and depending on it), subgoal offsets."""
     cls = VARIANTS[name, integration]
-    p = perturbed(tiny(name, integration=integration), 0.05)
+    p, batch = row(name, integration, setting)
+    perturbed(p, 0.05)
     if integration == "latent_actions":  # the frozen LAM stands for a pretrained one: a codebook spread over pairs
         p.lam.seed_codebook(torch.cat([batch()["obs.latent"][:, -1:], batch()["future.latent"]], 1))
     assert_capabilities(cls, p, batch)
@@ -205,12 +233,12 @@ def test_imagining_uses_the_instruction(name):
     assert not torch.allclose(p.imagine(batch(), generator=g()), p.imagine(other, generator=g()), atol=1e-3)
 
 
-@pytest.mark.parametrize("name,integration", VIDEO)
-def test_world_model_checkpoint_initialises_the_shared_parts(name, integration):
+@pytest.mark.parametrize("name,integration,setting", VIDEO, ids=ids(VIDEO))
+def test_world_model_checkpoint_initialises_the_shared_parts(name, integration, setting):
     tok = tokenizer()
     wm = perturbed(VideoWorldModel(WorldModelConfig(backbone=BackboneConfig(depth=2, width=64), obs=(-1, 0),
                                                     future=(2, 4)), tok), 0.05)  # unlike the policy's fresh init
-    p = tiny(name, integration=integration)
+    p, _ = row(name, integration, setting)
     result = p.parts.load_world(wm.state_dict())
     assert not result.unexpected_keys
     # every world-model weight lands (the same tensors), only the policy's own embedders start fresh

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.paradigms.test_contract import batch, perturbed, tiny
+from tests.paradigms.test_contract import SETTINGS, batch, full_batch, perturbed, tiny
 from wam.nn.transformer import Backbone, GroupMask
 
 CACHED = ["action_only", "representation", "joint", "inverse_dynamics"]  # + RTC
 VARIANTS = [(n, "tokens") for n in [*CACHED, "hierarchical", "mimic", "future_conditioned"]] + [("joint", "latent_frame"),
                                                                   ("joint", "latent_actions"),
                                                                   ("inverse_dynamics", "latent_actions")]
+ROWS = [(n, i, "") for n, i in VARIANTS] + [("joint", "latent_frame", "state+value+best_of_2")]  # contract's settings
 
 
 def act(p, b, **kw):
@@ -21,9 +22,10 @@ def act(p, b, **kw):
 
 
 @pytest.mark.parametrize("mot", [False, True])
-@pytest.mark.parametrize("name, integration", VARIANTS)
-def test_cached_and_uncached_sampling_give_the_same_actions(name, integration, mot, monkeypatch):
-    p, b = perturbed(tiny(name, mot=mot, integration=integration, sample_steps=3), 0.05).eval(), batch(2)
+@pytest.mark.parametrize("name, integration, setting", ROWS, ids=["-".join(filter(None, r)) for r in ROWS])
+def test_cached_and_uncached_sampling_give_the_same_actions(name, integration, setting, mot, monkeypatch):
+    p = perturbed(tiny(name, mot=mot, integration=integration, sample_steps=3, **SETTINGS[setting]), 0.05).eval()
+    b = (full_batch if setting else batch)(2)
     p.cfg.kv_cache = False
     plain = act(p, b)
     seen = []

@@ -16,7 +16,7 @@ One sample, as returned by `WindowDataset[i]` (T* = number of offsets, images ch
     obs.image (To, 3, H, W) uint8      obs.state (To, Ds) float32     obs_is_pad (To,) bool
     future.image (Tf, 3, H, W) uint8   future_is_pad (Tf,) bool      future.state (Tf, Ds) float32 (with state)
     action (Ta, Da) float32            action_is_pad (Ta,) bool
-    task str, task_index, episode_index, frame_index int64
+    task str, task_index, episode_index, frame_index, episode_length int64 (its episode's frames)
 
 Frames come from a `FrameSource`: decoded from the mp4 files on each access, from a uint8 cache
 decoded once to disk (the default: see `frames.py`), or from an array in memory.
@@ -154,7 +154,8 @@ class WindowDataset(Dataset):
             sample["action_is_pad"] = torch.from_numpy(pad | self.actionless[e])
         task_index = int(self.columns["task_index"][base + self.sample_frame[i]])
         sample.update(task=self.dataset.tasks[task_index], task_index=task_index,
-                      episode_index=self.episode_ids[e], frame_index=int(self.sample_frame[i]))
+                      episode_index=self.episode_ids[e], frame_index=int(self.sample_frame[i]),
+                      episode_length=int(self.lengths[e]))
         return sample
 
 

@@ -109,9 +109,10 @@ class PolicyModelConfig:
         if not isinstance(self.n_action_steps, int) or not 0 <= self.n_action_steps <= self.chunk:
             raise ConfigError(f"policy.n_action_steps must be 0 (half the chunk) or 1..{self.chunk} (policy.chunk), "
                               f"got {self.n_action_steps!r}")
-        if self.latent_frame.state_frames and self.integration != "latent_frame":
-            raise ConfigError(f"policy.latent_frame.state_frames writes proprio into latent frames beside the action "
-                              f"frame: it needs policy.integration=latent_frame, got {self.integration}")
+        for key, what in (("state_frames", "proprio"), ("value_frame", "a value")):
+            if getattr(self.latent_frame, key) and self.integration != "latent_frame":
+                raise ConfigError(f"policy.latent_frame.{key} writes {what} into latent frames beside the action "
+                                  f"frame: it needs policy.integration=latent_frame, got {self.integration}")
         if self.joint.independent_t and self.integration == "latent_frame":
             raise ConfigError("policy.joint.independent_t needs the actions in a group of their own; with "
                               "policy.integration=latent_frame the action frame shares the future group's flow time")
@@ -148,6 +149,8 @@ class WamParts(VideoWorldModel):
         state_frame = action_frame and cfg.latent_frame.state_frames  # proprio as frames: no state token
         future = (*cfg.future, next_offset(cfg.future)) if action_frame else tuple(cfg.future)
         if state_frame:  # the future states' frame one stride after the action frame
+            future = (*future, next_offset(future))
+        if action_frame and cfg.latent_frame.value_frame:  # the value's frame one stride after the last
             future = (*future, next_offset(future))
         # the current state's frame (latent_frame.state_frames): first in the obs group, one step before the
         # earliest obs frame

@@ -3,12 +3,13 @@
     --policy.mimic.feature_noise=0.3         Mimic                  (paradigms/mimic.py)
     --policy.joint.independent_t=true        Joint, JointLatentActions (paradigms/joint.py, latent_actions.py)
     --policy.latent_frame.state_frames=true  JointLatentFrame       (paradigms/latent_frame.py)
+    --policy.latent_frame.value_frame=true   JointLatentFrame       (paradigms/latent_frame.py)
     --policy.hierarchical.plan_every=4       Hierarchical           (paradigms/hierarchical.py)
 
 They live in one module (not beside each strategy) so that `base.PolicyModelConfig` and the
 strategies import them without an import cycle. A strategy names the sections it reads in its
 `settings` class attribute (`wam variants` prints them). Each `check()` validates its own fields,
-its errors naming the full key; rules that span sections (state frames need the latent_frame
+its errors naming the full key; rules that span sections (state and value frames need the latent_frame
 integration) stay in `PolicyModelConfig.check`. The outside reference's settings are apart:
 `wam.reference_config`. The old flat keys (`policy.feature_noise`, ...) still load: see
 `base.PolicyModelConfig.RETIRED`.
@@ -45,14 +46,31 @@ class JointConfig:
 
 @dataclass
 class LatentFrameConfig:
-    """Actions written into a latent frame (Cosmos Policy), and optionally the proprio state too."""
+    """Actions written into a latent frame (Cosmos Policy), and optionally the proprio state and a value too."""
 
     # proprio as latent frames, no state token: the current state packed into a clean frame of the obs
     # group, the future states into one more (predicted) future frame (Cosmos Policy's state)
     state_frames: bool = False
+    # one more predicted future frame holding the value (Cosmos Policy's value): the target is the discounted
+    # time to success gamma ** (actions left after the chunk) of the (successful) demo, see latent_frame.py
+    value_frame: bool = False
+    gamma: float = 0.99  # the discount of the value target, in (0, 1]
+    value_weight: float = 1.0  # weight of the value frame's flow loss
+    value_candidates: int = 1  # acting: sample this many chunks (batched), execute the one of highest value
 
     def check(self) -> None:
-        """Nothing to check alone (a bool); it needs integration=latent_frame (PolicyModelConfig.check)."""
+        """Its own fields; needing integration=latent_frame is checked in PolicyModelConfig.check."""
+        if isinstance(self.gamma, bool) or not 0 < self.gamma <= 1:
+            raise ConfigError(f"policy.latent_frame.gamma (the value's discount) must be in (0, 1], got {self.gamma}")
+        if not self.value_weight >= 0:
+            raise ConfigError(f"policy.latent_frame.value_weight must be >= 0, got {self.value_weight}")
+        if isinstance(self.value_candidates, bool) or not isinstance(self.value_candidates, int) \
+                or self.value_candidates < 1:
+            raise ConfigError(f"policy.latent_frame.value_candidates must be an integer >= 1 (1: no best-of-N), "
+                              f"got {self.value_candidates!r}")
+        if self.value_candidates > 1 and not self.value_frame:
+            raise ConfigError(f"policy.latent_frame.value_candidates={self.value_candidates} picks chunks by their "
+                              f"predicted value: it needs policy.latent_frame.value_frame=true")
 
 
 @dataclass
