@@ -109,20 +109,19 @@ def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
     return np.vstack([w, ym - xm @ w])  # last row: bias
 
 
-def mlp_fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, cfg: ProbeConfig) -> np.ndarray:
-    """A 2-layer MLP probe (features and targets standardised), full-batch AdamW for cfg.steps."""
+def _fit_predict(net: torch.nn.Module, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, cfg: ProbeConfig,
+                 axes: tuple[int, ...], lr: float, weight_decay: float) -> np.ndarray:
+    """Standardise features (over `axes`) and targets, draw every weight matrix from N(0, 1/fan-in) with
+    cfg.seed, fit full-batch AdamW for cfg.steps, predict x_te in the targets' units."""
     g = torch.Generator().manual_seed(cfg.seed)
-    mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-6
+    mu, sd = x_tr.mean(axes, keepdims=True), x_tr.std(axes, keepdims=True) + 1e-6
     ym, ys = y_tr.mean(0), y_tr.std(0) + 1e-6
     xt = torch.from_numpy((x_tr - mu) / sd).float()
     yt = torch.from_numpy((y_tr - ym) / ys).float()
-    net = torch.nn.Sequential(torch.nn.Linear(xt.shape[1], cfg.hidden), torch.nn.GELU(),
-                              torch.nn.Linear(cfg.hidden, cfg.hidden), torch.nn.GELU(),
-                              torch.nn.Linear(cfg.hidden, yt.shape[1]))
     for p in net.parameters():
-        if p.ndim == 2:
-            torch.nn.init.normal_(p, 0, (1 / p.shape[1]) ** 0.5, generator=g)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+        if p.ndim > 1:
+            torch.nn.init.normal_(p, 0, (1 / p[0].numel()) ** 0.5, generator=g)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     for _ in range(cfg.steps):
         loss = F.mse_loss(net(xt), yt)
         opt.zero_grad()
@@ -133,39 +132,36 @@ def mlp_fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, cfg: P
     return out * ys + ym
 
 
-def spatial_fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, cfg: ProbeConfig,
-                        keypoints: int = 16) -> np.ndarray:
-    """A keypoint probe on grids x (N, C, h, w): a per-cell MLP (1x1 convs) scores each cell for each
-    keypoint, a spatial softmax turns the scores into the keypoint's expected column and row, a linear
-    head maps the keypoints to every target at once (y (N, D)). Full-batch AdamW for cfg.steps."""
-    g = torch.Generator().manual_seed(cfg.seed)
-    mu, sd = x_tr.mean((0, 2, 3), keepdims=True), x_tr.std((0, 2, 3), keepdims=True) + 1e-6
-    ym, ys = y_tr.mean(0), y_tr.std(0) + 1e-6
-    xt = torch.from_numpy((x_tr - mu) / sd).float()
-    yt = torch.from_numpy((y_tr - ym) / ys).float()
-    c, h, w = xt.shape[1:]
-    width = min(cfg.hidden, 32)
-    convs = torch.nn.Sequential(torch.nn.Conv2d(c, width, 1), torch.nn.GELU(), torch.nn.Conv2d(width, keypoints, 1))
-    head = torch.nn.Linear(2 * keypoints, yt.shape[1])
-    for p in [*convs.parameters(), *head.parameters()]:
-        if p.ndim > 1:
-            torch.nn.init.normal_(p, 0, (1 / p[0].numel()) ** 0.5, generator=g)
-    grid_r, grid_c = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
-    coords = torch.stack([grid_c.flatten(), grid_r.flatten()], 1)  # (h*w, 2)
+def mlp_fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, cfg: ProbeConfig) -> np.ndarray:
+    """A 2-layer MLP probe on features x (N, F) (features and targets standardised)."""
+    net = torch.nn.Sequential(torch.nn.Linear(x_tr.shape[1], cfg.hidden), torch.nn.GELU(),
+                              torch.nn.Linear(cfg.hidden, cfg.hidden), torch.nn.GELU(),
+                              torch.nn.Linear(cfg.hidden, y_tr.shape[1]))
+    return _fit_predict(net, x_tr, y_tr, x_te, cfg, (0,), lr=1e-3, weight_decay=1e-2)
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        att = convs(x).flatten(2).softmax(-1)  # (N, K, h*w)
-        return head((att @ coords).flatten(1))  # (N, K, 2) -> (N, 2K) -> (N, D)
 
-    opt = torch.optim.AdamW([*convs.parameters(), *head.parameters()], lr=3e-3, weight_decay=1e-3)
-    for _ in range(cfg.steps):
-        loss = F.mse_loss(forward(xt), yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        out = forward(torch.from_numpy((x_te - mu) / sd).float()).numpy()
-    return out * ys + ym
+class KeypointProbe(torch.nn.Module):
+    """Grids (N, C, h, w) -> targets (N, D): a per-cell MLP (1x1 convs) scores each cell for each keypoint,
+    a spatial softmax turns the scores into the keypoint's expected column and row, a linear head maps
+    the keypoints to every target at once."""
+
+    def __init__(self, channels: int, size: tuple[int, int], targets: int, width: int, keypoints: int = 16):
+        super().__init__()
+        self.convs = torch.nn.Sequential(torch.nn.Conv2d(channels, width, 1), torch.nn.GELU(),
+                                         torch.nn.Conv2d(width, keypoints, 1))
+        self.head = torch.nn.Linear(2 * keypoints, targets)
+        rows, cols = torch.meshgrid(torch.linspace(-1, 1, size[0]), torch.linspace(-1, 1, size[1]), indexing="ij")
+        self.register_buffer("coords", torch.stack([cols.flatten(), rows.flatten()], 1))  # (h*w, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        att = self.convs(x).flatten(2).softmax(-1)  # (N, K, h*w)
+        return self.head((att @ self.coords).flatten(1))  # (N, K, 2) -> (N, 2K) -> (N, D)
+
+
+def spatial_fit_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, cfg: ProbeConfig) -> np.ndarray:
+    """The keypoint probe on grids x (N, C, h, w) (standardised per channel), all targets y (N, D) at once."""
+    net = KeypointProbe(x_tr.shape[1], x_tr.shape[2:], y_tr.shape[1], min(cfg.hidden, 32))
+    return _fit_predict(net, x_tr, y_tr, x_te, cfg, (0, 2, 3), lr=3e-3, weight_decay=1e-3)
 
 
 def _features(tok: FrameAutoencoder, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
