@@ -9,18 +9,9 @@
 #   bash scripts/idm_offline_small.sh        # writes runs/idm_small/<variant>/eval_offline.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OMP_NUM_THREADS=1
-PY=${PY:-/work/main/.venv/bin/python}
+source scripts/small_setting.sh
 OUT=runs/idm_small
-DATA=data/idm_small
-TASKS=${TASKS:-button-press-topdown-v3,drawer-open-v3}
-STEPS=${STEPS:-150}      # policy steps
-WM_STEPS=${WM_STEPS:-200}
-TOK_STEPS=${TOK_STEPS:-150}
-SIZE=${SIZE:-32}         # frames resized for the tokenizer (collected at 64)
 mkdir -p "$OUT"
-[ -f "$DATA/meta/info.json" ] || $PY -m wam collect --tasks=$TASKS --episodes=10 --out=$DATA --camera=corner4 \
-    --image_size=64 --workers=1
 [ -d "$OUT/wm/checkpoints/last" ] || $PY -m wam pretrain --data.path=$DATA --data.image_size=$SIZE \
     --data.val_fraction=0.2 --tokenizer.steps=$TOK_STEPS --tokenizer.batch_size=32 --tokenizer.base_channels=16 \
     --model.backbone.depth=2 --optim.steps=$WM_STEPS --optim.batch_size=16 --optim.lr=5e-4 --optim.warmup=50 \

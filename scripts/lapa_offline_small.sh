@@ -7,20 +7,11 @@
 #   bash scripts/lapa_offline_small.sh       # writes runs/lapa_small/<variant>/eval_offline.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OMP_NUM_THREADS=1
-PY=${PY:-/work/main/.venv/bin/python}
+source scripts/small_setting.sh
 OUT=runs/lapa_small
-DATA=data/idm_small
-TASKS=${TASKS:-button-press-topdown-v3,drawer-open-v3}
-STEPS=${STEPS:-150}      # policy steps
-WM_STEPS=${WM_STEPS:-200}
 LAM_STEPS=${LAM_STEPS:-300}
-TOK_STEPS=${TOK_STEPS:-150}
-SIZE=${SIZE:-32}
 COMMON="--data.path=$DATA --data.val_fraction=0.2 --data.image_size=$SIZE --optim.batch_size=16"
 mkdir -p "$OUT"
-[ -f "$DATA/meta/info.json" ] || $PY -m wam collect --tasks=$TASKS --episodes=10 --out=$DATA --camera=corner4 \
-    --image_size=64 --workers=1
 [ -d "$OUT/wm/checkpoints/last" ] || $PY -m wam pretrain --latent_actions=true --lam.steps=$LAM_STEPS $COMMON \
     --tokenizer.steps=$TOK_STEPS --tokenizer.batch_size=32 --tokenizer.base_channels=16 --model.backbone.depth=2 \
     --optim.steps=$WM_STEPS --optim.lr=5e-4 --optim.warmup=50 --optim.ckpt_every=200 --optim.val_every=200 --out=$OUT/wm

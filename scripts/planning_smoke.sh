@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
-PY=${PY:-/work/main/.venv/bin/python}
+PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/planning_smoke}
 DATA=${DATA:-data/planning_smoke}
 TASK=${TASK:-drawer-close-v3}
