@@ -108,6 +108,23 @@ def test_action_conditioned_world_model_end_to_end(tmp_path):
                  "--out", str(tmp_path / "c.gif")]) == 0
 
 
+def test_init_adds_action_conditioning_to_an_action_free_world_model(run, tmp_path, capsys):
+    """`--init`: every tensor of the action-free world model carries over (lr 0: nothing moves), the action
+    parts start fresh, the tokenizer is the init's."""
+    root, _ = run
+    write_dataset(tmp_path / "data", lengths=(20, 22, 24, 26))  # the labelled demos
+    cfg = tiny_config(tmp_path / "data", tmp_path / "act", **{"init": str(root / "run"), "model.action_chunk": 2,
+                                                               "optim.lr": 0.0, "model.backbone.depth": 2})
+    pretrain(cfg, progress=False)
+    before, _ = load_world_model(root / "run")
+    after, after_cfg = load_world_model(tmp_path / "act", use_ema=False)
+    old, new = before.state_dict(), after.state_dict()
+    assert after.action_in is not None and after_cfg.model.action_chunk == 2
+    assert all(torch.equal(old[k], new[k]) for k in old), "a tensor of the init world model did not carry over"
+    assert Path(after_cfg.tokenizer.path) == root / "run" / "tokenizer"
+    assert "fresh: action_in" in capsys.readouterr().out
+
+
 # -- latent actions (LAPA): `--latent_actions=true` ---------------------------------------------------
 LAPA = {"latent_actions": True, "lam.steps": 4, "lam.width": 16, "lam.dim": 8, "optim.steps": 3,
         "tokenizer.steps": 2, "optim.ckpt_every": 100, "data.check": "off"}  # off: NaN actions (below) pass

@@ -20,6 +20,11 @@ Sequential, not alternating: LAPA labels the video with a finished LAM, and a LA
 would move the backbone's target (and re-map codes at every codebook restart). The LAM is saved
 inside the world model's checkpoints, so `wam train --init=<out> --policy.integration=latent_actions`
 finds it.
+
+`--init=RUN` starts from another world model: its tokenizer, architecture (backbone, patch, obs and future
+frames) and EMA weights (wam.models.transfer.extend_world); a value of those set here to something else is
+refused. The use: add action conditioning (`model.action_chunk=K`, fresh action parts) to a world model
+pretrained on action-free video, fine-tuned on the few labelled demos (`wam plan` needs one).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import torch
 from torch import nn
 
 from wam.backbones.build import frame_tokenizer, is_diffusers, world_model
-from wam.config import save_config
+from wam.config import flatten_tree, save_config
 from wam.data.check import require_clean
 from wam.data.frames import ArrayFrames, cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
@@ -42,7 +47,9 @@ from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import WindowDataset, WindowSpec, collate_windows
 from wam.errors import ConfigError
+from wam.checkpoint import resolve_checkpoint
 from wam.models.code_world_model import CodeWorldModel, LamStage
+from wam.models.transfer import extend_world
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.latent_action import LatentActionModel
 from wam.nn.tokenizer import (FrameAutoencoder, TokenizerConfig, load_tokenizer, reconstruction_report,
@@ -113,6 +120,7 @@ class PretrainConfig:
     latent_actions: bool = False
     lam: LamConfig = field(default_factory=LamConfig)
     text_encoder: str = "minilm"  # or "hash" (no semantics; tests only)
+    init: str = ""  # a `wam pretrain` run to start from: its tokenizer, architecture and weights
     out: str = "runs/pretrain"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 
@@ -136,11 +144,39 @@ class PretrainConfig:
             if is_diffusers(self.model.backbone):
                 raise ConfigError(f"--latent_actions=true is implemented for model.backbone.kind=wam, not "
                                   f"{self.model.backbone.kind}")
+        if self.init and (self.latent_actions or is_diffusers(self.model.backbone)):
+            raise ConfigError("--init starts a wam world model from another one; it is not implemented with "
+                              "--latent_actions=true or a diffusers backbone")
 
     def tokenizer_config(self) -> TokenizerConfig:
         t = self.tokenizer
         return TokenizerConfig(image_size=self.data.image_size, latent_channels=t.latent_channels,
                                base_channels=t.base_channels, downsample=t.downsample)
+
+
+def adopt_init(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
+    """`--init`: the run's tokenizer and architecture become the init world model's (a value set here to another
+    one is refused: it would be overridden silently); returns its weights (EMA)."""
+    from wam.imagination import load_world_model  # imagination builds world models from this module's configs
+
+    world, theirs = load_world_model(cfg.init)
+    if theirs.data.image_size != cfg.data.image_size:
+        raise ConfigError(f"--init={cfg.init} was pretrained on {theirs.data.image_size} px frames, "
+                          f"--data.image_size is {cfg.data.image_size}")
+    shape = ("backbone", "patch", "obs", "future")
+    ours, base, want = (flatten_tree(json.loads(json.dumps(asdict(m)))) for m in (cfg.model, WorldModelConfig(),
+                                                                                  theirs.model))
+    clash = [f"model.{k}={ours[k]} (the world model has {want[k]})" for k in ours
+             if k.split(".")[0] in shape and ours[k] != base[k] and ours[k] != want[k]]
+    if cfg.tokenizer.path:
+        clash.append(f"tokenizer.path={cfg.tokenizer.path}")
+    if clash:
+        raise ConfigError(f"--init={cfg.init} defines the tokenizer and architecture; drop or match {', '.join(clash)}")
+    for k in shape:
+        setattr(cfg.model, k, getattr(theirs.model, k))
+    run = resolve_checkpoint(cfg.init).parent.parent  # <run>/checkpoints/step_N
+    cfg.tokenizer = replace(theirs.tokenizer, path=theirs.tokenizer.path or str(run / "tokenizer"))
+    return world.state_dict()
 
 
 def held_out_count(n: int, val_fraction: float) -> int:
@@ -283,6 +319,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     cfg.optim.world_size, progress = ctx.world_size, progress and ctx.is_main
     cfg.check()
     device = resolve_device(cfg.device)
+    start = adopt_init(cfg) if cfg.init else None  # refused before anything runs or is written
     seed_run(cfg.optim.seed)  # model initialisation included: a seed gives one run
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -317,6 +354,8 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
         print("latent actions, stage 2: the backbone predicts the frozen LAM's codes beside the video")
     else:
         model = world_model(cfg.model, tokenizer)
+    if start is not None:
+        print(extend_world(model, start, f"--init={cfg.init}"))
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"world model: {n_params / 1e6:.2f}M trainable parameters, {len(train_set)} training windows "
           f"from {len(train_eps)} episodes, {len(val_eps)} held out; config {asdict(cfg.model.backbone)}")

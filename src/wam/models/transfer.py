@@ -16,6 +16,9 @@ Anything else (a parts tensor the world model lacks, a world-model tensor in a s
 place in the policy, another shape) is refused with one line: nothing is skipped silently.
 
     loaded = load_world(parts, world_model.state_dict(), "--init=runs/wm")   # Loaded(fresh, unused)
+
+`wam pretrain --init` (`extend_world`) copies a world model into another of the same architecture that adds or
+drops action conditioning: only the action parts (`action_in`, a MoT's action expert) may be on one side alone.
 """
 
 from __future__ import annotations
@@ -61,3 +64,29 @@ def load_world(parts: nn.Module, world: dict[str, Tensor], source: str = "the wo
     except RuntimeError as exc:  # another shape
         raise ConfigError(f"{source} does not fit the policy: {str(exc).splitlines()[-1].strip()[:200]}") from None
     return Loaded(fresh, unused)
+
+
+ACTION_PARTS = ("action_in.", ".experts.action.")  # a world model's tensors that exist only with action_chunk > 0
+
+
+def _action_part(key: str) -> bool:
+    return key.startswith(ACTION_PARTS[0]) or ACTION_PARTS[1] in key
+
+
+def extend_world(model: nn.Module, world: dict[str, Tensor], source: str = "the world model") -> str:
+    """Copy a world model's state dict into `model`, which may add or drop the action parts and nothing else;
+    returns one line saying what was loaded, what starts fresh and what was left out."""
+    ours = model.state_dict()
+    fresh = [k for k in ours if k not in world]
+    unused = [k for k in world if k not in ours]
+    other = [k for k in fresh + unused if not _action_part(k)]
+    if other:
+        raise ConfigError(f"{source} does not match the world model here ({_listed(other)} on one side only): "
+                          f"only action conditioning may be added or dropped")
+    try:
+        model.load_state_dict({k: world.get(k, v) for k, v in ours.items()}, strict=True)
+    except RuntimeError as exc:  # another shape
+        raise ConfigError(f"{source} does not fit: {str(exc).splitlines()[-1].strip()[:200]}") from None
+    top = lambda keys: ", ".join(sorted({k.split(".")[0] for k in keys})) or "none"  # noqa: E731
+    return (f"{source}: loaded {len(ours) - len(fresh)} tensors ({top(k for k in ours if k in world)}); "
+            f"fresh: {top(fresh)} ({len(fresh)} action tensors)" + (f"; not used: {top(unused)}" if unused else ""))
