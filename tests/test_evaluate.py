@@ -137,21 +137,18 @@ def test_the_policy_is_told_the_given_text(monkeypatch):
 
 def test_each_chunk_s_predicted_value_is_recorded(monkeypatch):
     """A paradigm with a value frame leaves `last_value` after each chunk: run_episode keeps one per chunk."""
-    import torch
-
     import wam.evaluate as ev
     from wam.envs.metaworld import MetaWorldEnv
     from wam.train import TrainConfig
 
-    class Valued:
-        image_key, imagined, _queue, record_imagination = "observation.images.corner", None, (), False
-        paradigm = type("P", (), {"last_value": None})()
+    class Valued:  # the policy contract: `last_value`, the value the last chunk's value frame predicted
+        image_key, imagined, _queue, record_imagination, last_value = "observation.images.corner", None, (), False, None
 
         def reset(self, **episode):
             pass
 
         def select_action(self, obs, generator=None):  # a new chunk every step (the queue stays empty)
-            self.paradigm.last_value = torch.tensor([0.25 * (1 + (self.paradigm.last_value or 0))])
+            self.last_value = round(0.25 * (1 + (self.last_value or 0)), 4)
             return np.zeros(4, np.float32)
 
     monkeypatch.setitem(ev._WORKER, "policy", Valued())

@@ -222,8 +222,8 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
             chunk_ms.append(1000 * (time.perf_counter() - t0))
             if policy.imagined is not None:
                 plans.append((steps, policy.imagined))
-            if getattr(getattr(policy, "paradigm", None), "last_value", None) is not None:
-                values.append(round(float(policy.paradigm.last_value[0]), 4))
+            if getattr(policy, "last_value", None) is not None:  # local or served (`wam serve` sends it)
+                values.append(policy.last_value)
         if keep_frames:
             frames.append(obs[policy.image_key])
         obs, _, terminated, truncated, info = env.step(action)

@@ -106,6 +106,12 @@ class WamPolicy(nn.Module):
     def device(self) -> torch.device:
         return module_device(self)
 
+    @property
+    def last_value(self) -> float | None:
+        """The value the last chunk's value frame predicted (policy.latent_frame.value_frame), else None."""
+        value = getattr(self.paradigm, "last_value", None)
+        return None if value is None else round(float(value[0]), 4)
+
     def to_runtime(self, device: str | torch.device = "cpu", precision: str = "fp32") -> WamPolicy:
         """Move to `device` (a `--device` name or a torch device) and act in `precision` (a `--precision`
         name; `auto` is decided for that device by wam.runs.precision)."""

@@ -291,3 +291,33 @@ def test_sessions_keep_their_own_test_time_state(stats):
         expected = [alone.predict_action_chunk(o, generator=alone.generator) for o in obs]
         for step, chunk in enumerate(expected):
             np.testing.assert_allclose(got[step][k], chunk, atol=1e-6)
+
+
+def test_a_value_frame_policy_sends_each_chunk_s_value(stats):
+    """Cosmos Policy's value frame: the served reply carries the value the chunk's frame predicted, the same the
+    in-process policy reads; a policy without one sends none."""
+    from tests.paradigms.test_contract import SETTINGS
+
+    def valued():
+        return WamPolicy(perturbed(tiny("joint", integration="latent_frame", **SETTINGS["value"]), 0.05), stats,
+                         IMAGE_KEY, HashTextEncoder())
+
+    policy, obs = valued(), observations(2, seed=3)
+    server = PolicyServer(PolicyService(policy, model_info(policy)), port=0).start()
+    try:
+        with PolicyClient(server.address, timeout=10) as client:
+            client.reset(seed=5, task="t")
+            got = []
+            for o in obs:
+                client.predict_action_chunk(o)
+                got.append(client.last_value)
+    finally:
+        server.stop()
+    alone = valued()
+    alone.reset(seed=5, task="t")
+    expected = []
+    for o in obs:
+        alone.predict_action_chunk(o, generator=alone.generator)
+        expected.append(alone.last_value)
+    assert all(isinstance(v, float) for v in got) and got == expected
+    assert make_policy(stats).last_value is None

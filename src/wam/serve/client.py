@@ -53,6 +53,7 @@ class PolicyClient:
         except (OSError, TimeoutError, InvalidURI, ValueError) as exc:
             raise RemoteError(f"no policy server at {address} ({exc})") from None
         self._id = 0
+        self.last_value: float | None = None
         self.info = self.call("info")["info"]
         self.image_key = next(k for k in self.info["features"] if k != STATE_KEY)
         self.chunk, self.offsets = self.info["chunk"], tuple(self.info["obs_offsets"])
@@ -122,7 +123,9 @@ class PolicyClient:
     def _predict_window(self, window: tuple[dict, str], prefix: np.ndarray | None) -> np.ndarray:
         obs, task = window
         fields = {"obs": obs, "task": task} | ({} if prefix is None else {"prefix": np.asarray(prefix, np.float32)})
-        return self.call("predict", **fields)["chunk"]
+        reply = self.call("predict", **fields)
+        self.last_value = reply.get("value")  # the chunk's predicted value, from a policy with a value frame
+        return reply["chunk"]
 
     def predict_action_chunk(self, obs: dict, prefix: np.ndarray | None = None) -> np.ndarray:
         """(Ta, Da) for this observation (it joins the history unless the server refuses it)."""

@@ -12,7 +12,8 @@ Requests (client -> server); `id` is echoed back, requests of one connection are
     {"type": "predict","id": 4, "obs": {"observation.images.corner": (To, H, W, 3) uint8,
                                         "observation.state": (To, Ds) float32},
                        "task": "reach the goal", "prefix": (P, Da) float32 (optional, RTC)}
-                                                             -> {"chunk": (Ta, Da) float32}
+                                                             -> {"chunk": (Ta, Da) float32,
+                                                                 "value": float (with a value frame only)}
 
 Replies: `{"id": .., "ok": true, ..., "server_ms": float}` or `{"id": .., "ok": false, "error": "one line"}`.
 `obs` holds the frames and states at the policy's observation offsets (the client keeps the

@@ -141,7 +141,8 @@ class PolicyService:
             return {"info": self.info}
         if kind == "reset":
             return self._reset(message, session)
-        return {"chunk": self._predict(message, session)}
+        chunk, value = self._predict(message, session)
+        return {"chunk": chunk} | ({} if value is None else {"value": value})
 
     def _reset(self, message: dict, session: Session) -> dict:
         seed, task, episode = message.get("seed"), message.get("task", ""), message.get("episode", 0)
@@ -159,7 +160,8 @@ class PolicyService:
             self.policy.paradigm.reset()
         session.state = {k: getattr(self.policy.paradigm, k) for k in TEST_TIME_STATE if hasattr(self.policy.paradigm, k)}
 
-    def _predict(self, message: dict, session: Session) -> np.ndarray:
+    def _predict(self, message: dict, session: Session) -> tuple[np.ndarray, float | None]:
+        """The chunk, and the value its value frame predicted (None without one)."""
         obs, task, prefix = message["obs"], message["task"], message.get("prefix")
         features = self.info["features"]
         if not isinstance(obs, dict) or set(obs) != set(features):
@@ -179,7 +181,8 @@ class PolicyService:
             for k, v in session.state.items():
                 setattr(self.policy.paradigm, k, v)
             try:
-                return self.policy.predict_from_history(frames, states, task, session.generator, prefix).astype(np.float32)
+                chunk = self.policy.predict_from_history(frames, states, task, session.generator, prefix)
+                return chunk.astype(np.float32), self.policy.last_value
             finally:
                 session.state = {k: getattr(self.policy.paradigm, k) for k in session.state}
 
