@@ -25,5 +25,5 @@ run() {  # name, then `wam train` options
 run joint_latent_actions --paradigm=joint --policy.integration=latent_actions --init=$OUT/wm
 run inverse_dynamics_latent_actions --paradigm=inverse_dynamics --policy.integration=latent_actions --init=$OUT/wm
 run joint_latent_actions_tuned --paradigm=joint --policy.integration=latent_actions --init=$OUT/wm \
-    --policy.tune_backbone=true
+    --policy.latent_actions.tune_backbone=true
 run action_only --paradigm=action_only --tokenizer.path=$OUT/wm/tokenizer --policy.backbone.depth=2

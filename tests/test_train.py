@@ -15,6 +15,7 @@ from wam.cli import main
 from wam.config import apply_overrides
 from wam.errors import ConfigError
 from wam.paradigms import VARIANTS
+from wam.paradigms.settings import LatentActionsConfig
 from wam.pretrain import PretrainConfig, pretrain
 from wam.train import TrainConfig, load_policy, train_policy
 
@@ -116,7 +117,7 @@ def _grads(p) -> list[torch.Tensor]:
 @pytest.mark.parametrize("paradigm,integration", list(VARIANTS))
 def test_video_only_samples_give_no_action_gradient(paradigm, integration):
     """A batch whose actions are all missing (zeroed, padded) trains nothing through any action loss."""
-    silent = {"video_weight": 0.0, "code_weight": 0.0}
+    silent = {"video_weight": 0.0, "latent_actions": LatentActionsConfig(code_weight=0.0)}
     data = {**contract_batch(), "action_is_pad": torch.ones(4, 3, dtype=torch.bool)}
     data["action"] = torch.zeros_like(data["action"])
     p = perturbed(tiny(paradigm, integration=integration, **silent), 0.05)
@@ -333,13 +334,13 @@ def test_latent_frame_with_a_value_frame_trains_and_acts_best_of_n(pretrained, t
 def test_latent_actions_fine_tune_only_the_decoder_from_the_pretrained_codes(pretrained, code_wm, tmp_path, capsys,
                                                                             tune):
     """By default only the action decoder moves: the LAM, the code head and every backbone tensor are still the
-    world model's after training; `--policy.tune_backbone=true` moves the backbone too, never the LAM."""
+    world model's after training; `--policy.latent_actions.tune_backbone=true` moves the backbone too, never the LAM."""
     from wam.checkpoint import load_checkpoint
     from wam.imagination import load_world_model
 
     cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "joint", "policy.integration": "latent_actions",
                                           "init": str(code_wm), "data.path": str(pretrained / "data"),
-                                          "policy.tune_backbone": tune, "out": str(tmp_path / "p")})
+                                          "policy.latent_actions.tune_backbone": tune, "out": str(tmp_path / "p")})
     train_policy(cfg, progress=False)
     said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("latent actions: trains")]
     assert len(said) == 1 and said[0].startswith("latent actions: trains " + ("code_io, decoder, parts." if tune

@@ -47,6 +47,8 @@ class Retired:
     """A key a config class no longer has, still read from old configs: `RETIRED = {"old": Retired(...)}`
     on the dataclass maps a value of the old key (of type `old_type`) to a value of `new` (a dotted path
     below the same class: a field moved into a section is `Retired(t, "section.field", identity, note)`).
+    `new=""`: the key is gone; `convert` checks the value (raising ConfigError on one that mattered) and it is
+    dropped.
     The note is printed once per process; keys retired together share it, so one line covers them."""
 
     old_type: type
@@ -73,7 +75,8 @@ def _retired(cls: type, key: str, value: Any) -> tuple[str, Any] | None:
     if old.note not in _NOTED:  # once per note: keys retired together share one (one line for all)
         _NOTED.add(old.note)
         print(f"note: '{key}' is retired: {old.note}", file=sys.stderr)
-    return ".".join([*path, old.new]), old.convert(_coerce(key, value, old.old_type))
+    value = old.convert(_coerce(key, value, old.old_type))
+    return (".".join([*path, old.new]) if old.new else ""), value
 
 
 def _coerce(key: str, value: Any, hint: Any, where: str = "") -> Any:
@@ -125,6 +128,8 @@ def apply_overrides(cfg: T, overrides: dict[str, Any], where: str = "") -> T:
         renamed = _retired(type(cfg), key, value) if key not in keys else None
         if renamed is not None:
             key, value = renamed
+            if not key:  # retired without a successor: checked by its convert, then dropped
+                continue
         if key not in keys:
             close = difflib.get_close_matches(key, keys, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(keys)}"

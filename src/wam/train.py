@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from wam.imagination import load_world_model
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms import PARADIGM_NAMES, PolicyModelConfig, build_paradigm, strategy
 from wam.paradigms.latent_actions import adopt_pretrained
+from wam.paradigms.settings import LatentActionsConfig
 from wam.policy import WamPolicy
 from wam.pretrain import (DataConfig, LatentCollate, PretrainConfig, TokenizerTrainConfig, encode_all,
                           frame_rows, latent_windows, prepare_tokenizer, split_episodes)
@@ -128,15 +129,17 @@ def _adopt_latent_actions(cfg: TrainConfig, wm_cfg: PretrainConfig) -> None:
         raise ConfigError(f"--init={cfg.init} was pretrained without latent-action codes (no LAM in it); "
                           f"--policy.integration=latent_actions needs a world model from `wam pretrain "
                           f"--latent_actions=true`")
-    lam, default = wm_cfg.lam, PolicyModelConfig()
-    theirs = {"lam_codes": lam.codes, "lam_dim": lam.dim, "lam_width": lam.width, "lam_beta": lam.beta,
-              "future": tuple(wm_cfg.model.future)}
-    clash = [f"policy.{k}={getattr(cfg.policy, k)} (the world model has {v})" for k, v in theirs.items()
-             if getattr(cfg.policy, k) not in (getattr(default, k), v)]
+    lam, ours, default = wm_cfg.lam, cfg.policy.latent_actions, LatentActionsConfig()
+    theirs = {"codes": lam.codes, "dim": lam.dim, "width": lam.width, "beta": lam.beta}
+    clash = [f"policy.latent_actions.{k}={getattr(ours, k)} (the world model has {v})" for k, v in theirs.items()
+             if getattr(ours, k) not in (getattr(default, k), v)]
+    future, want = tuple(cfg.policy.future), tuple(wm_cfg.model.future)
+    if future not in (tuple(PolicyModelConfig().future), want):
+        clash.append(f"policy.future={future} (the world model has {want})")
     if clash:
         raise ConfigError(f"--init={cfg.init} defines the latent actions; drop or match {', '.join(clash)}")
-    for k, v in theirs.items():
-        setattr(cfg.policy, k, v)
+    cfg.policy.latent_actions = replace(ours, **theirs)
+    cfg.policy.future = want
 
 
 def load_report(result, loaded: dict, init: str) -> str:
@@ -224,7 +227,8 @@ def policy_and_inputs(cfg: TrainConfig, frames: np.ndarray, ds: LeRobotDataset, 
         result = policy.paradigm.parts.load_world(init_state, f"--init={cfg.init}")  # strict, by structure
         trains = ""
         if cfg.policy.integration == "latent_actions":  # the world model's LAM and code head; what trains
-            result, trains = adopt_pretrained(policy.paradigm, init_state, result, cfg.policy.tune_backbone)
+            result, trains = adopt_pretrained(policy.paradigm, init_state, result,
+                                              cfg.policy.latent_actions.tune_backbone)
         print(load_report(result, init_state, cfg.init) + (f"\n{trains}" if trains else ""))
     return policy.to(device), encode_all(tokenizer, frames)
 

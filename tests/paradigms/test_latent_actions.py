@@ -18,6 +18,7 @@ from wam.nn.latent_action import LatentActionModel
 from wam.nn.transformer import BackboneConfig
 from wam.paradigms import VARIANTS, PolicyModelConfig, build_paradigm, variants
 from wam.paradigms.latent_actions import adopt_pretrained, decode_actions
+from wam.paradigms.settings import LatentActionsConfig
 
 NAMES = ("joint", "inverse_dynamics")
 METRICS = {"action_loss", "video_loss"}
@@ -74,7 +75,7 @@ def test_act_decodes_codebook_vectors():
     seen = []
     p.decoder.register_forward_hook(lambda m, args, out: seen.append(args[0]))
     p.act(batch())
-    codes, book = seen[-1].flatten(0, 1), p.lam.entries(torch.arange(p.cfg.lam_codes))
+    codes, book = seen[-1].flatten(0, 1), p.lam.entries(torch.arange(p.cfg.latent_actions.codes))
     assert torch.cdist(codes, book).min(1).values.max() < 1e-5
 
 
@@ -149,7 +150,7 @@ def test_after_adopting_only_the_decoder_trains_unless_the_backbone_is_tuned(nam
                  if q.requires_grad}
     assert trainable == expected, trainable  # frozen, not merely left without a gradient
     assert ("video_loss" in metrics) == tune_backbone
-    assert ("--policy.tune_backbone" in line) != tune_backbone
+    assert ("--policy.latent_actions.tune_backbone=true" in line) != tune_backbone
 
 
 def test_quantiser_straight_through_and_snap():
@@ -166,10 +167,9 @@ def test_quantiser_straight_through_and_snap():
 def test_registry_and_config():
     assert {("joint", "latent_actions"), ("inverse_dynamics", "latent_actions")} <= set(VARIANTS)
     assert {(v.paradigm, v.integration) for v in variants() if v.valid} >= {("joint", "latent_actions")}
-    with pytest.raises(ConfigError, match="lam_codes"):
-        build_paradigm("joint", PolicyModelConfig(integration="latent_actions", lam_codes=1), tokenizer())
-    with pytest.raises(ConfigError, match="lam_weight is retired"):
-        PolicyModelConfig(lam_weight=0.5).check()
+    with pytest.raises(ConfigError, match=r"policy\.latent_actions\.codes"):
+        build_paradigm("joint", PolicyModelConfig(integration="latent_actions",
+                                                  latent_actions=LatentActionsConfig(codes=1)), tokenizer())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -185,7 +185,7 @@ def test_the_decoder_reads_codes_not_frames_and_the_lam_never_reads_actions(name
     codes = [p.lam.quantise(frame_pairs(b["obs.latent"], b["future.latent"])) for b in (batch(), other)]
     assert torch.equal(*codes)
     assert not any(q.requires_grad for q in p.lam.parameters())
-    codes = torch.randn(4, 2, p.cfg.lam_dim)
+    codes = torch.randn(4, 2, p.cfg.latent_actions.dim)
     moved = batch()
     moved["obs.latent"] = moved["obs.latent"] + 1
     assert torch.equal(decode_actions(p, batch(), codes), decode_actions(p, moved, codes))

@@ -79,7 +79,10 @@ OLD_TO_NEW = {"feature_noise": ("mimic.feature_noise", 0.3), "independent_t": ("
               "executor_steps": ("hierarchical.executor_steps", 7),
               "ref_channels": ("reference.channels", (8, 16)), "ref_keypoints": ("reference.keypoints", 4),
               "ref_feature": ("reference.feature", 16), "ref_unet": ("reference.unet", (16, 32)),
-              "ref_shift": ("reference.shift", 0)}
+              "ref_shift": ("reference.shift", 0),
+              "lam_codes": ("latent_actions.codes", 8), "lam_dim": ("latent_actions.dim", 8),
+              "lam_width": ("latent_actions.width", 32), "lam_beta": ("latent_actions.beta", 0.5),
+              "code_weight": ("latent_actions.code_weight", 0.5), "tune_backbone": ("latent_actions.tune_backbone", True)}
 
 
 def flag(value) -> str:
@@ -101,6 +104,7 @@ def test_old_flat_keys_give_the_same_config_as_the_sections(fresh_notes, tmp_pat
         assert getattr(getattr(old.policy, section), key) == value != getattr(getattr(PolicyModelConfig(), section), key)
     notes = [line for line in capsys.readouterr().err.splitlines() if "retired" in line]
     assert len(notes) == 1 and "policy.mimic.feature_noise" in notes[0] and "policy.reference." in notes[0]
+    assert "policy.latent_actions." in notes[0]
     # a user's YAML preset with the old keys, nested as the old save wrote them; flags still win over it
     preset = tmp_path / "old.yaml"
     preset.write_text(yaml.safe_dump({"policy": {k: list(v) if isinstance(v, tuple) else v
@@ -154,3 +158,11 @@ def test_an_old_checkpoint_folder_loads(paradigm, old, fresh_notes, tmp_path, ca
     else:
         assert policy.paradigm.cfg.reference.unet == (16, 32)
     assert len([line for line in capsys.readouterr().err.splitlines() if "retired" in line]) == 1
+
+
+def test_the_retired_lam_weight_loads_as_old_configs_hold_it_and_refuses_another_value(fresh_notes):
+    """`policy.lam_weight` (the LAM once trained in `wam train`) has no successor: 1.0, what every old config holds,
+    is dropped; another value meant something that no longer happens, and is refused by name."""
+    assert apply_overrides(TrainConfig(), {"policy.lam_weight": 1.0}) == TrainConfig()
+    with pytest.raises(ConfigError, match="policy.lam_weight is retired"):
+        apply_overrides(TrainConfig(), {"policy.lam_weight": 0.5})

@@ -36,7 +36,8 @@ from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.transformer import SHARED, BackboneConfig, GroupMask, KVCache, TokenGroup
-from wam.paradigms.settings import HierarchicalConfig, JointConfig, LatentFrameConfig, MimicConfig
+from wam.paradigms.settings import (HierarchicalConfig, JointConfig, LatentActionsConfig, LatentFrameConfig,
+                                    MimicConfig)
 from wam.reference_config import ReferenceConfig
 
 CLEAN = frozenset({"text", "obs", "state"})
@@ -50,12 +51,22 @@ MOVED: dict[str, tuple[type, str]] = {
     **{k: (int, f"hierarchical.{k}") for k in ("subgoal_index", "plan_every", "executor_width", "executor_depth",
                                                "executor_steps")},
     **{f"ref_{k}": (t, f"reference.{k}") for k, t in (("channels", tuple[int, ...]), ("keypoints", int),
-                                                       ("feature", int), ("unet", tuple[int, ...]), ("shift", int))}}
+                                                       ("feature", int), ("unet", tuple[int, ...]), ("shift", int))},
+    **{f"lam_{k}": (t, f"latent_actions.{k}") for k, t in (("codes", int), ("dim", int), ("width", int), ("beta", float))},
+    "code_weight": (float, "latent_actions.code_weight"), "tune_backbone": (bool, "latent_actions.tune_backbone")}
 MOVED_NOTE = ("each paradigm's settings moved into a section of their own; this and every other old flat key is read "
               "as its new one: policy.mimic.feature_noise, policy.joint.independent_t, "
               "policy.latent_frame.state_frames, "
               "policy.hierarchical.{subgoal_index,plan_every,executor_width,executor_depth,executor_steps}, "
-              "policy.reference.{channels,keypoints,feature,unet,shift} (were ref_*)")
+              "policy.reference.{channels,keypoints,feature,unet,shift} (were ref_*), "
+              "policy.latent_actions.{codes,dim,width,beta} (were lam_*), policy.latent_actions.{code_weight,tune_backbone}")
+
+
+def _lam_weight(value: float) -> None:
+    """`policy.lam_weight`, retired: the LAM trains in `wam pretrain`; old configs hold 1.0, another value is refused."""
+    if value != 1.0:
+        raise ConfigError("policy.lam_weight is retired: the latent-action model trains in `wam pretrain "
+                          "--latent_actions=true` (its lam.* options), never in `wam train`")
 
 
 @dataclass
@@ -77,27 +88,21 @@ class PolicyModelConfig:
     n_action_steps: int = 0  # actions executed per chunk (0 = half the chunk); ignored with `ensemble`
     ensemble: float = 0.0  # > 0: ACT's temporal ensembling with this decay (re-plan every step); 0 = off
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
-    # latent actions (integration = "latent_actions", LAPA / Genie): see wam.paradigms.latent_actions; the LAM's
-    # shape comes from the `--init` world model (`wam pretrain --latent_actions=true`, its lam.* options)
-    lam_codes: int = 16  # codebook size of the latent-action model
-    lam_dim: int = 16  # dimension of a code vector
-    lam_width: int = 64  # channels of the LAM's conv encoder / decoder
-    lam_beta: float = 0.25  # VQ commitment weight
-    lam_weight: float = 1.0  # retired (the LAM trains in `wam pretrain`): read from old configs, another value refused
-    code_weight: float = 1.0  # weight of the code-prediction (flow) loss, with tune_backbone
-    tune_backbone: bool = False  # latent actions: also fine-tune the backbone (video + code losses), not only the decoder
     lora: LoraConfig = field(default_factory=LoraConfig)  # LoRA / freezing of a diffusers backbone (wam.backbones)
     # each paradigm's own settings (wam.paradigms.settings), read only by the strategies that name them
     mimic: MimicConfig = field(default_factory=MimicConfig)
     joint: JointConfig = field(default_factory=JointConfig)
     latent_frame: LatentFrameConfig = field(default_factory=LatentFrameConfig)
     hierarchical: HierarchicalConfig = field(default_factory=HierarchicalConfig)
+    latent_actions: LatentActionsConfig = field(default_factory=LatentActionsConfig)
     # the outside reference policy's (wam.reference, `--paradigm=conv_reference`), outside the WAM family
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
 
-    RETIRED: ClassVar[dict[str, Retired]] = {old: Retired(kind, new, lambda v: v, MOVED_NOTE)
-                                             for old, (kind, new) in MOVED.items()}
-    SECTIONS: ClassVar[tuple[str, ...]] = ("mimic", "joint", "latent_frame", "hierarchical", "reference")
+    RETIRED: ClassVar[dict[str, Retired]] = {**{old: Retired(kind, new, lambda v: v, MOVED_NOTE)
+                                                for old, (kind, new) in MOVED.items()},
+                                             "lam_weight": Retired(float, "", _lam_weight, "it has no effect")}
+    SECTIONS: ClassVar[tuple[str, ...]] = ("mimic", "joint", "latent_frame", "hierarchical", "latent_actions",
+                                           "reference")
 
     def check(self) -> None:
         self.backbone.check()
@@ -118,14 +123,6 @@ class PolicyModelConfig:
                               "policy.integration=latent_frame the action frame shares the future group's flow time")
         if self.ensemble < 0:
             raise ConfigError(f"policy.ensemble must be 0 (off) or a decay > 0, got {self.ensemble}")
-        if self.lam_codes < 2 or self.lam_dim < 1 or self.lam_width < 1:
-            raise ConfigError(f"policy.lam_codes must be >= 2, lam_dim and lam_width >= 1; got {self.lam_codes}, "
-                              f"{self.lam_dim}, {self.lam_width}")
-        if self.lam_beta < 0 or self.code_weight < 0:
-            raise ConfigError("policy.lam_beta and code_weight must be >= 0")
-        if self.lam_weight != 1.0:
-            raise ConfigError("policy.lam_weight is retired: the latent-action model trains in `wam pretrain "
-                              "--latent_actions=true` (its lam.* options), never in `wam train`")
 
 
 class WamParts(VideoWorldModel):

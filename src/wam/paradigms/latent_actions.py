@@ -10,7 +10,7 @@ the frozen LAM's codes of the real frames (the target never moves; the LAM never
 and its loss skips samples whose actions are missing (`action_is_pad` all True).
 
 What trains in `wam train` (printed at start): by default the decoder alone; with
-`--policy.tune_backbone=true` also the backbone, its embedders and the code head (video + code
+`--policy.latent_actions.tune_backbone=true` also the backbone, its embedders and the code head (video + code
 losses, as pretrained). The LAM never trains here. A paradigm never given a pretrained world model
 (the contract tests) trains its backbone too, against a random frozen LAM; `wam train` refuses
 latent actions without `--init` (see wam.train).
@@ -45,9 +45,9 @@ def _build(p: ParadigmBase) -> None:
     if not isinstance(p.parts, WamParts):
         raise ConfigError("latent actions are pretrained with `wam pretrain --latent_actions=true`, implemented for "
                           "backbone.kind=wam only")
-    cfg, c = p.cfg, p.parts.tokenizer.cfg.latent_channels
-    p.lam = LatentActionModel(c, cfg.lam_codes, cfg.lam_dim, cfg.lam_width, cfg.lam_beta).requires_grad_(False)
-    p.decoder = ActionDecoder(len(cfg.future), cfg.lam_dim, cfg.state_dim, cfg.chunk, cfg.action_dim)
+    cfg, la, c = p.cfg, p.cfg.latent_actions, p.parts.tokenizer.cfg.latent_channels
+    p.lam = LatentActionModel(c, la.codes, la.dim, la.width, la.beta).requires_grad_(False)
+    p.decoder = ActionDecoder(len(cfg.future), la.dim, cfg.state_dim, cfg.chunk, cfg.action_dim)
     p.parts.state_in = None  # proprio reaches the decoder only, as in pretraining (no state token)
     p.tunes_backbone = True  # until `adopt_pretrained` says otherwise
 
@@ -74,7 +74,7 @@ def adopt_pretrained(p: ParadigmBase, state: dict, shared: Loaded, tune_backbone
                      for n, q in p.named_parameters() if q.requires_grad})
     n = sum(q.numel() for q in p.parameters() if q.requires_grad)
     line = (f"latent actions: trains {', '.join(trains)} ({n / 1e6:.3f}M parameters); frozen: lam (pretrained)"
-            f"{'' if tune_backbone else ', the backbone and its heads (--policy.tune_backbone=true trains them)'}")
+            f"{'' if tune_backbone else ', the backbone and its heads (--policy.latent_actions.tune_backbone=true trains them)'}")
     return Loaded(shared.missing_keys, unused), line
 
 
@@ -113,7 +113,7 @@ def total(p: ParadigmBase, action: Tensor, video: Tensor | None = None, code: Te
     if video is not None:
         loss, metrics["video_loss"] = loss + cfg.video_weight * video, video.detach()
     if code is not None:
-        loss, metrics["code_loss"] = loss + cfg.code_weight * code, code.detach()
+        loss, metrics["code_loss"] = loss + cfg.latent_actions.code_weight * code, code.detach()
     return loss, metrics
 
 
@@ -122,7 +122,7 @@ class JointLatentActions(ParadigmBase):
 
     name = "joint"
     integration = "latent_actions"
-    settings = ("joint", "lam_*")  # the latent-action keys are still flat in PolicyModelConfig
+    settings = ("joint", "latent_actions")
     backbone_actions = False
     video = True
     imagines_when_acting = True
@@ -130,7 +130,7 @@ class JointLatentActions(ParadigmBase):
     def __init__(self, cfg: PolicyModelConfig, parts: WamParts):
         super().__init__(cfg, parts)
         _build(self)
-        self.code_io = VectorTokens(cfg.lam_dim, cfg.backbone.resolved_width(), out=True)
+        self.code_io = VectorTokens(cfg.latent_actions.dim, cfg.backbone.resolved_width(), out=True)
         self.register_buffer("code_pos", vector_positions(cfg.future), persistent=False)
 
     def _run(self, batch: dict, future: Tensor, codes: Tensor, t_future: Tensor, t_codes: Tensor) -> dict[str, Tensor]:
@@ -155,7 +155,7 @@ class JointLatentActions(ParadigmBase):
         b = batch["text_emb"].shape[0]
         dev = batch["text_emb"].device
         x = {"future": gaussian(self.parts.future_shape(b), generator, dev),
-             "latent_action": gaussian((b, len(self.cfg.future), self.cfg.lam_dim), generator, dev)}
+             "latent_action": gaussian((b, len(self.cfg.future), self.cfg.latent_actions.dim), generator, dev)}
         step = lambda x, t: self._run(batch, x["future"], x["latent_action"], t, t)  # noqa: E731
         return euler_sample(step, x, self.cfg.sample_steps)
 
@@ -178,7 +178,7 @@ class InverseDynamicsLatentActions(ParadigmBase):
 
     name = "inverse_dynamics"
     integration = "latent_actions"
-    settings = ("lam_*",)  # the latent-action keys are still flat in PolicyModelConfig
+    settings = ("latent_actions",)
     backbone_actions = False
     video = True
     imagines_when_acting = True

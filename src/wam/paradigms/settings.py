@@ -5,6 +5,7 @@
     --policy.latent_frame.state_frames=true  JointLatentFrame       (paradigms/latent_frame.py)
     --policy.latent_frame.value_frame=true   JointLatentFrame       (paradigms/latent_frame.py)
     --policy.hierarchical.plan_every=4       Hierarchical           (paradigms/hierarchical.py)
+    --policy.latent_actions.tune_backbone=true  JointLatentActions, InverseDynamicsLatentActions (latent_actions.py)
 
 They live in one module (not beside each strategy) so that `base.PolicyModelConfig` and the
 strategies import them without an import cycle. A strategy names the sections it reads in its
@@ -91,3 +92,25 @@ class HierarchicalConfig:
         if not isinstance(self.executor_width, int) or self.executor_width < 0:
             raise ConfigError(f"policy.hierarchical.executor_width must be 0 (half the backbone's width) or >= 1, "
                               f"got {self.executor_width!r}")
+
+
+@dataclass
+class LatentActionsConfig:
+    """Latent actions (LAPA / Genie, integration=latent_actions): a decoder from the pretrained codes to actions.
+    The LAM's shape (codes, dim, width, beta) comes from the `--init` world model (`wam pretrain
+    --latent_actions=true`, its lam.* options); a value set here to another one is refused."""
+
+    codes: int = 16  # codebook size of the latent-action model
+    dim: int = 16  # dimension of a code vector
+    width: int = 64  # channels of the LAM's conv encoder / decoder
+    beta: float = 0.25  # VQ commitment weight
+    code_weight: float = 1.0  # weight of the code-prediction (flow) loss, with tune_backbone
+    tune_backbone: bool = False  # also fine-tune the backbone (video + code losses), not only the decoder
+
+    def check(self) -> None:
+        if self.codes < 2 or self.dim < 1 or self.width < 1:
+            raise ConfigError(f"policy.latent_actions.codes must be >= 2, dim and width >= 1; got {self.codes}, "
+                              f"{self.dim}, {self.width}")
+        if self.beta < 0 or self.code_weight < 0:
+            raise ConfigError(f"policy.latent_actions.beta and code_weight must be >= 0, got {self.beta}, "
+                              f"{self.code_weight}")
