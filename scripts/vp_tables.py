@@ -34,13 +34,12 @@ def episodes(eval_dir: Path) -> dict[tuple[str, int], bool]:
 
 
 def cells(studies: list[Path], demos: int) -> dict[str, dict[int, dict]]:
-    """variant -> seed -> {(task, scene): success} of the finished cells at `demos`."""
+    """variant -> seed -> {(task, scene): success} of every evaluated cell `<variant>__d<demos>__s<seed>`."""
     out: dict[str, dict[int, dict]] = defaultdict(dict)
     for study in studies:
-        for c in json.loads((study / "summary.json").read_text())["cells"]:
-            folder = study / c["run"] / "eval"
-            if c["demos"] == demos and (folder / "eval_info.json").exists():
-                out[c["variant"]][c["seed"]] = episodes(folder)
+        for info in sorted(study.glob(f"cells/*__d{demos}__s*/eval/eval_info.json")):
+            variant, _, seed = info.parent.parent.name.split("__")
+            out[variant][int(seed[1:])] = episodes(info.parent)
     return out
 
 
