@@ -113,6 +113,19 @@ def test_second_run_skips_finished_cells(finished, monkeypatch):
     assert calls == [] and again["cells"] == summary["cells"]
 
 
+def test_a_run_over_part_of_the_grid_keeps_the_other_finished_cells(finished, monkeypatch, tmp_path):
+    """Resuming with fewer variants (or demos, seeds) runs only those, and the summary still holds every finished
+    cell of the folder (it was rewritten with the subset's cells alone)."""
+    cfg, root, summary = finished
+    shutil.copytree(root, tmp_path / "s")
+    for name in ("train_policy", "evaluate", "collect", "pretrain"):
+        monkeypatch.setattr(study_module, name, lambda *a, **k: pytest.fail("a finished cell was rerun"))
+    part = run_study(tiny_study(tmp_path / "s", variants=[VARIANTS[1]]), progress=False)
+    assert part["planned_cells"] == 1
+    assert sorted(c["variant"] for c in part["cells"]) == ["baseline", "repr"]
+    assert "repr" in (tmp_path / "s" / "report.md").read_text()
+
+
 @pytest.mark.slow  # ~50 s on 2 busy cores: two spawned processes, each training and evaluating in Meta-World
 def test_cells_side_by_side(finished, tmp_path):
     cfg, root, summary = finished

@@ -261,9 +261,18 @@ def offline_metrics(path: Path) -> dict:
     return out
 
 
+def earlier_cells(root: Path, runs: set[str]) -> list[dict]:
+    """Finished cells of earlier runs of this study folder outside this run's grid (e.g. `--demos=20` after
+    `--demos=5`): kept in the summary, as `check_resume` guarantees they were made with the same settings."""
+    path = root / "summary.json"
+    old = json.loads(path.read_text()).get("cells", []) if path.exists() else []
+    return [c for c in old if c["run"] not in runs and (root / c["run"] / "cell.json").exists()]
+
+
 def write_summary(cfg: StudyConfig, root: Path, cells: list[Cell], rates: dict[str, float],
                   seen: dict | None = None) -> dict:
     done = [s for s in (cell_summary(c, root) for c in cells) if s is not None]
+    done += earlier_cells(root, {c.run for c in cells})
     summary = {"study": cfg.name, "question": cfg.question, "cells": done, "planned_cells": len(cells),
                "budget": asdict(cfg.budget), "samples_per_s": rates, "data": seen or {}}
     tmp = root / "summary.json.tmp"
