@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig
-from wam.probe import ProbeConfig, disc_mask, mlp_fit_predict, probe_task, r2, ridge_fit_predict, spatial_fit_predict
+from wam.probe import ProbeConfig, mlp_fit_predict, probe_task, r2, ridge_fit_predict, spatial_fit_predict
 
 from tests.conftest import moving_square
 
@@ -27,13 +27,6 @@ def test_regressors_recover_a_linear_target_and_not_noise():
     for fit in (ridge_fit_predict, lambda a, b, c: mlp_fit_predict(a, b, c, cfg)):
         assert r2(fit(x[:300], y[:300], x[300:]), y[300:]) > 0.9
         assert r2(fit(x[:300], noise[:300], x[300:]), noise[300:]) < 0.2
-
-
-def test_disc_mask_is_centred_where_asked():
-    m = disc_mask(np.array([[4.0, 10.0]]), 16, 0.125)[0, 0]  # radius 2 px around column 4, row 10
-    rows, cols = np.nonzero(m.numpy())
-    assert abs(rows.mean() + 0.5 - 10) < 0.3 and abs(cols.mean() + 0.5 - 4) < 0.3
-    assert m.sum() == 12  # pixel centres within 2 px of (4, 10)
 
 
 def test_probe_finds_the_moving_square_and_not_a_random_goal():

@@ -9,6 +9,9 @@ chains a second instruction from the last imagined frame: the survey's composed-
 one, PSNR over the moving part of the future (pixels that change from the current frame), all
 beside the copy-the-last-frame predictor; and the instruction-swap test: the same start frame
 and noise with the right instruction vs. another task's, the PSNR margin with a bootstrap 95% CI.
+On Meta-World data (a recorded `observation.environment_state`), also the PSNR inside a disc around
+the object and around the goal in each future frame (wam.envs.target_masks): what the tasks depend
+on, beside copy-last-frame, and the gain's 95% CI.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from wam.backbones.build import frame_tokenizer
 from wam.checkpoint import load_checkpoint
-from wam.data.frames import cached_frames
+from wam.data.frames import cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.text import get_text_encoder
 from wam.data.video import encode_video
+from wam.envs.target_masks import ENV_STATE_KEY, TARGETS, camera_of, disc_mask, projections
 from wam.errors import ConfigError, WamError
 from wam.models.world_model import VideoWorldModel
 from wam.nn.image_metrics import psnr, ssim
@@ -189,18 +193,51 @@ def swap_summary(right: np.ndarray, swapped: np.ndarray, groups: np.ndarray | No
             "swap_margin_positive_fraction": float((margin > 0).mean())}
 
 
+class TargetDiscs:
+    """Per start point, (Tf, 1, H, W) discs around the object and the goal in its real future frames (Meta-World
+    data only: `None` for a dataset without the environment state); one env per task projects every point."""
+
+    def __init__(self, ds: LeRobotDataset, image_key: str, size: int, radius: float = 0.08):
+        self.ds, self.camera, self.size, self.radius = ds, camera_of(image_key), size, radius
+        self.state = ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY] if ENV_STATE_KEY in ds.info["features"] else None
+        self.starts = episode_starts(ds)
+
+    def __call__(self, points: list[tuple[int, int]], offsets: tuple[int, ...]) -> list[dict] | None:
+        """(episode, frame) start points -> [{"object": mask, "goal": mask}] for their future frames."""
+        if self.state is None:
+            return None
+        rows = np.array([[self.starts[e] + f + o for o in offsets] for e, f in points])  # (P, Tf)
+        tasks = [str(self.ds.episodes[e].extras.get("env_task", "")) for e, _ in points]
+        out = [{} for _ in points]
+        for task in set(tasks):
+            if not task.endswith("-v3"):
+                return None
+            idx = [i for i, t in enumerate(tasks) if t == task]
+            for name in ("object", "goal"):
+                world = self.state[rows[idx].ravel()][:, TARGETS[name]]
+                px = projections(task, self.camera, self.size, world).reshape(len(idx), len(offsets), 2)
+                for i, p in zip(idx, px):
+                    out[i][name] = disc_mask(p, self.size, self.radius)
+        return out
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    return x[np.isfinite(x)]
+
+
 def imagination_metrics(model: VideoWorldModel, cfg: PretrainConfig, ds: LeRobotDataset, episodes: list[int],
                         starts: int = 3, steps: int = 10, seed: int = 0, guidance: float = 1.0,
                         encoder_kind: str | None = None, batch: int = 16) -> dict:
     """Imagination quality on `episodes` against copy-last-frame, and the instruction-swap margin."""
     if len(ds.tasks) < 2:
         raise WamError("the instruction-swap test needs a dataset with at least two tasks")
-    points, swapped = [], []
+    points, swapped, where = [], [], []
     for e in episodes:
         length = ds.episodes[e].length
         last = length - 1 - max(model.cfg.future)
         for f in np.linspace(0, max(last, 0), starts).round().astype(int) if last >= 0 else []:
             points.append(dataset_start(model, cfg, ds, e, int(f)))
+            where.append((e, int(f)))
             other = (ds.tasks.index(ds.episode_task(e)) + 1) % len(ds.tasks)
             swapped.append(ds.tasks[other])
     if not points:
@@ -208,8 +245,11 @@ def imagination_metrics(model: VideoWorldModel, cfg: PretrainConfig, ds: LeRobot
     encoder = get_text_encoder(encoder_kind or cfg.text_encoder)
     right = encoder.encode([p.instruction for p in points])
     wrong = encoder.encode(swapped)
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("psnr", "psnr_moving", "ssim", "copy_psnr",
-                                                          "copy_psnr_moving", "copy_ssim", "swap_psnr_moving")}
+    discs = TargetDiscs(ds, cfg.data.image_key or ds.video_keys[0], cfg.data.image_size)(where, model.cfg.future)
+    names = ("psnr", "psnr_moving", "ssim", "copy_psnr", "copy_psnr_moving", "copy_ssim", "swap_psnr_moving")
+    if discs is not None:
+        names += tuple(f"{p}psnr_{t}" for t in ("object", "goal") for p in ("", "copy_"))
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in names}
     to_t = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255  # noqa: E731
     for i in range(0, len(points), batch):
         chunk = points[i:i + batch]
@@ -224,13 +264,19 @@ def imagination_metrics(model: VideoWorldModel, cfg: PretrainConfig, ds: LeRobot
                 if name != "swap_":
                     rows[f"{name}psnr"].append(psnr(pred, real).mean().item())
                     rows[f"{name}ssim"].append(ssim(pred, real).mean().item())
+                    for target, mask in (discs[i + j].items() if discs is not None else ()):
+                        rows[f"{name}psnr_{target}"].append(torch.nanmean(psnr(pred, real, mask)).item())
     arr = {k: np.array(v) for k, v in rows.items()}
     gain = arr["psnr_moving"] - arr["copy_psnr_moving"]
     return {
         "samples": len(points), "episodes": len(episodes), "steps": steps, "guidance": guidance,
-        **{k: float(v.mean()) for k, v in arr.items()},
+        **{k: float(np.nanmean(v)) for k, v in arr.items()},  # nan: a disc outside the frame
         "gain_over_copy_moving_db": float(gain.mean()), "gain_over_copy_moving_ci95": bootstrap_ci(gain),
         **swap_summary(arr["psnr_moving"], arr["swap_psnr_moving"]),
+        **{f"gain_over_copy_{t}_db": float(_finite(arr[f"psnr_{t}"] - arr[f"copy_psnr_{t}"]).mean())
+           for t in ("object", "goal") if f"psnr_{t}" in arr},
+        **{f"gain_over_copy_{t}_ci95": bootstrap_ci(_finite(arr[f"psnr_{t}"] - arr[f"copy_psnr_{t}"]))
+           for t in ("object", "goal") if f"psnr_{t}" in arr},
     }
 
 
@@ -243,6 +289,9 @@ def metrics_table(m: dict) -> str:
         f"| world model | {m['psnr']:.2f} | {m['psnr_moving']:.2f} | {m['ssim']:.3f} |",
         f"| copy last frame | {m['copy_psnr']:.2f} | {m['copy_psnr_moving']:.2f} | {m['copy_ssim']:.3f} |",
         f"| world model, swapped instruction | | {m['swap_psnr_moving']:.2f} | |", "",
+        *[f"inside a disc around the {t}: world model {m[f'psnr_{t}']:.2f} dB, copy last {m[f'copy_psnr_{t}']:.2f} dB, "
+          f"gain {m[f'gain_over_copy_{t}_db']:+.2f} dB, 95% CI {ci(f'gain_over_copy_{t}_ci95')}"
+          for t in ("object", "goal") if f"psnr_{t}" in m],
         f"gain over copy-last on the moving part: {m['gain_over_copy_moving_db']:+.2f} dB, 95% CI {ci('gain_over_copy_moving_ci95')}",
         f"instruction-swap margin: {m['swap_margin_db']:+.2f} dB, 95% CI {ci('swap_margin_ci95')}, "
         f"positive in {100 * m['swap_margin_positive_fraction']:.0f}% of start frames",

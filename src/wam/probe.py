@@ -36,11 +36,11 @@ import torch.nn.functional as F
 
 from wam.data.frames import cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
+from wam.envs.target_masks import ENV_STATE_KEY, TARGETS, camera_of, disc_mask, projections
 from wam.errors import ConfigError, WamError
 from wam.nn.image_metrics import psnr
 from wam.nn.tokenizer import FrameAutoencoder, load_tokenizer
 
-TARGETS: dict[str, slice] = {"hand": slice(0, 3), "object": slice(4, 7), "goal": slice(36, 39)}
 MIN_STD = 2e-3  # metres: a target whose held-out spread is below this is "fixed" (no R²)
 
 
@@ -180,26 +180,6 @@ def _features(tok: FrameAutoencoder, frames: np.ndarray) -> tuple[np.ndarray, np
     return torch.cat(lat).numpy(), small.numpy(), torch.cat(rec), base
 
 
-def disc_mask(centres: np.ndarray, size: int, radius: float) -> torch.Tensor:
-    """(N, 2) pixel centres (column, row) -> (N, 1, size, size) bool discs of radius*size pixels."""
-    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
-    c = torch.from_numpy(centres).float()
-    d2 = (xx[None] - c[:, 0, None, None]) ** 2 + (yy[None] - c[:, 1, None, None]) ** 2
-    return (d2 <= (radius * size) ** 2)[:, None]
-
-
-def _projections(task: str, camera: str, size: int, points: np.ndarray) -> np.ndarray:  # (N, 3) -> (N, 2)
-    """Pixel positions (N, 2) of world points (N, 3) in `camera`'s frames of `task`."""
-    from wam.envs.metaworld import MetaWorldEnv
-
-    env = MetaWorldEnv(task, camera=camera, image_size=size)
-    try:
-        env.reset(seed=0)
-        return env.project(points)
-    finally:
-        env.close()
-
-
 def probe_task(tok: FrameAutoencoder, frames: np.ndarray, state: np.ndarray, is_train: np.ndarray,
                cfg: ProbeConfig, project: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """Every measurement of one task; frames (N, H, W, 3), state (N, 39), is_train (N,) bool.
@@ -242,9 +222,9 @@ def run_probe(cfg: ProbeConfig) -> dict:
     tok = load_tokenizer(folder)
     ds = LeRobotDataset(cfg.data)
     key = cfg.image_key or next(k for k, f in ds.info["features"].items() if f.get("dtype") == "video")
-    camera = key.rsplit(".", 1)[-1]
+    camera = camera_of(key)
     frames = cached_frames(ds, key, image_size=tok.cfg.image_size, progress=False).frames
-    state = ds.read_columns(["observation.environment_state"])["observation.environment_state"]  # (N, 39)
+    state = ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY]  # (N, 39)
     starts = episode_starts(ds)
     wanted = set(resolve_tasks(cfg.tasks)) if cfg.tasks else None
     by_task: dict[str, list[int]] = {}
@@ -263,7 +243,7 @@ def run_probe(cfg: ProbeConfig) -> dict:
             rows.append(r)
             train.append(np.full(len(r), i < len(eps) - n_val))
         rows_a, train_a = np.concatenate(rows), np.concatenate(train)
-        project = partial(_projections, task, camera, tok.cfg.image_size) if task.endswith("-v3") else None
+        project = partial(projections, task, camera, tok.cfg.image_size) if task.endswith("-v3") else None
         results[task] = probe_task(tok, np.asarray(frames[rows_a]), state[rows_a], train_a, cfg, project)
     tcfg = tok.cfg
     info = {"tokenizer": str(folder), "data": cfg.data, "camera": camera, "image_size": tcfg.image_size,
