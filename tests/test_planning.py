@@ -74,6 +74,28 @@ def test_wam_eval_loads_a_plan_folder_like_a_policy(runs):
     assert policy.select_action(obs(runs)).shape == (4,) and len(policy._queue) == 1
 
 
+def test_wam_serve_serves_a_plan_folder_with_the_local_actions(runs):
+    """A planner behind `wam serve` answers what the same planner computes in-process (same episode noise)."""
+    from wam.planning import load_runnable
+    from wam.serve.client import PolicyClient
+    from wam.serve.server import PolicyServer, ServeConfig, load_service
+
+    out = runs / "plan_serve"
+    assert main(["plan", f"--world_model={runs / 'wm'}", f"--out={out}", "--policy.candidates=2"]) == 0
+    service = load_service(ServeConfig(policy=str(out), precision="fp32"))
+    assert service.info["tasks"] == ["push-v3", "reach-v3"] and service.info["paradigm"] == "planning"
+    server = PolicyServer(service, port=0).start()
+    try:
+        with PolicyClient(server.address, timeout=30) as client:
+            client.reset(seed=3, task="t")
+            remote = client.predict_action_chunk(obs(runs))
+    finally:
+        server.stop()
+    local, _ = load_runnable(out)
+    local.reset(seed=3, task="t")
+    np.testing.assert_allclose(remote, local.predict_action_chunk(obs(runs), generator=local.generator), atol=1e-6)
+
+
 def test_a_goal_png_is_the_goal_of_every_task(runs):
     from PIL import Image
 

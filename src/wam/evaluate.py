@@ -134,11 +134,9 @@ def load_for_eval(cfg: EvalConfig) -> tuple[WamPolicy, TrainConfig]:
     """The policy on `cfg.device` in `cfg.precision`, executing chunks as `cfg` says (`n_action_steps`,
     `ensemble`, `sample_steps`) or as it was trained (a `wam plan` folder: as planned)."""
     from wam.paradigms.latent_frame import set_value_candidates
-    from wam.planning import is_plan_folder, load_planner
-    from wam.train import load_policy
+    from wam.planning import load_runnable
 
-    load = load_planner if is_plan_folder(cfg.policy) else load_policy
-    policy, train_cfg = load(cfg.policy, device=cfg.device, precision=cfg.precision)
+    policy, train_cfg = load_runnable(cfg.policy, device=cfg.device, precision=cfg.precision)
     steps = cfg.n_action_steps or train_cfg.policy.n_action_steps or None
     decay = train_cfg.policy.ensemble if cfg.ensemble < 0 else cfg.ensemble
     try:

@@ -65,6 +65,13 @@ def is_plan_folder(path: str | Path) -> bool:
     return (Path(path) / PLAN_FILE).is_file()
 
 
+def load_runnable(path: str | Path, device: str = "cpu", precision: str = "fp32"):
+    """What `wam eval` and `wam serve` run: a `wam train` run's policy, or a `wam plan` folder's planner; with
+    the run's config (or, for a planner, the part of one they read: `data`, `policy`)."""
+    load = load_planner if is_plan_folder(path) else load_policy
+    return load(path, device=device, precision=precision)
+
+
 def check_world_model(model: VideoWorldModel, path: str) -> None:
     if not model.cfg.action_chunk:
         raise ConfigError(f"--world_model {path} was pretrained without actions (model.action_chunk=0): planning "

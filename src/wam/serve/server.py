@@ -45,7 +45,7 @@ TEST_TIME_STATE = ("_plan",)  # paradigm attributes that live for an episode (hi
 
 @dataclass
 class ServeConfig:
-    policy: str = ""  # a `wam train` run folder or checkpoint
+    policy: str = ""  # a `wam train` run folder or checkpoint, or a `wam plan` folder
     host: str = "127.0.0.1"
     port: int = 8765
     token: str = ""  # shared secret; required for a non-loopback host
@@ -84,7 +84,7 @@ def model_info(policy: WamPolicy, control_hz: float | None = None, tasks: list[s
     p, size = policy.paradigm, policy.paradigm.image_size
     to = len(p.cfg.obs)
     source = policy.source_size or size
-    return {"paradigm": getattr(p, "name", ""), "integration": p.cfg.integration,
+    return {"paradigm": getattr(p, "name", ""), "integration": getattr(p.cfg, "integration", "tokens"),
             "features": {policy.image_key: {"dtype": "uint8", "shape": [to, source, source, 3]},
                          STATE_KEY: {"dtype": "float32", "shape": [to, policy.normalizer.state_mean.numel()]}},
             "image_sizes": sorted({size, source}), "obs_offsets": list(p.cfg.obs),
@@ -95,9 +95,7 @@ def model_info(policy: WamPolicy, control_hz: float | None = None, tasks: list[s
 
 
 def _supports_prefix(paradigm) -> bool:
-    import inspect
-
-    return "prefix" in inspect.signature(paradigm.act).parameters
+    return bool(getattr(paradigm, "keeps_prefix", False))  # the declared capability (wam.paradigms.base)
 
 
 def _fps(run_cfg) -> float | None:
@@ -110,6 +108,8 @@ def _fps(run_cfg) -> float | None:
 def _tasks(run_path: str) -> list[str]:
     from wam.checkpoint import resolve_checkpoint
 
+    if (Path(run_path) / "tasks.json").exists():  # a run folder, or a `wam plan` folder (no checkpoint)
+        return json.loads((Path(run_path) / "tasks.json").read_text())["env_tasks"]
     folder = resolve_checkpoint(run_path)
     for where in (folder, *folder.parents[:2]):
         if (where / "tasks.json").exists():
@@ -293,10 +293,10 @@ class PolicyServer:
 
 
 def load_service(cfg: ServeConfig) -> PolicyService:
-    """The trained policy of `cfg.policy`, with the serving options applied."""
-    from wam.train import load_policy
+    """The trained policy (or `wam plan` planner) of `cfg.policy`, with the serving options applied."""
+    from wam.planning import load_runnable
 
-    policy, run_cfg = load_policy(cfg.policy, device=cfg.device, precision=cfg.precision)
+    policy, run_cfg = load_runnable(cfg.policy, device=cfg.device, precision=cfg.precision)
     if cfg.sample_steps:
         policy.paradigm.cfg.sample_steps = cfg.sample_steps
     if hasattr(policy.paradigm.cfg, "kv_cache"):
