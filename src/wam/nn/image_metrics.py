@@ -51,9 +51,15 @@ def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
     """Mean structural similarity per sample (Wang et al. 2004), data range 1. Returns (B,).
 
     Local statistics use a Gaussian window computed per channel over valid positions (no padding).
-    Images smaller than the window use the largest odd window that fits. ssim(x, x) == 1.
+    Images smaller than the window use the largest odd window that fits. ssim(x, x) == 1. Always in fp32, also
+    inside a bf16 autocast region (the variances E[x^2] - E[x]^2 cancel catastrophically in bf16).
     """
     _check_pair(a, b)
+    with torch.autocast(a.device.type, enabled=False):
+        return _ssim(a, b, window, sigma)
+
+
+def _ssim(a: Tensor, b: Tensor, window: int, sigma: float) -> Tensor:
     c = a.shape[1]
     k = min(window, a.shape[2], a.shape[3])
     k -= 1 - k % 2  # odd
