@@ -302,7 +302,7 @@ CASES = [
          ("demos 20 per task", "holds 2 episodes of task0", "train.data.val_fraction")),
     Case("study: cells outgrow budget.total_cpu_hours", lambda w, d: [
         "study", "video_pays", "--budget.total_cpu_hours=2", f"--out={d / 's'}"], 2,
-         ("budget.total_cpu_hours=2", "36 cells x (300 s training + 600 s evaluation", "32400 CPU s")),
+         ("budget.total_cpu_hours=2", "45 cells x (300 s training + 600 s evaluation", "40500 CPU s")),
     Case("study: the video pool's scenes are the evaluation's", lambda w, d: [
         "study", "video_pays", "--eval.seed=1010", f"--out={d / 's'}"], 2, ("data.video.collect", "eval.seed=1010")),
     Case("study: the video pool filmed by another camera", lambda w, d: [
