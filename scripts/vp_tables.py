@@ -7,7 +7,8 @@
 Per variant at `--demos`: success pooled over seeds (95% Wilson interval over seeds x episodes), each seed's own,
 per task, and the paired difference to `--base`: every variant is evaluated on the same scenes (task, episode k is
 scene 10,000 + k for every seed and variant), so the difference is taken scene by scene within a seed and its 95%
-interval bootstrapped over scenes (10,000 resamples, stratified by seed and task). `--eval NAME=FOLDER` adds a run
+interval bootstrapped over scenes (10,000 resamples, stratified by seed and task): it holds the trained policies
+fixed. With 2+ seeds, also each seed's difference and a t interval over seeds, which includes training noise. `--eval NAME=FOLDER` adds a run
 evaluated outside a study with the same protocol (compared with `--base` seed 0 only). `--offline` adds the
 real-vs-imagined future table (eval_offline.json of each folder under it, and of the study cells).
 """
@@ -20,6 +21,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}  # t(0.975, df)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -74,6 +78,12 @@ def success_table(runs: dict[str, dict[int, dict]], base: str, rng) -> list[str]
         per_seed = ", ".join(f"{np.mean(list(runs[v][s].values())):.2f}" for s in sorted(runs[v]))
         d = paired(runs[v], runs[base], rng) if v != base and base in runs else None
         diff = "-" if d is None else f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}] ({d[3]} pairs)"
+        seeds = sorted(set(runs[v]) & set(runs.get(base, {}))) if d is not None else []
+        per = [np.mean([runs[v][s][k] - runs[base][s][k] for k in runs[v][s]]) for s in seeds]
+        if len(per) > 1:  # seeds as the unit: training noise included (t interval over the per-seed differences)
+            half = T95[len(per) - 1] * np.std(per, ddof=1) / np.sqrt(len(per))
+            diff += f"; by seed {', '.join(f'{x:+.2f}' for x in per)}: {np.mean(per):+.2f} [{np.mean(per) - half:+.2f}, " \
+                    f"{np.mean(per) + half:+.2f}]"
         per_task = []
         for t in tasks:
             ts = [s for seed in runs[v].values() for (task, _), s in seed.items() if task == t]
