@@ -309,7 +309,7 @@ CASES = [
         "study", "video_pays", "--data.video.collect.camera=corner4", f"--out={d / 's'}"], 2,
          ("data.video.collect.camera=corner4", "data.collect.camera=corner2")),
     Case("study --dry_run: the plan, nothing run", lambda w, d: [
-        "study", "video_pays", "--dry_run", f"--out={d / 's'}"], 0, ("36 cells", "32400 CPU s", "side by side")),
+        "study", "video_pays", "--dry_run", f"--out={d / 's'}"], 0, ("45 cells", "40500 CPU s", "side by side")),
 ]
 
 

@@ -94,7 +94,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, monkeypatch):
     cfg = load_study("video_pays")
     n = len(cfg.variants) * len(cfg.demos) * len(cfg.seeds)
     per_cell = cfg.budget.cpu_seconds + 5 * cfg.eval.episodes * cfg.eval.max_steps * cfg.budget.eval_ms_per_step / 1000
-    assert f"study video_pays: {n} cells = 4 variants x 3 demo sizes [2, 5, 20] x 3 seeds [0, 1, 2]" in text
+    assert f"study video_pays: {n} cells = 5 variants x 3 demo sizes [2, 5, 20] x 3 seeds [0, 1, 2]" in text
     assert f"cells: {n} x {per_cell:.0f} s = {n * per_cell:.0f} CPU s" in text and "2 cells side by side" in text
     assert "labelled demos only (pixels" in text and "pretraining video: STUDY/video" in text
     assert calls == [] and not (tmp_path / "s").exists()
@@ -105,7 +105,8 @@ def test_named_study_video_pays():
     cfg = load_study("video_pays")
     preflight(cfg)  # fits its own total_cpu_hours
     assert [(v.paradigm, v.init) for v in cfg.variants] == [("representation", "pretrained"), ("joint", "pretrained"),
-                                                            ("action_only", "scratch"), ("conv_reference", "scratch")]
+                                                            ("action_only", "scratch"), ("conv_reference", "scratch"),
+                                                            ("mimic", "pretrained")]
     assert cfg.demos == [2, 5, 20] and cfg.seeds == [0, 1, 2] and cfg.eval.episodes >= 20 and cfg.parallel == 2
     pool = cfg.data.video.collect
     mw5 = set(resolve_tasks("mw5"))
