@@ -368,7 +368,11 @@ class LeRobotDataset:
             self.feature(key)
             raise DatasetError(f"feature '{key}' is not a video (dtype {self.features[key]['dtype']})")
         ep = self.episodes[episode]
-        frames = decode_video(self.video_file(key, ep), ep.videos[key][2], ep.length, self.fps)
+        try:
+            frames = decode_video(self.video_file(key, ep), ep.videos[key][2], ep.length, self.fps)
+        except DatasetError:  # a file changed since it was written says so, whether or not it still decodes
+            self.verify_file(self.video_file(key, ep), ep.digests.get(key))
+            raise
         expected = tuple(self.features[key]["shape"])
         if frames.shape[1:] != expected and frames.shape[1:] != expected[1:] + expected[:1]:
             raise DatasetError(
