@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from wam.backbones.build import frame_tokenizer, is_diffusers, world_model
+from wam.checkpoint import resolve_checkpoint
 from wam.config import flatten_tree, save_config
 from wam.data.check import require_clean
 from wam.data.frames import ArrayFrames, cached_frames, episode_starts
@@ -47,7 +48,6 @@ from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import WindowDataset, WindowSpec, collate_windows
 from wam.errors import ConfigError
-from wam.checkpoint import resolve_checkpoint
 from wam.models.code_world_model import CodeWorldModel, LamStage
 from wam.models.transfer import extend_world
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
