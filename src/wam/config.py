@@ -144,6 +144,14 @@ def _set(node: Any, path: list[str], value: Any) -> Any:
     return dataclasses.replace(node, **{path[0]: _set(getattr(node, path[0]), path[1:], value)})
 
 
+def contradictions(ours: dict, theirs: dict, default: dict, prefix: str = "") -> list[str]:
+    """The keys of `ours` set away from their `default` to a value `theirs` (the run a setting is taken from) does
+    not have, as "prefix.key=ours (the world model has theirs)": what adopting `theirs` would override silently.
+    A value set equal to the default cannot be told from the default, so it is never one of them."""
+    return [f"{prefix}{k}={ours[k]} (the world model has {theirs[k]})" for k in ours
+            if ours[k] != default[k] and ours[k] != theirs[k]]
+
+
 def flatten_tree(tree: dict, prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1} (lists and other values are leaves)."""
     out: dict[str, Any] = {}

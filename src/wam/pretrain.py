@@ -40,7 +40,7 @@ from torch import nn
 
 from wam.backbones.build import frame_tokenizer, is_diffusers, world_model
 from wam.checkpoint import resolve_checkpoint
-from wam.config import flatten_tree, save_config
+from wam.config import contradictions, flatten_tree, save_config
 from wam.data.check import require_clean
 from wam.data.frames import ArrayFrames, cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
@@ -166,8 +166,7 @@ def adopt_init(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
     shape = ("backbone", "patch", "obs", "future")
     ours, base, want = (flatten_tree(json.loads(json.dumps(asdict(m)))) for m in (cfg.model, WorldModelConfig(),
                                                                                   theirs.model))
-    clash = [f"model.{k}={ours[k]} (the world model has {want[k]})" for k in ours
-             if k.split(".")[0] in shape and ours[k] != base[k] and ours[k] != want[k]]
+    clash = contradictions({k: v for k, v in ours.items() if k.split(".")[0] in shape}, want, base, "model.")
     if cfg.tokenizer.path:
         clash.append(f"tokenizer.path={cfg.tokenizer.path}")
     if clash:

@@ -28,7 +28,7 @@ import torch
 
 from wam.backbones.build import frame_tokenizer
 from wam.checkpoint import load_checkpoint, read_config, resolve_checkpoint
-from wam.config import save_config
+from wam.config import contradictions, save_config
 from wam.data.check import require_clean
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
@@ -112,12 +112,10 @@ def _refuse_contradictions(cfg: TrainConfig, model) -> None:
     `--init` does not have is refused (it would be overridden silently). A value set equal to the default
     cannot be told from the default: the world model's wins, and `--init`'s report shows it."""
     default = PolicyModelConfig()
-    ours, theirs, base = asdict(cfg.policy.backbone), asdict(model.backbone), asdict(default.backbone)
     own = {"mot", "checkpointing"} if model.backbone.kind != "wam" else set()  # a diffusers backbone: this run's
-    clash = [f"policy.backbone.{k}={ours[k]} (the world model has {theirs[k]})" for k in ours
-             if k not in own and ours[k] != base[k] and ours[k] != theirs[k]]
-    if cfg.policy.patch != default.patch and cfg.policy.patch != model.patch:
-        clash.append(f"policy.patch={cfg.policy.patch} (the world model has {model.patch})")
+    ours = {k: v for k, v in asdict(cfg.policy.backbone).items() if k not in own}
+    clash = contradictions(ours, asdict(model.backbone), asdict(default.backbone), "policy.backbone.")
+    clash += contradictions({"patch": cfg.policy.patch}, {"patch": model.patch}, {"patch": default.patch}, "policy.")
     if clash:
         raise ConfigError(f"--init={cfg.init} defines the architecture; drop or match {', '.join(clash)}")
 
@@ -129,13 +127,13 @@ def _adopt_latent_actions(cfg: TrainConfig, wm_cfg: PretrainConfig) -> None:
         raise ConfigError(f"--init={cfg.init} was pretrained without latent-action codes (no LAM in it); "
                           f"--policy.integration=latent_actions needs a world model from `wam pretrain "
                           f"--latent_actions=true`")
-    lam, ours, default = wm_cfg.lam, cfg.policy.latent_actions, LatentActionsConfig()
+    lam, ours = wm_cfg.lam, cfg.policy.latent_actions
     theirs = {"codes": lam.codes, "dim": lam.dim, "width": lam.width, "beta": lam.beta}
-    clash = [f"policy.latent_actions.{k}={getattr(ours, k)} (the world model has {v})" for k, v in theirs.items()
-             if getattr(ours, k) not in (getattr(default, k), v)]
-    future, want = tuple(cfg.policy.future), tuple(wm_cfg.model.future)
-    if future not in (tuple(PolicyModelConfig().future), want):
-        clash.append(f"policy.future={future} (the world model has {want})")
+    clash = contradictions({k: getattr(ours, k) for k in theirs}, theirs,
+                           {k: getattr(LatentActionsConfig(), k) for k in theirs}, "policy.latent_actions.")
+    want = tuple(wm_cfg.model.future)
+    clash += contradictions({"future": tuple(cfg.policy.future)}, {"future": want},
+                            {"future": tuple(PolicyModelConfig().future)}, "policy.")
     if clash:
         raise ConfigError(f"--init={cfg.init} defines the latent actions; drop or match {', '.join(clash)}")
     cfg.policy.latent_actions = replace(ours, **theirs)
