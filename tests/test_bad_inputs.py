@@ -72,6 +72,12 @@ def _tiny_world_model(data: Path, run: Path, **extra) -> None:
     save_checkpoint(run, 1, VideoWorldModel.kind, dict(model.state_dict()), ema, None, {"metrics": {}}, cfg)
 
 
+def _tiny_tokenizer(d: Path) -> Path:
+    from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig, save_tokenizer
+
+    return save_tokenizer(FrameAutoencoder(TokenizerConfig(image_size=32, downsample=4, base_channels=8)), d / "tok")
+
+
 def _tiny_proposal(data: Path, run: Path, chunk: int) -> None:
     """A policy checkpoint with random weights (the reference policy: no tokenizer), without training one."""
     from wam.checkpoint import save_checkpoint
@@ -310,6 +316,11 @@ CASES = [
          ("data.video.collect.camera=corner4", "data.collect.camera=corner2")),
     Case("study --dry_run: the plan, nothing run", lambda w, d: [
         "study", "video_pays", "--dry_run", f"--out={d / 's'}"], 0, ("45 cells", "40500 CPU s", "side by side")),
+    Case("probe: data without the environment state", lambda w, d: [
+        "probe", f"--tokenizer={_tiny_tokenizer(d)}", f"--data={w.dataset}"], 2, ("observation.environment_state",)),
+    Case("probe --train_episodes=-1", lambda w, d: [
+        "probe", f"--tokenizer={_tiny_tokenizer(d)}", f"--data={w.dataset}", "--train_episodes=-1"], 2,
+         ("--train_episodes",)),
 ]
 
 

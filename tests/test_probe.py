@@ -56,3 +56,37 @@ def test_spatial_probe_reads_a_position_from_few_distinct_goals():
     pred = spatial_fit_predict(grid[tr], y[tr], grid[~tr], ProbeConfig(tokenizer="x", steps=300))
     assert r2(pred[:, :2], y[~tr, :2]) > 0.9
     assert r2(pred[:, 2:], y[~tr, 2:]) < 0.2
+
+
+@pytest.fixture(scope="module")
+def reach_data(tmp_path_factory):
+    """Three probed reach episodes (scenes 0-2), two more of other scenes, and two that share scene 2."""
+    from wam.envs.collect import CollectConfig, collect
+    from wam.nn.tokenizer import save_tokenizer
+
+    root = tmp_path_factory.mktemp("probe")
+    for name, seed, n in (("probed", 0, 3), ("more", 100, 2), ("overlap", 1, 2)):
+        collect(CollectConfig(tasks="reach-v3", episodes=n, seed=seed, out=str(root / name), image_size=32,
+                              workers=1), progress_bar=False)
+    tok = FrameAutoencoder(TokenizerConfig(image_size=32, downsample=4, base_channels=8)).eval()
+    save_tokenizer(tok, root / "tok")
+    return root
+
+
+def test_train_data_adds_training_episodes_and_never_held_out_scenes(reach_data):
+    from wam.errors import WamError
+    from wam.probe import run_probe
+
+    def probe(**kw):
+        cfg = ProbeConfig(tokenizer=str(reach_data / "tok"), data=str(reach_data / "probed"), steps=5,
+                          out=str(reach_data / "probe.json"), **kw)
+        return run_probe(cfg)["tasks"]["reach-v3"]
+
+    alone = probe()
+    more = probe(train_data=str(reach_data / "more"))
+    assert (alone["episodes_train"], more["episodes_train"]) == (2, 4)  # 3 probed: the last held out
+    assert more["frames_held_out"] == alone["frames_held_out"]  # the held-out side is the probed data's alone
+    assert more["frames_train"] > alone["frames_train"]
+    assert probe(train_data=str(reach_data / "more"), train_episodes=3)["episodes_train"] == 3
+    with pytest.raises(WamError, match="holds out"):  # scene 2 is the probed data's held-out episode
+        probe(train_data=str(reach_data / "overlap"))

@@ -19,6 +19,14 @@ Two more readings separate "the representation lost it" from "the probe cannot l
   what one view can show; the world position also needs depth, which one camera sees only weakly).
 Each episode's first frame is skipped: Meta-World renders its goal marker at the previous episode's
 position until the first step.
+
+How many distinct goals the probe learns from is the other limit, so it can take more training episodes
+than the probed dataset holds: `--train_data` adds another dataset's episodes of the same tasks (e.g.
+cheap action-free video of other scenes) to the training side only, and `--train_episodes=N` caps the
+training episodes a task (the probed dataset's first): R² against N says whether the representation or
+the probe's data is short.
+
+    wam probe --tokenizer=runs/wm --data=data/mw5 --train_data=data/more_scenes --train_episodes=200
 """
 
 from __future__ import annotations
@@ -57,6 +65,8 @@ class ProbeConfig:
     seed: int = 0
     mask_radius: float = 0.08  # of the image size: the disc around the object and goal for masked PSNR
     out: str = ""  # probe.json; empty = <tokenizer folder>/probe.json
+    train_data: str = ""  # more training episodes of the probed tasks (another dataset, other scenes); never held out
+    train_episodes: int = 0  # at most this many training episodes a task (--data's first, then --train_data's); 0 = all
 
     def check(self) -> None:
         if not self.tokenizer:
@@ -65,6 +75,8 @@ class ProbeConfig:
             raise ConfigError(f"--val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.stride < 1 or self.steps < 1 or self.hidden < 1:
             raise ConfigError("--stride, --steps and --hidden must be >= 1")
+        if self.train_episodes < 0:
+            raise ConfigError(f"--train_episodes must be >= 0 (0 = all), got {self.train_episodes}")
         if not 0 < self.mask_radius < 0.5:
             raise ConfigError(f"--mask_radius must be in (0, 0.5), got {self.mask_radius}")
 
@@ -213,6 +225,61 @@ def probe_task(tok: FrameAutoencoder, frames: np.ndarray, state: np.ndarray, is_
     return out
 
 
+@dataclass
+class _Source:
+    """One dataset's frames (at the tokenizer's size), environment states and episodes per task."""
+
+    path: str
+    frames: np.ndarray  # (N, H, W, 3) uint8, memory-mapped
+    state: np.ndarray  # (N, 39)
+    starts: np.ndarray  # (E + 1,)
+    seeds: list  # each episode's scene seed (None where not recorded)
+    by_task: dict[str, list[int]]
+
+    @classmethod
+    def load(cls, path: str, key: str, size: int) -> _Source:
+        ds = LeRobotDataset(path)
+        features = ds.info["features"]
+        for need in (key, ENV_STATE_KEY):
+            if need not in features:
+                raise WamError(f"{path}: no '{need}' feature; the probe reads {key} frames and {ENV_STATE_KEY} "
+                               f"(Meta-World data from `wam collect`)")
+        by_task: dict[str, list[int]] = {}
+        for e, ep in enumerate(ds.episodes):  # Meta-World name where the dataset has it, else the instruction
+            by_task.setdefault(str(ep.extras.get("env_task") or ds.episode_task(e)), []).append(e)
+        return cls(path, cached_frames(ds, key, image_size=size, progress=False).frames,
+                   ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY], episode_starts(ds),
+                   [ep.extras.get("seed") for ep in ds.episodes], by_task)
+
+    def rows(self, e: int, stride: int) -> np.ndarray:
+        return np.arange(self.starts[e] + 1, self.starts[e + 1], stride)  # frame 0: stale goal marker
+
+
+def _task_split(task: str, main: _Source, extra: _Source | None, cfg: ProbeConfig):
+    """(frames, state, is_train, training episodes) of one task: --data's last val_fraction held out,
+    training = --data's other episodes then --train_data's, capped at cfg.train_episodes."""
+    eps = main.by_task[task]
+    if len(eps) < 3:
+        raise WamError(f"{cfg.data}: task {task} has {len(eps)} episodes; the probe needs at least 3")
+    n_val = max(1, int(np.ceil(cfg.val_fraction * len(eps))))
+    held = eps[len(eps) - n_val:]
+    train = [(main, e) for e in eps[:len(eps) - n_val]]
+    if extra is not None:
+        more = extra.by_task.get(task, [])
+        shared = {extra.seeds[e] for e in more} & {main.seeds[e] for e in held} - {None}
+        if shared:
+            raise WamError(f"--train_data {extra.path} holds scenes of {task} that {cfg.data} holds out "
+                           f"(seeds {sorted(shared)[:5]}...): collect it with another --seed")
+        train += [(extra, e) for e in more]
+    train = train[:cfg.train_episodes or None]
+    parts = [(src, src.rows(e, cfg.stride), True) for src, e in train]
+    parts += [(main, main.rows(e, cfg.stride), False) for e in held]
+    frames = np.concatenate([np.asarray(src.frames[r]) for src, r, _ in parts])
+    state = np.concatenate([src.state[r] for src, r, _ in parts])
+    is_train = np.concatenate([np.full(len(r), t) for _, r, t in parts])
+    return frames, state, is_train, len(train)
+
+
 def run_probe(cfg: ProbeConfig) -> dict:
     """Probe every task of the dataset; writes and returns {task: measurements} plus provenance."""
     from wam.data.tasks import resolve_tasks
@@ -220,33 +287,23 @@ def run_probe(cfg: ProbeConfig) -> dict:
     cfg.check()
     folder = tokenizer_folder(cfg.tokenizer)
     tok = load_tokenizer(folder)
-    ds = LeRobotDataset(cfg.data)
-    key = cfg.image_key or next(k for k, f in ds.info["features"].items() if f.get("dtype") == "video")
+    size = tok.cfg.image_size
+    first = LeRobotDataset(cfg.data)
+    key = cfg.image_key or next(k for k, f in first.info["features"].items() if f.get("dtype") == "video")
     camera = camera_of(key)
-    frames = cached_frames(ds, key, image_size=tok.cfg.image_size, progress=False).frames
-    state = ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY]  # (N, 39)
-    starts = episode_starts(ds)
+    main = _Source.load(cfg.data, key, size)
+    extra = _Source.load(cfg.train_data, key, size) if cfg.train_data else None
     wanted = set(resolve_tasks(cfg.tasks)) if cfg.tasks else None
-    by_task: dict[str, list[int]] = {}
-    for e, ep in enumerate(ds.episodes):  # Meta-World name where the dataset has it, else the instruction
-        by_task.setdefault(str(ep.extras.get("env_task") or ds.episode_task(e)), []).append(e)
     results, t0 = {}, time.perf_counter()
-    for task, eps in sorted(by_task.items()):
+    for task in sorted(main.by_task):
         if wanted is not None and task not in wanted:
             continue
-        if len(eps) < 3:
-            raise WamError(f"{cfg.data}: task {task} has {len(eps)} episodes; the probe needs at least 3")
-        n_val = max(1, int(np.ceil(cfg.val_fraction * len(eps))))
-        rows, train = [], []
-        for i, e in enumerate(eps):
-            r = np.arange(starts[e] + 1, starts[e + 1], cfg.stride)  # frame 0: stale goal marker
-            rows.append(r)
-            train.append(np.full(len(r), i < len(eps) - n_val))
-        rows_a, train_a = np.concatenate(rows), np.concatenate(train)
-        project = partial(projections, task, camera, tok.cfg.image_size) if task.endswith("-v3") else None
-        results[task] = probe_task(tok, np.asarray(frames[rows_a]), state[rows_a], train_a, cfg, project)
+        frames, state, is_train, n_train = _task_split(task, main, extra, cfg)
+        project = partial(projections, task, camera, size) if task.endswith("-v3") else None
+        results[task] = {"episodes_train": n_train, **probe_task(tok, frames, state, is_train, cfg, project)}
     tcfg = tok.cfg
-    info = {"tokenizer": str(folder), "data": cfg.data, "camera": camera, "image_size": tcfg.image_size,
+    info = {"tokenizer": str(folder), "data": cfg.data, "train_data": cfg.train_data,
+            "train_episodes": cfg.train_episodes, "camera": camera, "image_size": tcfg.image_size,
             "latent": [tcfg.latent_channels, tcfg.latent_size, tcfg.latent_size], "seconds": time.perf_counter() - t0,
             "tasks": results}
     out = Path(cfg.out) if cfg.out else folder / "probe.json"
@@ -263,15 +320,16 @@ def probe_table(info: dict) -> str:
     """A Markdown table: per task and target, R² of the MLP / spatial probes on the latents (blurred
     pixels' best in brackets), and masked PSNR."""
     names = [*TARGETS, "object_px", "goal_px"]
-    lines = [f"probe of {info['tokenizer']} ({info['image_size']} px, latent {info['latent']}) on {info['data']}",
-             "", "| task | " + " | ".join(f"R² {n}" for n in names) + " | PSNR object (tok / bilinear) | "
+    more = f" (+ training episodes of {info['train_data']})" if info.get("train_data") else ""
+    lines = [f"probe of {info['tokenizer']} ({info['image_size']} px, latent {info['latent']}) on {info['data']}{more}",
+             "", "| task (training episodes) | " + " | ".join(f"R² {n}" for n in names) + " | PSNR object (tok / bilinear) | "
              "PSNR goal (tok / bilinear) |", "|---|" + "---|" * (len(names) + 2)]
     for task, m in info["tasks"].items():
         cells = [f"{_fmt(m.get(f'r2_{t}_latent'))} / {_fmt(m.get(f'r2_{t}_latent_spatial'))} "
                  f"({_fmt(best_r2(m, t, 'pixels'))})" for t in names]
         ps = [f"{m[f'psnr_{t}_tokenizer']:.1f} / {m[f'psnr_{t}_bilinear']:.1f}" if f"psnr_{t}_tokenizer" in m else "n/a"
               for t in ("object", "goal")]
-        lines.append(f"| {task} | " + " | ".join(cells + ps) + " |")
+        lines.append(f"| {task} ({m.get('episodes_train', '?')}) | " + " | ".join(cells + ps) + " |")
     lines.append("")
     lines.append("R²: MLP / spatial (keypoint) probe on the tokenizer's latents, held-out episodes; in brackets the "
                  "best probe on the frames blurred to the latent grid. `_px`: the target's position in the image. "
