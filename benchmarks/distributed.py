@@ -42,7 +42,7 @@ def launch(nproc: int, args: list[str], env: dict) -> tuple[float, subprocess.Co
 def curve(run: Path) -> tuple[list[float], float]:
     """The logged losses and the mean logged samples/s after the first step (warm-up excluded)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from wam.trainer import read_log
+    from wam.runs.train_log import read_log
 
     rows = read_log(run / "log.csv")
     rates = [float(r["samples_per_s"]) for r in rows[1:]]

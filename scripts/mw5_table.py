@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from wam.trainer import read_log
+from wam.runs.train_log import read_log
 
 ORDER = ["action_only", "representation", "joint", "inverse_dynamics", "hierarchical", "joint_no_video", "joint_scratch",
          "conv_reference"]

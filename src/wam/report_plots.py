@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wam.trainer import log_series, read_log
+from wam.runs.train_log import log_series, read_log
 
 if TYPE_CHECKING:
     from wam.report import Group

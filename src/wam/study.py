@@ -58,7 +58,7 @@ from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDat
                               load_study, plan_cells, study_dir)
 from wam.study_plan import arms_seen, check_labelled, plan_lines, preflight
 from wam.train import TrainConfig, train_policy
-from wam.trainer import read_log
+from wam.runs.train_log import read_log
 from wam.runs.folders import output_dir
 
 __all__ = ["STUDIES", "BudgetConfig", "StudyConfig", "StudyDataConfig", "VariantSpec", "load_study", "dry_run",

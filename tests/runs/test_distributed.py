@@ -19,7 +19,8 @@ from tests.test_trainer import Denoiser, Points, collate
 from wam.checkpoint import load_checkpoint
 from wam.errors import ConfigError
 from wam.runs import distributed
-from wam.trainer import EpochSampler, OptimConfig, noise_generator, read_log, train
+from wam.runs.train_log import read_log
+from wam.trainer import EpochSampler, OptimConfig, noise_generator, train
 
 CFG = dict(steps=20, batch_size=8, lr=1e-2, warmup=3, log_every=1, val_every=10, ckpt_every=5, precision="fp32")
 VAL = [collate([Points()[i] for i in range(8)])]

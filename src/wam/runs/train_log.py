@@ -1,0 +1,80 @@
+"""A run's log.csv (one row per logged step, rows past a resumed step dropped) and curves.png beside it.
+
+    log = CsvLog(run / "log.csv", resume_step=0); log.add({"step": 1, "loss": 0.5}); log.flush()
+    read_log(run / "log.csv")  # [{"step": "1", "loss": "0.5"}]
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+class CsvLog:
+    """log.csv of a run; rows past a resumed step are dropped so curves never double back.
+    With `write=False` (ranks other than 0) it keeps its rows and writes nothing."""
+
+    def __init__(self, path: Path, resume_step: int, write: bool = True):
+        self.path, self.write = path, write
+        self.rows: list[dict] = []
+        if not write:
+            return
+        if path.exists() and resume_step > 0:
+            with path.open() as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        self._write()
+
+    def add(self, row: dict) -> None:
+        self.rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    def _write(self) -> None:
+        keys: list[str] = []
+        for r in self.rows:
+            keys += [k for k in r if k not in keys]
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys or ["step"])
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def flush(self) -> None:
+        if not self.write:
+            return
+        self._write()
+        plot_log(self.path)
+
+
+def read_log(path: Path) -> list[dict]:
+    """The rows of a run's log.csv as dicts of strings (empty when there is none yet)."""
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def log_series(rows: list[dict], key: str) -> list[tuple[int, float]]:
+    """(step, value) of one column, over the rows that have it (validation loss is logged sparsely)."""
+    return [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+
+
+def plot_log(path: Path) -> None:
+    """curves.png beside log.csv: training and validation loss (log scale) and learning rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_log(path)
+    if not rows:
+        return
+    series = lambda key: log_series(rows, key)  # noqa: E731
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key in ("loss", "val_loss"):
+        if series(key):
+            a.plot(*zip(*series(key)), label=key, marker="o" if key == "val_loss" else None, ms=3)
+    a.set_yscale("log"), a.set_xlabel("step"), a.legend(), a.grid(alpha=0.3)
+    if series("lr"):
+        b.plot(*zip(*series("lr")))
+    b.set_xlabel("step"), b.set_ylabel("learning rate"), b.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path.with_name("curves.png"))
+    plt.close(fig)
