@@ -26,6 +26,7 @@ from pathlib import Path
 from wam.errors import WamError
 from wam.evaluate import wilson
 from wam.report_plots import plot_success_vs_demos, plot_success_vs_latency, plot_training_curves, variant_styles
+from wam.report_render import md_block, render
 
 NOT_WAM = ("action_only", "conv_reference")  # paradigms that are baselines, not World-Action Models
 VIDEOS_PER_VARIANT = 2
@@ -242,7 +243,7 @@ def headline_markdown(study_dir: Path) -> str:
     summary = load_summary(study_dir)
     blocks = _tables(group_cells(summary["cells"]), study_tasks(summary["cells"]))
     cut = next(i for i, b in enumerate(blocks) if b[0] == "h2" and b[1].startswith("Every variant"))
-    return "\n\n".join(_md_block(b).strip() for b in blocks[:cut])
+    return "\n\n".join(md_block(b).strip() for b in blocks[:cut])
 
 
 def _num(x: float | None) -> str:
@@ -343,59 +344,6 @@ def build(study_dir: Path, files: Path) -> tuple[str, list[tuple]]:
     ]
 
 
-_CSS = """body{font:15px/1.45 system-ui,sans-serif;max-width:1150px;margin:1.5em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.6em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}
-th{background:#f3f3f3}tr.best td{background:#dff3df;font-weight:600}.meta{color:#666}.note{color:#555;font-size:13px}
-.findings{background:#fff7e0;border-left:4px solid #e0a800;padding:.5em 1em}img{max-width:100%}
-.videos{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}video{height:200px;image-rendering:pixelated;background:#000}
-figcaption{font-size:12px;color:#555}"""
-
-_SCRIPT = """<script>document.querySelectorAll('video').forEach(v => v.addEventListener('error', () => {
-  v.insertAdjacentHTML('afterend', '<p class=note>this browser cannot play it: <a href="' + v.getAttribute('src')
-    + '">download</a></p>'); }));</script>"""
-
-
-def _html_block(block: tuple) -> str:
-    kind, *rest = block
-    if kind in ("h2", "h3"):
-        return f"<{kind}>{html.escape(rest[0])}</{kind}>"
-    if kind in ("p", "meta", "note"):
-        return f"<p class={kind}>{rest[0]}</p>"
-    if kind == "findings":
-        return "<div class=findings>" + "".join(f"<p>{html.escape(s)}</p>" for s in rest[0]) + "</div>"
-    if kind == "img":
-        return f'<p><img src="{rest[0]}" alt="{html.escape(rest[1])}"></p>'
-    if kind == "videos":
-        return "<div class=videos>" + "".join(
-            f'<figure><video src="{src}" controls muted loop autoplay playsinline></video>'
-            f"<figcaption>{html.escape(cap)}</figcaption></figure>" for src, cap in rest[0]) + "</div>"
-    head, rows, hi = rest
-    cells = "".join(f"<tr{' class=best' if i == hi else ''}>" + "".join(f"<td>{html.escape(c)}</td>" for c in r)
-                    + "</tr>" for i, r in enumerate(rows))
-    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + f"</tr>{cells}</table>"
-
-
-def _md_block(block: tuple) -> str:
-    kind, *rest = block
-    if kind in ("h2", "h3"):
-        return f"{'#' * int(kind[1])} {rest[0]}"
-    if kind in ("p", "meta", "note"):
-        text = re.sub(r"</?b>", "**", html.unescape(rest[0]))
-        return f"*{text}*" if kind != "p" else text
-    if kind == "findings":
-        return "\n".join(f"> {s}  " for s in rest[0])
-    if kind == "img":
-        return f"![{rest[1]}]({rest[0]})"
-    if kind == "videos":
-        return "\n".join(f"- [{cap}]({src})" for src, cap in rest[0])
-    head, rows, hi = rest
-    esc = lambda c: c.replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(map(esc, head)) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(f"**{esc(c)}**" if i == hi and c else esc(c) for c in r) + " |"
-              for i, r in enumerate(rows)]
-    return "\n".join(lines)
-
-
 def write_report(study_dir: Path) -> tuple[Path, Path]:
     """Write `report.html` and `report.md` (+ `report_files/`) into `study_dir`; returns their paths."""
     study_dir = Path(study_dir)
@@ -403,11 +351,8 @@ def write_report(study_dir: Path) -> tuple[Path, Path]:
     files.mkdir(parents=True, exist_ok=True)
     for old in files.glob("*.mp4"):  # videos of an earlier headline (e.g. before more demos were added)
         old.unlink()
-    title, blocks = build(study_dir, files)
-    page = "\n".join(_html_block(b) for b in blocks)
+    html_page, md_page = render(*build(study_dir, files))
     html_path, md_path = study_dir / "report.html", study_dir / "report.md"
-    html_path.write_text(f"<!doctype html>\n<html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-                         f"<style>{_CSS}</style></head>\n<body><h1>{html.escape(title)}</h1>\n{page}\n{_SCRIPT}"
-                         "</body></html>\n")
-    md_path.write_text(f"# {title}\n\n" + "\n\n".join(_md_block(b) for b in blocks) + "\n")
+    html_path.write_text(html_page)
+    md_path.write_text(md_page)
     return html_path, md_path
