@@ -12,7 +12,7 @@ diffusers = pytest.importorskip("diffusers")
 from wam.backbones.base import VideoGroup  # noqa: E402
 from wam.backbones.cosmos import CosmosBackbone  # noqa: E402
 from wam.backbones.loading import VAES, load_transformer  # noqa: E402
-from wam.nn.transformer import GroupMask  # noqa: E402
+from wam.nn.token_groups import GroupMask  # noqa: E402
 
 # diffusers' tests/models/transformers/test_models_transformer_cosmos.py (+1 condition-mask channel)
 TINY = dict(in_channels=5, out_channels=4, num_attention_heads=2, attention_head_dim=16, num_layers=2, mlp_ratio=2,

@@ -11,7 +11,7 @@ diffusers = pytest.importorskip("diffusers")
 from wam.backbones.base import Group, VideoGroup  # noqa: E402
 from wam.backbones.loading import VAES, load_transformer  # noqa: E402
 from wam.backbones.wan import WanBackbone  # noqa: E402
-from wam.nn.transformer import GroupMask  # noqa: E402
+from wam.nn.token_groups import GroupMask  # noqa: E402
 
 # diffusers' tests/models/transformers/test_models_transformer_wan.py
 TINY = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4,

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from wam.errors import ConfigError
-from wam.nn.transformer import SHARED, Backbone, BackboneConfig, GroupMask, Layout, TokenGroup, attention
+from wam.nn.token_groups import GroupMask, TokenGroup
+from wam.nn.transformer import SHARED, Backbone, BackboneConfig, Layout, attention
 
 MODALITIES = ["text", "video", "action"]
 NAMES = ["text", "obs", "future", "action"]

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from tests.paradigms.test_contract import SETTINGS, batch, full_batch, perturbed, tiny
-from wam.nn.transformer import Backbone, GroupMask
+from wam.nn.token_groups import GroupMask
+from wam.nn.transformer import Backbone
 
 CACHED = ["action_only", "representation", "joint", "inverse_dynamics"]  # + RTC
 VARIANTS = [(n, "tokens") for n in [*CACHED, "hierarchical", "mimic", "future_conditioned"]] + [("joint", "latent_frame"),

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from wam.errors import ConfigError
-from wam.nn.transformer import GroupMask, TokenGroup
+from wam.nn.token_groups import GroupMask, TokenGroup
 
 TIMESTEP_SCALE = 1000.0  # diffusers' flow-matching timesteps are sigma * 1000
 

@@ -28,7 +28,7 @@ from torch.utils.checkpoint import checkpoint
 from wam.backbones.base import (Group, VideoGroup, check_text, expand_per_token, flow_timesteps, frame_grid, split_groups,
                                 frame_patches, grid_index, group_mask, install_mask_processors, token_time)
 from wam.errors import ConfigError
-from wam.nn.transformer import GroupMask
+from wam.nn.token_groups import GroupMask
 
 
 class CosmosBackbone(nn.Module):

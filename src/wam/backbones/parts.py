@@ -26,7 +26,7 @@ from wam.errors import ConfigError
 from wam.models.groups import VectorTokens, next_offset
 from wam.models.transfer import Loaded, load_world
 from wam.models.world_model import FrameLatents
-from wam.nn.transformer import GroupMask, TokenGroup
+from wam.nn.token_groups import GroupMask, TokenGroup
 
 
 def frame_ranks(*offsets: Sequence[int]) -> dict[int, int]:

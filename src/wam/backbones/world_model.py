@@ -18,7 +18,7 @@ from wam.backbones.parts import StepTokens, frame_ranks
 from wam.errors import ConfigError
 from wam.models.world_model import FrameLatents
 from wam.nn.flow import euler_sample, flow_loss, interpolate, sample_time
-from wam.nn.transformer import GroupMask
+from wam.nn.token_groups import GroupMask
 
 
 class BackboneWorldModel(FrameLatents, nn.Module):

@@ -34,7 +34,7 @@ from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.flow import flow_loss, gaussian, interpolate
 from wam.nn.latent_action import LatentActionModel
 from wam.nn.tokenizer import FrameAutoencoder
-from wam.nn.transformer import GroupMask, TokenGroup
+from wam.nn.token_groups import GroupMask, TokenGroup
 
 SEEN = {"text", "obs"}
 CODE_MASK = GroupMask(allowed={"text": SEEN, "obs": SEEN, "future": SEEN | {"future"},

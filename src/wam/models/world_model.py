@@ -26,7 +26,8 @@ from wam.data.text import EMBED_DIM
 from wam.models.groups import MODALITY, LatentPatches, TextToken, VectorTokens, frame_positions, vector_positions
 from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
-from wam.nn.transformer import Backbone, BackboneConfig, GroupMask, TokenGroup
+from wam.nn.token_groups import GroupMask, TokenGroup
+from wam.nn.transformer import Backbone, BackboneConfig
 from wam.errors import ConfigError
 
 

@@ -1,6 +1,6 @@
 """The shared backbone: one transformer over token groups, each with its own flow time.
 
-A forward pass takes a list of `TokenGroup`s (text, obs, future, action, ...), concatenates their
+A forward pass takes a list of `TokenGroup`s (wam.nn.token_groups; text, obs, future, action, ...), concatenates their
 tokens and runs one stack of blocks over all of them. Three knobs cover every WAM paradigm:
 
 1. **a flow time per group** — `t` of a group (B,) is embedded (sinusoid -> MLP) and modulates every
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wam.errors import ConfigError
+from wam.nn.token_groups import GroupMask, TokenGroup
 
 SHARED = "shared"  # the one weight key of a monolithic backbone
 
@@ -95,75 +96,6 @@ class BackboneConfig:
         if not self.rope_base > 1:
             raise ConfigError(f"backbone.rope_base must be > 1, got {self.rope_base!r}")
         return self
-
-
-@dataclass
-class TokenGroup:
-    name: str
-    tokens: Tensor  # (B, N, width)
-    t: Tensor | None  # (B,) (or a scalar) flow time in [0, 1]; None = clean conditioning (t = 0)
-    pos: Tensor  # (N, 3) long: (time, row, col)
-    modality: str | None = None  # which weights under MoT; None = name
-
-    @property
-    def kind(self) -> str:
-        return self.modality or self.name
-
-
-@dataclass
-class GroupMask:
-    """Who may attend to whom. `allowed[q]`: groups that group q sees (missing/None = all);
-    `denied[q]`: groups q never sees (applied after `allowed`); `causal_time`: groups whose tokens
-    see only tokens of the same group at time <= their own. A token always sees itself."""
-
-    allowed: dict[str, set[str]] | None = None
-    causal_time: set[str] = field(default_factory=set)
-    denied: dict[str, set[str]] = field(default_factory=dict)
-
-    @classmethod
-    def full(cls) -> GroupMask:
-        return cls()
-
-    @classmethod
-    def blocked(cls, query: str, keys: set[str] | Sequence[str]) -> GroupMask:
-        return cls(denied={query: set(keys)})
-
-    @classmethod
-    def only(cls, allowed: dict[str, set[str]], causal_time: Sequence[str] = ()) -> GroupMask:
-        return cls(allowed={q: set(k) for q, k in allowed.items()}, causal_time=set(causal_time))
-
-    def sees(self, query: str, key: str) -> bool:
-        allowed = None if self.allowed is None else self.allowed.get(query)
-        return (allowed is None or key in allowed) and key not in self.denied.get(query, set())
-
-    def reachable(self, names: Sequence[str]) -> dict[str, set[str]]:
-        """Groups whose tokens can influence each group's outputs through any number of layers."""
-        reach = {q: {k for k in names if self.sees(q, k)} | {q} for q in names}
-        changed = True
-        while changed:
-            changed = False
-            for q in names:
-                more = set().union(*(reach[k] for k in reach[q])) - reach[q]
-                if more:
-                    reach[q] |= more
-                    changed = True
-        return reach
-
-    def build(self, groups: Sequence[TokenGroup]) -> Tensor:
-        """(N_total, N_total) bool, True = may attend; rows/cols in the order of `groups`."""
-        names = [g.name for g in groups]
-        device = groups[0].pos.device
-        sizes = torch.tensor([g.tokens.shape[1] for g in groups], device=device)
-        gid = torch.repeat_interleave(torch.arange(len(groups), device=device), sizes)  # (N,)
-        table = torch.tensor([[self.sees(q, k) for k in names] for q in names], device=device)  # (G, G)
-        mask = table[gid[:, None], gid[None, :]]  # (N, N)
-        causal = [i for i, n in enumerate(names) if n in self.causal_time]
-        if causal:
-            time = torch.cat([g.pos[:, 0] for g in groups])  # (N,)
-            in_causal = torch.isin(gid, torch.tensor(causal, device=device))
-            later = (gid[:, None] == gid[None, :]) & in_causal[:, None] & (time[None, :] > time[:, None])
-            mask &= ~later
-        return mask | torch.eye(len(gid), dtype=torch.bool, device=device)
 
 
 def timestep_embedding(t: Tensor, dim: int, scale: float = 1000.0) -> Tensor:

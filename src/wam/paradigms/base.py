@@ -35,7 +35,8 @@ from wam.models.transfer import Loaded, load_world
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
-from wam.nn.transformer import SHARED, BackboneConfig, GroupMask, KVCache, TokenGroup
+from wam.nn.token_groups import GroupMask, TokenGroup
+from wam.nn.transformer import SHARED, BackboneConfig, KVCache
 from wam.paradigms.settings import (HierarchicalConfig, JointConfig, LatentActionsConfig, LatentFrameConfig,
                                     MimicConfig)
 from wam.reference_config import ReferenceConfig

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wam.nn.transformer import GroupMask
+from wam.nn.token_groups import GroupMask
 from wam.paradigms.base import (CLEAN, ParadigmBase, future_loss, given_future_action_loss, imagine_then_act,
                                 mask_where, sample_group, weighted_loss)
 
