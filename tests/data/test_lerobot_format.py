@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import FEATURES, IMAGE_KEY, episode_arrays, moving_square
-from wam.data.lerobot_format import LeRobotDataset, write_json_atomic
+from wam.data.files import write_json_atomic
+from wam.data.lerobot_format import LeRobotDataset
 from wam.data.stats import vector_stats
 from wam.data.video import VideoCodec, encode_video
 from wam.data.writer import LeRobotWriter

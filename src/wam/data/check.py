@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wam.data.lerobot_format import Episode, LeRobotDataset, column_to_numpy, read_parquet
+from wam.data.files import column_to_numpy, read_parquet
+from wam.data.lerobot_format import Episode, LeRobotDataset
 from wam.data.video import unreadable_video_errors
 from wam.errors import ConfigError, DatasetError
 

@@ -22,7 +22,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from wam.data.lerobot_format import LeRobotDataset, write_json_atomic
+from wam.data.files import write_json_atomic
+from wam.data.lerobot_format import LeRobotDataset
 from wam.data.video import decode_video
 
 

@@ -26,9 +26,10 @@ import pyarrow as pa
 
 from wam.data import integrity
 from wam.data import stats as stats_lib
+from wam.data.files import read_parquet, write_json_atomic, write_parquet_atomic
 from wam.data.lerobot_format import (
     CODEBASE_VERSION, DATA_PATH, EPISODES_PATH, INDEX_FEATURES, INFO_PATH, STATS_PATH, TASKS_PATH,
-    VIDEO_PATH, LeRobotDataset, read_parquet, write_json_atomic, write_parquet_atomic,
+    VIDEO_PATH, LeRobotDataset,
 )
 from wam.data.video import VideoCodec, encode_video
 from wam.errors import DatasetError
