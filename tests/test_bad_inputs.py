@@ -321,6 +321,8 @@ CASES = [
     Case("probe --train_episodes=-1", lambda w, d: [
         "probe", f"--tokenizer={_tiny_tokenizer(d)}", f"--data={w.dataset}", "--train_episodes=-1"], 2,
          ("--train_episodes",)),
+    Case("probe --targets=elbow", lambda w, d: [
+        "probe", f"--tokenizer={_tiny_tokenizer(d)}", f"--data={w.dataset}", "--targets=elbow"], 2, ("--targets", "goal")),
 ]
 
 

@@ -90,3 +90,15 @@ def test_train_data_adds_training_episodes_and_never_held_out_scenes(reach_data)
     assert probe(train_data=str(reach_data / "more"), train_episodes=3)["episodes_train"] == 3
     with pytest.raises(WamError, match="holds out"):  # scene 2 is the probed data's held-out episode
         probe(train_data=str(reach_data / "overlap"))
+
+
+def test_only_the_asked_targets_and_features_are_probed(reach_data):
+    from wam.probe import probe_table, run_probe
+
+    info = run_probe(ProbeConfig(tokenizer=str(reach_data / "tok"), data=str(reach_data / "probed"), steps=5,
+                                 targets="goal", pixels=False, out=str(reach_data / "goal.json")))
+    m = info["tasks"]["reach-v3"]
+    assert {k for k in m if k.startswith("r2_")} == {f"r2_{t}_latent{k}" for t in ("goal", "goal_px")
+                                                       for k in ("", "_ridge", "_spatial")}
+    assert "psnr_object_tokenizer" in m  # the discs' PSNR is cheap: always there
+    assert "R² goal |" in probe_table(info) and "R² object" not in probe_table(info)

@@ -67,6 +67,8 @@ class ProbeConfig:
     out: str = ""  # probe.json; empty = <tokenizer folder>/probe.json
     train_data: str = ""  # more training episodes of the probed tasks (another dataset, other scenes); never held out
     train_episodes: int = 0  # at most this many training episodes a task (--data's first, then --train_data's); 0 = all
+    targets: str = "hand,object,goal"  # which positions to regress (object and goal also in the image plane)
+    pixels: bool = True  # also probe the frames blurred to the latent grid (the baseline; doubles the cost)
 
     def check(self) -> None:
         if not self.tokenizer:
@@ -75,10 +77,17 @@ class ProbeConfig:
             raise ConfigError(f"--val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.stride < 1 or self.steps < 1 or self.hidden < 1:
             raise ConfigError("--stride, --steps and --hidden must be >= 1")
+        unknown = set(self.target_names()) - set(TARGETS)
+        if unknown or not self.target_names():
+            raise ConfigError(f"--targets: a comma list of {', '.join(TARGETS)}, got {self.targets!r}")
         if self.train_episodes < 0:
             raise ConfigError(f"--train_episodes must be >= 0 (0 = all), got {self.train_episodes}")
         if not 0 < self.mask_radius < 0.5:
             raise ConfigError(f"--mask_radius must be in (0, 0.5), got {self.mask_radius}")
+
+
+    def target_names(self) -> list[str]:
+        return [t.strip() for t in self.targets.split(",") if t.strip()]
 
 
 def tokenizer_folder(path: str | Path) -> Path:
@@ -198,10 +207,10 @@ def probe_task(tok: FrameAutoencoder, frames: np.ndarray, state: np.ndarray, is_
     `project` maps world points (N, 3) to pixels (N, 2) for the masked PSNR (skipped without it)."""
     lat, pix, rec, base = _features(tok, frames)
     out: dict = {"frames_train": int(is_train.sum()), "frames_held_out": int((~is_train).sum())}
-    targets = {name: state[:, cols].astype(np.float64) for name, cols in TARGETS.items()}
+    targets = {name: state[:, TARGETS[name]].astype(np.float64) for name in cfg.target_names()}
     if project is not None:  # where one camera shows the object and goal (column, row in pixels)
-        targets.update({f"{n}_px": project(targets[n]) for n in ("object", "goal")})
-    for feat_name, grid in (("latent", lat), ("pixels", pix)):
+        targets.update({f"{n}_px": project(targets[n]) for n in ("object", "goal") if n in targets})
+    for feat_name, grid in (("latent", lat), ("pixels", pix))[:2 if cfg.pixels else 1]:
         feat = grid.reshape(len(grid), -1)
         for name, y in targets.items():
             mlp = mlp_fit_predict(feat[is_train], y[is_train], feat[~is_train], cfg)
@@ -218,7 +227,7 @@ def probe_task(tok: FrameAutoencoder, frames: np.ndarray, state: np.ndarray, is_
         return out
     size = frames.shape[1]
     x = torch.from_numpy(np.ascontiguousarray(frames[~is_train])).permute(0, 3, 1, 2).float() / 255
-    for name in ("object", "goal"):
+    for name in ("object", "goal"):  # the discs' PSNR: cheap, always
         mask = disc_mask(project(state[~is_train][:, TARGETS[name]]), size, cfg.mask_radius)
         for label, r in (("tokenizer", rec[~is_train]), ("bilinear", base[~is_train])):
             out[f"psnr_{name}_{label}"] = float(torch.nanmean(psnr(r, x, mask=mask)))
@@ -303,7 +312,8 @@ def run_probe(cfg: ProbeConfig) -> dict:
         results[task] = {"episodes_train": n_train, **probe_task(tok, frames, state, is_train, cfg, project)}
     tcfg = tok.cfg
     info = {"tokenizer": str(folder), "data": cfg.data, "train_data": cfg.train_data,
-            "train_episodes": cfg.train_episodes, "camera": camera, "image_size": tcfg.image_size,
+            "train_episodes": cfg.train_episodes, "targets": cfg.target_names(), "pixels": cfg.pixels,
+            "stride": cfg.stride, "camera": camera, "image_size": tcfg.image_size,
             "latent": [tcfg.latent_channels, tcfg.latent_size, tcfg.latent_size], "seconds": time.perf_counter() - t0,
             "tasks": results}
     out = Path(cfg.out) if cfg.out else folder / "probe.json"
@@ -319,14 +329,14 @@ def _fmt(v: float | None, digits: int = 2) -> str:
 def probe_table(info: dict) -> str:
     """A Markdown table: per task and target, R² of the MLP / spatial probes on the latents (blurred
     pixels' best in brackets), and masked PSNR."""
-    names = [*TARGETS, "object_px", "goal_px"]
+    names = [n for n in (*TARGETS, "object_px", "goal_px") if any(f"r2_{n}_latent" in m for m in info["tasks"].values())]
+    pix = lambda m, t: f" ({_fmt(best_r2(m, t, 'pixels'))})" if info.get("pixels", True) else ""  # noqa: E731
     more = f" (+ training episodes of {info['train_data']})" if info.get("train_data") else ""
     lines = [f"probe of {info['tokenizer']} ({info['image_size']} px, latent {info['latent']}) on {info['data']}{more}",
              "", "| task (training episodes) | " + " | ".join(f"R² {n}" for n in names) + " | PSNR object (tok / bilinear) | "
              "PSNR goal (tok / bilinear) |", "|---|" + "---|" * (len(names) + 2)]
     for task, m in info["tasks"].items():
-        cells = [f"{_fmt(m.get(f'r2_{t}_latent'))} / {_fmt(m.get(f'r2_{t}_latent_spatial'))} "
-                 f"({_fmt(best_r2(m, t, 'pixels'))})" for t in names]
+        cells = [f"{_fmt(m.get(f'r2_{t}_latent'))} / {_fmt(m.get(f'r2_{t}_latent_spatial'))}{pix(m, t)}" for t in names]
         ps = [f"{m[f'psnr_{t}_tokenizer']:.1f} / {m[f'psnr_{t}_bilinear']:.1f}" if f"psnr_{t}_tokenizer" in m else "n/a"
               for t in ("object", "goal")]
         lines.append(f"| {task} ({m.get('episodes_train', '?')}) | " + " | ".join(cells + ps) + " |")
