@@ -227,8 +227,7 @@ def _imagine(args: argparse.Namespace) -> int:
 
 
 def _imagine_eval(args: argparse.Namespace) -> int:
-    import json
-
+    from wam.data.files import write_json_atomic
     from wam.imagination import held_out_episodes, imagination_metrics, load_world_model, metrics_table
     from wam.runs.device import resolve_device
 
@@ -243,7 +242,7 @@ def _imagine_eval(args: argparse.Namespace) -> int:
         metrics = imagination_metrics(model, cfg, ds, episodes, starts=args.starts, steps=args.steps,
                                       seed=args.seed, guidance=args.guidance)
     print(metrics_table(metrics))
-    out.write_text(json.dumps(metrics, indent=2))
+    write_json_atomic(metrics, out)
     print(f"wrote {out}")
     return 0
 

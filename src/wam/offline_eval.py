@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wam.checkpoint import resolve_checkpoint
+from wam.data.files import write_json_atomic
 from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import collate_windows
@@ -200,8 +201,7 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     result.update(policy=str(cfg.policy), paradigm=tcfg.paradigm, integration=tcfg.policy.integration,
                   config=asdict(cfg))
     path = Path(cfg.out) if cfg.out else run / "eval_offline.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
+    write_json_atomic(result, path)  # a crash mid-write leaves the last whole file
     return result
 
 

@@ -31,7 +31,6 @@ the probe's data is short.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wam.data.files import write_json_atomic
 from wam.data.frames import cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.envs.target_masks import ENV_STATE_KEY, TARGETS, camera_of, disc_mask, projections
@@ -317,7 +317,7 @@ def run_probe(cfg: ProbeConfig) -> dict:
             "latent": [tcfg.latent_channels, tcfg.latent_size, tcfg.latent_size], "seconds": time.perf_counter() - t0,
             "tasks": results}
     out = Path(cfg.out) if cfg.out else folder / "probe.json"
-    out.write_text(json.dumps(info, indent=2) + "\n")
+    write_json_atomic(info, out)
     info["written"] = str(out)
     return info
 
