@@ -85,7 +85,6 @@ class ProbeConfig:
         if not 0 < self.mask_radius < 0.5:
             raise ConfigError(f"--mask_radius must be in (0, 0.5), got {self.mask_radius}")
 
-
     def target_names(self) -> list[str]:
         return [t.strip() for t in self.targets.split(",") if t.strip()]
 
@@ -264,7 +263,8 @@ class _Source:
         return np.arange(self.starts[e] + 1, self.starts[e + 1], stride)  # frame 0: stale goal marker
 
 
-def _task_split(task: str, main: _Source, extra: _Source | None, cfg: ProbeConfig):
+def _task_split(task: str, main: _Source, extra: _Source | None,
+                cfg: ProbeConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(frames, state, is_train, training episodes) of one task: --data's last val_fraction held out,
     training = --data's other episodes then --train_data's, capped at cfg.train_episodes."""
     eps = main.by_task[task]
