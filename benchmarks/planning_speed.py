@@ -1,5 +1,6 @@
 """Planning's cost: ms per action chunk of the planning policy (wam.paradigms.planning) against the
-number of candidates and imagination steps, as ratios to the action-only policy measured in the same run.
+number of candidates and imagination steps, as ratios to the action-only policy measured in the same run,
+and each planner again with its imagination's K/V cache off (the clean groups recomputed at every Euler step).
 
     .venv/bin/python benchmarks/planning_speed.py [--candidates 1,4,16,64] [--sample_steps 4,10] [--repeats 5]
 
@@ -41,9 +42,11 @@ def planners(depth: int, candidates: list[int], steps: list[int]) -> list[tuple[
     for proposal in (None, action_only):
         for n in candidates:
             for s in steps:
-                cfg = PlanConfig(candidates=n, sample_steps=s, chunk=16, future=wm.cfg.future)
-                name = f"planning, {'action-only proposal' if proposal else 'prior'}, N={n}, {s} steps"
-                out.append((name, Planner(cfg, wm, units, goals, proposal, (torch.zeros(4), 0.5 * torch.ones(4)))))
+                for cache in (True, False):
+                    cfg = PlanConfig(candidates=n, sample_steps=s, chunk=16, future=wm.cfg.future, kv_cache=cache)
+                    name = (f"planning, {'action-only proposal' if proposal else 'prior'}, N={n}, {s} steps"
+                            + ("" if cache else ", K/V cache off"))
+                    out.append((name, Planner(cfg, wm, units, goals, proposal, (torch.zeros(4), 0.5 * torch.ones(4)))))
     return out
 
 
@@ -71,8 +74,10 @@ def main() -> None:
     ms = [float(np.median(t)) for t in times]
     lines = [*header("planning_speed.py"), f"torch {torch.__version__}; batch 1, fp32, 1 thread, depth {args.depth}; "
              f"median of {args.repeats} interleaved calls; in brackets: x action-only, same run", "",
-             "| policy | ms per chunk |", "|---|---|"]
-    lines += [f"| {name} | {v:.1f} ({v / ms[0]:.1f}x) |" for (name, _), v in zip(named, ms)]
+             "| policy | ms per chunk (x action-only) | K/V cache off: ms (x cached) |", "|---|---|---|"]
+    lines.append(f"| {named[0][0]} | {ms[0]:.1f} (1.0x) | |")
+    for i in range(1, len(named), 2):  # a planner with the cache, then the same without it
+        lines.append(f"| {named[i][0]} | {ms[i]:.1f} ({ms[i] / ms[0]:.1f}x) | {ms[i + 1]:.1f} ({ms[i + 1] / ms[i]:.2f}x) |")
     append("planning_speed", "Planning: ms per chunk against candidates and imagination steps", lines)
 
 

@@ -118,6 +118,25 @@ def test_imagine_shapes_and_guidance():
     assert not torch.allclose(lat(a, 3.0), lat(a, 1.0), atol=1e-3)
 
 
+@pytest.mark.parametrize("mot,causal,actions,guidance", [(False, False, 0, 1.0), (True, True, 3, 1.0),
+                                                          (False, False, 3, 2.0), (True, False, 0, 2.0)])
+def test_the_kv_cache_computes_the_clean_groups_once_for_the_same_imagination(mot, causal, actions, guidance):
+    model = perturbed(tiny(mot=mot, causal=causal, actions=actions)).eval()
+    obs, text = model.encode(torch.randint(0, 255, (2, 2, 3, 32, 32), dtype=torch.uint8)), torch.randn(2, 384)
+    acts = torch.randn(2, actions, 4) if actions else None
+    calls = []
+    embed = model.clean_groups
+    model.clean_groups = lambda *a, **k: calls.append(1) or embed(*a, **k)
+    run = lambda cache: model.imagine_latents(obs, text, acts, steps=4, guidance=guidance,  # noqa: E731
+                                              generator=torch.Generator().manual_seed(0), kv_cache=cache)
+    slow = run(False)
+    assert len(calls) == 4 * (1 if guidance == 1.0 else 2)  # every Euler step, (un)conditional
+    calls.clear()
+    fast = run(True)
+    assert len(calls) == (1 if guidance == 1.0 else 2)  # once per sample
+    assert torch.allclose(fast, slow, atol=1e-5)
+
+
 def test_action_conditioned_model_needs_actions():
     model = tiny(actions=3)
     with pytest.raises(ConfigError, match="conditioned on actions"):

@@ -11,7 +11,8 @@ Token groups (see wam.models.groups) and who attends to whom:
 Training is flow matching on the future latents (`x_t = (1-t) x0 + t noise`, predict
 `noise - x0`), one t per sample; the frozen tokenizer's normalised latents are the data. Under
 Mixture-of-Transformers `obs` and `future` share the "video" weights, `text` and `action` have
-their own. Imagining = Euler integration from noise, then decoding the latents to frames.
+their own. Imagining = Euler integration from noise (the clean groups' keys/values computed once,
+`clean_cache`, not at every step), then decoding the latents to frames.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from wam.models.groups import MODALITY, LatentPatches, TextToken, VectorTokens, 
 from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.token_groups import GroupMask, TokenGroup
-from wam.nn.transformer import Backbone, BackboneConfig
+from wam.nn.transformer import Backbone, BackboneConfig, KVCache
 from wam.errors import ConfigError
 
 
@@ -112,30 +113,41 @@ class VideoWorldModel(FrameLatents, nn.Module):
         self.register_buffer("future_pos", frame_positions(cfg.future, rows, rows), persistent=False)
         self.register_buffer("action_pos", vector_positions(range(cfg.action_chunk)), persistent=False)
         self.register_buffer("text_pos", torch.zeros(1, 3, dtype=torch.long), persistent=False)
-        clean = {"text", "obs", "action"}
+        clean = {"text", "obs"} | ({"action"} if cfg.action_chunk else set())  # see only each other: cacheable
         self.mask = GroupMask(allowed={g: clean for g in clean},
                               causal_time={"future"} if cfg.causal_future else set())
 
     # -- the network -----------------------------------------------------------------------
     def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
-                 drop_text: Tensor | None = None) -> Tensor:
-        """Predicted velocity of the future latents (B, Tf, C, h, w) at flow time t (B,)."""
-        out = self.run_groups(x_t, t, obs, text, actions, drop_text)
+                 drop_text: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
+        """Predicted velocity of the future latents (B, Tf, C, h, w) at flow time t (B,); with a `cache`
+        (from `clean_cache`) the clean groups are read from it and obs/text/actions are not used."""
+        out = self.run_groups(x_t, t, obs, text, actions, drop_text, cache=cache)
         return self.future_io.read_out(out["future"], len(self.cfg.future), self.grid, self.grid).float()
 
-    def run_groups(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
-                   drop_text: Tensor | None = None, extra: Sequence[TokenGroup] = ()) -> dict[str, Tensor]:
-        """The backbone's output tokens of every group; `extra`: a subclass's own groups, already embedded."""
-        groups = [
-            TokenGroup("text", self.text(text, drop_text), None, self.text_pos, "text"),
-            TokenGroup("obs", self.obs_in.embed(obs), None, self.obs_pos, "video"),
-            TokenGroup("future", self.future_io.embed(x_t), t, self.future_pos, "video"),
-        ]
+    def clean_groups(self, obs: Tensor, text: Tensor, actions: Tensor | None = None,
+                     drop_text: Tensor | None = None) -> list[TokenGroup]:
+        """The conditioning groups (text, obs, and actions if conditioned on them): they see only each other."""
+        groups = [TokenGroup("text", self.text(text, drop_text), None, self.text_pos, "text"),
+                  TokenGroup("obs", self.obs_in.embed(obs), None, self.obs_pos, "video")]
         if self.action_in is not None:
             if actions is None:
                 raise ConfigError("this world model is conditioned on actions: pass `actions` (B, Ta, Da)")
             groups.append(TokenGroup("action", self.action_in.embed(actions), None, self.action_pos, "action"))
-        return self.backbone([*groups, *extra], self.mask)
+        return groups
+
+    def clean_cache(self, obs: Tensor, text: Tensor, actions: Tensor | None = None,
+                drop_text: Tensor | None = None) -> KVCache:
+        """Every layer's keys/values of the clean groups, computed once for all the Euler steps of a sample."""
+        return self.backbone.prefill(self.clean_groups(obs, text, actions, drop_text), self.mask)
+
+    def run_groups(self, x_t: Tensor, t: Tensor, obs: Tensor, text: Tensor, actions: Tensor | None = None,
+                   drop_text: Tensor | None = None, extra: Sequence[TokenGroup] = (),
+                   cache: KVCache | None = None) -> dict[str, Tensor]:
+        """The backbone's output tokens of every group; `extra`: a subclass's own groups, already embedded."""
+        clean = [] if cache is not None else self.clean_groups(obs, text, actions, drop_text)
+        future = TokenGroup("future", self.future_io.embed(x_t), t, self.future_pos, "video")
+        return self.backbone([*clean, future, *extra], self.mask, cache=cache)
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
         """Flow-matching loss on the future frames; padded future frames are left out."""
@@ -162,22 +174,26 @@ class VideoWorldModel(FrameLatents, nn.Module):
     @torch.no_grad()
     def imagine_latents(self, obs: Tensor, text: Tensor, actions: Tensor | None = None, steps: int | None = None,
                         guidance: float = 1.0, generator: torch.Generator | None = None,
-                        noise: Tensor | None = None) -> Tensor:
+                        noise: Tensor | None = None, kv_cache: bool = True) -> Tensor:
         """Sample future latents (B, Tf, C, h, w) given obs latents and text embeddings, from `noise`
-        (B, Tf, C, h, w) when given (e.g. the same noise for every candidate a planner compares), else drawn."""
-        b = obs.shape[0]
+        (B, Tf, C, h, w) when given (e.g. the same noise for every candidate a planner compares), else drawn.
+        `kv_cache`: the clean groups' keys/values once, not at every Euler step (the same result)."""
+        b, steps = obs.shape[0], steps or self.cfg.sample_steps
         text, actions = text.to(obs.device), None if actions is None else actions.to(obs.device)
         x1 = gaussian(self.future_shape(b), generator, obs.device) if noise is None else noise.to(obs.device)
         null = torch.ones(b, dtype=torch.bool, device=obs.device)
+        use = kv_cache and steps > 1
+        cond_cache = self.clean_cache(obs, text, actions) if use else None
+        null_cache = self.clean_cache(obs, text, actions, null) if use and guidance != 1.0 else None
 
         def v(x: Tensor, t: Tensor) -> Tensor:
-            cond = self.velocity(x, t, obs, text, actions)
+            cond = self.velocity(x, t, obs, text, actions, cache=cond_cache)
             if guidance == 1.0:
                 return cond
-            uncond = self.velocity(x, t, obs, text, actions, null)
+            uncond = self.velocity(x, t, obs, text, actions, null, cache=null_cache)
             return uncond + guidance * (cond - uncond)
 
-        return euler_sample(v, x1, steps or self.cfg.sample_steps)
+        return euler_sample(v, x1, steps)
 
     @torch.no_grad()
     def imagine(self, frames: Tensor, text: Tensor, **kwargs) -> Tensor:

@@ -49,6 +49,7 @@ class PlanConfig:
     sample_steps: int = 0  # Euler steps of each imagination (0: the world model's own)
     n_action_steps: int = 0  # actions executed per chunk (0 = half the chunk)
     ensemble: float = 0.0  # > 0: temporal ensembling with this decay (re-plan every step)
+    kv_cache: bool = True  # imagination: the clean groups' keys/values once, not at every Euler step (same result)
     # filled in by `wam plan` from the world model (not options)
     chunk: int = 0
     obs: tuple[int, ...] = (0,)
@@ -131,7 +132,7 @@ class Planner(ParadigmBase):
         for round_ in range(self.cfg.iterations):
             actions = self.units.unaction(cands.flatten(0, 1))  # (B * N, K, Da) in the world model's units
             future = wm.imagine_latents(many(obs), many(text), actions, steps=self.cfg.sample_steps or None,
-                                        noise=many(noise)).unflatten(0, (b, n))  # (B, N, Tf, C, h, w)
+                                        noise=many(noise), kv_cache=self.cfg.kv_cache).unflatten(0, (b, n))
             scores = self.score(future[:, :, -1], goal)  # (B, N)
             top = scores.argmax(1)
             rows = torch.arange(b, device=obs.device)
