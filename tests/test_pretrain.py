@@ -148,10 +148,10 @@ def test_latent_action_pretraining_never_reads_actions(tmp_path, monkeypatch):
     """Both stages on a dataset, then on the same video whose action column is NaN everywhere: the LAM (its own
     run and inside the world model), its codes and every world-model tensor are bit-identical (a single read of
     an action would make them NaN or different)."""
-    from wam import trainer
     from wam.checkpoint import load_checkpoint
+    from wam.runs import train_log
 
-    monkeypatch.setattr(trainer, "plot_log", lambda path: None)  # curves.png: not what is tested, and slow here
+    monkeypatch.setattr(train_log, "plot_log", lambda path: None)  # curves.png: not what is tested, and slow here
     write_dataset(tmp_path / "clean", lengths=(20, 22, 24, 26))
     runs = [tmp_path / "a", tmp_path / "b"]
     for data, out in zip((tmp_path / "clean", nan_action_copy(tmp_path / "nan")), runs):
