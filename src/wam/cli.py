@@ -141,7 +141,8 @@ def _study(rest: list[str]) -> int:
         return 0
     summary = run_study(cfg)
     root = study_dir(cfg)
-    print(f"study {cfg.name}: {len(summary['cells'])}/{summary['planned_cells']} cells in {root}; "
+    earlier = f" (+ {summary['earlier_cells']} finished earlier)" if summary["earlier_cells"] else ""
+    print(f"study {cfg.name}: {summary['planned_cells_done']}/{summary['planned_cells']} cells{earlier} in {root}; "
           f"{root}/summary.json, report: {root}/report.html")
     return 0
 

@@ -272,8 +272,9 @@ def earlier_cells(root: Path, runs: set[str]) -> list[dict]:
 def write_summary(cfg: StudyConfig, root: Path, cells: list[Cell], rates: dict[str, float],
                   seen: dict | None = None) -> dict:
     done = [s for s in (cell_summary(c, root) for c in cells) if s is not None]
-    done += earlier_cells(root, {c.run for c in cells})
-    summary = {"study": cfg.name, "question": cfg.question, "cells": done, "planned_cells": len(cells),
+    earlier = earlier_cells(root, {c.run for c in cells})
+    summary = {"study": cfg.name, "question": cfg.question, "cells": done + earlier, "planned_cells": len(cells),
+               "planned_cells_done": len(done), "earlier_cells": len(earlier),
                "budget": asdict(cfg.budget), "samples_per_s": rates, "data": seen or {}}
     tmp = root / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
