@@ -137,7 +137,7 @@ class VideoWorldModel(FrameLatents, nn.Module):
         return groups
 
     def clean_cache(self, obs: Tensor, text: Tensor, actions: Tensor | None = None,
-                drop_text: Tensor | None = None) -> KVCache:
+                    drop_text: Tensor | None = None) -> KVCache:
         """Every layer's keys/values of the clean groups, computed once for all the Euler steps of a sample."""
         return self.backbone.prefill(self.clean_groups(obs, text, actions, drop_text), self.mask)
 

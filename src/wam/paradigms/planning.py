@@ -132,7 +132,8 @@ class Planner(ParadigmBase):
         for round_ in range(self.cfg.iterations):
             actions = self.units.unaction(cands.flatten(0, 1))  # (B * N, K, Da) in the world model's units
             future = wm.imagine_latents(many(obs), many(text), actions, steps=self.cfg.sample_steps or None,
-                                        noise=many(noise), kv_cache=self.cfg.kv_cache).unflatten(0, (b, n))
+                                        noise=many(noise), kv_cache=self.cfg.kv_cache)
+            future = future.unflatten(0, (b, n))  # (B, N, Tf, C, h, w)
             scores = self.score(future[:, :, -1], goal)  # (B, N)
             top = scores.argmax(1)
             rows = torch.arange(b, device=obs.device)
