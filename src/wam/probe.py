@@ -238,6 +238,7 @@ class _Source:
     """One dataset's frames (at the tokenizer's size), environment states and episodes per task."""
 
     path: str
+    key: str  # the video feature read
     frames: np.ndarray  # (N, H, W, 3) uint8, memory-mapped
     state: np.ndarray  # (N, 39)
     starts: np.ndarray  # (E + 1,)
@@ -246,16 +247,18 @@ class _Source:
 
     @classmethod
     def load(cls, path: str, key: str, size: int) -> _Source:
+        """`key` empty: the dataset's first video feature."""
         ds = LeRobotDataset(path)
         features = ds.info["features"]
-        for need in (key, ENV_STATE_KEY):
+        key = key or next((k for k, f in features.items() if f.get("dtype") == "video"), "")
+        for need in (key or "video", ENV_STATE_KEY):
             if need not in features:
                 raise WamError(f"{path}: no '{need}' feature; the probe reads {key} frames and {ENV_STATE_KEY} "
                                f"(Meta-World data from `wam collect`)")
         by_task: dict[str, list[int]] = {}
         for e, ep in enumerate(ds.episodes):  # Meta-World name where the dataset has it, else the instruction
             by_task.setdefault(str(ep.extras.get("env_task") or ds.episode_task(e)), []).append(e)
-        return cls(path, cached_frames(ds, key, image_size=size, progress=False).frames,
+        return cls(path, key, cached_frames(ds, key, image_size=size, progress=False).frames,
                    ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY], episode_starts(ds),
                    [ep.extras.get("seed") for ep in ds.episodes], by_task)
 
@@ -297,11 +300,9 @@ def run_probe(cfg: ProbeConfig) -> dict:
     folder = tokenizer_folder(cfg.tokenizer)
     tok = load_tokenizer(folder)
     size = tok.cfg.image_size
-    first = LeRobotDataset(cfg.data)
-    key = cfg.image_key or next(k for k, f in first.info["features"].items() if f.get("dtype") == "video")
-    camera = camera_of(key)
-    main = _Source.load(cfg.data, key, size)
-    extra = _Source.load(cfg.train_data, key, size) if cfg.train_data else None
+    main = _Source.load(cfg.data, cfg.image_key, size)
+    camera = camera_of(main.key)
+    extra = _Source.load(cfg.train_data, main.key, size) if cfg.train_data else None
     wanted = set(resolve_tasks(cfg.tasks)) if cfg.tasks else None
     results, t0 = {}, time.perf_counter()
     for task in sorted(main.by_task):
