@@ -111,6 +111,9 @@ def test_second_run_skips_finished_cells(finished, monkeypatch):
         monkeypatch.setattr(study_module, name, lambda *a, _n=name, **k: calls.append(_n))
     again = run_study(load_study(str(root / "study.yaml")), progress=False)
     assert calls == [] and again["cells"] == summary["cells"]
+    more = load_study(str(root / "study.yaml"), ["--seeds=0,1"])  # the dry run counts what is left to run
+    lines = study_module.dry_run(more)
+    assert f"finished already in {root}: 2 cells; to run: 2 cells" in "\n".join(lines)
 
 
 def test_a_run_over_part_of_the_grid_keeps_the_other_finished_cells(finished, monkeypatch, tmp_path):
@@ -252,12 +255,28 @@ def test_bad_study_configs_are_refused(tmp_path):
     refused("optim.steps is set by the study", variants=[{"paradigm": "joint", "overrides": {"optim": {"steps": 9}}}])
     refused("unknown option 'policy.video_wieght'", variants=[{"paradigm": "joint", "overrides": {"policy.video_wieght": 0}}])
     refused("exactly one of budget.steps", **{"budget.steps": 10})
+    refused("rate_of names 'jointt'", variants=[{"paradigm": "joint"}, {"name": "j0", "paradigm": "joint", "rate_of": "jointt"}])
     refused("--paraphrase must be -1", extra_paraphrases=[7])
     with pytest.raises(ConfigError, match="unknown key"):
         tiny_study(tmp_path / "x", variants=[{"paradigm": "joint", "weights": 2}])
     write_dataset(tmp_path / "d", lengths=(20,) * 6)
     with pytest.raises(ConfigError, match=r"demos 3 per task, but .* holds 3 episodes of task0 \(1 for training"):
         run_study(tiny_study(tmp_path / "y", demos=[3], **{"data.path": str(tmp_path / "d")}), progress=False)
+
+
+def test_a_variant_with_rate_of_trains_at_the_other_variant_s_measured_rate(tmp_path, monkeypatch):
+    cfg = tiny_study(tmp_path / "r", variants=[
+        {"name": "j0", "paradigm": "joint", "rate_of": "j", "overrides": {"policy.video_weight": 0}},
+        {"name": "j", "paradigm": "joint"}, {"name": "a", "paradigm": "action_only", "init": "scratch"}])
+    cfg.check()
+    measured = []
+    monkeypatch.setattr(study_module, "cell_config", lambda c, v, *a: measured.append(v.name) or 1 / 0)
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "rates.json").write_text(json.dumps({"j": 12.5, "a": 40.0, "j0": 99.0}))  # j0: an old measurement
+    rates = study_module.measure_rates(cfg, root, tmp_path / "wm", tmp_path / "data")
+    assert measured == [] and rates == {"j": 12.5, "a": 40.0, "j0": 12.5}
+    assert study_module.cell_steps(cfg, cfg.variants[0], rates) == study_module.cell_steps(cfg, cfg.variants[1], rates)
 
 
 def test_resuming_with_other_settings_is_refused(finished):

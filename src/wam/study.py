@@ -56,7 +56,7 @@ from wam.runs.lock import holding_lock
 from wam.runs.threads import apply_worker_env, share
 from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDataConfig, VariantSpec, check_resume,
                               load_study, plan_cells, study_dir)
-from wam.study_plan import arms_seen, check_labelled, plan_lines, preflight
+from wam.study_plan import arms_seen, cell_done, check_labelled, plan_lines, preflight
 from wam.train import TrainConfig, train_policy
 from wam.runs.train_log import read_log
 from wam.runs.folders import output_dir
@@ -133,7 +133,10 @@ def measure_rates(cfg: StudyConfig, root: Path, wm: Path, data: Path) -> dict[st
     """Training samples/s of each variant (median over `budget.measure_steps` steps), measured once."""
     path, warm = root / "rates.json", 2
     rates = json.loads(path.read_text()) if path.exists() else {}
-    for v in cfg.variants:
+    for v in sorted(cfg.variants, key=lambda v: bool(v.rate_of)):  # measured ones first, then their copies
+        if v.rate_of:
+            rates[v.name] = rates[v.rate_of]
+            continue
         if v.name in rates:
             continue
         folder = root / "rates" / v.name
@@ -201,16 +204,6 @@ def run_side_by_side(cfg: StudyConfig, todo: list[tuple[int, Cell]], started, fi
             for fut in done:
                 fut.result()  # a cell's error stops the study, as it would one at a time
                 finished(*running.pop(fut))
-
-
-def cell_done(cfg: StudyConfig, cell: Cell, root: Path) -> bool:
-    """Trained and every evaluation the study asks for written (evaluations added later still run)."""
-    folder = root / cell.run
-    wanted = [folder / "eval/eval_info.json", *(folder / f"eval_paraphrase{k}/eval_info.json"
-                                                for k in cfg.extra_paraphrases)]
-    if cfg.offline.enabled:
-        wanted.append(folder / "eval_offline.json")
-    return all(p.exists() for p in wanted)
 
 
 # -- summary ------------------------------------------------------------------------------------

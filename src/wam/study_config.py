@@ -53,6 +53,8 @@ class VariantSpec:
     integration: str = "tokens"
     init: str = "pretrained"  # pretrained: the study's world model; scratch: its tokenizer and shape, fresh weights
     overrides: dict = field(default_factory=dict)  # dotted TrainConfig keys, e.g. {policy.video_weight: 0}
+    rate_of: str = ""  # train at this other variant's measured rate (the same computation, e.g. a loss weight 0):
+    # its cells then get the same steps, not a second measurement's noise
 
     @classmethod
     def parse(cls, item, index: int) -> VariantSpec:
@@ -182,6 +184,11 @@ class StudyConfig:
                 raise ConfigError(f"variants: the name {name!r} is used {n} times; give each variant its own name")
         for v in self.variants:
             v.check()
+        measured = {v.name for v in self.variants if not v.rate_of}
+        for v in self.variants:
+            if v.rate_of and v.rate_of not in measured:
+                raise ConfigError(f"variant '{v.name}': rate_of names {v.rate_of!r}, which is not a variant of this "
+                                  f"study measured itself (one of: {', '.join(sorted(measured)) or 'none'})")
         if not self.demos or min(self.demos) < 1:
             raise ConfigError(f"demos must be a non-empty list of training demos per task (each >= 1), got {self.demos}")
         if not self.seeds:

@@ -20,7 +20,7 @@ from wam.data.tasks import resolve_tasks
 from wam.errors import ConfigError
 from wam.pretrain import held_out_count
 from wam.reference import REFERENCES
-from wam.study_config import StudyConfig, plan_cells
+from wam.study_config import Cell, StudyConfig, plan_cells, study_dir
 
 # CPU s a collected episode: ~64 steps x ~12 ms (a 128 px corner2 step, measured) + expert + video encoding;
 # MACHINE.md measured 0.5-1 s idle at 96 px; beside other jobs the wall time was 4.5-10 s an episode
@@ -133,6 +133,16 @@ def check_total(cfg: StudyConfig) -> None:
                           f"({c.total_s / 3600:.1f} h); raise the cap or shrink the grid")
 
 
+def cell_done(cfg: StudyConfig, cell: Cell, root: Path) -> bool:
+    """Trained and every evaluation the study asks for written (evaluations added later still run)."""
+    folder = root / cell.run
+    wanted = [folder / "eval/eval_info.json", *(folder / f"eval_paraphrase{k}/eval_info.json"
+                                                for k in cfg.extra_paraphrases)]
+    if cfg.offline.enabled:
+        wanted.append(folder / "eval_offline.json")
+    return all(p.exists() for p in wanted)
+
+
 def _h(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
@@ -171,8 +181,13 @@ def plan_lines(cfg: StudyConfig) -> list[str]:
     cap = cfg.budget.total_cpu_hours
     lines.append(f"cells: {c.cells} x {c.train_s + c.eval_s:.0f} s = {c.total_s:.0f} CPU s ({_h(c.total_s)})"
                  + (f", cap budget.total_cpu_hours={cap:g} h" if cap else ""))
+    done = sum(cell_done(cfg, cell, study_dir(cfg)) for cell in plan_cells(cfg))
+    left = (c.cells - done) * (c.train_s + c.eval_s)
+    if done:
+        lines.append(f"finished already in {study_dir(cfg)}: {done} cells; to run: {c.cells - done} cells, "
+                     f"{left:.0f} CPU s ({_h(left)})")
     side = f"{cfg.parallel} cells side by side (parallel)" if cfg.parallel > 1 else "one cell at a time (parallel: 1)"
-    lines.append(f"wall time, {side}: collect ~{_h(wall)} + pretrain + cells ~{_h(c.total_s / cfg.parallel)} "
+    lines.append(f"wall time, {side}: collect ~{_h(wall)} + pretrain + cells ~{_h(left / cfg.parallel)} "
                  f"(an upper bound if the cores are free: successful episodes end early)")
     return lines
 
