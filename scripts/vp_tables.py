@@ -11,6 +11,8 @@ interval bootstrapped over scenes (10,000 resamples, stratified by seed and task
 fixed. With 2+ seeds, also each seed's difference and a t interval over seeds, which includes training noise. `--eval NAME=FOLDER` adds a run
 evaluated outside a study with the same protocol (compared with `--base` seed 0 only). `--offline` adds the
 real-vs-imagined future table (eval_offline.json of each folder under it, and of the study cells).
+`--pairs A:B,C:D [--pair_demos 2,5] [--pair_plot PNG]` prints only those differences at each demo size (the
+ablations of configs/studies/video_pays_ablations.yaml: e.g. joint:joint_no_video), with a plot.
 """
 
 from __future__ import annotations
@@ -65,6 +67,81 @@ def paired(a: dict[int, dict], b: dict[int, dict], rng: np.random.Generator, n: 
     return mean, lo, hi, total
 
 
+def by_seed(a: dict[int, dict], b: dict[int, dict]) -> list[float]:
+    """Each common seed's mean difference a - b over the scenes both saw."""
+    return [float(np.mean([a[s][k] - b[s][k] for k in set(a[s]) & set(b[s])])) for s in sorted(set(a) & set(b))]
+
+
+def t_interval(per: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% t interval over seeds (seeds as the unit: training noise included); needs 2+ values."""
+    half = T95[len(per) - 1] * np.std(per, ddof=1) / np.sqrt(len(per))
+    return float(np.mean(per)), float(np.mean(per) - half), float(np.mean(per) + half)
+
+
+def difference_text(a: dict[int, dict], b: dict[int, dict], rng) -> str:
+    """a - b on the same scenes (bootstrap over scenes), then by seed with a t interval over seeds."""
+    d = paired(a, b, rng)
+    if d is None:
+        return "-"
+    text, per = f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}] ({d[3]} pairs)", by_seed(a, b)
+    if len(per) > 1:
+        m, lo, hi = t_interval(per)
+        text += f"; by seed {', '.join(f'{x:+.2f}' for x in per)}: {m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    return text
+
+
+def pair_rows(studies: list[Path], pairs: list[tuple[str, str]], demos: list[int], rng) -> list[dict]:
+    """Each pair A - B at each demo size where both were run: successes and the paired differences."""
+    rows = []
+    for n in demos:
+        runs = cells(studies, n)
+        for a, b in pairs:
+            if a in runs and b in runs:
+                d, per = paired(runs[a], runs[b], rng), by_seed(runs[a], runs[b])
+                rate = lambda v: float(np.mean([x for e in runs[v].values() for x in e.values()]))  # noqa: E731
+                rows.append({"a": a, "b": b, "demos": n, "seeds": sorted(set(runs[a]) & set(runs[b])),
+                             "success_a": rate(a), "success_b": rate(b), "scenes": d, "per_seed": per,
+                             "t": t_interval(per) if len(per) > 1 else None,
+                             "text": difference_text(runs[a], runs[b], rng)})
+    return rows
+
+
+def pair_table(rows: list[dict]) -> list[str]:
+    lines = ["| A - B | demos a task | seeds | A | B | A - B: same scenes (bootstrap 95% CI); by seed (t 95% CI) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['a']} - {r['b']} | {r['demos']} | {','.join(map(str, r['seeds']))} | {r['success_a']:.2f} "
+                     f"| {r['success_b']:.2f} | {r['text']} |")
+    return lines
+
+
+def pair_plot(rows: list[dict], path: Path) -> None:
+    """Each pair's difference at each demo size: the same-scenes interval (thick) and the seeds' (thin), seeds dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(rows) + 1.4))
+    for i, r in enumerate(rows):
+        y = len(rows) - 1 - i
+        if r["t"]:
+            ax.plot([r["t"][1], r["t"][2]], [y, y], color="#999999", lw=1.5)
+        m, lo, hi, _ = r["scenes"]
+        ax.plot([lo, hi], [y, y], color="#4c72b0", lw=5, alpha=0.8)
+        ax.plot(m, y, "o", color="k", ms=5)
+        ax.plot(r["per_seed"], [y] * len(r["per_seed"]), "x", color="#dd8452", ms=6)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.axvline(0.15, color="#c44e52", lw=0.8, ls="--", label="+0.15 (issue 12's target)")
+    ax.legend(loc="best", fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"{r['a']} - {r['b']}, {r['demos']} demos" for r in reversed(rows)], fontsize=8)
+    ax.set_xlabel("success difference A - B (mw5)")
+    ax.set_title("blue: 95% CI over scenes; grey: 95% t over seeds; x: each seed; dot: mean", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
 def success_table(runs: dict[str, dict[int, dict]], base: str, rng) -> list[str]:
     tasks = sorted({t for seeds in runs.values() for eps in seeds.values() for t, _ in eps})
     lines = ["| variant | seeds | success [95% Wilson CI], pooled | per seed | minus " + base
@@ -76,14 +153,7 @@ def success_table(runs: dict[str, dict[int, dict]], base: str, rng) -> list[str]
         k, n = int(sum(eps)), len(eps)
         lo, hi = wilson(k, n)
         per_seed = ", ".join(f"{np.mean(list(runs[v][s].values())):.2f}" for s in sorted(runs[v]))
-        d = paired(runs[v], runs[base], rng) if v != base and base in runs else None
-        diff = "-" if d is None else f"{d[0]:+.2f} [{d[1]:+.2f}, {d[2]:+.2f}] ({d[3]} pairs)"
-        seeds = sorted(set(runs[v]) & set(runs.get(base, {}))) if d is not None else []
-        per = [np.mean([runs[v][s][k] - runs[base][s][k] for k in runs[v][s]]) for s in seeds]
-        if len(per) > 1:  # seeds as the unit: training noise included (t interval over the per-seed differences)
-            half = T95[len(per) - 1] * np.std(per, ddof=1) / np.sqrt(len(per))
-            diff += f"; by seed {', '.join(f'{x:+.2f}' for x in per)}: {np.mean(per):+.2f} [{np.mean(per) - half:+.2f}, " \
-                    f"{np.mean(per) + half:+.2f}]"
+        diff = difference_text(runs[v], runs[base], rng) if v != base and base in runs else "-"
         per_task = []
         for t in tasks:
             ts = [s for seed in runs[v].values() for (task, _), s in seed.items() if task == t]
@@ -147,7 +217,17 @@ def main() -> None:
     ap.add_argument("--demos", type=int, default=5)
     ap.add_argument("--base", default="action_only")
     ap.add_argument("--plot", type=Path)
+    ap.add_argument("--pairs", default="", help="A:B,C:D: only these differences, at every --pair_demos")
+    ap.add_argument("--pair_demos", default="2,5")
+    ap.add_argument("--pair_plot", type=Path)
     args = ap.parse_args()
+    if args.pairs:
+        pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
+        rows = pair_rows(args.study, pairs, [int(d) for d in args.pair_demos.split(",")], np.random.default_rng(0))
+        print("\n".join(pair_table(rows)))
+        if args.pair_plot:
+            pair_plot(rows, args.pair_plot)
+        return
     rng = np.random.default_rng(0)
     runs = cells(args.study, args.demos)
     for item in args.eval:

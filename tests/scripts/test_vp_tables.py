@@ -1,0 +1,43 @@
+"""scripts/vp_tables.py: the paired differences of study cells (same scenes, by seed) that docs/results.md quotes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "vp_tables.py"
+
+
+@pytest.fixture(scope="module")
+def vp():
+    spec = importlib.util.spec_from_file_location("vp_tables", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_cell(root: Path, run: str, successes: dict[str, list[int]]) -> None:
+    eps = [{"task": t, "seed": 10_000 + k, "success": bool(s)} for t, row in successes.items() for k, s in enumerate(row)]
+    (root / "cells" / run / "eval").mkdir(parents=True)
+    (root / "cells" / run / "eval" / "eval_info.json").write_text(json.dumps({"episodes": eps}))
+
+
+def test_pairs_are_taken_scene_by_scene_within_a_seed(vp, tmp_path):
+    a = {0: {"t1": [1, 1, 0, 1], "t2": [0, 1, 1, 1]}, 1: {"t1": [1, 0, 0, 0], "t2": [1, 1, 0, 0]}}
+    b = {0: {"t1": [1, 0, 0, 0], "t2": [0, 1, 0, 1]}, 1: {"t1": [1, 0, 0, 0], "t2": [0, 1, 0, 0]}}
+    for name, seeds in (("A", a), ("B", b)):
+        for seed, row in seeds.items():
+            write_cell(tmp_path, f"{name}__d2__s{seed}", row)
+    write_cell(tmp_path, "A__d5__s0", a[0])  # B has no 5-demo cell: no row there
+    rows = vp.pair_rows([tmp_path], [("A", "B")], [2, 5], np.random.default_rng(0))
+    assert [(r["demos"], r["seeds"]) for r in rows] == [(2, [0, 1])]
+    r = rows[0]
+    assert r["per_seed"] == pytest.approx([3 / 8, 1 / 8])  # seed 0: 3 scenes won, seed 1: 1, of 8 each
+    mean, lo, hi, n = r["scenes"]
+    assert (mean, n) == (pytest.approx(4 / 16), 16) and lo <= mean <= hi
+    assert r["success_a"] == pytest.approx(9 / 16) and r["success_b"] == pytest.approx(5 / 16)
+    assert "by seed +0.38, +0.12: +0.25" in vp.pair_table(rows)[2]
