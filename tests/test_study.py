@@ -203,6 +203,17 @@ def test_offline_evaluation_added_to_a_finished_study(finished, tmp_path, monkey
         assert (tmp_path / "s" / c["run"] / "eval_offline.json").exists()
 
 
+def test_paraphrase_evaluations_added_to_a_finished_study(finished, tmp_path, monkeypatch):
+    """extra_paraphrases adds evaluations to finished cells (as offline does): nothing retrained."""
+    cfg, root, _ = finished
+    shutil.copytree(root, tmp_path / "s")
+    calls = []
+    monkeypatch.setattr(study_module, "train_policy", lambda *a, **k: pytest.fail("a finished cell was retrained"))
+    monkeypatch.setattr(study_module, "evaluate", lambda c, **k: calls.append((Path(c.policy).name, c.paraphrase)))
+    run_study(tiny_study(tmp_path / "s", extra_paraphrases=[1]), progress=False)
+    assert sorted(calls) == sorted((Path(c.run).name, 1) for c in study_module.plan_cells(cfg))
+
+
 def test_offline_metrics_of_a_cell(tmp_path):
     from wam.study import offline_metrics
 

@@ -290,10 +290,10 @@ def check_resume(cfg: StudyConfig, root: Path) -> None:
     a, b = flatten_tree(asdict(old)), flatten_tree(asdict(cfg))
     # evaluations that can be added to finished cells, and settings that change no cell's result
     free = ("name", "question", "out", "demos", "seeds", "variants", "eval.workers", "eval.videos", "offline.enabled",
-            "offline.swap", "parallel", "budget.total_cpu_hours", "budget.eval_ms_per_step")
+            "offline.swap", "extra_paraphrases", "parallel", "budget.total_cpu_hours", "budget.eval_ms_per_step")
     changed = sorted(k for k in set(a) | set(b) if k not in free and a.get(k) != b.get(k))
     before = {v.name: v for v in old.variants}
     changed += [f"variant {v.name}" for v in cfg.variants if v.name in before and before[v.name] != v]
     if changed:
         raise ConfigError(f"{root} holds a study made with other settings ({', '.join(changed)}): its cells would "
-                          "not compare; use another --out, or the same settings (adding demos, seeds or variants is fine)")
+                          "not compare; use another --out, or the same settings (adding demos, seeds, variants or evaluations is fine)")
