@@ -296,4 +296,5 @@ def check_resume(cfg: StudyConfig, root: Path) -> None:
     changed += [f"variant {v.name}" for v in cfg.variants if v.name in before and before[v.name] != v]
     if changed:
         raise ConfigError(f"{root} holds a study made with other settings ({', '.join(changed)}): its cells would "
-                          "not compare; use another --out, or the same settings (adding demos, seeds, variants or evaluations is fine)")
+                          "not compare; use another --out, or the same settings (adding demos, seeds, variants or "
+                          "evaluations is fine)")
