@@ -97,9 +97,9 @@ def pair_rows(studies: list[Path], pairs: list[tuple[str, str]], demos: list[int
         runs = cells(studies, n)
         for a, b in pairs:
             if a in runs and b in runs:
-                d, per = paired(runs[a], runs[b], rng), by_seed(runs[a], runs[b])
-                rate = lambda v: float(np.mean([x for e in runs[v].values() for x in e.values()]))  # noqa: E731
-                rows.append({"a": a, "b": b, "demos": n, "seeds": sorted(set(runs[a]) & set(runs[b])),
+                d, per, seeds = paired(runs[a], runs[b], rng), by_seed(runs[a], runs[b]), sorted(set(runs[a]) & set(runs[b]))
+                rate = lambda v: float(np.mean([x for s in seeds for x in runs[v][s].values()]))  # noqa: E731
+                rows.append({"a": a, "b": b, "demos": n, "seeds": seeds,
                              "success_a": rate(a), "success_b": rate(b), "scenes": d, "per_seed": per,
                              "t": t_interval(per) if len(per) > 1 else None,
                              "text": difference_text(runs[a], runs[b], rng)})

@@ -33,6 +33,7 @@ def test_pairs_are_taken_scene_by_scene_within_a_seed(vp, tmp_path):
         for seed, row in seeds.items():
             write_cell(tmp_path, f"{name}__d2__s{seed}", row)
     write_cell(tmp_path, "A__d5__s0", a[0])  # B has no 5-demo cell: no row there
+    write_cell(tmp_path, "A__d2__s7", {"t1": [1, 1, 1, 1], "t2": [1, 1, 1, 1]})  # a seed B lacks: left out
     rows = vp.pair_rows([tmp_path], [("A", "B")], [2, 5], np.random.default_rng(0))
     assert [(r["demos"], r["seeds"]) for r in rows] == [(2, [0, 1])]
     r = rows[0]
