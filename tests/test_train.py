@@ -56,6 +56,10 @@ def test_every_variant_trains_from_the_world_model(pretrained, code_wm, tmp_path
                                           "out": str(tmp_path / "p")})
     metrics = train_policy(cfg, progress=False)
     assert np.isfinite(metrics["loss"]) and "val_loss" in metrics
+    if paradigm == "representation" and integration == "tokens":  # held-out loss by term, summing to val_loss
+        w = cfg.policy
+        assert metrics["val_loss"] == pytest.approx(w.action_weight * metrics["val_action_loss"]
+                                                    + w.video_weight * metrics["val_video_loss"], rel=1e-4)
     policy, saved = load_policy(tmp_path / "p")
     assert saved.paradigm == paradigm and saved.policy.integration == integration
     assert saved.policy.backbone.width == 64

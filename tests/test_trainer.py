@@ -113,6 +113,8 @@ def test_validation_uses_fixed_noise_and_ema(tmp_path):
     ema_model.load_state_dict(ckpt.ema)
     fixed = lambda m: m.loss(val[0], generator=torch.Generator().manual_seed(1234))[0].item()  # noqa: E731
     assert metrics["val_loss"] == pytest.approx(fixed(ema_model), rel=1e-6)
+    std = ema_model.loss(val[0], generator=torch.Generator().manual_seed(1234))[1]["noise_std"].item()
+    assert metrics["val_noise_std"] == pytest.approx(std, rel=1e-6)  # each term the loss reports, held out too
     assert metrics["val_loss"] != pytest.approx(fixed(model), rel=1e-3)  # the raw weights differ
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in raw.items())
 

@@ -216,7 +216,7 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
     state = json.loads((folder / "cell.json").read_text())
     tc = load_config(TrainConfig, folder / "config.yaml")
     o, last = info["overall"], (read_log(folder / "log.csv") or [{}])[-1]
-    extra = {k: float(last[k]) for k in ("loss", "val_loss", "samples_per_s") if last.get(k)}
+    extra = {k: float(last[k]) for k in ("loss", "val_loss", "val_action_loss", "samples_per_s") if last.get(k)}
     extra.update(control_hz=o.get("control_hz"), paraphrase=info["config"].get("paraphrase", -1))
     steps = sum(int(e.get("length", 0)) for e in info["episodes"])
     if state.get("eval_seconds") and steps:  # measured, beside the plan's budget.eval_ms_per_step

@@ -232,7 +232,7 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
                         "grad_norm": float(distributed.full(grad_norm)), "samples_per_s": rate,
                         **{k: float(v) for k, v in metrics.items()}}
                 if val_batches and (step % cfg.val_every == 0 or step == cfg.steps):
-                    last["val_loss"] = validation_loss(model, ema, val_batches, prec, device, forward)
+                    last.update(validation_metrics(model, ema, val_batches, prec, device, forward))
                 log.add(last)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", sps=f"{rate:.1f}")
             bar.update(1)
@@ -271,16 +271,21 @@ def step_gradients(forward: nn.Module, batches: Iterator[dict], accumulate: int,
 
 
 @torch.no_grad()
-def validation_loss(model: nn.Module, ema: EMA, batches: list[dict], prec: Precision,
-                    device: torch.device | str = "cpu", forward: Callable | None = None) -> float:
-    """Mean loss of the EMA weights over fixed batches, with a fixed noise generator (on the CPU: the
-    same noise on every device). Every process computes it, through `forward` (the engine) when
-    given: its forward may need all of them."""
+def validation_metrics(model: nn.Module, ema: EMA, batches: list[dict], prec: Precision,
+                       device: torch.device | str = "cpu", forward: Callable | None = None) -> dict[str, float]:
+    """`val_loss` (the training loss of the EMA weights) and `val_<metric>` for each term the loss reports
+    (e.g. val_action_loss, val_video_loss: a WAM's val_loss sums them, so overfitting of its actions shows only
+    in the first), means over fixed batches with a fixed noise generator (on the CPU: the same noise on every
+    device). Every process computes it, through `forward` (the engine) when given: its forward may need all."""
     model.eval()
     generator = torch.Generator().manual_seed(1234)
+    sums: dict[str, float] = {}
     with ema.applied(model), prec.autocast():
-        losses = [(forward or model.loss)(to_device(b, device), generator)[0].item() for b in batches]
-    return sum(losses) / len(losses)
+        for b in batches:
+            loss, metrics = (forward or model.loss)(to_device(b, device), generator)
+            for k, v in {"loss": loss, **metrics}.items():
+                sums[f"val_{k}"] = sums.get(f"val_{k}", 0.0) + float(v)
+    return {k: v / len(batches) for k, v in sums.items()}
 
 
 def _optimizer_step(params: list, optimizer, scaler, clip: float) -> torch.Tensor:

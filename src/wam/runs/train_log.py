@@ -68,9 +68,9 @@ def plot_log(path: Path) -> None:
         return
     series = lambda key: log_series(rows, key)  # noqa: E731
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for key in ("loss", "val_loss"):
-        if series(key):
-            a.plot(*zip(*series(key)), label=key, marker="o" if key == "val_loss" else None, ms=3)
+    for key in ("loss", "val_loss", "val_action_loss"):  # a WAM's val_loss sums action and video terms
+        if series(key) and (key != "val_action_loss" or series(key) != series("val_loss")):
+            a.plot(*zip(*series(key)), label=key, marker="o" if key.startswith("val") else None, ms=3)
     a.set_yscale("log"), a.set_xlabel("step"), a.legend(), a.grid(alpha=0.3)
     if series("lr"):
         b.plot(*zip(*series("lr")))
