@@ -1,10 +1,12 @@
 """Which frame tokenizer keeps what Meta-World tasks depend on? Train a few, probe each (issue 12).
 
-    python scripts/tokenizer_sweep.py --data data/mw5_c2_128 --out runs/tok_sweep [--steps 600] [--only 64_d8,128_d8]
+    python scripts/tokenizer_sweep.py --data data/mw5_c2_128 --out runs/tok_sweep [--steps 600] [--only 64_d8,128_d8] \
+        [--probe train_data=data/probe3_c2_128 --probe tasks=reach-v3,push-v3,pick-place-v3 --probe pixels=false]
 
 For each setting: train the tokenizer on the training episodes' frames (the probe's split: the last
 20% of each task's episodes held out), time its training (CPU seconds per training frame: the cost
-that comes back in every world-model step), then run `wam probe` on it. Prints two Markdown tables
+that comes back in every world-model step), then run `wam probe` on it (`--probe KEY=VALUE`: any `wam probe`
+option, e.g. train_data: the goal needs ~200 distinct training goals to be read, docs/world_model.md). Prints two Markdown tables
 (R² of object, goal and goal-in-image per task for the keypoint and the MLP probe, masked PSNR, cost) and writes <out>/sweep.json. Resumable: a
 setting whose probe.json exists is not redone.
 """
@@ -22,6 +24,7 @@ import torch
 from wam.data.frames import cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig, reconstruction_report, save_tokenizer, train_autoencoder
+from wam.config import apply_overrides
 from wam.probe import ProbeConfig, run_probe
 
 SETTINGS: dict[str, dict] = {  # name -> TokenizerConfig fields
@@ -43,7 +46,7 @@ def training_rows(ds: LeRobotDataset, val_fraction: float) -> np.ndarray:
     return np.concatenate([np.arange(starts[e], starts[e + 1]) for e in sorted(keep)])
 
 
-def run_setting(name: str, ds: LeRobotDataset, key: str, out: Path, steps: int) -> dict:
+def run_setting(name: str, ds: LeRobotDataset, key: str, out: Path, steps: int, probe_options: dict | None = None) -> dict:
     folder = out / name
     if (folder / "probe.json").exists():
         return json.loads((folder / "sweep_entry.json").read_text())
@@ -57,7 +60,7 @@ def run_setting(name: str, ds: LeRobotDataset, key: str, out: Path, steps: int) 
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     report = reconstruction_report(model, np.asarray(frames[rows[::50]]))
     save_tokenizer(model, folder)
-    probe = run_probe(ProbeConfig(tokenizer=str(folder), data=str(ds.root), image_key=key))
+    probe = run_probe(apply_overrides(ProbeConfig(tokenizer=str(folder), data=str(ds.root), image_key=key), probe_options or {}))
     entry = {"name": name, "config": SETTINGS[name], "steps": steps, "train_wall_s": wall,
              "cpu_ms_per_frame": 1000 * cpu / (steps * 64), "psnr_train_frames": report["psnr"],
              "bf16": metrics.get("bf16"), "probe": probe["tasks"]}
@@ -92,7 +95,10 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--only", default="", help="comma-separated settings (default: all): " + ", ".join(SETTINGS))
+    ap.add_argument("--probe", action="append", default=[], metavar="KEY=VALUE", help="a `wam probe` option")
     args = ap.parse_args()
+    probe = dict(item.split("=", 1) for item in args.probe)
+    apply_overrides(ProbeConfig(), probe)  # an unknown option fails here, before any training
     ds = LeRobotDataset(args.data)
     key = next(k for k, f in ds.info["features"].items() if f.get("dtype") == "video")
     out = Path(args.out)
@@ -100,7 +106,7 @@ def main() -> None:
     names = [n for n in (args.only.split(",") if args.only else SETTINGS) if n]
     entries = []
     for name in names:
-        entries.append(run_setting(name, ds, key, out, args.steps))
+        entries.append(run_setting(name, ds, key, out, args.steps, probe))
         (out / "sweep.json").write_text(json.dumps(entries, indent=2) + "\n")
         print("keypoint probe:\n" + table(entries) + "\n\nMLP probe:\n" + table(entries, ""), flush=True)
 
