@@ -97,6 +97,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated settings (default: all): " + ", ".join(SETTINGS))
     ap.add_argument("--probe", action="append", default=[], metavar="KEY=VALUE", help="a `wam probe` option")
     args = ap.parse_args()
+    if any("=" not in item for item in args.probe):
+        ap.error(f"--probe takes KEY=VALUE, got {[i for i in args.probe if '=' not in i]}")
     probe = dict(item.split("=", 1) for item in args.probe)
     apply_overrides(ProbeConfig(), probe)  # an unknown option fails here, before any training
     ds = LeRobotDataset(args.data)
