@@ -34,6 +34,11 @@ SETTINGS: dict[str, dict] = {  # name -> TokenizerConfig fields
     "96_d8": dict(image_size=96, downsample=8, latent_channels=8),
     "128_d8": dict(image_size=128, downsample=8, latent_channels=8),
     "128_d8_c16": dict(image_size=128, downsample=8, latent_channels=16),
+    # base_channels=16: the pool world model's tokenizer (64_d4_b16) and the same 16x16x8 latent grid
+    # (so the same world-model cost) read from 128 px frames, with and without the foreground weight
+    "64_d4_b16": dict(image_size=64, downsample=4, latent_channels=8, base_channels=16),
+    "128_d8_b16": dict(image_size=128, downsample=8, latent_channels=8, base_channels=16),
+    "128_d8_b16_fg": dict(image_size=128, downsample=8, latent_channels=8, base_channels=16, foreground_weight=4.0),
 }
 
 
