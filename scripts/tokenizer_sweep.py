@@ -25,7 +25,7 @@ from wam.data.frames import cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.nn.tokenizer import FrameAutoencoder, TokenizerConfig, reconstruction_report, save_tokenizer, train_autoencoder
 from wam.config import apply_overrides
-from wam.probe import ProbeConfig, run_probe
+from wam.probe import ProbeConfig, episodes_by_task, run_probe, split_held_out
 
 SETTINGS: dict[str, dict] = {  # name -> TokenizerConfig fields
     "64_d8": dict(image_size=64, downsample=8, latent_channels=8),  # today's default
@@ -43,11 +43,9 @@ SETTINGS: dict[str, dict] = {  # name -> TokenizerConfig fields
 
 
 def training_rows(ds: LeRobotDataset, val_fraction: float) -> np.ndarray:
-    """Frame rows of every task's first episodes (the probe holds out the last ones)."""
-    starts, by_task = episode_starts(ds), {}
-    for e, ep in enumerate(ds.episodes):
-        by_task.setdefault(str(ep.extras.get("env_task") or ds.episode_task(e)), []).append(e)
-    keep = [e for eps in by_task.values() for e in eps[: len(eps) - max(1, int(np.ceil(val_fraction * len(eps))))]]
+    """Frame rows of the episodes `wam probe` trains on (never those it holds out)."""
+    starts = episode_starts(ds)
+    keep = [e for eps in episodes_by_task(ds).values() for e in split_held_out(eps, val_fraction)[0]]
     return np.concatenate([np.arange(starts[e], starts[e + 1]) for e in sorted(keep)])
 
 

@@ -255,15 +255,27 @@ class _Source:
             if need not in features:
                 raise WamError(f"{path}: no '{need}' feature; the probe reads {key} frames and {ENV_STATE_KEY} "
                                f"(Meta-World data from `wam collect`)")
-        by_task: dict[str, list[int]] = {}
-        for e, ep in enumerate(ds.episodes):  # Meta-World name where the dataset has it, else the instruction
-            by_task.setdefault(str(ep.extras.get("env_task") or ds.episode_task(e)), []).append(e)
         return cls(path, key, cached_frames(ds, key, image_size=size, progress=False).frames,
                    ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY], episode_starts(ds),
-                   [ep.extras.get("seed") for ep in ds.episodes], by_task)
+                   [ep.extras.get("seed") for ep in ds.episodes], episodes_by_task(ds))
 
     def rows(self, e: int, stride: int) -> np.ndarray:
         return np.arange(self.starts[e] + 1, self.starts[e + 1], stride)  # frame 0: stale goal marker
+
+
+def episodes_by_task(ds: LeRobotDataset) -> dict[str, list[int]]:
+    """Episode indices of each task: its Meta-World name where the dataset has it, else the instruction."""
+    by_task: dict[str, list[int]] = {}
+    for e, ep in enumerate(ds.episodes):
+        by_task.setdefault(str(ep.extras.get("env_task") or ds.episode_task(e)), []).append(e)
+    return by_task
+
+
+def split_held_out(episodes: list[int], val_fraction: float) -> tuple[list[int], list[int]]:
+    """(training, held-out) episodes of one task: the last ceil(val_fraction * n), at least one, held out.
+    What `wam probe` holds out, and what a tokenizer trained for a probe (scripts/tokenizer_sweep.py) must not see."""
+    n_val = max(1, int(np.ceil(val_fraction * len(episodes))))
+    return episodes[:len(episodes) - n_val], episodes[len(episodes) - n_val:]
 
 
 def _task_split(task: str, main: _Source, extra: _Source | None,
@@ -273,9 +285,8 @@ def _task_split(task: str, main: _Source, extra: _Source | None,
     eps = main.by_task[task]
     if len(eps) < 3:
         raise WamError(f"{cfg.data}: task {task} has {len(eps)} episodes; the probe needs at least 3")
-    n_val = max(1, int(np.ceil(cfg.val_fraction * len(eps))))
-    held = eps[len(eps) - n_val:]
-    train = [(main, e) for e in eps[:len(eps) - n_val]]
+    own, held = split_held_out(eps, cfg.val_fraction)
+    train = [(main, e) for e in own]
     if extra is not None:
         more = extra.by_task.get(task, [])
         shared = {extra.seeds[e] for e in more} & {main.seeds[e] for e in held} - {None}
