@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pre")
     write_dataset(root / "data", lengths=(20, 22, 24, 26))
     drop_column(root / "data", "action")  # action-free video only
-    metrics = pretrain(tiny_config(root / "data", root / "run"), progress=False)
+    metrics = pretrain(tiny_config(root / "data", root / "run", **{"tokenizer.foreground_weight": 2.0}), progress=False)
     return root, metrics
 
 
@@ -44,6 +45,8 @@ def test_pretrain_on_action_free_video(run):
     for name in ("config.yaml", "log.csv", "curves.png", "split.json", "tokenizer/report.json",
                  "checkpoints/last"):
         assert (root / "run" / name).exists(), name
+    saved = json.loads((root / "run" / "tokenizer" / "tokenizer.json").read_text())["config"]
+    assert saved["foreground_weight"] == 2.0  # the tokenizer trained with the loss weight the run asked for
 
 
 def test_saved_model_reloads_to_the_same_outputs(run):

@@ -86,6 +86,7 @@ class TokenizerTrainConfig:
     latent_channels: int = 8
     base_channels: int = 32
     downsample: int = 8
+    foreground_weight: float = 0.0  # extra loss weight on pixels that differ from the mean frame (objects, goals)
 
 
 @dataclass
@@ -151,7 +152,8 @@ class PretrainConfig:
     def tokenizer_config(self) -> TokenizerConfig:
         t = self.tokenizer
         return TokenizerConfig(image_size=self.data.image_size, latent_channels=t.latent_channels,
-                               base_channels=t.base_channels, downsample=t.downsample)
+                               base_channels=t.base_channels, downsample=t.downsample,
+                               foreground_weight=t.foreground_weight)
 
 
 def adopt_init(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
@@ -244,7 +246,7 @@ def adopt_tokenizer(cfg: PretrainConfig, tokenizer: FrameAutoencoder) -> FrameAu
         raise ConfigError(f"the tokenizer in {cfg.tokenizer.path or 'the run'} takes {t.image_size} px frames, "
                           f"data.image_size is {cfg.data.image_size}")
     cfg.tokenizer.latent_channels, cfg.tokenizer.base_channels = t.latent_channels, t.base_channels
-    cfg.tokenizer.downsample = t.downsample
+    cfg.tokenizer.downsample, cfg.tokenizer.foreground_weight = t.downsample, t.foreground_weight
     return tokenizer
 
 
