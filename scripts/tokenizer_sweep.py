@@ -39,6 +39,9 @@ SETTINGS: dict[str, dict] = {  # name -> TokenizerConfig fields
     "64_d4_b16": dict(image_size=64, downsample=4, latent_channels=8, base_channels=16),
     "128_d8_b16": dict(image_size=128, downsample=8, latent_channels=8, base_channels=16),
     "128_d8_b16_fg": dict(image_size=128, downsample=8, latent_channels=8, base_channels=16, foreground_weight=4.0),
+    # the grid and the channels at 64 px: 32x32x8 (a world model with model.patch=8 sees as many tokens) and 16x16x16
+    "64_d2_b16": dict(image_size=64, downsample=2, latent_channels=8, base_channels=16),
+    "64_d4_c16_b16": dict(image_size=64, downsample=4, latent_channels=16, base_channels=16),
 }
 
 
