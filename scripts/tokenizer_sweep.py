@@ -1,7 +1,8 @@
 """Which frame tokenizer keeps what Meta-World tasks depend on? Train a few, probe each (issue 12).
 
     python scripts/tokenizer_sweep.py --data data/mw5_c2_128 --out runs/tok_sweep [--steps 600] [--only 64_d8,128_d8] \
-        [--probe train_data=data/probe3_c2_128 --probe tasks=reach-v3,push-v3,pick-place-v3 --probe pixels=false]
+        [--probe train_data=data/probe3_c2_128 --probe tasks=reach-v3,push-v3,pick-place-v3 --probe pixels=false] \
+        [--plot sweep.png]
 
 For each setting: train the tokenizer on the training episodes' frames (the probe's split: the last
 20% of each task's episodes held out), time its training (CPU seconds per training frame: the cost
@@ -95,12 +96,41 @@ def table(entries: list[dict], probe: str = "_spatial") -> str:
     return "\n".join(lines)
 
 
+def plot(entries: list[dict], path: Path) -> None:
+    """Held-out R² of the MLP probe, one panel per target, a group of bars per task, a bar per setting;
+    the blurred-pixel baseline (where the sweep probed it) as a black tick on its setting's bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks, targets = sorted(entries[0]["probe"]), ("object", "goal", "goal_px")
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.6), sharey=True)
+    width = 0.8 / len(entries)
+    for ax, target in zip(axes, targets):
+        for i, e in enumerate(entries):
+            xs = np.arange(len(tasks)) + (i - (len(entries) - 1) / 2) * width
+            ys = [e["probe"][t].get(f"r2_{target}_latent") for t in tasks]
+            ax.bar(xs, [np.nan if y is None else max(y, -0.2) for y in ys], width, label=e["name"])
+            px = [e["probe"][t].get(f"r2_{target}_pixels") for t in tasks]
+            ax.scatter(xs, [np.nan if y is None else max(y, -0.2) for y in px], marker="_", s=120, color="k", zorder=3)
+        ax.axhline(0.9, color="grey", ls="--", lw=1)
+        ax.set_xticks(np.arange(len(tasks)), [t.removesuffix("-v3") for t in tasks])
+        ax.set_title({"goal_px": "goal in the image"}.get(target, target), fontsize=10), ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("held-out R² (MLP probe)"), axes[0].set_ylim(-0.2, 1.0), axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--only", default="", help="comma-separated settings (default: all): " + ", ".join(SETTINGS))
+    ap.add_argument("--plot", default="", help="a PNG of the MLP probe's R² by setting and task")
     ap.add_argument("--probe", action="append", default=[], metavar="KEY=VALUE", help="a `wam probe` option")
     args = ap.parse_args()
     if any("=" not in item for item in args.probe):
@@ -117,6 +147,8 @@ def main() -> None:
         entries.append(run_setting(name, ds, key, out, args.steps, probe))
         (out / "sweep.json").write_text(json.dumps(entries, indent=2) + "\n")
         print("keypoint probe:\n" + table(entries) + "\n\nMLP probe:\n" + table(entries, ""), flush=True)
+    if args.plot:
+        plot(entries, Path(args.plot))
 
 
 if __name__ == "__main__":

@@ -52,12 +52,13 @@ def test_the_tokenizer_never_trains_on_frames_the_probe_holds_out(sweep, reach5)
 
 def test_a_setting_is_trained_probed_and_not_redone(sweep, reach5, tmp_path, monkeypatch, capsys):
     argv = ["tokenizer_sweep.py", "--data", str(reach5), "--out", str(tmp_path), "--steps", "2", "--only", "64_d8",
-            "--probe", "steps=5", "--probe", "pixels=false"]
+            "--probe", "steps=5", "--plot", str(tmp_path / "sweep.png")]
     monkeypatch.setattr(sys, "argv", argv)
     sweep.main()
     entry = json.loads((tmp_path / "sweep.json").read_text())[0]
     assert entry["name"] == "64_d8" and entry["steps"] == 2 and set(entry["probe"]) == {"reach-v3"}
     assert np.isfinite(entry["cpu_ms_per_frame"]) and "| 64_d8 | 8x8x8 |" in capsys.readouterr().out
+    assert "r2_goal_pixels" in entry["probe"]["reach-v3"] and (tmp_path / "sweep.png").stat().st_size > 10_000
     weights = (tmp_path / "64_d8" / "tokenizer.safetensors").stat().st_mtime_ns
     sweep.main()  # resumed: the finished setting is read back, not trained again
     assert (tmp_path / "64_d8" / "tokenizer.safetensors").stat().st_mtime_ns == weights
