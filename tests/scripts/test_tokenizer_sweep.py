@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.scripts.conftest import load_script
 from wam.nn.tokenizer import TokenizerConfig
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "tokenizer_sweep.py"
 
 
 @pytest.fixture(scope="module")
 def sweep():
-    spec = importlib.util.spec_from_file_location("tokenizer_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tokenizer_sweep")
 
 
 @pytest.fixture(scope="module")

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "vp_tables.py"
+from tests.scripts.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def vp():
-    spec = importlib.util.spec_from_file_location("vp_tables", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("vp_tables")
 
 
 def write_cell(root: Path, run: str, successes: dict[str, list[int]]) -> None:
