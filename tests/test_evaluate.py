@@ -110,7 +110,7 @@ def test_the_policy_is_told_the_given_text(monkeypatch):
     from wam.train import TrainConfig
 
     class Told:
-        image_key, imagined, _queue, record_imagination = "observation.images.corner", None, (), False
+        image_key, imagined, _queue, record_imagination, state_dim = "observation.images.corner", None, (), False, 4
 
         def __init__(self):
             self.texts = []
@@ -143,6 +143,7 @@ def test_each_chunk_s_predicted_value_is_recorded(monkeypatch):
 
     class Valued:  # the policy contract: `last_value`, the value the last chunk's value frame predicted
         image_key, imagined, _queue, record_imagination, last_value = "observation.images.corner", None, (), False, None
+        state_dim = 4  # the env's state layout follows it (4: proprio)
 
         def reset(self, **episode):
             pass
@@ -291,3 +292,19 @@ def test_remote_options_need_a_remote():
     with pytest.raises(ConfigError, match="HOST:PORT"):
         EvalConfig(remote="localhost").check()
     EvalConfig(remote="127.0.0.1:8765", threshold=4, merge="blend").check()
+
+
+def test_a_policy_trained_on_privileged_state_is_evaluated_with_it(tmp_path):
+    """`wam collect --state=privileged` (object and goal xyz in observation.state): the policy trained on it gets the
+    same 10-dim state in evaluation (the env's layout follows the policy's state size)."""
+    from wam.evaluate import load_for_eval
+
+    collect(CollectConfig(tasks="reach-v3", episodes=2, out=str(tmp_path / "d"), image_size=32, workers=1,
+                          state="privileged"), progress_bar=False)
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(tmp_path / "d"),
+                                          "data.val_fraction": 0.5, "out": str(tmp_path / "p")})
+    train_policy(cfg, progress=False)
+    policy, run_cfg = load_for_eval(EvalConfig(policy=str(tmp_path / "p")))
+    assert policy.state_dim == 10
+    episode = _episode(policy, run_cfg, 10_000)
+    assert episode["length"] >= 1

@@ -186,7 +186,7 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
     """One closed-loop episode in scene `seed` of this worker's env (rebuilt when the task changes), the
     policy told `text` (default: the task's training instruction), its noise from
     `episode_generator(eval_seed, task, episode)`."""
-    from wam.envs.metaworld import MetaWorldEnv
+    from wam.envs.metaworld import MetaWorldEnv, state_layout_of
 
     if os.environ.get(CRASH_SEED_ENV) == str(seed):  # fault injection: the crash path is tested for real
         os._exit(3)
@@ -198,7 +198,7 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
         if env is not None:
             env.close()
         env = _WORKER["env"] = MetaWorldEnv(task, camera=camera, image_size=cfg.data.source_size or cfg.data.image_size,
-                                            max_steps=max_steps)
+                                            max_steps=max_steps, state=state_layout_of(policy.state_dim))
     obs, _ = env.reset(seed=seed)
     policy.reset(seed=eval_seed, task=task, episode=episode)  # its noise: episode_generator(eval_seed, task, episode),
     # the same in any worker and through a `wam serve` server

@@ -107,6 +107,11 @@ class WamPolicy(nn.Module):
         return module_device(self)
 
     @property
+    def state_dim(self) -> int:
+        """Size of the `observation.state` the policy was trained on."""
+        return self.normalizer.state_mean.numel()
+
+    @property
     def last_value(self) -> float | None:
         """The value the last chunk's value frame predicted (policy.latent_frame.value_frame), else None."""
         value = getattr(self.paradigm, "last_value", None)

@@ -180,6 +180,18 @@ def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, 
     return ds, frames, *split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task, cfg.data.tasks)
 
 
+def adopt_dims(cfg: TrainConfig, ds: LeRobotDataset) -> None:
+    """`policy.state_dim` and `policy.action_dim` from the dataset's features (a robot's, or
+    `wam collect --state=privileged`'s 10-dim state), said when they differ from the config's."""
+    for key, field in ((STATE_KEY, "state_dim"), (ACTION_KEY, "action_dim")):
+        if key not in ds.features:
+            continue
+        dim = int(np.prod(ds.feature(key)["shape"]))
+        if dim != getattr(cfg.policy, field):
+            print(f"policy.{field}: {dim} ({key} of {cfg.data.path}; the config said {getattr(cfg.policy, field)})")
+            setattr(cfg.policy, field, dim)
+
+
 def video_only(cfg: TrainConfig, ds: LeRobotDataset) -> tuple[list[str], list[int]]:
     """The tasks of `data.video_only_tasks` and their episodes (whose actions are hidden in training)."""
     if not cfg.data.video_only_tasks:
@@ -260,6 +272,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
         runtime_report(out, device, cfg.optim.precision)
     distributed.wait_for_rank_zero()  # rank 0 decodes, trains a tokenizer and writes first; the others read
     ds, frames, train_eps, val_eps = open_data(cfg, progress)
+    adopt_dims(cfg, ds)
     hidden_tasks, hidden = video_only(cfg, ds)
     policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, training_stats(ds, train_eps, hidden), out,
                                        device)

@@ -15,8 +15,9 @@ import pytest
 
 from wam.cli import main
 from wam.data.lerobot_format import LeRobotDataset
-from wam.envs.collect import CollectConfig, TaskProgress, collect, dataset_features
-from wam.envs.metaworld import MetaWorldEnv
+from wam.envs.collect import CONFIG_FILE, CollectConfig, TaskProgress, collect, dataset_features
+from wam.envs.metaworld import MetaWorldEnv, state_layout_of
+from wam.errors import WamError
 
 TASKS = "reach-v3,button-press-topdown-v3"
 
@@ -32,16 +33,28 @@ def test_next_seeds_is_a_prefix_with_at_most_the_deficit_in_flight():
     assert p.next_seeds(0, wanted=6, max_attempts=6) == [4, 5]  # budget of 6 attempts in all
 
 
-def test_env_observations_match_dataset_features():
-    env = MetaWorldEnv("reach-v3", camera="corner2", image_size=32)
+@pytest.mark.parametrize("state", ["proprio", "privileged"])
+def test_env_observations_match_dataset_features(state):
+    env = MetaWorldEnv("push-v3", camera="corner2", image_size=32, state=state)
     try:
         obs, _ = env.reset(seed=0)
-        features = dataset_features("corner2", 32)
+        features = dataset_features("corner2", 32, state)
         for key, value in obs.items():
             assert list(value.shape) == features[key]["shape"], key
         assert set(obs) == {k for k in features if k.startswith("observation.")}
+        full, names = obs["observation.environment_state"], features["observation.state"]["names"]
+        want = {"hand_x": full[0], "gripper": full[3], "object_z": full[6], "goal_x": full[36], "goal_z": full[38]}
+        got = dict(zip(names, obs["observation.state"]))
+        assert all(got[k] == v for k, v in want.items() if k in got)
+        assert ("goal_z" in got) == (state == "privileged") and len(names) == (10 if state == "privileged" else 4)
+        assert state_layout_of(len(names)) == state
     finally:
         env.close()
+
+
+def test_a_state_size_no_layout_has_is_refused():
+    with pytest.raises(WamError, match="proprio: 4, privileged: 10"):
+        state_layout_of(7)
 
 
 def test_collect_writes_a_dataset_with_the_first_successful_seeds(tmp_path):
@@ -72,6 +85,11 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     assert main(["collect", "--tasks=reach", "--episodes=1", f"--out={out}", "--image_size=32", "--workers=1"]) == 0
     assert main(["collect", "--tasks=reach", "--episodes=1", f"--out={out}", "--image_size=48"]) == 2
     assert "image_size: 32 -> 48" in capsys.readouterr().err
+    assert main(["collect", "--tasks=reach", "--episodes=1", f"--out={out}", "--image_size=32", "--state=privileged"]) == 2
+    assert "state: proprio -> privileged" in capsys.readouterr().err
+    saved = Path(out) / CONFIG_FILE  # written before `state` existed: its default, so the same settings resume
+    saved.write_text(json.dumps({k: v for k, v in json.loads(saved.read_text()).items() if k != "state"}))
+    assert main(["collect", "--tasks=reach", "--episodes=1", f"--out={out}", "--image_size=32", "--workers=1"]) == 0
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -80,6 +98,7 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     (["--episodes=0"], "--episodes must be >= 1"),
     (["--image_size=33"], "even"),
     (["--camera=nose"], "corner2"),
+    (["--state=oracle"], "proprio, privileged"),
     (["--episode=3"], "did you mean episodes"),
 ])
 def test_bad_collect_input_is_one_clear_line(tmp_path, capsys, argv, needle):

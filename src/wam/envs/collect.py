@@ -51,6 +51,7 @@ class CollectConfig:
     out: str = "data/mw5"
     camera: str = "corner2"
     image_size: int = 96
+    state: str = "proprio"  # observation.state: proprio (hand xyz, gripper) | privileged (+ object, goal xyz)
     workers: int = 2
     seed: int = 0  # scenes are seeded seed, seed+1, ... (keep evaluation seeds disjoint)
     max_attempts: int = 0  # per task; 0 = 2 * episodes + 10
@@ -66,18 +67,23 @@ class CollectConfig:
         if self.image_size % 2 or not 16 <= self.image_size <= 512:
             raise ConfigError(f"--image_size must be even and in [16, 512], got {self.image_size}")
         resolve_tasks(self.tasks)
-        from wam.envs.metaworld import CAMERAS
+        from wam.envs.metaworld import CAMERAS, STATE_LAYOUTS
 
         if self.camera not in CAMERAS:
             raise ConfigError(f"--camera {self.camera!r} is not a Meta-World camera; choose one of {', '.join(CAMERAS)}")
+        if self.state not in STATE_LAYOUTS:
+            raise ConfigError(f"--state {self.state!r} is not a state layout; choose one of {', '.join(STATE_LAYOUTS)}")
 
 
-def dataset_features(camera: str, image_size: int) -> dict[str, dict]:
+def dataset_features(camera: str, image_size: int, state: str = "proprio") -> dict[str, dict]:
     """The dataset schema; `MetaWorldEnv` observations use the same keys and shapes."""
+    from wam.envs.metaworld import state_names
+
+    names = state_names(state)
     return {
         f"observation.images.{camera}": {"dtype": "video", "shape": [image_size, image_size, 3],
                                          "names": ["height", "width", "channels"]},
-        "observation.state": {"dtype": "float32", "shape": [4], "names": ["hand_x", "hand_y", "hand_z", "gripper"]},
+        "observation.state": {"dtype": "float32", "shape": [len(names)], "names": names},
         "observation.environment_state": {"dtype": "float32", "shape": [39], "names": None},
         "action": {"dtype": "float32", "shape": [4], "names": ["dx", "dy", "dz", "gripper"]},
         "next.reward": {"dtype": "float32", "shape": [1], "names": None},
@@ -90,26 +96,26 @@ def dataset_features(camera: str, image_size: int) -> dict[str, dict]:
 _ENV = None
 
 
-def _worker_env(task: str, camera: str, image_size: int, max_steps: int):
+def _worker_env(task: str, camera: str, image_size: int, max_steps: int, state: str):
     """This worker's env, rebuilt (after freeing the old GL context) when the task changes."""
     global _ENV
     from wam.envs.metaworld import MetaWorldEnv
 
-    if _ENV is None or (_ENV.task, _ENV.camera) != (task, camera):
+    if _ENV is None or (_ENV.task, _ENV.camera, _ENV.state_layout) != (task, camera, state):
         if _ENV is not None:
             _ENV.close()
-        _ENV = MetaWorldEnv(task, camera=camera, image_size=image_size, max_steps=max_steps)
+        _ENV = MetaWorldEnv(task, camera=camera, image_size=image_size, max_steps=max_steps, state=state)
     return _ENV
 
 
 def run_expert_episode(task: str, seed: int, camera: str, image_size: int, max_steps: int,
-                       staging: str, crf: int) -> dict:
+                       staging: str, crf: int, state: str = "proprio") -> dict:
     """Roll out the scripted expert for one seeded scene; encode the video if it succeeded."""
     from wam.data.stats import image_stats
     from wam.data.video import encode_video
 
     start = time.perf_counter()
-    env = _worker_env(task, camera, image_size, max_steps)
+    env = _worker_env(task, camera, image_size, max_steps, state)
     obs, _ = env.reset(seed=seed)
     keys = ("observation.state", "observation.environment_state")
     rec: dict[str, list] = {k: [] for k in (*keys, "image", "action", "next.reward", "next.success", "next.done")}
@@ -216,10 +222,11 @@ def _load_progress(root: Path, tasks: list[str]) -> dict[str, TaskProgress]:
 
 def _check_resume(root: Path, cfg: CollectConfig) -> None:
     path = root / CONFIG_FILE
-    same = ("camera", "image_size", "seed", "max_steps", "crf")
+    same, default = ("camera", "image_size", "state", "seed", "max_steps", "crf"), CollectConfig()
     if path.exists():
         old = json.loads(path.read_text())
-        diff = [f"{k}: {old.get(k)} -> {getattr(cfg, k)}" for k in same if old.get(k) != getattr(cfg, k)]
+        old = {k: old.get(k, getattr(default, k)) for k in same}  # a field added later: its default then
+        diff = [f"{k}: {old[k]} -> {getattr(cfg, k)}" for k in same if old[k] != getattr(cfg, k)]
         if diff:
             raise ConfigError(f"{root} was collected with other settings ({'; '.join(diff)}); "
                               "use another --out or the same settings to resume")
@@ -244,7 +251,7 @@ def collect(cfg: CollectConfig, progress_bar: bool = True) -> CollectReport:
     if (root / "meta/info.json").exists():  # resuming: refuse to append to a damaged dataset
         require_clean(LeRobotDataset(root), cfg.data_check, flag="--data_check")
     _check_resume(root, cfg)
-    writer = LeRobotWriter(root, FPS, dataset_features(cfg.camera, cfg.image_size), codec=VideoCodec(crf=cfg.crf))
+    writer = LeRobotWriter(root, FPS, dataset_features(cfg.camera, cfg.image_size, cfg.state), codec=VideoCodec(crf=cfg.crf))
     progress = _load_progress(root, tasks)
     staging = root / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -287,7 +294,7 @@ def _run_pool(cfg, tasks, progress, budget, writer, staging, report, bar) -> Non
                 p = progress[task]
                 for seed in p.next_seeds(cfg.seed, cfg.episodes, budget)[: cfg.workers - len(running)]:
                     p.in_flight.add(seed)
-                    args = (task, seed, cfg.camera, cfg.image_size, cfg.max_steps, str(staging), cfg.crf)
+                    args = (task, seed, cfg.camera, cfg.image_size, cfg.max_steps, str(staging), cfg.crf, cfg.state)
                     running[pool.submit(run_expert_episode, *args)] = (task, seed)
             if not running:
                 return

@@ -6,7 +6,9 @@ reflections) and upright frames. Observations are dicts with the dataset's keys,
 trained on a wam dataset runs here unchanged:
 
 - ``observation.images.<camera>``: uint8 (H, W, 3) RGB frame, upright
-- ``observation.state``: float32 (4,) hand xyz + gripper opening
+- ``observation.state``: float32 (4,) hand xyz + gripper opening; with ``state="privileged"`` (10,):
+  also the object's and the goal's xyz, which a camera-only robot does not have (an upper bound for
+  what perceiving them is worth: see :data:`STATE_LAYOUTS`)
 - ``observation.environment_state``: float32 (39,) full Meta-World state (for scripted experts)
 
 An episode ends with ``terminated=True`` at the first success, or ``truncated=True`` after
@@ -39,6 +41,28 @@ FLIPPED_CAMERAS: frozenset[str] = frozenset({"corner", "corner2", "corner3", "co
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512
 STATE_DIM, ENV_STATE_DIM, ACTION_DIM = 4, 39, 4
+STATE_PARTS: dict[str, slice] = {"hand": slice(0, 3), "gripper": slice(3, 4), "object": slice(4, 7),
+                                  "goal": slice(36, 39)}  # in the 39-dim Meta-World state
+STATE_LAYOUTS: dict[str, tuple[str, ...]] = {"proprio": ("hand", "gripper"),
+                                             "privileged": ("hand", "gripper", "object", "goal")}
+"""What `observation.state` holds: these parts of the 39-dim Meta-World state, concatenated."""
+
+
+def state_names(layout: str) -> list[str]:
+    """Per-dimension names of a state layout (the dataset feature's `names`)."""
+    if layout not in STATE_LAYOUTS:
+        raise WamError(f"unknown state layout {layout!r}; choose one of {', '.join(STATE_LAYOUTS)}")
+    return [part if part == "gripper" else f"{part}_{axis}" for part in STATE_LAYOUTS[layout]
+            for axis in ("x", "y", "z")[: STATE_PARTS[part].stop - STATE_PARTS[part].start]]
+
+
+def state_layout_of(dim: int) -> str:
+    """The layout whose state has `dim` dimensions (a policy's state size names the env it was trained in)."""
+    found = [k for k in STATE_LAYOUTS if len(state_names(k)) == dim]
+    if not found:
+        raise WamError(f"no Meta-World state layout has {dim} dimensions "
+                       f"({', '.join(f'{k}: {len(state_names(k))}' for k in STATE_LAYOUTS)})")
+    return found[0]
 DEFAULT_MAX_STEPS = 500  # metaworld's max_path_length
 
 
@@ -104,8 +128,11 @@ class MetaWorldEnv(gymnasium.Env):
         camera: str = "corner2",
         image_size: int = 96,
         max_steps: int | None = None,
+        state: str = "proprio",
     ) -> None:
         _check_size(image_size)
+        self._state = state
+        state_dim = len(state_names(state))  # refuses an unknown layout
         if max_steps is not None and (not isinstance(max_steps, numbers.Integral) or max_steps < 1):
             raise WamError(f"max_steps must be a positive integer or None, got {max_steps!r}")
         if camera not in CAMERAS:
@@ -125,7 +152,7 @@ class MetaWorldEnv(gymnasium.Env):
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self.observation_space = spaces.Dict({
             self.image_key: spaces.Box(0, 255, (self._size, self._size, 3), np.uint8),
-            "observation.state": spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
+            "observation.state": spaces.Box(-np.inf, np.inf, (state_dim,), np.float32),
             "observation.environment_state": spaces.Box(
                 -np.inf, np.inf, (ENV_STATE_DIM,), np.float32
             ),
@@ -173,6 +200,10 @@ class MetaWorldEnv(gymnasium.Env):
     @property
     def camera(self) -> str:
         return self._camera
+
+    @property
+    def state_layout(self) -> str:
+        return self._state
 
     @property
     def image_key(self) -> str:
@@ -304,13 +335,13 @@ class MetaWorldEnv(gymnasium.Env):
         env_state = np.asarray(state, dtype=np.float32)  # (39,)
         return {
             self.image_key: self._last_image,
-            "observation.state": env_state[:STATE_DIM].copy(),  # (4,) hand xyz + gripper
+            "observation.state": np.concatenate([env_state[STATE_PARTS[k]] for k in STATE_LAYOUTS[self._state]]),  # (Ds,)
             "observation.environment_state": env_state,
         }
 
 
 def make_env(
-    task: str, camera: str = "corner2", image_size: int = 96, max_steps: int | None = None
+    task: str, camera: str = "corner2", image_size: int = 96, max_steps: int | None = None, state: str = "proprio"
 ) -> MetaWorldEnv:
     """Create a :class:`MetaWorldEnv` (see there)."""
-    return MetaWorldEnv(task, camera=camera, image_size=image_size, max_steps=max_steps)
+    return MetaWorldEnv(task, camera=camera, image_size=image_size, max_steps=max_steps, state=state)

@@ -143,6 +143,11 @@ class PolicyClient:
             raise
 
     @property
+    def state_dim(self) -> int:
+        """Size of the `observation.state` the served policy takes."""
+        return int(self.info["features"][STATE_KEY]["shape"][-1])
+
+    @property
     def _queue(self) -> list:
         """Planned actions not yet executed (`wam eval` reads it to time the chunk requests)."""
         return [s for s in self.control.plan if s >= self.control.t]
