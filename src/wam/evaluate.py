@@ -123,7 +123,8 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # it holds p; rounding once put 0/11's lower end 1e-17 above 0 (a negative error bar: the study report crashed)
+    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 # -- worker side ------------------------------------------------------------------------------
