@@ -41,6 +41,7 @@ FLIPPED_CAMERAS: frozenset[str] = frozenset({"corner", "corner2", "corner3", "co
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512
 STATE_DIM, ENV_STATE_DIM, ACTION_DIM = 4, 39, 4
+DEFAULT_MAX_STEPS = 500  # metaworld's max_path_length
 STATE_PARTS: dict[str, slice] = {"hand": slice(0, 3), "gripper": slice(3, 4), "object": slice(4, 7),
                                   "goal": slice(36, 39)}  # in the 39-dim Meta-World state
 STATE_LAYOUTS: dict[str, tuple[str, ...]] = {"proprio": ("hand", "gripper"),
@@ -63,7 +64,6 @@ def state_layout_of(dim: int) -> str:
         raise WamError(f"no Meta-World state layout has {dim} dimensions "
                        f"({', '.join(f'{k}: {len(state_names(k))}' for k in STATE_LAYOUTS)})")
     return found[0]
-DEFAULT_MAX_STEPS = 500  # metaworld's max_path_length
 
 
 _OPEN_ENVS: weakref.WeakSet[MetaWorldEnv] = weakref.WeakSet()
