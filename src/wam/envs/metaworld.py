@@ -40,7 +40,7 @@ FLIPPED_CAMERAS: frozenset[str] = frozenset({"corner", "corner2", "corner3", "co
 """Cameras whose frames come out rotated by 180 degrees (checked by eye)."""
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512
-STATE_DIM, ENV_STATE_DIM, ACTION_DIM = 4, 39, 4
+ENV_STATE_DIM, ACTION_DIM = 39, 4  # observation.state: STATE_LAYOUTS (4 or 10 dims)
 DEFAULT_MAX_STEPS = 500  # metaworld's max_path_length
 STATE_PARTS: dict[str, slice] = {"hand": slice(0, 3), "gripper": slice(3, 4), "object": slice(4, 7),
                                   "goal": slice(36, 39)}  # in the 39-dim Meta-World state
