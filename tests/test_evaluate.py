@@ -35,16 +35,20 @@ def test_wilson_interval():
     assert all(wilson(k, n)[0] <= k / n <= wilson(k, n)[1] for n in range(1, 401) for k in range(n + 1))
 
 
-@pytest.fixture(scope="module")
-def reach_policy(tmp_path_factory):
-    """A tiny action-only policy trained on 2 reach-v3 demos at 32 px (shared by the eval tests)."""
-    root = tmp_path_factory.mktemp("eval")
-    collect(CollectConfig(tasks="reach-v3", episodes=2, out=str(root / "d"), image_size=32, workers=1),
+def train_reach_policy(root, state: str = "proprio"):
+    """A tiny action-only policy in `root/p`, trained on 2 reach-v3 demos at 32 px collected into `root/d`."""
+    collect(CollectConfig(tasks="reach-v3", episodes=2, out=str(root / "d"), image_size=32, workers=1, state=state),
             progress_bar=False)
     cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(root / "d"),
                                           "data.val_fraction": 0.5, "out": str(root / "p")})
     train_policy(cfg, progress=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def reach_policy(tmp_path_factory):
+    """The tiny reach policy, shared by the eval tests."""
+    return train_reach_policy(tmp_path_factory.mktemp("eval"))
 
 
 def test_eval_end_to_end(reach_policy, capsys):
@@ -302,11 +306,7 @@ def test_a_policy_trained_on_privileged_state_is_evaluated_with_it(tmp_path):
     same 10-dim state in evaluation (the env's layout follows the policy's state size)."""
     from wam.evaluate import load_for_eval
 
-    collect(CollectConfig(tasks="reach-v3", episodes=2, out=str(tmp_path / "d"), image_size=32, workers=1,
-                          state="privileged"), progress_bar=False)
-    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(tmp_path / "d"),
-                                          "data.val_fraction": 0.5, "out": str(tmp_path / "p")})
-    train_policy(cfg, progress=False)
+    train_reach_policy(tmp_path, state="privileged")
     policy, run_cfg = load_for_eval(EvalConfig(policy=str(tmp_path / "p")))
     assert policy.state_dim == 10
     episode = _episode(policy, run_cfg, 10_000)
