@@ -5,10 +5,10 @@ Frames are `(T, H, W, 3) uint8` RGB arrays everywhere in wam. Encoding defaults 
 the keyframe interval (smaller = faster random access, bigger files). Every failure from PyAV or
 FFmpeg is turned into a `DatasetError` that names the file.
 
-Reproducibility: the same frames encode to the same file at 64, 96 and 128 px (60, 60 and 30 encodes
-of one Meta-World episode, 2026-12-02), but not at 32 px, where libx264 (its lookahead/mb-tree path;
-`x264-params=mbtree=0` or `asm=0` made it repeat) gave 28 different files from 60 encodes in a process
-that had decoded video. Compare decoded frames, or copy files, never two encodes of 32 px frames.
+Reproducibility: the same frames encode to the same file at 64, 96 and 128 px, but not at 32 px, where
+libx264 gave 51 different files from 60 encodes of one Meta-World episode (`benchmarks/encode_repeatability.py`,
+results beside it); in a one-off check `x264-params=mbtree=0`, `rc-lookahead=0` or `asm=0` made it repeat.
+Compare decoded frames, or copy files, never two encodes of 32 px frames.
 """
 
 from __future__ import annotations

@@ -1,0 +1,57 @@
+"""Does `encode_video` give the same file for the same frames? Distinct files over N encodes, by frame size.
+
+    .venv/bin/python benchmarks/encode_repeatability.py --dataset data/mw5_c2_128_64 [--episode 0] [--n 60]
+
+One episode of a dataset is decoded, resized to each size (`wam.data.frames.resize_frames`) and encoded
+N times through `wam.data.video.encode_video`, decoding the file after each encode (a process that has
+decoded video is where libx264 varied most at 32 px). Prints the number of distinct files and the largest
+pixel difference between them; appended to benchmarks/results/encode_repeatability.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from results_file import append, header
+from wam.data.frames import resize_frames
+from wam.data.lerobot_format import LeRobotDataset
+from wam.data.video import decode_video, encode_video
+
+
+def distinct_encodes(frames: np.ndarray, n: int, folder: Path) -> tuple[int, int]:
+    """(distinct files, max pixel difference between their decoded frames) over `n` encodes of `frames`."""
+    decoded: dict[str, np.ndarray] = {}
+    path = folder / "v.mp4"
+    for _ in range(n):
+        encode_video(frames, path, 10)
+        decoded.setdefault(hashlib.sha1(path.read_bytes()).hexdigest(), decode_video(path).astype(int))
+    first, *rest = decoded.values()
+    return len(decoded), max((int(np.abs(x - first).max()) for x in rest), default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--episode", type=int, default=0)
+    parser.add_argument("--n", type=int, default=60)
+    parser.add_argument("--sizes", default="32,64,96,128")
+    args = parser.parse_args()
+    ds = LeRobotDataset(args.dataset)
+    source = ds.decode_frames(ds.video_keys[0], args.episode)  # (T, H, W, 3) uint8
+    lines = header("encode_repeatability.py") + [
+        f"episode {args.episode} of {args.dataset} ({len(source)} frames), {args.n} encodes a size", "",
+        "| size | distinct files | max pixel difference between them |", "|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (int(s) for s in args.sizes.split(",")):
+            files, diff = distinct_encodes(resize_frames(source, size), args.n, Path(tmp))
+            lines.append(f"| {size} | {files} | {diff} |")
+    append("encode_repeatability", "Same frames, same file? libx264 through encode_video", lines)
+
+
+if __name__ == "__main__":
+    main()
