@@ -20,18 +20,23 @@ import numpy as np
 from results_file import append, header
 from wam.data.frames import resize_frames
 from wam.data.lerobot_format import LeRobotDataset
-from wam.data.video import decode_video, encode_video
+from wam.data.video import VideoCodec, decode_video, encode_video
 
 
-def distinct_encodes(frames: np.ndarray, n: int, folder: Path) -> tuple[int, int]:
-    """(distinct files, max pixel difference between their decoded frames) over `n` encodes of `frames`."""
+def distinct_encodes(frames: np.ndarray, n: int, folder: Path, codec: VideoCodec) -> tuple[int, int, int, float]:
+    """(distinct files, max pixel difference between them, bytes of the first, its PSNR in dB against
+    `frames`) over `n` encodes of `frames`."""
     decoded: dict[str, np.ndarray] = {}
     path = folder / "v.mp4"
+    size = 0
     for _ in range(n):
-        encode_video(frames, path, 10)
+        encode_video(frames, path, 10, codec)
+        size = size or path.stat().st_size
         decoded.setdefault(hashlib.sha1(path.read_bytes()).hexdigest(), decode_video(path).astype(int))
     first, *rest = decoded.values()
-    return len(decoded), max((int(np.abs(x - first).max()) for x in rest), default=0)
+    mse = float(((first - frames.astype(int)) ** 2).mean())
+    psnr = 10 * np.log10(255**2 / max(mse, 1e-12))
+    return len(decoded), max((int(np.abs(x - first).max()) for x in rest), default=0), size, psnr
 
 
 def main() -> None:
@@ -40,16 +45,22 @@ def main() -> None:
     parser.add_argument("--episode", type=int, default=0)
     parser.add_argument("--n", type=int, default=60)
     parser.add_argument("--sizes", default="32,64,96,128")
+    parser.add_argument("--x264_params", default="", help="comma-free x264-params sets to compare, split by ';'"
+                        " ('' is libx264 with none), e.g. ';mbtree=0;rc-lookahead=0'")
     args = parser.parse_args()
     ds = LeRobotDataset(args.dataset)
     source = ds.decode_frames(ds.video_keys[0], args.episode)  # (T, H, W, 3) uint8
     lines = header("encode_repeatability.py") + [
         f"episode {args.episode} of {args.dataset} ({len(source)} frames), {args.n} encodes a size", "",
-        "| size | distinct files | max pixel difference between them |", "|---|---|---|"]
+        "| size | x264-params | distinct files | max pixel difference between them | bytes | PSNR dB |",
+        "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
-            files, diff = distinct_encodes(resize_frames(source, size), args.n, Path(tmp))
-            lines.append(f"| {size} | {files} | {diff} |")
+            for params in args.x264_params.split(";"):
+                files, diff, size_b, psnr = distinct_encodes(
+                    resize_frames(source, size), args.n, Path(tmp), VideoCodec(x264_params=params))
+                lines.append(f"| {size} | {params or '(none)'} | {files} | {diff} | {size_b} | {psnr:.2f} |")
+                print(lines[-1], flush=True)
     append("encode_repeatability", "Same frames, same file? libx264 through encode_video", lines)
 
 

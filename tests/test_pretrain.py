@@ -136,9 +136,8 @@ LAPA = {"latent_actions": True, "lam.steps": 4, "lam.width": 16, "lam.dim": 8, "
 
 def nan_action_copy(clean: Path, root: Path, lengths=(20, 22, 24, 26)) -> Path:
     """The dataset `write_dataset(clean, lengths)` wrote (same states, tasks), with every action NaN and its video
-    files copied from `clean` byte for byte: libx264 does not encode 32 px frames reproducibly (51 different files
-    from 60 encodes of the same 32 px frames: benchmarks/encode_repeatability.py), so a re-encoded copy is not
-    the same video."""
+    files copied from `clean` byte for byte (the same video by construction, whatever the codec does; before
+    `mbtree=0` became the default, libx264 encoded 32 px frames to different files: wam/data/video.py)."""
     from tests.conftest import FEATURES, IMAGE_KEY, episode_arrays, moving_square
     from wam.data.writer import LeRobotWriter
 

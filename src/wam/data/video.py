@@ -5,10 +5,11 @@ Frames are `(T, H, W, 3) uint8` RGB arrays everywhere in wam. Encoding defaults 
 the keyframe interval (smaller = faster random access, bigger files). Every failure from PyAV or
 FFmpeg is turned into a `DatasetError` that names the file.
 
-Reproducibility: the same frames encode to the same file at 64, 96 and 128 px, but not at 32 px, where
-libx264 gave 51 different files from 60 encodes of one Meta-World episode (`benchmarks/encode_repeatability.py`,
-results beside it); in a one-off check `x264-params=mbtree=0`, `rc-lookahead=0` or `asm=0` made it repeat.
-Compare decoded frames, or copy files, never two encodes of 32 px frames.
+Reproducibility: libx264's macroblock tree (`mbtree`) does not give the same file twice for the same small
+frames: 31 different files from 60 encodes of one Meta-World episode at 32 px, 11 at 48, 4 at 96 (1 at 64
+and 128). With `x264-params=mbtree=0`, the default here, every size gave one file, at +13% to +54% bytes and
++0.1 to +0.9 dB PSNR at the same crf (`benchmarks/encode_repeatability.py`, results beside it). Threads
+were not the cause (`threads=1`, `lookahead-threads=1`, `sync-lookahead=0` still varied).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class VideoCodec:
     pix_fmt: str = "yuv420p"
     crf: int = 18
     gop: int = 16
+    x264_params: str = "mbtree=0"  # libx264 `x264-params`; mbtree=0 makes encodes repeat (see above)
 
     def feature_info(self, fps: int, height: int, width: int) -> dict:
         """The `info` block of a video feature in LeRobot's info.json."""
@@ -66,6 +68,8 @@ def encode_video(frames: np.ndarray, path: str | Path, fps: int, codec: VideoCod
         stream.options = {"crf": str(codec.crf), "g": str(codec.gop)}
         if codec.codec == "libx264":
             stream.options["preset"] = "veryfast"
+            if codec.x264_params:
+                stream.options["x264-params"] = codec.x264_params
         for image in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
