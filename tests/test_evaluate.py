@@ -117,7 +117,7 @@ def test_the_policy_is_told_the_given_text(monkeypatch):
     from wam.train import TrainConfig
 
     class Told:
-        image_key, imagined, _queue, record_imagination, state_dim = "observation.images.corner", None, (), False, 4
+        image_key, imagined, _queue, record_imagination, state_dim, state_names = "observation.images.corner", None, (), False, 4, ()
 
         def __init__(self):
             self.texts = []
@@ -150,7 +150,7 @@ def test_each_chunk_s_predicted_value_is_recorded(monkeypatch):
 
     class Valued:  # the policy contract: `last_value`, the value the last chunk's value frame predicted
         image_key, imagined, _queue, record_imagination, last_value = "observation.images.corner", None, (), False, None
-        state_dim = 4  # the env's state layout follows it (4: proprio)
+        state_dim, state_names = 4, ()  # the env's state layout follows them (4, no names: proprio)
 
         def reset(self, **episode):
             pass
@@ -302,13 +302,14 @@ def test_remote_options_need_a_remote():
     EvalConfig(remote="127.0.0.1:8765", threshold=4, merge="blend").check()
 
 
-def test_a_policy_trained_on_privileged_state_is_evaluated_with_it(tmp_path):
-    """`wam collect --state=privileged` (object and goal xyz in observation.state): the policy trained on it gets the
-    same 10-dim state in evaluation (the env's layout follows the policy's state size)."""
+def test_a_policy_trained_on_an_oracle_state_is_evaluated_with_it(tmp_path):
+    """`wam collect --state=goal` (the goal's xyz in observation.state; `object` has the same 7 dims): the policy
+    trained on it keeps the state's names, and evaluation builds the env with that layout."""
+    from wam.envs.metaworld import state_names
     from wam.evaluate import load_for_eval
 
-    train_reach_policy(tmp_path, state="privileged")
+    train_reach_policy(tmp_path, state="goal")
     policy, run_cfg = load_for_eval(EvalConfig(policy=str(tmp_path / "p")))
-    assert policy.state_dim == 10
+    assert policy.state_dim == 7 and policy.state_names == tuple(state_names("goal"))
     episode = _episode(policy, run_cfg, 10_000)
     assert episode["length"] >= 1

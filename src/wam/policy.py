@@ -78,11 +78,13 @@ class WamPolicy(nn.Module):
     """A paradigm (or a paradigm-like module) + normaliser + instruction embeddings, acting through an action queue."""
 
     def __init__(self, paradigm: nn.Module, stats: dict, image_key: str, text_encoder,
-                 n_action_steps: int | None = None, ensemble: float | None = None, source_size: int | None = None):
+                 n_action_steps: int | None = None, ensemble: float | None = None, source_size: int | None = None,
+                 state_names: tuple[str, ...] = ()):
         super().__init__()
         self.paradigm, self.normalizer = paradigm, Normalizer(stats)
         self.image_key, self.text_encoder = image_key, text_encoder
         self.source_size = source_size  # the dataset's frame size: resized here exactly as in training
+        self.state_names = tuple(state_names)  # observation.state's per-dimension names; () = unknown
         self.chunk = paradigm.cfg.chunk
         self.history = 1 - min(paradigm.cfg.obs)  # frames kept for the obs offsets
         self.record_imagination = False

@@ -68,6 +68,7 @@ class DataConfig:
     image_size: int = 64
     val_fraction: float = 0.1  # of each task's episodes, held out (at least one a task)
     source_size: int = 0  # the dataset's frame size (filled in by training; 0 = unknown)
+    state_names: tuple[str, ...] = ()  # observation.state's per-dimension names (filled in by training; () = unknown)
     episodes_per_task: int = 0  # train on the first N training episodes of each task (0 = all); val unchanged
     # tasks learned from video alone (`wam train`): Meta-World task names or a suite, comma-separated;
     # their episodes keep frames and states, their actions are treated as missing (masked out of

@@ -165,7 +165,8 @@ def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder | None, stats: di
     else:
         paradigm = build_paradigm(cfg.paradigm, cfg.policy, tokenizer)
     return WamPolicy(paradigm, stats, image_key, get_text_encoder(cfg.text_encoder), source_size=source_size,
-                     n_action_steps=cfg.policy.n_action_steps or None, ensemble=cfg.policy.ensemble or None)
+                     n_action_steps=cfg.policy.n_action_steps or None, ensemble=cfg.policy.ensemble or None,
+                     state_names=cfg.data.state_names)
 
 
 def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, np.ndarray, list[int], list[int]]:
@@ -182,7 +183,8 @@ def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, 
 
 def adopt_dims(cfg: TrainConfig, ds: LeRobotDataset) -> None:
     """`policy.state_dim` and `policy.action_dim` from the dataset's features (a robot's, or
-    `wam collect --state=privileged`'s 10-dim state), said when they differ from the config's."""
+    `wam collect --state=privileged`'s 10-dim state), said when they differ from the config's;
+    `data.state_names` from the state's per-dimension names (how `wam eval` rebuilds the env's state)."""
     for key, field in ((STATE_KEY, "state_dim"), (ACTION_KEY, "action_dim")):
         if key not in ds.features:
             continue
@@ -190,6 +192,9 @@ def adopt_dims(cfg: TrainConfig, ds: LeRobotDataset) -> None:
         if dim != getattr(cfg.policy, field):
             print(f"policy.{field}: {dim} ({key} of {cfg.data.path}; the config said {getattr(cfg.policy, field)})")
             setattr(cfg.policy, field, dim)
+        names = ds.feature(key).get("names")
+        if key == STATE_KEY and isinstance(names, list) and len(names) == dim and all(isinstance(n, str) for n in names):
+            cfg.data.state_names = tuple(names)
 
 
 def video_only(cfg: TrainConfig, ds: LeRobotDataset) -> tuple[list[str], list[int]]:

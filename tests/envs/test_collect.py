@@ -16,7 +16,7 @@ import pytest
 from wam.cli import main
 from wam.data.lerobot_format import LeRobotDataset
 from wam.envs.collect import CONFIG_FILE, CollectConfig, TaskProgress, collect, dataset_features
-from wam.envs.metaworld import MetaWorldEnv, state_layout_of
+from wam.envs.metaworld import MetaWorldEnv, state_layout_of, state_names
 from wam.errors import WamError
 
 TASKS = "reach-v3,button-press-topdown-v3"
@@ -33,7 +33,7 @@ def test_next_seeds_is_a_prefix_with_at_most_the_deficit_in_flight():
     assert p.next_seeds(0, wanted=6, max_attempts=6) == [4, 5]  # budget of 6 attempts in all
 
 
-@pytest.mark.parametrize("state", ["proprio", "privileged"])
+@pytest.mark.parametrize("state", ["proprio", "object", "goal", "privileged"])
 def test_env_observations_match_dataset_features(state):
     env = MetaWorldEnv("push-v3", camera="corner2", image_size=32, state=state)
     try:
@@ -46,15 +46,20 @@ def test_env_observations_match_dataset_features(state):
         want = {"hand_x": full[0], "gripper": full[3], "object_z": full[6], "goal_x": full[36], "goal_z": full[38]}
         got = dict(zip(names, obs["observation.state"]))
         assert all(got[k] == v for k, v in want.items() if k in got)
-        assert ("goal_z" in got) == (state == "privileged") and len(names) == (10 if state == "privileged" else 4)
-        assert state_layout_of(len(names)) == state
+        assert ("goal_z" in got) == (state in ("goal", "privileged")) and ("object_x" in got) == (state in ("object", "privileged"))
+        assert len(names) == {"proprio": 4, "object": 7, "goal": 7, "privileged": 10}[state]
+        assert state_layout_of(len(names), names) == state
     finally:
         env.close()
 
 
-def test_a_state_size_no_layout_has_is_refused():
-    with pytest.raises(WamError, match="proprio: 4, privileged: 10"):
-        state_layout_of(7)
+def test_the_state_layout_is_found_by_names_then_by_an_unambiguous_size():
+    assert state_layout_of(7, state_names("goal")) == "goal" and state_layout_of(7, state_names("object")) == "object"
+    assert state_layout_of(4) == state_layout_of(4, ["x", "y", "z", "g"]) == "proprio"  # a policy from before names
+    with pytest.raises(WamError, match="object: 7, goal: 7"):
+        state_layout_of(7)  # two layouts of that size, and no names to tell them apart
+    with pytest.raises(WamError, match="proprio: 4"):
+        state_layout_of(5)
 
 
 def test_collect_writes_a_dataset_with_the_first_successful_seeds(tmp_path):
@@ -98,7 +103,7 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys):
     (["--episodes=0"], "--episodes must be >= 1"),
     (["--image_size=33"], "even"),
     (["--camera=nose"], "corner2"),
-    (["--state=oracle"], "proprio, privileged"),
+    (["--state=oracle"], "proprio, object, goal, privileged"),
     (["--episode=3"], "did you mean episodes"),
 ])
 def test_bad_collect_input_is_one_clear_line(tmp_path, capsys, argv, needle):

@@ -41,6 +41,7 @@ def make_policy(stats, name="representation") -> WamPolicy:
 @pytest.fixture(scope="module")
 def served(stats):
     policy = make_policy(stats)
+    policy.state_names = ("hand_x", "hand_y", "hand_z", "gripper")  # as training sets them from the dataset
     server = PolicyServer(PolicyService(policy, model_info(policy, 10.0, ["reach-v3"])), port=0).start()
     yield server, make_policy(stats)  # a second, identical policy to compare with in-process
     server.stop()
@@ -64,6 +65,7 @@ def test_remote_select_action_equals_local(served, caplog):
         client.reset(seed=3, task="t")
         remote = np.stack([client.select_action(o) for o in obs])
         assert client.info["obs_offsets"] == [-1, 0] and client.info["chunk"] == 3 and client.info["control_hz"] == 10
+        assert client.state_dim == 4 and client.state_names == ("hand_x", "hand_y", "hand_z", "gripper")  # eval's env
     np.testing.assert_array_equal(remote, local_actions(local, 3, obs))  # the history at offset -1 included
     assert not np.array_equal(remote, local_actions(local, 4, obs))  # the seed matters
     assert any("predict id=" in r.message and " ms" in r.message for r in caplog.records)  # latency logged

@@ -51,7 +51,8 @@ class CollectConfig:
     out: str = "data/mw5"
     camera: str = "corner2"
     image_size: int = 96
-    state: str = "proprio"  # observation.state: proprio (hand xyz, gripper) | privileged (+ object, goal xyz)
+    # observation.state: proprio (hand xyz, gripper) | object / goal (+ its xyz) | privileged (+ object, goal xyz)
+    state: str = "proprio"
     workers: int = 2
     seed: int = 0  # scenes are seeded seed, seed+1, ... (keep evaluation seeds disjoint)
     max_attempts: int = 0  # per task; 0 = 2 * episodes + 10

@@ -8,7 +8,7 @@ trained on a wam dataset runs here unchanged:
 - ``observation.images.<camera>``: uint8 (H, W, 3) RGB frame, upright
 - ``observation.state``: float32 (4,) hand xyz + gripper opening; with ``state="privileged"`` (10,):
   also the object's and the goal's xyz, which a camera-only robot does not have (an upper bound for
-  what perceiving them is worth: see :data:`STATE_LAYOUTS`)
+  what perceiving them is worth: see :data:`STATE_LAYOUTS`); ``"object"`` / ``"goal"`` (7,): one of them
 - ``observation.environment_state``: float32 (39,) full Meta-World state (for scripted experts)
 
 An episode ends with ``terminated=True`` at the first success, or ``truncated=True`` after
@@ -45,6 +45,8 @@ DEFAULT_MAX_STEPS = 500  # metaworld's max_path_length
 STATE_PARTS: dict[str, slice] = {"hand": slice(0, 3), "gripper": slice(3, 4), "object": slice(4, 7),
                                   "goal": slice(36, 39)}  # in the 39-dim Meta-World state
 STATE_LAYOUTS: dict[str, tuple[str, ...]] = {"proprio": ("hand", "gripper"),
+                                             "object": ("hand", "gripper", "object"),
+                                             "goal": ("hand", "gripper", "goal"),
                                              "privileged": ("hand", "gripper", "object", "goal")}
 """What `observation.state` holds: these parts of the 39-dim Meta-World state, concatenated."""
 
@@ -57,12 +59,17 @@ def state_names(layout: str) -> list[str]:
             for axis in ("x", "y", "z")[: STATE_PARTS[part].stop - STATE_PARTS[part].start]]
 
 
-def state_layout_of(dim: int) -> str:
-    """The layout whose state has `dim` dimensions (a policy's state size names the env it was trained in)."""
+def state_layout_of(dim: int, names: tuple[str, ...] | list[str] = ()) -> str:
+    """The layout a policy was trained on: the one with these per-dimension `names`, else (a policy from
+    before names were kept, or names of no layout) the only one with `dim` dimensions."""
+    named = [k for k in STATE_LAYOUTS if state_names(k) == list(names)]
+    if named:
+        return named[0]
     found = [k for k in STATE_LAYOUTS if len(state_names(k)) == dim]
-    if not found:
-        raise WamError(f"no Meta-World state layout has {dim} dimensions "
-                       f"({', '.join(f'{k}: {len(state_names(k))}' for k in STATE_LAYOUTS)})")
+    if len(found) != 1:
+        sizes = ", ".join(f"{k}: {len(state_names(k))}" for k in STATE_LAYOUTS)
+        raise WamError(f"no single Meta-World state layout has {dim} dimensions ({sizes}) and the policy's state "
+                       f"names {list(names) or '(none kept)'} are none of theirs: train it again on its dataset")
     return found[0]
 
 

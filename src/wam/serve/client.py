@@ -148,6 +148,11 @@ class PolicyClient:
         return int(self.info["features"][STATE_KEY]["shape"][-1])
 
     @property
+    def state_names(self) -> tuple[str, ...]:
+        """Per-dimension names of that state (() when the server does not say)."""
+        return tuple(self.info["features"][STATE_KEY].get("names") or ())
+
+    @property
     def _queue(self) -> list:
         """Planned actions not yet executed (`wam eval` reads it to time the chunk requests)."""
         return [s for s in self.control.plan if s >= self.control.t]

@@ -86,7 +86,8 @@ def model_info(policy: WamPolicy, control_hz: float | None = None, tasks: list[s
     source = policy.source_size or size
     return {"paradigm": getattr(p, "name", ""), "integration": getattr(p.cfg, "integration", "tokens"),
             "features": {policy.image_key: {"dtype": "uint8", "shape": [to, source, source, 3]},
-                         STATE_KEY: {"dtype": "float32", "shape": [to, policy.normalizer.state_mean.numel()]}},
+                         STATE_KEY: {"dtype": "float32", "shape": [to, policy.normalizer.state_mean.numel()],
+                                     "names": list(policy.state_names) or None}},
             "image_sizes": sorted({size, source}), "obs_offsets": list(p.cfg.obs),
             "action": {"dtype": "float32", "shape": [policy.chunk, policy.normalizer.action_min.numel()]},
             "chunk": policy.chunk, "n_action_steps": policy.n_action_steps, "control_hz": control_hz,
