@@ -324,3 +324,19 @@ def test_eval_paraphrase_option():
     assert task_instruction("reach", -1) != task_instruction("reach", 0) == paraphrases("reach-v3")[0]
     with pytest.raises(ConfigError, match="--paraphrase"):
         EvalConfig(policy="p", paraphrase=4).check()
+
+
+def test_only_an_outside_reference_sets_its_own_image_size(finished, tmp_path):
+    """The conv reference reads pixels, so a study may give it another frame size than the world model's (whose
+    latents every WAM cell reads, at the world model's size)."""
+    from wam.study import cell_config
+
+    cfg, root, _ = finished
+    args = (1, 0, 5, root / "pretrain", root / "data", tmp_path / "c")
+    big = VariantSpec.parse({"name": "conv48", "paradigm": "conv_reference", "init": "scratch",
+                             "overrides": {"data": {"image_size": 48}}}, 0)
+    big.check()
+    assert cell_config(cfg, big, *args).data.image_size == 48
+    assert cell_config(cfg, VariantSpec.parse("action_only", 1), *args).data.image_size == cfg.pretrain.data.image_size != 48
+    with pytest.raises(ConfigError, match="only an outside reference"):
+        VariantSpec.parse({"paradigm": "joint", "overrides": {"data.image_size": 48}}, 0).check()

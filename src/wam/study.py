@@ -117,8 +117,9 @@ def cell_config(cfg: StudyConfig, variant: VariantSpec, demos: int, seed: int, s
     """The `wam train` config of one cell: shared settings, the variant's, the cell's data, seed and steps."""
     wm_cfg = read_config(PretrainConfig, resolve_checkpoint(wm))
     tc = apply_overrides(copy.deepcopy(cfg.train), variant.overrides)
+    size = variant.overrides.get("data.image_size", wm_cfg.data.image_size)  # only a reference's may differ
     tc = apply_overrides(tc, {"paradigm": variant.paradigm, "policy.integration": variant.integration,
-                              "data.path": str(data), "data.image_size": wm_cfg.data.image_size,
+                              "data.path": str(data), "data.image_size": size,
                               "data.episodes_per_task": demos, "optim.seed": seed, "optim.steps": steps,
                               "text_encoder": wm_cfg.text_encoder, "out": str(out)})
     if variant.init == "pretrained":

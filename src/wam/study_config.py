@@ -37,7 +37,8 @@ from wam.reference import REFERENCES
 from wam.train import TrainConfig
 
 INITS = ("pretrained", "scratch")
-# TrainConfig keys each cell sets (image size and text encoder: the world model's)
+# TrainConfig keys each cell sets (image size and text encoder: the world model's; an outside reference, which
+# reads pixels and not the tokenizer's latents, may set its own data.image_size)
 SET_BY_STUDY = ("paradigm", "init", "out", "policy.integration", "data.path", "data.episodes_per_task",
                 "data.image_size", "text_encoder", "optim.seed", "optim.steps")
 STUDIES = Path(__file__).resolve().parents[2] / "configs" / "studies"
@@ -55,6 +56,11 @@ class VariantSpec:
     overrides: dict = field(default_factory=dict)  # dotted TrainConfig keys, e.g. {policy.video_weight: 0}
     rate_of: str = ""  # train at this other variant's measured rate (the same computation, e.g. a loss weight 0):
     # its cells then get the same steps, not a second measurement's noise
+
+    @property
+    def reads_pixels(self) -> bool:
+        """An outside reference: it reads frames at its own size, not the world model's latents."""
+        return self.paradigm in REFERENCES
 
     @classmethod
     def parse(cls, item, index: int) -> VariantSpec:
@@ -91,10 +97,11 @@ class VariantSpec:
                 raise ConfigError(where + str(exc)) from None
         if self.init not in INITS:
             raise ConfigError(f"{where}init must be one of {', '.join(INITS)}, got {self.init!r}")
-        taken = [k for k in self.overrides if k in SET_BY_STUDY]
+        taken = [k for k in self.overrides if k in SET_BY_STUDY and not (k == "data.image_size" and self.reads_pixels)]
         if taken:
             raise ConfigError(f"{where}{', '.join(taken)} is set by the study (paradigm, integration, init, demos, "
-                              "seed, budget, the world model), not by a variant's overrides")
+                              "seed, budget, the world model), not by a variant's overrides (only an outside "
+                              f"reference, {', '.join(REFERENCES)}, sets its own data.image_size)")
         try:
             apply_overrides(TrainConfig(), self.overrides).policy.check()
         except ConfigError as exc:
