@@ -46,3 +46,16 @@ def test_resume_ignores_parallel_and_the_cap(tmp_path):
     check_resume(tiny_study(tmp_path, **{"parallel": 2, "budget.total_cpu_hours": 3}), tmp_path)
     with pytest.raises(ConfigError, match="other settings .*data.video.collect.tasks"):
         check_resume(tiny_study(tmp_path, **POOL), tmp_path)
+
+
+def test_a_step_budget_alone_is_enough(tmp_path):
+    """`budget: {steps: N}` (as the study docstring shows) is not refused for the default CPU budget; a study that
+    sets neither trains each cell 300 CPU-s."""
+    from wam.study_config import load_study
+
+    path = tmp_path / "s.yaml"
+    for text, want in (("budget: {steps: 1000}", (1000, 0)), ("budget: {cpu_seconds: 60}", (0, 60)), ("name: s", (0, 300))):
+        path.write_text(text + "\n")
+        cfg = load_study(str(path))
+        cfg.check()
+        assert (cfg.budget.steps, cfg.budget.cpu_seconds) == want, text

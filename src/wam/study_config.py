@@ -37,6 +37,7 @@ from wam.reference import REFERENCES
 from wam.train import TrainConfig
 
 INITS = ("pretrained", "scratch")
+DEFAULT_CPU_SECONDS = 300.0  # a cell's training budget when a study sets neither budget.steps nor cpu_seconds
 # TrainConfig keys each cell sets (image size and text encoder: the world model's; an outside reference, which
 # reads pixels and not the tokenizer's latents, may set its own data.image_size)
 SET_BY_STUDY = ("paradigm", "init", "out", "policy.integration", "data.path", "data.episodes_per_task",
@@ -141,7 +142,8 @@ class StudyOfflineConfig:
 
 @dataclass
 class BudgetConfig:
-    """The same training budget for every cell: a number of steps, or CPU seconds."""
+    """The same training budget for every cell: a number of steps, or CPU seconds (neither set:
+    `DEFAULT_CPU_SECONDS`, filled in by `StudyConfig.check`)."""
 
     steps: int = 0  # optimizer steps per cell, every variant alike (0 = use cpu_seconds)
     cpu_seconds: float = 0.0  # per cell: steps = cpu_seconds x the variant's measured samples/s / batch size
@@ -172,7 +174,7 @@ class StudyConfig:
     variants: list[VariantSpec] = field(default_factory=_variants_default)
     demos: list[int] = field(default_factory=lambda: [5, 10])  # training demos per task
     seeds: list[int] = field(default_factory=lambda: [0])
-    budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(cpu_seconds=300.0))
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)  # `policy` and `out` are set per cell
     extra_paraphrases: list[int] = field(default_factory=list)  # also evaluate with these (-1 = training instruction)
     offline: StudyOfflineConfig = field(default_factory=StudyOfflineConfig)
@@ -203,6 +205,8 @@ class StudyConfig:
         if self.parallel < 1:
             raise ConfigError(f"parallel must be >= 1 (cells side by side), got {self.parallel}")
         b = self.budget
+        if b.steps == 0 and b.cpu_seconds == 0:  # neither given (`budget: {steps: 1000}` alone must not clash)
+            b.cpu_seconds = DEFAULT_CPU_SECONDS
         if (b.steps > 0) == (b.cpu_seconds > 0) or b.measure_steps < 1:
             raise ConfigError("budget: set exactly one of budget.steps (the same steps for every cell) or "
                               "budget.cpu_seconds (the same CPU time, turned into steps per variant); "
