@@ -330,6 +330,7 @@ def test_only_an_outside_reference_sets_its_own_image_size(finished, tmp_path):
     """The conv reference reads pixels, so a study may give it another frame size than the world model's (whose
     latents every WAM cell reads, at the world model's size)."""
     from wam.study import cell_config
+    from wam.study_plan import _sees
 
     cfg, root, _ = finished
     args = (1, 0, 5, root / "pretrain", root / "data", tmp_path / "c")
@@ -337,6 +338,7 @@ def test_only_an_outside_reference_sets_its_own_image_size(finished, tmp_path):
                              "overrides": {"data": {"image_size": 48}}}, 0)
     big.check()
     assert cell_config(cfg, big, *args).data.image_size == 48
+    assert "pixels at 48 px" in _sees(cfg, big)  # the dry run and summary.json say it
     assert cell_config(cfg, VariantSpec.parse("action_only", 1), *args).data.image_size == cfg.pretrain.data.image_size != 48
     with pytest.raises(ConfigError, match="only an outside reference"):
         VariantSpec.parse({"paradigm": "joint", "overrides": {"data.image_size": 48}}, 0).check()

@@ -212,7 +212,8 @@ def _pool_text(cfg: StudyConfig) -> str:
 
 def _sees(cfg: StudyConfig, variant) -> str:
     if variant.paradigm in REFERENCES:
-        return "labelled demos only (pixels; no tokenizer, no world model)"
+        size = variant.overrides.get("data.image_size")
+        return f"labelled demos only (pixels{f' at {size} px' if size else ''}; no tokenizer, no world model)"
     if variant.init == "scratch":
         return "labelled demos only, through the frozen tokenizer trained on the pretraining video"
     return "labelled demos + the world model pretrained on the pretraining video"
