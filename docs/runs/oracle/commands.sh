@@ -11,3 +11,20 @@ wam study docs/runs/oracle/oracle.yaml --data.path=data/mw5_c2_128_64 --pretrain
 # tables: cells of both folders linked into one, the privileged ones renamed action_only_privileged
 #   python scripts/vp_tables.py --study runs/oracle/combined --demos 5
 #   python scripts/vp_tables.py --study runs/oracle/combined --pairs action_only_privileged:action_only --pair_demos 2,5 --pair_plot docs/media/oracle_state_mw5.png
+
+# 2026-12-02 (eighth session), code f4b37e0 (collect --state=object|goal, layouts by name); one process a core, beside each other
+# which of the two the +0.36 is: the goal alone, the object alone (the same 1,137 steps: priv's rates.json)
+wam collect --tasks=mw5 --episodes=64 --camera=corner2 --image_size=128 --workers=1 --state=goal --out=data/mw5_c2_128_64_goal      # ~6 min
+wam collect --tasks=mw5 --episodes=64 --camera=corner2 --image_size=128 --workers=1 --state=object --out=data/mw5_c2_128_64_object  # ~6 min
+mkdir -p runs/oracle/goal runs/oracle/object && cp runs/oracle/priv/rates.json runs/oracle/goal/ && cp runs/oracle/priv/rates.json runs/oracle/object/
+wam study docs/runs/oracle/oracle.yaml --data.path=data/mw5_c2_128_64_goal --pretrain_run=runs/oracle/wm_tok --demos=5 --seeds=0,1,2 --out=runs/oracle/goal
+wam study docs/runs/oracle/oracle.yaml --data.path=data/mw5_c2_128_64_object --pretrain_run=runs/oracle/wm_tok --demos=5 --seeds=0,1,2 --out=runs/oracle/object
+# 20 demos, seed 0, 1,200 CPU-s (3,747 steps at the rate measured here; the proprio arm copies it), code f0cd201
+wam study docs/runs/oracle/oracle.yaml --data.path=data/mw5_c2_128_64_priv --pretrain_run=runs/oracle/wm_tok --demos=20 --seeds=0 --budget.cpu_seconds=1200 --out=runs/oracle/priv_d20
+mkdir -p runs/oracle/proprio_d20 && cp runs/oracle/priv_d20/rates.json runs/oracle/proprio_d20/
+wam study docs/runs/oracle/oracle.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/oracle/wm_tok --demos=20 --seeds=0 --budget.cpu_seconds=1200 --out=runs/oracle/proprio_d20
+# tables and the plot: every folder's cells linked into one folder, each arm renamed apart
+#   for arm in priv:action_only_privileged goal:action_only_goal object:action_only_object proprio:action_only priv_d20:action_only_privileged proprio_d20:action_only; do
+#     for d in runs/oracle/${arm%%:*}/cells/action_only__*; do n=$(basename $d); ln -sfn $PWD/$d runs/oracle/combined8/cells/${n/action_only/${arm##*:}}; done; done
+#   for D in 5 2 20; do python scripts/vp_tables.py --study runs/oracle/combined8 --demos $D; done
+#   python scripts/vp_tables.py --study runs/oracle/combined8 --pairs action_only_privileged:action_only,action_only_goal:action_only,action_only_object:action_only,action_only_privileged:action_only_goal,action_only_privileged:action_only_object --pair_demos 2,5,20 --pair_plot docs/media/oracle_state_mw5.png
