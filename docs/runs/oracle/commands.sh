@@ -28,3 +28,6 @@ wam study docs/runs/oracle/oracle.yaml --data.path=data/mw5_c2_128_64 --pretrain
 #     for d in runs/oracle/${arm%%:*}/cells/action_only__*; do n=$(basename $d); ln -sfn $PWD/$d runs/oracle/combined8/cells/${n/action_only/${arm##*:}}; done; done
 #   for D in 5 2 20; do python scripts/vp_tables.py --study runs/oracle/combined8 --demos $D; done
 #   python scripts/vp_tables.py --study runs/oracle/combined8 --pairs action_only_privileged:action_only,action_only_goal:action_only,action_only_object:action_only,action_only_privileged:action_only_goal,action_only_privileged:action_only_object --pair_demos 2,5,20 --pair_plot docs/media/oracle_state_mw5.png
+# the conv reference from 64 vs 128 px, equal steps (code baff564; 51 min beside the runs above)
+wam study docs/runs/oracle/conv_size.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/oracle/wm_tok --out=runs/oracle/conv_size
+#   python scripts/vp_tables.py --study runs/oracle/conv_size --pairs conv128:conv64 --pair_demos 5
