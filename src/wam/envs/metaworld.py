@@ -231,7 +231,8 @@ class MetaWorldEnv(gymnasium.Env):
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start an episode; the same `seed` gives the same scene, None draws a fresh one.
+        """Start an episode; the same `seed` gives the same scene, None draws a fresh one. Every episode starts
+        from cleared MuJoCo data, so it does not depend on what the env ran before (a worker reuses its env).
 
         ``info["seed"]`` is the seed that fixed the scene (drawn when `seed` is None), so
         ``reset(seed=info["seed"])`` reproduces it. Seeds drawn for None come from the env's
@@ -242,6 +243,10 @@ class MetaWorldEnv(gymnasium.Env):
         if seed is None:
             seed = int(self.np_random.integers(2**31 - 1))
         env.seed(int(seed))
+        import mujoco
+
+        inner = env.unwrapped
+        mujoco.mj_resetData(inner.model, inner.data)  # every episode from the same simulator state, whatever ran before
         state, _ = env.reset()  # (39,) float64
         self._steps, self._needs_reset = 0, False
         info = {"task": self._task, "instruction": self.instruction, "seed": int(seed)}
