@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from wam.data.frames import resize_frames
 from wam.data.windows import ACTION_KEY, STATE_KEY
 from wam.errors import WamError
+from wam.paradigms.auxiliary import auxiliary_loss
 from wam.runs.device import module_device, resolve_device, to_device
 from wam.runs.precision import Precision, choose_precision
 from wam.runs.seeding import episode_generator
@@ -151,6 +152,8 @@ class WamPolicy(nn.Module):
         if "action" in batch:
             out["action"], out["action_is_pad"] = self.normalizer.action(batch["action"]), batch["action_is_pad"]
         out.update({k: batch[k] for k in ("frame_index", "episode_length") if k in batch})  # the value target's
+        if "obs.aux" in batch:  # (B, To, De): the auxiliary head's targets, at the current (last obs) frame
+            out["aux.target"] = batch["obs.aux"][:, -1]
         if self.paradigm.video and ("future.latent" in batch or "future.image" in batch):
             out["future.latent"] = batch.get("future.latent", None)
             if out["future.latent"] is None:
@@ -161,11 +164,15 @@ class WamPolicy(nn.Module):
         return out
 
     def forward(self, batch: dict) -> tuple[Tensor, dict]:
-        return self.paradigm.loss(self.prepare(batch))
+        return self.loss(batch)
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> tuple[Tensor, dict]:
-        """The trainer's entry point (same as forward, with a noise generator for validation)."""
-        return self.paradigm.loss(self.prepare(batch), generator)
+        """The trainer's entry point (forward, with a noise generator for validation): the paradigm's loss,
+        plus the auxiliary targets' (`policy.aux`, wam.paradigms.auxiliary) where the batch holds them."""
+        batch = self.prepare(batch)
+        loss, metrics = self.paradigm.loss(batch, generator)
+        parts = getattr(self.paradigm, "parts", None)
+        return auxiliary_loss(parts, batch, loss, metrics) if parts is not None else (loss, metrics)
 
     # -- acting -------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, task: str = "", episode: int = 0,

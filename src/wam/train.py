@@ -36,10 +36,11 @@ from wam.data.stats import vector_stats
 from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import ACTION_KEY, STATE_KEY, WindowDataset, WindowSpec
-from wam.errors import ConfigError, WamError
+from wam.errors import ConfigError, DatasetError, WamError
 from wam.imagination import load_world_model
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms import PARADIGM_NAMES, PolicyModelConfig, build_paradigm, strategy
+from wam.paradigms.auxiliary import AUX_KEY
 from wam.paradigms.latent_actions import adopt_pretrained
 from wam.paradigms.settings import LatentActionsConfig
 from wam.policy import WamPolicy
@@ -76,6 +77,9 @@ class TrainConfig:
             if self.init or self.policy.integration != "tokens":
                 raise ConfigError(f"'{self.paradigm}' is the outside reference policy: it trains from scratch on "
                                   f"pixels, so --init and --policy.integration do not apply")
+            if self.policy.aux.names():
+                raise ConfigError(f"policy.aux.targets trains a head on the WAM backbone's features; the outside "
+                                  f"reference ({self.paradigm}) has none")
         else:
             strategy(self.paradigm, self.policy.integration)  # refuses invalid combinations
         if self.policy.integration == "latent_actions" and not self.init:
@@ -164,6 +168,8 @@ def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder | None, stats: di
         paradigm = REFERENCES[cfg.paradigm](cfg.policy, cfg.data.image_size)
     else:
         paradigm = build_paradigm(cfg.paradigm, cfg.policy, tokenizer)
+        if getattr(paradigm.parts, "aux_head", None) is not None and AUX_KEY in stats:  # else: loaded with the weights
+            paradigm.parts.aux_head.set_stats(stats[AUX_KEY])
     return WamPolicy(paradigm, stats, image_key, get_text_encoder(cfg.text_encoder), source_size=source_size,
                      n_action_steps=cfg.policy.n_action_steps or None, ensemble=cfg.policy.ensemble or None,
                      state_names=cfg.data.state_names)
@@ -215,8 +221,11 @@ def training_stats(ds: LeRobotDataset, train_eps: list[int], actionless: list[in
     """Normalisation statistics from the training episodes only (never held-out ones, nor tasks left
     out by `data.tasks`); the actions' from those whose actions are used."""
     labelled = [e for e in train_eps if e not in set(actionless)]
-    return {STATE_KEY: vector_stats(ds.read_columns([STATE_KEY], train_eps)[STATE_KEY]),
-            ACTION_KEY: vector_stats(ds.read_columns([ACTION_KEY], labelled)[ACTION_KEY])}
+    stats = {STATE_KEY: vector_stats(ds.read_columns([STATE_KEY], train_eps)[STATE_KEY]),
+             ACTION_KEY: vector_stats(ds.read_columns([ACTION_KEY], labelled)[ACTION_KEY])}
+    if AUX_KEY in ds.features:  # the auxiliary targets' standardisation (policy.aux), from the same episodes
+        stats[AUX_KEY] = vector_stats(ds.read_columns([AUX_KEY], train_eps)[AUX_KEY])
+    return stats
 
 
 def policy_windows(cfg: TrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int], video: bool,
@@ -224,7 +233,8 @@ def policy_windows(cfg: TrainConfig, ds: LeRobotDataset, latents: np.ndarray, ep
     """Windows over latents (or pixels, (N, H, W, 3)) with what a policy trains on: obs, state, the action
     chunk, the future if `video`."""
     spec = WindowSpec(obs=cfg.policy.obs, future=cfg.policy.future if video else (),
-                      action=tuple(range(cfg.policy.chunk)), state=True, image_key=cfg.data.image_key)
+                      action=tuple(range(cfg.policy.chunk)), state=True, image_key=cfg.data.image_key,
+                      aux_key=AUX_KEY if cfg.policy.aux.names() else None)
     return latent_windows(ds, spec, latents, episodes, actionless)
 
 
@@ -278,6 +288,9 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     distributed.wait_for_rank_zero()  # rank 0 decodes, trains a tokenizer and writes first; the others read
     ds, frames, train_eps, val_eps = open_data(cfg, progress)
     adopt_dims(cfg, ds)
+    if cfg.policy.aux.names() and AUX_KEY not in ds.features:
+        raise DatasetError(f"policy.aux.targets={cfg.policy.aux.targets} reads {AUX_KEY}, which {cfg.data.path} "
+                           f"has not got (a real robot's data records no object or goal positions)")
     hidden_tasks, hidden = video_only(cfg, ds)
     policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, training_stats(ds, train_eps, hidden), out,
                                        device)

@@ -58,6 +58,9 @@ class BackboneParts(FrameLatents, nn.Module):
         cfg.check()
         if action_frame and not video:
             raise ConfigError("actions written into a latent frame need the future (video) group")
+        if cfg.aux.names():
+            raise ConfigError(f"policy.aux.targets needs wam's own backbone for now (backbone.kind=wam), not "
+                              f"{cfg.backbone.kind}: its head reads one frame's tokens of the obs group")
         self.cfg = cfg
         self.tokenizer = tokenizer.requires_grad_(False).eval()
         self.backbone = make_backbone(cfg.backbone, tokenizer, getattr(cfg, "lora", None))

@@ -15,6 +15,7 @@ One sample, as returned by `WindowDataset[i]` (T* = number of offsets, images ch
 
     obs.image (To, 3, H, W) uint8      obs.state (To, Ds) float32     obs_is_pad (To,) bool
     future.image (Tf, 3, H, W) uint8   future_is_pad (Tf,) bool      future.state (Tf, Ds) float32 (with state)
+    obs.aux (To, De) float32 (with `aux_key`: that column at the obs frames, e.g. the environment state)
     action (Ta, Da) float32            action_is_pad (Ta,) bool
     task str, task_index, episode_index, frame_index, episode_length int64 (its episode's frames)
 
@@ -48,6 +49,7 @@ class WindowSpec:
     action: tuple[int, ...] = ()
     state: bool = True
     image_key: str | None = None  # None: the dataset's first video feature
+    aux_key: str | None = None  # a column read at the obs frames as `obs.aux` (auxiliary targets, never inputs)
 
     @property
     def action_free(self) -> bool:
@@ -116,6 +118,11 @@ class WindowDataset(Dataset):
     def _read_columns(self) -> dict[str, np.ndarray]:
         wanted = ["task_index"] + ([STATE_KEY] if self.spec.state else [])
         wanted += [] if self.spec.action_free else [ACTION_KEY]
+        if self.spec.aux_key:
+            if self.spec.aux_key not in self.dataset.features:
+                raise DatasetError(f"{self.dataset.root}: no {self.spec.aux_key} column to read auxiliary targets "
+                                   f"from (policy.aux.targets); its features: {', '.join(self.dataset.features)}")
+            wanted.append(self.spec.aux_key)
         cols = self.dataset.read_columns(wanted, self.episode_ids)  # never `action` when action-free
         if ACTION_KEY in cols:  # the actions of actionless episodes never leave this class
             cols[ACTION_KEY][np.repeat(self.actionless, self.lengths)] = 0
@@ -143,6 +150,8 @@ class WindowDataset(Dataset):
         sample: dict = {"obs.image": self._images(i, pos), "obs_is_pad": torch.from_numpy(pad)}
         if self.spec.state:
             sample["obs.state"] = torch.from_numpy(self.columns[STATE_KEY][base + pos])
+        if self.spec.aux_key:
+            sample["obs.aux"] = torch.from_numpy(self.columns[self.spec.aux_key][base + pos])
         if self.spec.future:
             pos, pad = self._gather(i, self.spec.future)
             sample["future.image"], sample["future_is_pad"] = self._images(i, pos), torch.from_numpy(pad)

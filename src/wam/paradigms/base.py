@@ -37,6 +37,7 @@ from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_t
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.token_groups import GroupMask, TokenGroup
 from wam.nn.transformer import SHARED, BackboneConfig, KVCache
+from wam.paradigms.auxiliary import AuxConfig, AuxHead
 from wam.paradigms.settings import (HierarchicalConfig, JointConfig, LatentActionsConfig, LatentFrameConfig,
                                     MimicConfig)
 from wam.reference_config import ReferenceConfig
@@ -90,6 +91,7 @@ class PolicyModelConfig:
     ensemble: float = 0.0  # > 0: ACT's temporal ensembling with this decay (re-plan every step); 0 = off
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
     lora: LoraConfig = field(default_factory=LoraConfig)  # LoRA / freezing of a diffusers backbone (wam.backbones)
+    aux: AuxConfig = field(default_factory=AuxConfig)  # auxiliary position targets of any paradigm (auxiliary.py)
     # each paradigm's own settings (wam.paradigms.settings), read only by the strategies that name them
     mimic: MimicConfig = field(default_factory=MimicConfig)
     joint: JointConfig = field(default_factory=JointConfig)
@@ -108,6 +110,7 @@ class PolicyModelConfig:
     def check(self) -> None:
         self.backbone.check()
         self.lora.check()
+        self.aux.check()
         for section in self.SECTIONS:
             getattr(self, section).check()
         if self.chunk < 1 or self.video_weight < 0 or self.action_weight <= 0:
@@ -137,7 +140,7 @@ class WamParts(VideoWorldModel):
     model by structure (wam.models.transfer). `self.cfg` is the world model's config (its future
     offsets include the action / state frames); the policy's is `self.policy_cfg`."""
 
-    POLICY_ONLY = ("state_in", "action_io")  # the policy's own modules: fresh at `--init`
+    POLICY_ONLY = ("state_in", "action_io", "aux_head")  # the policy's own modules: fresh at `--init`
 
     def __init__(self, cfg: PolicyModelConfig, tokenizer: FrameAutoencoder, video: bool = True,
                  actions: bool = True, action_frame: bool = False):
@@ -164,6 +167,9 @@ class WamParts(VideoWorldModel):
         self.obs_times = obs
         self.register_buffer("state_pos", vector_positions(cfg.obs), persistent=False)
         self.register_buffer("action_pos", vector_positions(range(cfg.chunk)), persistent=False)
+        rows = self.grid // cfg.patch
+        self.aux_head = AuxHead(cfg.aux, width, rows * rows) if cfg.aux.names() else None
+        self.aux_features: Tensor | None = None  # the last pass's obs tokens (B, To * n, W), for aux_head
 
     def extension(self, key: str, other: dict) -> bool:
         """`key` is a MoT expert's tensor and `other` (a state dict) has none of that expert."""
@@ -206,6 +212,8 @@ class WamParts(VideoWorldModel):
         Groups in `cache` (from `prefill`) are not recomputed."""
         cached = cache.names if cache is not None else set()
         out = self.backbone([*self._groups(batch, future, action, cached), *extra], mask, cache=cache)
+        if self.aux_head is not None and "obs" in out:  # training and validation passes (acting: cached)
+            self.aux_features = out["obs"]  # clean: the same in every pass (wam.paradigms.auxiliary)
         result = {g.name: out[g.name] for g in extra}
         if future is not None and "future" not in cached:
             frames = len(self.future_times)
