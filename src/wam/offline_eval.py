@@ -44,6 +44,7 @@ from wam.data.windows import collate_windows
 from wam.errors import ConfigError
 from wam.imagination import bootstrap_ci, moving_psnr, swap_summary
 from wam.paradigms import VARIANTS
+from wam.paradigms.auxiliary import aux_r2, perceive
 from wam.paradigms.base import keep_mask
 from wam.policy import WamPolicy
 from wam.pretrain import LatentCollate, encode_all, frame_rows
@@ -131,6 +132,10 @@ def score_batch(policy: WamPolicy, batch: dict, pixels: dict, swap_text: torch.T
     if cfg.given_future == "real":
         rows["real"] = chunk_error(_act(policy, prep, seed, given_future=prep["future.latent"])[0], target, pad)
     rows.update(offset_errors(policy, prep, future, target, pad, cfg, seed))
+    head = getattr(getattr(policy.paradigm, "parts", None), "aux_head", None)
+    if head is not None and "aux.target" in prep:  # the auxiliary head's positions, (B, D) each
+        rows["aux_pred"] = perceive(policy.paradigm.parts, prep).float().cpu().numpy()
+        rows["aux_true"] = head.target(prep["aux.target"]).cpu().numpy()
     if swap_text is not None:
         other = {**prep, "text_emb": swap_text.to(policy.device)}
         swapped, swapped_future = _act(policy, other, seed)
@@ -198,6 +203,9 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     scores = {k: np.concatenate(v) for k, v in out.items()}
     episodes = np.asarray(windows.episode_ids)[windows.sample_episode[picks]]
     result = summarise(scores, episodes, ds, _video_only(run, tcfg), cfg)
+    if "aux_pred" in scores:  # how well the auxiliary head reads the positions on held-out episodes
+        result["aux_r2"] = aux_r2(scores["aux_pred"], scores["aux_true"], tasks_of(ds, episodes),
+                                  tcfg.policy.aux.names())
     result.update(policy=str(cfg.policy), paradigm=tcfg.paradigm, integration=tcfg.policy.integration,
                   config=asdict(cfg))
     path = Path(cfg.out) if cfg.out else run / "eval_offline.json"
@@ -222,11 +230,16 @@ def _video_only(run: Path, tcfg: TrainConfig) -> list[str]:
     return resolve_tasks(tcfg.data.video_only_tasks) if tcfg.data.video_only_tasks else []
 
 
+def tasks_of(ds, episodes: np.ndarray) -> np.ndarray:
+    """Each window's task: the episode's Meta-World task name, else its instruction."""
+    return np.array([ds.episodes[e].extras.get("env_task") or ds.episode_task(e) for e in episodes])
+
+
 def summarise(scores: dict[str, np.ndarray], episodes: np.ndarray, ds, video_only: list[str],
               cfg: OfflineEvalConfig) -> dict:
     """The JSON result: the chosen mode's error overall and per task, and the paired comparisons."""
     main = scores[cfg.given_future]
-    task_of = np.array([ds.episodes[e].extras.get("env_task") or ds.episode_task(e) for e in episodes])
+    task_of = tasks_of(ds, episodes)
     result = {"given_future": cfg.given_future, "episodes": int(len(np.unique(episodes))), **_summary(main, episodes),
               "per_task": {t: {**_summary(main[task_of == t], episodes[task_of == t]), "video_only": t in video_only}
                            for t in dict.fromkeys(task_of)},

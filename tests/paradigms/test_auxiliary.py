@@ -15,7 +15,7 @@ from wam.config import apply_overrides
 from wam.data.writer import LeRobotWriter
 from wam.errors import ConfigError, DatasetError
 from wam.paradigms import VARIANTS
-from wam.paradigms.auxiliary import AUX_KEY, AuxConfig, auxiliary_loss
+from wam.paradigms.auxiliary import AUX_KEY, AuxConfig, aux_r2, auxiliary_loss, perceive
 from wam.train import TrainConfig, load_policy, train_policy
 
 AUX = AuxConfig(targets="object,goal")
@@ -56,6 +56,22 @@ def test_the_obs_tokens_are_the_same_in_every_pass():
         p.loss(x, torch.Generator().manual_seed(seed))
         seen.append(p.parts.aux_features.detach().clone())
     assert torch.allclose(*seen, atol=1e-5)
+    p.eval()
+    assert torch.allclose(perceive(p.parts, x), p.parts.aux_head(seen[0]), atol=1e-5)  # what eval-offline reads
+
+
+def test_aux_r2_per_target_and_task():
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=(40, 6))
+    true[20:, 3:] = 1.5  # the second target fixed in task b: no spread to explain
+    tasks = np.array(["a"] * 20 + ["b"] * 20)
+    pred = true.copy()
+    pred[:, :3] = true[:, :3] + rng.normal(size=(40, 3)) * np.sqrt(0.5) * true[:, :3].std(0)
+    r2 = aux_r2(pred, true, tasks, ["object", "goal"])
+    assert r2["goal"]["all"] == 1.0 and r2["goal"]["a"] == 1.0 and r2["goal"]["b"] is None
+    assert 0.3 < r2["object"]["all"] < 0.7
+    mean = np.broadcast_to(true.mean(0), true.shape)
+    assert aux_r2(mean, true, tasks, ["object", "goal"])["object"]["all"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_the_head_learns_a_position_from_the_frame():
@@ -108,6 +124,10 @@ def test_train_with_aux_targets_end_to_end(tmp_path):
     assert 0.2 < head.target_mean[0].item() < 0.8  # the training episodes' mean column, saved with the weights
     obs = {IMAGE_KEY: moving_square(1)[0], "observation.state": np.zeros(4, np.float32), "task": "push the square"}
     assert policy.select_action(obs, generator=torch.Generator().manual_seed(0)).shape == (4,)
+    from wam.offline_eval import OfflineEvalConfig, offline_eval
+
+    result = offline_eval(OfflineEvalConfig(policy=str(tmp_path / "p"), windows_per_episode=8), progress=False)
+    assert set(result["aux_r2"]["object"]) == {"all", "task0"} and np.isfinite(result["aux_r2"]["object"]["all"])
 
 
 def test_aux_targets_need_the_environment_state_and_a_wam(tmp_path):

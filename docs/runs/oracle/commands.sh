@@ -31,3 +31,9 @@ wam study docs/runs/oracle/oracle.yaml --data.path=data/mw5_c2_128_64 --pretrain
 # the conv reference from 64 vs 128 px, equal steps (code baff564; 51 min beside the runs above)
 wam study docs/runs/oracle/conv_size.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/oracle/wm_tok --out=runs/oracle/conv_size
 #   python scripts/vp_tables.py --study runs/oracle/conv_size --pairs conv128:conv64 --pair_demos 5
+
+# 2026-12-02 (ninth session), code 76bdc96 (policy.aux); one process a core
+# teaching the positions instead of giving them: the proprio dataset, an auxiliary head regressing object and goal
+# xyz from the current frame's tokens (never an input), the same 1,137 steps (priv's rate copied)
+mkdir -p runs/oracle/aux && echo '{"action_only_aux": 121.2995}' > runs/oracle/aux/rates.json
+wam study docs/runs/oracle/aux.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/oracle/wm_tok --demos=5 --seeds=0,1,2 --out=runs/oracle/aux

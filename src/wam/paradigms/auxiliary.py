@@ -27,9 +27,12 @@ from torch import Tensor, nn
 
 from wam.envs.target_masks import ENV_STATE_KEY, TARGETS
 from wam.errors import ConfigError
+from wam.nn.token_groups import GroupMask
 
 AUX_KEY = ENV_STATE_KEY  # the dataset column the targets are read from
 SQUEEZE = 16  # channels each token keeps before the tokens are read together
+CLEAN = ("text", "obs", "state")
+CLEAN_ONLY = GroupMask(allowed={g: set(CLEAN) for g in CLEAN})  # one pass of the clean groups
 
 
 @dataclass
@@ -98,3 +101,27 @@ def auxiliary_loss(parts: nn.Module, batch: dict, loss: Tensor, metrics: dict) -
     aux = F.mse_loss(head(features), head.target(batch["aux.target"]))
     weight = parts.policy_cfg.aux.weight
     return loss + weight * aux, {**metrics, "aux_loss": aux.detach()}
+
+
+@torch.no_grad()
+def perceive(parts: nn.Module, batch: dict) -> Tensor:
+    """(B, D) the head's standardised positions from one pass of the clean groups (text, obs, state): for
+    inspection (`wam eval-offline`'s `aux_r2`); acting never calls it."""
+    if getattr(parts, "aux_head", None) is None:
+        raise ConfigError("this policy has no auxiliary head (policy.aux.targets is empty)")
+    parts.run(batch, CLEAN_ONLY)
+    features, parts.aux_features = parts.aux_features, None
+    return parts.aux_head(features)
+
+
+def aux_r2(pred: np.ndarray, true: np.ndarray, tasks: np.ndarray, names: list[str]) -> dict:
+    """R^2 of the head's positions (N, 3 * len(names)) against the recorded ones, per target: over all windows
+    (`all`, which credits telling the tasks apart) and within each task (a task's own spread only); None where
+    a target does not vary (a fixed goal in one task's held-out windows)."""
+    def r2(p: np.ndarray, t: np.ndarray) -> float | None:
+        total = float(((t - t.mean(0)) ** 2).sum())
+        return None if total < 1e-9 * max(len(t), 1) else round(1 - float(((p - t) ** 2).sum()) / total, 4)
+
+    groups = {"all": np.ones(len(tasks), bool), **{str(t): tasks == t for t in dict.fromkeys(tasks)}}
+    return {name: {g: r2(pred[m, 3 * i:3 * i + 3], true[m, 3 * i:3 * i + 3]) for g, m in groups.items()}
+            for i, name in enumerate(names)}
