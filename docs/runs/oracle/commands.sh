@@ -37,3 +37,7 @@ wam study docs/runs/oracle/conv_size.yaml --data.path=data/mw5_c2_128_64 --pretr
 # xyz from the current frame's tokens (never an input), the same 1,137 steps (priv's rate copied)
 mkdir -p runs/oracle/aux && echo '{"action_only_aux": 121.2995}' > runs/oracle/aux/rates.json
 wam study docs/runs/oracle/aux.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/oracle/wm_tok --demos=5 --seeds=0,1,2 --out=runs/oracle/aux
+# the head's R^2 on the held-out demos (code 88a7333, `aux_r2`), per seed
+for s in 0 1 2; do wam eval-offline --policy=runs/oracle/aux/cells/action_only_aux__d5__s$s --out=runs/oracle/aux/aux_r2_s$s.json; done
+# the pair in the plot: the aux cells linked into runs/oracle/combined8 as action_only_aux, then
+#   python scripts/vp_tables.py --study runs/oracle/combined8 --pairs action_only_privileged:action_only,action_only_goal:action_only,action_only_object:action_only,action_only_aux:action_only,action_only_privileged:action_only_goal,action_only_privileged:action_only_object --pair_demos 2,5,20 --pair_plot docs/media/oracle_state_mw5.png
