@@ -342,3 +342,15 @@ def test_only_an_outside_reference_sets_its_own_image_size(finished, tmp_path):
     assert cell_config(cfg, VariantSpec.parse("action_only", 1), *args).data.image_size == cfg.pretrain.data.image_size != 48
     with pytest.raises(ConfigError, match="only an outside reference"):
         VariantSpec.parse({"paradigm": "joint", "overrides": {"data.image_size": 48}}, 0).check()
+
+
+def test_an_arm_trained_on_positions_says_so():
+    """An arm with `policy.aux.targets` saw the labelled demos' recorded positions: the dry run and summary.json
+    say it beside what else the arm saw."""
+    from wam.study_plan import _sees
+
+    aux = VariantSpec.parse({"name": "repr_aux", "paradigm": "representation", "init": "pretrained",
+                             "overrides": {"policy.aux.targets": "object,goal"}}, 0)
+    aux.check()
+    assert "object,goal positions as training targets" in _sees(None, aux)
+    assert "positions" not in _sees(None, VariantSpec.parse("representation", 0))

@@ -214,9 +214,11 @@ def _sees(cfg: StudyConfig, variant) -> str:
     if variant.paradigm in REFERENCES:
         size = variant.overrides.get("data.image_size")
         return f"labelled demos only (pixels{f' at {size} px' if size else ''}; no tokenizer, no world model)"
+    aux = variant.overrides.get("policy.aux.targets")
+    also = f"; their recorded {aux} positions as training targets (policy.aux)" if aux else ""
     if variant.init == "scratch":
-        return "labelled demos only, through the frozen tokenizer trained on the pretraining video"
-    return "labelled demos + the world model pretrained on the pretraining video"
+        return f"labelled demos only, through the frozen tokenizer trained on the pretraining video{also}"
+    return f"labelled demos + the world model pretrained on the pretraining video{also}"
 
 
 def arms_seen(cfg: StudyConfig, wm: Path, data: Path) -> dict:
