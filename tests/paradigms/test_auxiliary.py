@@ -34,10 +34,11 @@ def test_every_variant_trains_the_head_and_acts_without_it(name, integration):
     total, metrics = auxiliary_loss(p.parts, x, loss, metrics)
     assert torch.isfinite(metrics["aux_loss"]) and total.item() == pytest.approx(loss.item() + metrics["aux_loss"].item(),
                                                                                   rel=1e-5)
-    total.backward()
-    head = p.parts.aux_head
-    assert head.out.weight.grad.abs().sum() > 0
-    assert p.parts.obs_in.proj_in.weight.grad.abs().sum() > 0  # the head's error reaches the features it reads
+    head, features = p.parts.aux_head, p.parts.obs_in.proj_in.weight
+    both = torch.autograd.grad(total, [head.out.weight, features], retain_graph=True)
+    alone = torch.autograd.grad(loss, features)[0]
+    assert both[0].abs().sum() > 0
+    assert not torch.allclose(both[1], alone)  # the head's error reaches the features it reads, not only the head
     p.eval()
     acted = p.act(x, torch.Generator().manual_seed(3))
     with torch.no_grad():
