@@ -41,3 +41,7 @@ wam study docs/runs/oracle/aux.yaml --data.path=data/mw5_c2_128_64 --pretrain_ru
 for s in 0 1 2; do wam eval-offline --policy=runs/oracle/aux/cells/action_only_aux__d5__s$s --out=runs/oracle/aux/aux_r2_s$s.json; done
 # the pair in the plot: the aux cells linked into runs/oracle/combined8 as action_only_aux, then
 #   python scripts/vp_tables.py --study runs/oracle/combined8 --pairs action_only_privileged:action_only,action_only_goal:action_only,action_only_object:action_only,action_only_aux:action_only,action_only_privileged:action_only_goal,action_only_privileged:action_only_object --pair_demos 2,5,20 --pair_plot docs/media/oracle_state_mw5.png
+# 20 demos, seed 0, the 20-demo oracle arms' steps (code 88a7333)
+mkdir -p runs/oracle/aux_d20 && echo '{"action_only_aux": 99.92615}' > runs/oracle/aux_d20/rates.json
+wam study docs/runs/oracle/aux.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/oracle/wm_tok --demos=20 --seeds=0 --budget.cpu_seconds=1200 --out=runs/oracle/aux_d20
+wam eval-offline --policy=runs/oracle/aux_d20/cells/action_only_aux__d20__s0 --out=runs/oracle/aux_d20/aux_r2_s0.json
