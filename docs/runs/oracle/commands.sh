@@ -45,3 +45,5 @@ for s in 0 1 2; do wam eval-offline --policy=runs/oracle/aux/cells/action_only_a
 mkdir -p runs/oracle/aux_d20 && echo '{"action_only_aux": 99.92615}' > runs/oracle/aux_d20/rates.json
 wam study docs/runs/oracle/aux.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/oracle/wm_tok --demos=20 --seeds=0 --budget.cpu_seconds=1200 --out=runs/oracle/aux_d20
 wam eval-offline --policy=runs/oracle/aux_d20/cells/action_only_aux__d20__s0 --out=runs/oracle/aux_d20/aux_r2_s0.json
+# the proprio arm's policies evaluated again after the env reset fix (e4c6bc5): every one of the 300 episodes ends as before
+for s in 0 1 2; do wam eval --policy=runs/oracle/proprio/cells/action_only__d5__s$s --episodes=20 --seed=10000 --workers=1 --max_steps=150 --videos=0 --out=runs/oracle/proprio_reeval/s$s; done
