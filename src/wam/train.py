@@ -217,13 +217,13 @@ def video_only(cfg: TrainConfig, ds: LeRobotDataset) -> tuple[list[str], list[in
     return tasks, [e.index for e in ds.episodes if e.extras.get("env_task") in tasks]
 
 
-def training_stats(ds: LeRobotDataset, train_eps: list[int], actionless: list[int]) -> dict:
+def training_stats(ds: LeRobotDataset, train_eps: list[int], actionless: list[int], aux: bool = False) -> dict:
     """Normalisation statistics from the training episodes only (never held-out ones, nor tasks left
     out by `data.tasks`); the actions' from those whose actions are used."""
     labelled = [e for e in train_eps if e not in set(actionless)]
     stats = {STATE_KEY: vector_stats(ds.read_columns([STATE_KEY], train_eps)[STATE_KEY]),
              ACTION_KEY: vector_stats(ds.read_columns([ACTION_KEY], labelled)[ACTION_KEY])}
-    if AUX_KEY in ds.features:  # the auxiliary targets' standardisation (policy.aux), from the same episodes
+    if aux:  # the auxiliary targets' standardisation (policy.aux), from the same episodes
         stats[AUX_KEY] = vector_stats(ds.read_columns([AUX_KEY], train_eps)[AUX_KEY])
     return stats
 
@@ -292,7 +292,8 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
         raise DatasetError(f"policy.aux.targets={cfg.policy.aux.targets} reads {AUX_KEY}, which {cfg.data.path} "
                            f"has not got (a real robot's data records no object or goal positions)")
     hidden_tasks, hidden = video_only(cfg, ds)
-    policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, training_stats(ds, train_eps, hidden), out,
+    stats = training_stats(ds, train_eps, hidden, aux=bool(cfg.policy.aux.names()))
+    policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, stats, out,
                                        device)
     if ctx.is_main:
         save_config(cfg, out / "config.yaml")
