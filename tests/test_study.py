@@ -273,6 +273,10 @@ def test_bad_study_configs_are_refused(tmp_path):
     write_dataset(tmp_path / "d", lengths=(20,) * 6)
     with pytest.raises(ConfigError, match=r"demos 3 per task, but .* holds 3 episodes of task0 \(1 for training"):
         run_study(tiny_study(tmp_path / "y", demos=[3], **{"data.path": str(tmp_path / "d")}), progress=False)
+    hidden = [{"paradigm": "joint"}, {"name": "more", "paradigm": "joint", "overrides": {"data.actionless_per_task": 2}}]
+    with pytest.raises(ConfigError, match=r"demos 1 \+ 2 without actions .* per task, but .* \(1 for training"):
+        run_study(tiny_study(tmp_path / "z", demos=[1], variants=hidden, **{"data.path": str(tmp_path / "d")}),
+                  progress=False)
 
 
 def test_a_variant_with_rate_of_trains_at_the_other_variant_s_measured_rate(tmp_path, monkeypatch):
@@ -354,3 +358,6 @@ def test_an_arm_trained_on_positions_says_so():
     aux.check()
     assert "object,goal positions as training targets" in _sees(None, aux)
     assert "positions" not in _sees(None, VariantSpec.parse("representation", 0))
+    more = VariantSpec.parse({"name": "ao", "paradigm": "action_only", "init": "scratch", "overrides": {
+        "policy.aux.targets": "object", "data.actionless_per_task": -1}}, 0)
+    assert "all the other training episodes a task with actions hidden (their recorded positions" in _sees(None, more)

@@ -74,6 +74,10 @@ class DataConfig:
     # their episodes keep frames and states, their actions are treated as missing (masked out of
     # every action loss) and left out of the action normalisation statistics
     video_only_tasks: str = ""
+    # `wam train` with episodes_per_task: the next N training episodes of each task train too, actions hidden
+    # (frames for a video loss, recorded positions for policy.aux); -1 = all the rest, 0 = none
+    actionless_per_task: int = 0
+    labelled_share: float = 0.0  # `wam train`: share of training windows from labelled episodes (repeated); 0 = as they come
     # train (and hold out) only these tasks of the dataset: Meta-World names or a suite, comma-separated; empty = all
     tasks: str = ""
     check: str = "cheap"  # verify the dataset at start (`wam data check`): off | cheap | full (decode every frame)
@@ -134,6 +138,9 @@ class PretrainConfig:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.data.val_fraction}")
         if self.data.episodes_per_task < 0:
             raise ConfigError(f"data.episodes_per_task must be >= 0 (0 = all), got {self.data.episodes_per_task}")
+        if self.data.actionless_per_task or self.data.labelled_share:
+            raise ConfigError("data.actionless_per_task and data.labelled_share choose a policy's training windows "
+                              "(`wam train`); pretraining reads every training episode's video")
         if self.data.video_only_tasks and self.model.action_chunk:
             raise ConfigError("data.video_only_tasks hides actions from `wam train`; an action-conditioned world "
                               "model (model.action_chunk > 0) cannot be pretrained without them")

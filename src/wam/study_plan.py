@@ -41,15 +41,18 @@ def target_tasks(cfg: StudyConfig, ds: LeRobotDataset | None = None) -> list[str
 
 
 def check_labelled(cfg: StudyConfig, path: Path) -> None:
-    """Every target task of the labelled dataset has `max(demos)` training episodes (after held-out ones)."""
+    """Every target task of the labelled dataset has `max(demos)` training episodes (after held-out ones), and
+    as many more as a variant's `data.actionless_per_task` adds (-1: at least one)."""
     ds = LeRobotDataset(path)
     counts = Counter(_task_of(e) for e in ds.episodes)
-    frac, want = cfg.train.data.val_fraction, max(cfg.demos)
+    more = max([0] + [abs(int(v.overrides.get("data.actionless_per_task", 0))) for v in cfg.variants])
+    frac, want = cfg.train.data.val_fraction, max(cfg.demos) + more
     for task in target_tasks(cfg, ds):
         n = counts.get(task, 0)
         n_val = held_out_count(n, frac) if n > 1 else n
         if want > n - n_val:
-            raise ConfigError(f"demos {want} per task, but {path} holds {n} episodes of {task} ({n - n_val} for "
+            asked = f"demos {max(cfg.demos)}" + (f" + {more} without actions (data.actionless_per_task)" if more else "")
+            raise ConfigError(f"{asked} per task, but {path} holds {n} episodes of {task} ({n - n_val} for "
                               f"training, {n_val} held out at train.data.val_fraction={frac}); collect more or ask "
                               f"for fewer demos")
 
@@ -214,8 +217,12 @@ def _sees(cfg: StudyConfig, variant) -> str:
     if variant.paradigm in REFERENCES:
         size = variant.overrides.get("data.image_size")
         return f"labelled demos only (pixels{f' at {size} px' if size else ''}; no tokenizer, no world model)"
-    aux = variant.overrides.get("policy.aux.targets")
+    aux, more = variant.overrides.get("policy.aux.targets"), variant.overrides.get("data.actionless_per_task")
     also = f"; their recorded {aux} positions as training targets (policy.aux)" if aux else ""
+    if more:
+        count = "all the other" if int(more) < 0 else f"{more} more"
+        also += (f"; {count} training episodes a task with actions hidden"
+                 f"{' (their recorded positions as targets too)' if aux else ''}")
     if variant.init == "scratch":
         return f"labelled demos only, through the frozen tokenizer trained on the pretraining video{also}"
     return f"labelled demos + the world model pretrained on the pretraining video{also}"

@@ -11,6 +11,9 @@ loaded from `tokenizer.path`) and the backbone starts from scratch: the matched 
 `--policy.video_weight` set. The trainer is the one `wam pretrain` uses (EMA, exact resume, logs).
 `--data.video_only_tasks` trains some tasks from video alone: their actions are masked out of every
 action loss and of the action statistics; tasks.json records them (they still count as trained).
+`--data.actionless_per_task=N` (with `--data.episodes_per_task`) adds each task's next N training episodes
+with their actions hidden the same way (video loss and policy.aux read them), `--data.labelled_share`
+keeps the labelled windows' share of training windows (docs/policies.md).
 
 `--paradigm=conv_reference` trains the outside reference policy (wam.reference: a conv image policy,
 not a WAM) the same way, on the same windows with the frames as pixels: no tokenizer, no `--init`.
@@ -35,7 +38,7 @@ from wam.data.lerobot_format import LeRobotDataset
 from wam.data.stats import vector_stats
 from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
-from wam.data.windows import ACTION_KEY, STATE_KEY, WindowDataset, WindowSpec
+from wam.data.windows import ACTION_KEY, STATE_KEY, WindowDataset, WindowSpec, with_labelled_share
 from wam.errors import ConfigError, DatasetError, WamError
 from wam.imagination import load_world_model
 from wam.nn.tokenizer import FrameAutoencoder
@@ -89,6 +92,24 @@ class TrainConfig:
         self.optim.check()
         if self.data.episodes_per_task < 0:
             raise ConfigError(f"data.episodes_per_task must be >= 0 (0 = all), got {self.data.episodes_per_task}")
+        self._check_actionless()
+
+    def _check_actionless(self) -> None:
+        """`data.actionless_per_task` needs labelled demos to add to and a loss that reads episodes without actions."""
+        d = self.data
+        if not 0 <= d.labelled_share < 1:
+            raise ConfigError(f"data.labelled_share must be in [0, 1) (0 = windows as they come), got {d.labelled_share}")
+        if d.actionless_per_task < -1:
+            raise ConfigError(f"data.actionless_per_task must be >= -1 (-1 = all the rest), got {d.actionless_per_task}")
+        if not d.actionless_per_task:
+            return
+        if not d.episodes_per_task:
+            raise ConfigError("data.actionless_per_task adds episodes after the labelled demos of "
+                              "data.episodes_per_task; with it 0 every training episode is labelled already")
+        video = self.paradigm not in REFERENCES and strategy(self.paradigm, self.policy.integration).video
+        if not (video or self.policy.aux.names()):
+            raise ConfigError(f"data.actionless_per_task: nothing in a '{self.paradigm}' policy learns from episodes "
+                              f"without actions; add policy.aux.targets, or use a paradigm with a video loss")
 
 
 def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps, val_eps, out: Path,
@@ -217,6 +238,24 @@ def video_only(cfg: TrainConfig, ds: LeRobotDataset) -> tuple[list[str], list[in
     return tasks, [e.index for e in ds.episodes if e.extras.get("env_task") in tasks]
 
 
+def actionless_extras(cfg: TrainConfig, ds: LeRobotDataset, train_eps: list[int]) -> list[int]:
+    """The `data.actionless_per_task` training episodes of each task after its labelled demos (never
+    held-out ones): they train with their actions hidden."""
+    want = cfg.data.actionless_per_task
+    if not want:
+        return []
+    every, _ = split_episodes(ds, cfg.data.val_fraction, 0, cfg.data.tasks)
+    rest: dict[str, list[int]] = {ds.episodes[e].tasks[0]: [] for e in every}
+    for e in every:
+        if e not in set(train_eps):
+            rest[ds.episodes[e].tasks[0]].append(e)
+    short = [f"{task!r} ({len(eps)})" for task, eps in rest.items() if len(eps) < max(want, 1)]
+    if short:
+        raise ConfigError(f"data.actionless_per_task={want}, but past its {cfg.data.episodes_per_task} labelled demos "
+                          f"{cfg.data.path} has fewer training episodes for {', '.join(short)}")
+    return sorted(e for eps in rest.values() for e in (eps if want < 0 else eps[:want]))
+
+
 def training_stats(ds: LeRobotDataset, train_eps: list[int], actionless: list[int], aux: bool = False) -> dict:
     """Normalisation statistics from the training episodes only (never held-out ones, nor tasks left
     out by `data.tasks`); the actions' from those whose actions are used."""
@@ -292,6 +331,8 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
         raise DatasetError(f"policy.aux.targets={cfg.policy.aux.targets} reads {AUX_KEY}, which {cfg.data.path} "
                            f"has not got (a real robot's data records no object or goal positions)")
     hidden_tasks, hidden = video_only(cfg, ds)
+    extra = actionless_extras(cfg, ds, train_eps)
+    train_eps, hidden = sorted(train_eps + extra), hidden + extra
     stats = training_stats(ds, train_eps, hidden, aux=bool(cfg.policy.aux.names()))
     policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, stats, out,
                                        device)
@@ -299,16 +340,18 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
         save_config(cfg, out / "config.yaml")
         (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds, cfg.data.tasks), "video_only_tasks": hidden_tasks,
                                                     "instructions": list(ds.tasks)}, indent=1))
-        (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps}))
+        (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps, "actionless": extra}))
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     distributed.rank_zero_done()
     video = policy.paradigm.video
     train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden) for eps in (train_eps, val_eps))
+    train_set, share = with_labelled_share(train_set, cfg.data.labelled_share)
     collate = LatentCollate(text_table, latents=not policy.paradigm.pixels)
     picks = np.linspace(0, len(val_set) - 1, min(len(val_set), 2 * cfg.optim.batch_size)).astype(int)
     val_batches = [collate([val_set[int(i)] for i in chunk]) for chunk in np.array_split(picks, 2) if len(chunk)]
     n = sum(p.numel() for p in policy.parameters() if p.requires_grad)
     also = f", actions hidden for {', '.join(hidden_tasks)}" if hidden_tasks else ""
+    also += f", {len(extra)} more episodes with actions hidden ({share:.0%} of windows labelled)" if extra else ""
     print(f"{cfg.paradigm} policy: {n / 1e6:.2f}M trainable parameters, init {'from ' + cfg.init if cfg.init else 'scratch'}, "
           f"{len(train_set)} training windows, {len(val_eps)} held-out episodes{also}")
     return train(policy, train_set, collate, cfg.optim, out, KIND, cfg, val_batches, progress=progress, stop_at=stop_at,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from wam.data.frames import FrameSource, cached_frames
 from wam.data.lerobot_format import LeRobotDataset
@@ -166,6 +166,19 @@ class WindowDataset(Dataset):
                       episode_index=self.episode_ids[e], frame_index=int(self.sample_frame[i]),
                       episode_length=int(self.lengths[e]))
         return sample
+
+
+def with_labelled_share(windows: WindowDataset, share: float) -> tuple[Dataset, float]:
+    """`windows` with the labelled ones (episodes not `actionless`) repeated a whole number of times so they
+    make about `share` of the whole (0: as they are), and the share they make. One index list: the trainer's
+    sampler (exact resume included) is unchanged."""
+    labelled = ~windows.actionless[windows.sample_episode]  # (N,) per window
+    n_lab, n_rest = int(labelled.sum()), int((~labelled).sum())
+    if not share or not n_lab or not n_rest:
+        return windows, n_lab / len(windows)
+    repeat = max(1, round(share * n_rest / ((1 - share) * n_lab)))
+    index = np.concatenate([np.tile(np.flatnonzero(labelled), repeat), np.flatnonzero(~labelled)])
+    return Subset(windows, index.tolist()), repeat * n_lab / len(index)
 
 
 def collate_windows(samples: list[dict]) -> dict:
