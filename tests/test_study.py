@@ -361,3 +361,4 @@ def test_an_arm_trained_on_positions_says_so():
     more = VariantSpec.parse({"name": "ao", "paradigm": "action_only", "init": "scratch", "overrides": {
         "policy.aux.targets": "object", "data.actionless_per_task": -1}}, 0)
     assert "all the other training episodes a task with actions hidden (their recorded positions" in _sees(None, more)
+    assert "only" not in _sees(None, more) and "labelled demos only" in _sees(None, VariantSpec.parse("action_only", 0))

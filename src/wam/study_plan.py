@@ -224,7 +224,8 @@ def _sees(cfg: StudyConfig, variant) -> str:
         also += (f"; {count} training episodes a task with actions hidden"
                  f"{' (their recorded positions as targets too)' if aux else ''}")
     if variant.init == "scratch":
-        return f"labelled demos only, through the frozen tokenizer trained on the pretraining video{also}"
+        only = "" if more else " only"
+        return f"labelled demos{only}, through the frozen tokenizer trained on the pretraining video{also}"
     return f"labelled demos + the world model pretrained on the pretraining video{also}"
 
 
