@@ -16,6 +16,9 @@ import torch
 from torch import Tensor
 
 
+CLEAN = frozenset({"text", "obs", "state"})  # the conditioning groups: never noised, seeing only each other
+
+
 @dataclass
 class TokenGroup:
     name: str

@@ -27,11 +27,10 @@ from torch import Tensor, nn
 
 from wam.envs.target_masks import ENV_STATE_KEY, TARGETS
 from wam.errors import ConfigError
-from wam.nn.token_groups import GroupMask
+from wam.nn.token_groups import CLEAN, GroupMask
 
 AUX_KEY = ENV_STATE_KEY  # the dataset column the targets are read from
 SQUEEZE = 16  # channels each token keeps before the tokens are read together
-CLEAN = ("text", "obs", "state")
 CLEAN_ONLY = GroupMask(allowed={g: set(CLEAN) for g in CLEAN})  # one pass of the clean groups
 
 

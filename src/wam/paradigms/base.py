@@ -35,14 +35,13 @@ from wam.models.transfer import Loaded, load_world
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
 from wam.nn.tokenizer import FrameAutoencoder
-from wam.nn.token_groups import GroupMask, TokenGroup
+from wam.nn.token_groups import CLEAN, GroupMask, TokenGroup  # noqa: F401  (CLEAN: the paradigms import it from here)
 from wam.nn.transformer import SHARED, BackboneConfig, KVCache
 from wam.paradigms.auxiliary import AuxConfig, AuxHead
 from wam.paradigms.settings import (HierarchicalConfig, JointConfig, LatentActionsConfig, LatentFrameConfig,
                                     MimicConfig)
 from wam.reference_config import ReferenceConfig
 
-CLEAN = frozenset({"text", "obs", "state"})
 EXPERT_KEY = re.compile(r"^backbone\.(?:blocks\.\d+\.experts|final_ada)\.(\w+)\.")  # a MoT expert's tensors
 
 
