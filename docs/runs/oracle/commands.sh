@@ -47,8 +47,11 @@ wam study docs/runs/oracle/aux.yaml --data.path=data/mw5_c2_128_64 --pretrain_ru
 wam eval-offline --policy=runs/oracle/aux_d20/cells/action_only_aux__d20__s0 --out=runs/oracle/aux_d20/aux_r2_s0.json
 # the proprio arm's policies evaluated again after the env reset fix (e4c6bc5): every one of the 300 episodes ends as before
 for s in 0 1 2; do wam eval --policy=runs/oracle/proprio/cells/action_only__d5__s$s --episodes=20 --seed=10000 --workers=1 --max_steps=150 --videos=0 --out=runs/oracle/proprio_reeval/s$s; done
-# 20 demos, seeds 1 and 2, both arms side by side at the 20-demo rate (code ca5bc18; 41 min, 2 cells at a time)
+# 20 demos, seeds 1 and 2, both arms side by side at the 20-demo rate (code ca5bc18 src; 41 min, 2 cells at a time)
 mkdir -p runs/oracle/aux_pair_d20 && echo '{"action_only": 99.92615, "action_only_aux": 99.92615}' > runs/oracle/aux_pair_d20/rates.json
 wam study docs/runs/oracle/aux_pair.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/oracle/wm_tok --out=runs/oracle/aux_pair_d20
 # the three seeds together (seed 0 from proprio_d20 and aux_d20)
 python scripts/vp_tables.py --study runs/oracle/proprio_d20 --study runs/oracle/aux_d20 --study runs/oracle/aux_pair_d20 --demos 20 --base action_only
+# 20 demos, seed 0: action-only + aux that also reads every other training episode of each task, actions hidden (code 02131df)
+mkdir -p runs/oracle/aux_more_d20 && echo '{"action_only_aux_more": 99.92615}' > runs/oracle/aux_more_d20/rates.json
+wam study docs/runs/oracle/aux_more.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/oracle/wm_tok --out=runs/oracle/aux_more_d20
