@@ -245,9 +245,10 @@ def actionless_extras(cfg: TrainConfig, ds: LeRobotDataset, train_eps: list[int]
     if not want:
         return []
     every, _ = split_episodes(ds, cfg.data.val_fraction, 0, cfg.data.tasks)
+    labelled = set(train_eps)
     rest: dict[str, list[int]] = {ds.episodes[e].tasks[0]: [] for e in every}
     for e in every:
-        if e not in set(train_eps):
+        if e not in labelled:
             rest[ds.episodes[e].tasks[0]].append(e)
     short = [f"{task!r} ({len(eps)})" for task, eps in rest.items() if len(eps) < max(want, 1)]
     if short:
