@@ -260,7 +260,8 @@ def actionless_extras(cfg: TrainConfig, ds: LeRobotDataset, train_eps: list[int]
 def training_stats(ds: LeRobotDataset, train_eps: list[int], actionless: list[int], aux: bool = False) -> dict:
     """Normalisation statistics from the training episodes only (never held-out ones, nor tasks left
     out by `data.tasks`); the actions' from those whose actions are used."""
-    labelled = [e for e in train_eps if e not in set(actionless)]
+    hidden = set(actionless)
+    labelled = [e for e in train_eps if e not in hidden]
     stats = {STATE_KEY: vector_stats(ds.read_columns([STATE_KEY], train_eps)[STATE_KEY]),
              ACTION_KEY: vector_stats(ds.read_columns([ACTION_KEY], labelled)[ACTION_KEY])}
     if aux:  # the auxiliary targets' standardisation (policy.aux), from the same episodes
