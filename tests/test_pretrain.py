@@ -178,3 +178,23 @@ def test_latent_action_pretraining_never_reads_actions(tmp_path, monkeypatch):
     frames = torch.randn(2, 3, 4, 8, 8)  # (B, 1 + Tf, C, h, w) latents
     assert torch.equal(*(m.codes(frames[:, :1], frames[:, 1:]) for m in wm))
     assert not any(k.startswith("lam.") for k in a.ema)  # frozen in stage 2: no EMA, no optimizer state
+
+
+def test_target_weight_trains_the_tokenizer_on_the_recorded_object_and_goal(tmp_path):
+    """`tokenizer.target_weight` reads the Meta-World state to weight its loss (the saved tokenizer and config say
+    so); data without that state is refused before any frame is decoded."""
+    from wam.envs.collect import CollectConfig, collect
+    from wam.errors import ConfigError
+
+    write_dataset(tmp_path / "synthetic", lengths=(20, 22))
+    with pytest.raises(ConfigError, match="environment_state"):
+        pretrain(tiny_config(tmp_path / "synthetic", tmp_path / "no", **{"tokenizer.target_weight": 10.0}),
+                 progress=False)
+    assert not (tmp_path / "synthetic" / ".wam_cache").exists() and not (tmp_path / "no" / "tokenizer").exists()
+    collect(CollectConfig(tasks="push-v3", episodes=3, out=str(tmp_path / "push"), image_size=32, workers=1),
+            progress_bar=False)
+    pretrain(tiny_config(tmp_path / "push", tmp_path / "run", **{"tokenizer.target_weight": 10.0,
+                                                                 "optim.steps": 2}), progress=False)
+    saved = json.loads((tmp_path / "run" / "tokenizer" / "tokenizer.json").read_text())["config"]
+    assert saved["target_weight"] == 10.0 and saved["target_radius"] == 0.05
+    assert "target_weight: 10.0" in (tmp_path / "run" / "config.yaml").read_text()

@@ -47,6 +47,7 @@ from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import WindowDataset, WindowSpec, collate_windows
+from wam.envs.target_masks import camera_of, dataset_centres, require_target_state
 from wam.errors import ConfigError
 from wam.models.code_world_model import CodeWorldModel, LamStage
 from wam.models.transfer import extend_world
@@ -92,6 +93,8 @@ class TokenizerTrainConfig:
     base_channels: int = 32
     downsample: int = 8
     foreground_weight: float = 0.0  # extra loss weight on pixels that differ from the mean frame (objects, goals)
+    target_weight: float = 0.0  # extra loss weight inside discs around the recorded object and goal (Meta-World data)
+    target_radius: float = 0.05  # those discs' radius, a fraction of the frame
 
 
 @dataclass
@@ -161,7 +164,8 @@ class PretrainConfig:
         t = self.tokenizer
         return TokenizerConfig(image_size=self.data.image_size, latent_channels=t.latent_channels,
                                base_channels=t.base_channels, downsample=t.downsample,
-                               foreground_weight=t.foreground_weight)
+                               foreground_weight=t.foreground_weight, target_weight=t.target_weight,
+                               target_radius=t.target_radius)
 
 
 def adopt_init(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
@@ -239,12 +243,20 @@ def prepare_tokenizer(cfg: PretrainConfig, frames: np.ndarray, train_rows: np.nd
     torch.manual_seed(cfg.optim.seed)
     model = FrameAutoencoder(cfg.tokenizer_config()).to(device)
     train_autoencoder(model, np.asarray(frames[train_rows]), steps=cfg.tokenizer.steps,
-                      batch_size=cfg.tokenizer.batch_size, seed=cfg.optim.seed, precision=cfg.optim.precision)
+                      batch_size=cfg.tokenizer.batch_size, seed=cfg.optim.seed, precision=cfg.optim.precision,
+                      centres=target_centres(cfg, train_rows) if cfg.tokenizer.target_weight > 0 else None)
     report = reconstruction_report(model, np.asarray(frames[val_rows[:: max(len(val_rows) // 512, 1)]]))
     save_tokenizer(model, folder)
     (folder / "report.json").write_text(json.dumps(report, indent=2))
     print("tokenizer on held-out frames: " + ", ".join(f"{k} {v:.4g}" for k, v in report.items()))
     return model
+
+
+def target_centres(cfg: PretrainConfig, rows: np.ndarray) -> np.ndarray:
+    """The object's and goal's pixel centres (len(rows), 2, 2) in the training frames, for tokenizer.target_weight."""
+    ds = LeRobotDataset(cfg.data.path)
+    key = cfg.data.image_key or ds.video_keys[0]
+    return dataset_centres(ds, camera_of(key), cfg.data.image_size)[rows]
 
 
 def adopt_tokenizer(cfg: PretrainConfig, tokenizer: FrameAutoencoder) -> FrameAutoencoder:
@@ -255,6 +267,7 @@ def adopt_tokenizer(cfg: PretrainConfig, tokenizer: FrameAutoencoder) -> FrameAu
                           f"data.image_size is {cfg.data.image_size}")
     cfg.tokenizer.latent_channels, cfg.tokenizer.base_channels = t.latent_channels, t.base_channels
     cfg.tokenizer.downsample, cfg.tokenizer.foreground_weight = t.downsample, t.foreground_weight
+    cfg.tokenizer.target_weight, cfg.tokenizer.target_radius = t.target_weight, t.target_radius
     return tokenizer
 
 
@@ -337,6 +350,8 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = N
     distributed.wait_for_rank_zero()  # rank 0 decodes, trains the tokenizer and writes first; the others read
     ds = LeRobotDataset(cfg.data.path)
     require_clean(ds, cfg.data.check)
+    if cfg.tokenizer.target_weight > 0 and not cfg.tokenizer.path:
+        require_target_state(ds)  # before any frame is decoded
     key = cfg.data.image_key or (ds.video_keys[0] if ds.video_keys else "")
     frames = cached_frames(ds, key, image_size=cfg.data.image_size, progress=progress).frames
     train_eps, val_eps = split_episodes(ds, cfg.data.val_fraction, cfg.data.episodes_per_task, cfg.data.tasks)

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from wam.data.files import write_json_atomic
 from wam.data.frames import cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
+from wam.data.tasks import episodes_by_task
 from wam.envs.target_masks import ENV_STATE_KEY, TARGETS, camera_of, disc_mask, projections
 from wam.errors import ConfigError, WamError
 from wam.nn.image_metrics import psnr
@@ -261,14 +262,6 @@ class _Source:
 
     def rows(self, e: int, stride: int) -> np.ndarray:
         return np.arange(self.starts[e] + 1, self.starts[e + 1], stride)  # frame 0: stale goal marker
-
-
-def episodes_by_task(ds: LeRobotDataset) -> dict[str, list[int]]:
-    """Episode indices of each task: its Meta-World name where the dataset has it, else the instruction."""
-    by_task: dict[str, list[int]] = {}
-    for e, ep in enumerate(ds.episodes):
-        by_task.setdefault(str(ep.extras.get("env_task") or ds.episode_task(e)), []).append(e)
-    return by_task
 
 
 def split_held_out(episodes: list[int], val_fraction: float) -> tuple[list[int], list[int]]:

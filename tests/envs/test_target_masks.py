@@ -38,3 +38,24 @@ def test_future_discs_follow_the_object_frame_by_frame(pushed):
         px = projections("push-v3", "corner2", 32, state[[frame + 4, frame + 16]][:, TARGETS[name]])
         assert got[name].shape == (2, 1, 32, 32) and got[name].equal(disc_mask(px, 32, 0.08))
     assert not got["object"][0].equal(got["object"][1])  # the puck moved between the two future frames
+
+
+def test_dataset_centres_are_each_frames_projections_and_no_stale_goal(pushed):
+    from wam.envs.target_masks import dataset_centres
+
+    state = pushed.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY]
+    got = dataset_centres(pushed, "corner2", 32)  # (N, 2, 2)
+    assert got.shape == (len(state), 2, 2) and got.dtype == np.float32
+    np.testing.assert_allclose(got[:, 0], projections("push-v3", "corner2", 32, state[:, TARGETS["object"]]), atol=1e-4)
+    np.testing.assert_allclose(got[1:, 1], projections("push-v3", "corner2", 32, state[1:, TARGETS["goal"]]), atol=1e-4)
+    assert np.isnan(got[0, 1]).all()  # frame 0 shows the previous episode's goal marker
+
+
+def test_dataset_centres_refuse_data_without_the_meta_world_state(tmp_path):
+    from tests.conftest import write_dataset
+    from wam.envs.target_masks import dataset_centres
+    from wam.errors import ConfigError
+
+    write_dataset(tmp_path / "d", lengths=(5, 6))
+    with pytest.raises(ConfigError, match="environment_state"):
+        dataset_centres(LeRobotDataset(tmp_path / "d"), "corner2", 32)

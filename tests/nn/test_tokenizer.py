@@ -170,3 +170,48 @@ def test_masked_psnr_looks_only_at_masked_pixels():
     assert (psnr(a, b) < 30).all()
     with pytest.raises(ValueError):
         psnr(a, b, mask=mask[:, :, :4])
+
+
+def dotted_frames(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 16, 16, 3) uint8 gradient frames, each with one bright 1-pixel dot, and its centre (n, 1, 2)."""
+    frames = synthetic_frames(n, seed=seed)
+    frames[:] = synthetic_frames(1)[0]  # one background, the square included
+    rng = np.random.default_rng(seed + 100)
+    pos = rng.integers(0, 16, size=(n, 2))  # column, row
+    frames[np.arange(n), pos[:, 1], pos[:, 0]] = rng.integers(0, 2, size=(n, 3)) * 255
+    return frames, (pos + 0.5)[:, None].astype(np.float32)
+
+
+def test_target_weight_needs_centres_and_valid_settings():
+    for bad in (dict(target_weight=-1.0), dict(target_radius=0.0), dict(target_radius=0.6)):
+        with pytest.raises(ConfigError):
+            TokenizerConfig(**(TINY | bad)).check()
+    frames, centres = dotted_frames(8, seed=0)
+    with pytest.raises(ValueError, match="centres"):
+        train_autoencoder(tiny_model(target_weight=10.0), frames, steps=1, progress=False)
+    with pytest.raises(ValueError, match="centres"):
+        train_autoencoder(tiny_model(target_weight=10.0), frames, steps=1, progress=False, centres=centres[:4])
+
+
+def test_target_discs_match_the_probe_discs():
+    from wam.envs.target_masks import disc_mask
+    from wam.nn.tokenizer import target_discs
+
+    c = np.array([[[4.0, 10.0], [np.nan, np.nan]], [[12.5, 3.0], [2.0, 2.0]]], np.float32)  # (2, K=2, 2)
+    got = target_discs(torch.from_numpy(c), 16, 0.125)  # (2, 1, 16, 16)
+    assert got[0].bool().equal(disc_mask(c[0, :1], 16, 0.125)[0])  # a NaN centre adds nothing
+    assert got[1].bool().equal(disc_mask(c[1, :1], 16, 0.125)[0] | disc_mask(c[1, 1:], 16, 0.125)[0])
+
+
+def test_target_weight_weighs_the_pixels_around_the_centres():
+    """The same frames and model: the loss is larger with the disc on the worst-reconstructed pixel than on the
+    best one, and without the weight the centres change nothing."""
+    frames, _ = dotted_frames(1, seed=0)
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (1, 3, 16, 16)
+    weighted, plain = tiny_model(target_weight=255.0), tiny_model()  # the one disc pixel: half the loss
+    with torch.no_grad():
+        err = (weighted.decode(weighted.encode(x)) - x.float() / 255).abs().sum(1)[0]  # (16, 16)
+        at = lambda i: torch.tensor([[[i % 16 + 0.5, i // 16 + 0.5]]])  # noqa: E731  (1, 1, 2) column, row
+        worst, best = (weighted.losses(x, centres=at(int(f(err.flatten())))) for f in (torch.argmax, torch.argmin))
+        assert worst["l1"] > 1.5 * best["l1"] and worst["mse"] > best["mse"]
+        assert torch.equal(plain.losses(x, centres=at(0))["loss"], plain.losses(x)["loss"])

@@ -8,6 +8,7 @@ them against `metaworld.env_dict`.
 
 import difflib
 from collections.abc import Sequence
+from typing import Any
 
 from wam.data.task_language import LANGUAGE
 from wam.errors import ConfigError
@@ -226,3 +227,12 @@ def instruction(task: str) -> str:
 def paraphrases(task: str) -> tuple[str, ...]:
     """The four held-out paraphrases of a task's instruction (canonical or without '-v3')."""
     return PARAPHRASES[_canonical(task)]
+
+
+def episodes_by_task(ds: Any) -> dict[str, list[int]]:
+    """Episode indices of each task of a LeRobotDataset: its Meta-World name where the dataset has it
+    (`env_task`, written by `wam collect`), else the instruction."""
+    by_task: dict[str, list[int]] = {}
+    for e, ep in enumerate(ds.episodes):
+        by_task.setdefault(str(ep.extras.get("env_task") or ds.episode_task(e)), []).append(e)
+    return by_task

@@ -6,12 +6,22 @@ tokenizer's reconstruction inside these discs, `wam imagine-eval` the world mode
 
     px = projections("push-v3", "corner2", 64, state[:, TARGETS["object"]])   # (N, 2) column, row
     mask = disc_mask(px, 64, 0.08)                                            # (N, 1, 64, 64) bool
+    centres = dataset_centres(LeRobotDataset("data/mw5"), "corner2", 64)     # (N, 2, 2): every frame's object, goal
+
+`dataset_centres` is what a tokenizer's `target_weight` reads (weighting its loss inside these discs).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+
+from wam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wam.data.lerobot_format import LeRobotDataset
 
 ENV_STATE_KEY = "observation.environment_state"
 TARGETS: dict[str, slice] = {"hand": slice(0, 3), "object": slice(4, 7), "goal": slice(36, 39)}
@@ -40,3 +50,40 @@ def projections(task: str, camera: str, size: int, points: np.ndarray) -> np.nda
 def camera_of(image_key: str) -> str:
     """The camera a dataset's video feature was recorded with: `observation.images.corner2` -> `corner2`."""
     return image_key.rsplit(".", 1)[-1]
+
+
+def require_target_state(ds: LeRobotDataset) -> dict[str, list[int]]:
+    """Each task's episodes, when the dataset holds what the object and goal discs need (the recorded Meta-World
+    state, v3 task names); else one line (ConfigError)."""
+    from wam.data.tasks import episodes_by_task
+
+    if ENV_STATE_KEY not in ds.info["features"]:
+        raise ConfigError(f"{ds.root}: no '{ENV_STATE_KEY}' feature: the object and goal discs need the recorded "
+                          f"Meta-World state (data from `wam collect`)")
+    by_task = episodes_by_task(ds)
+    other = sorted(t for t in by_task if not t.endswith("-v3"))
+    if other:
+        raise ConfigError(f"{ds.root}: episodes of {other[:3]} are not Meta-World v3 tasks; the object and goal "
+                          f"discs need the task's camera model")
+    return by_task
+
+
+def dataset_centres(ds: LeRobotDataset, camera: str, size: int,
+                    targets: tuple[str, ...] = ("object", "goal")) -> np.ndarray:  # (N, K, 2)
+    """Every frame's pixel centres (column, row) of `targets` in `camera`'s `size` px frames, float32 (N, K, 2),
+    from the recorded environment state and each episode's Meta-World task. An episode's first frame gets NaN
+    for the goal (Meta-World renders the marker at the previous episode's goal until the first step): a NaN
+    centre makes an empty disc. Datasets without the state or with other tasks are refused with one line."""
+    from wam.data.frames import episode_starts
+
+    by_task = require_target_state(ds)
+    state = ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY]  # (N, 39)
+    starts = episode_starts(ds)
+    out = np.full((len(state), len(targets), 2), np.nan, dtype=np.float32)
+    for task, episodes in by_task.items():
+        rows = np.concatenate([np.arange(starts[e], starts[e + 1]) for e in episodes])
+        for k, name in enumerate(targets):
+            out[rows, k] = projections(task, camera, size, state[rows][:, TARGETS[name]])
+    if "goal" in targets:
+        out[starts[:-1], targets.index("goal")] = np.nan
+    return out

@@ -51,6 +51,10 @@ class TokenizerConfig:
     latent_l2: float = 1e-3  # weight of the mean(z^2) penalty that keeps latents well scaled
     edge_weight: float = 0.0  # weight of an L1 loss on image gradients (0 = off)
     foreground_weight: float = 0.0  # extra pixel weight where a frame differs from the mean frame (0 = off)
+    # extra pixel weight inside discs around the recorded object and goal (training only: the centres come from
+    # the dataset's state, wam.envs.target_masks.dataset_centres; a frame is encoded without them); 0 = off
+    target_weight: float = 0.0
+    target_radius: float = 0.05  # the discs' radius, a fraction of image_size
 
     def check(self) -> TokenizerConfig:
         d = self.downsample
@@ -61,8 +65,10 @@ class TokenizerConfig:
         for name in ("latent_channels", "base_channels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"tokenizer.{name} must be positive, got {getattr(self, name)}")
-        if min(self.latent_l2, self.edge_weight, self.foreground_weight) < 0:
-            raise ConfigError("tokenizer.latent_l2, edge_weight and foreground_weight must be >= 0")
+        if min(self.latent_l2, self.edge_weight, self.foreground_weight, self.target_weight) < 0:
+            raise ConfigError("tokenizer.latent_l2, edge_weight, foreground_weight and target_weight must be >= 0")
+        if not 0 < self.target_radius <= 0.5:
+            raise ConfigError(f"tokenizer.target_radius is a fraction of the image in (0, 0.5], got {self.target_radius}")
         return self
 
     @property
@@ -132,16 +138,23 @@ class FrameAutoencoder(nn.Module):
     def decode(self, latents: Tensor) -> Tensor:
         return self._decode_raw(latents).clamp(0.0, 1.0)  # (..., 3, H, W) in [0, 1]
 
-    def losses(self, frames: Tensor, mean_frame: Tensor | None = None) -> dict[str, Tensor]:
+    def losses(self, frames: Tensor, mean_frame: Tensor | None = None,
+               centres: Tensor | None = None) -> dict[str, Tensor]:
         """The training loss and its parts for a batch (..., 3, H, W). With cfg.foreground_weight > 0
         and `mean_frame` (3, H, W) in [0, 1], pixels that differ from it by > 0.1 (the arm and the
-        objects, small on screen but what a policy needs) weigh 1 + foreground_weight in L1 and MSE."""
+        objects, small on screen but what a policy needs) weigh 1 + foreground_weight in L1 and MSE.
+        With cfg.target_weight > 0 and `centres` (N, K, 2) pixel positions (column, row; NaN = none), pixels
+        within target_radius of one weigh 1 + target_weight more (a goal marker is 1-4 pixels of a frame)."""
         x, _ = self._to_input(frames)  # (N, 3, H, W)
         z = self.encoder(x)  # (N, C, h, w)
         y = self.decoder(z).float()  # (N, 3, H, W)
         w = torch.ones_like(x[:, :1])  # (N, 1, H, W)
         if self.cfg.foreground_weight > 0 and mean_frame is not None:
             w = w + self.cfg.foreground_weight * ((x - mean_frame).abs().amax(1, keepdim=True) > 0.1).float()
+        if self.cfg.target_weight > 0:
+            if centres is None or centres.shape[0] != x.shape[0]:
+                raise ValueError("tokenizer.target_weight > 0 needs each frame's target centres (N, K, 2)")
+            w = w + self.cfg.target_weight * target_discs(centres.to(x.device), x.shape[-1], self.cfg.target_radius)
         w = w / w.mean()
         out = {"l1": ((y - x).abs() * w).mean(), "mse": ((y - x) ** 2 * w).mean(), "latent_sq": (z.float() ** 2).mean()}
         loss = out["l1"] + out["mse"] + self.cfg.latent_l2 * out["latent_sq"]
@@ -192,6 +205,15 @@ class FrameAutoencoder(nn.Module):
         self.train(was_training)
 
 
+def target_discs(centres: Tensor, size: int, radius: float) -> Tensor:
+    """(N, K, 2) pixel centres (column, row; NaN = absent) -> (N, 1, size, size) float, 1 inside any disc of
+    radius * size pixels."""
+    grid = torch.arange(size, device=centres.device, dtype=torch.float32) + 0.5
+    c = centres.float()
+    d2 = (grid[None, None, None, :] - c[..., 0, None, None]) ** 2 + (grid[None, None, :, None] - c[..., 1, None, None]) ** 2
+    return (d2 <= (radius * size) ** 2).any(1, keepdim=True).float()  # (N, 1, H, W); NaN compares False
+
+
 def _hwc_to_tensor(frames: np.ndarray) -> Tensor:
     """(N, H, W, 3) uint8 numpy -> (N, 3, H, W) uint8 tensor."""
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
@@ -199,9 +221,10 @@ def _hwc_to_tensor(frames: np.ndarray) -> Tensor:
 
 def train_autoencoder(model: FrameAutoencoder, frames: np.ndarray, steps: int, batch_size: int = 64, lr: float = 2e-3,
                       seed: int = 0, progress: bool = True, log: Callable[[int, dict], None] | None = None,
-                      precision: str = "auto", log_every: int = 50) -> dict:
+                      precision: str = "auto", log_every: int = 50, centres: np.ndarray | None = None) -> dict:
     """Train on random batches of `frames` (N, H, W, 3) uint8 with AdamW + cosine decay, then fit
-    the latent statistics. `log(step, metrics)` is called every `log_every` steps and at the end.
+    the latent statistics. `centres` (N, K, 2): each frame's object / goal pixel positions, needed with
+    cfg.target_weight > 0 (wam.envs.target_masks.dataset_centres). `log(step, metrics)` is called every `log_every` steps and at the end.
     Runs on the model's device, autocast to `precision` (auto | fp32 | bf16 | fp16, chosen there by
     wam.runs.precision: bf16 is 20-50x slower than fp32 on CPUs without native bf16).
     Returns the final metrics (loss parts averaged over the last `log_every` steps, frames/s)."""
@@ -212,6 +235,9 @@ def train_autoencoder(model: FrameAutoencoder, frames: np.ndarray, steps: int, b
     if frames.ndim != 4 or frames.shape[1:] != (size, size, 3):
         raise ValueError(f"train_autoencoder expects frames (N, {size}, {size}, 3) uint8 for image_size={size}, "
                          f"got {frames.shape}")
+    if model.cfg.target_weight > 0 and (centres is None or len(centres) != len(frames)):
+        raise ValueError(f"tokenizer.target_weight={model.cfg.target_weight} needs `centres` for each of the "
+                         f"{len(frames)} frames, got {None if centres is None else len(centres)}")
     device = module_device(model)
     prec = choose_precision(precision, device)
     rng = np.random.default_rng(seed)
@@ -229,9 +255,11 @@ def train_autoencoder(model: FrameAutoencoder, frames: np.ndarray, steps: int, b
     n_avg, metrics, t0 = 0, {}, time.perf_counter()
     bar = tqdm(range(steps), desc="tokenizer", disable=not progress)
     for step in bar:
-        x = _hwc_to_tensor(frames[np.sort(rng.integers(0, len(frames), batch_size))]).to(device)  # (B, 3, H, W) uint8
+        idx = np.sort(rng.integers(0, len(frames), batch_size))
+        x = _hwc_to_tensor(frames[idx]).to(device)  # (B, 3, H, W) uint8
+        c = torch.from_numpy(np.asarray(centres[idx])) if model.cfg.target_weight > 0 else None  # (B, K, 2)
         with prec.autocast():
-            out = model.losses(x, mean_frame)
+            out = model.losses(x, mean_frame, c)
         opt.zero_grad(set_to_none=True)
         (scaler.scale(out["loss"]) if scaler else out["loss"]).backward()
         if scaler:
