@@ -193,14 +193,14 @@ def test_target_weight_needs_centres_and_valid_settings():
         train_autoencoder(tiny_model(target_weight=10.0), frames, steps=1, progress=False, centres=centres[:4])
 
 
-def test_target_discs_match_the_probe_discs():
+def test_discs_of_several_centres_are_the_union_of_the_probe_discs():
     from wam.envs.target_masks import disc_mask
-    from wam.nn.tokenizer import target_discs
+    from wam.nn.image_metrics import discs
 
     c = np.array([[[4.0, 10.0], [np.nan, np.nan]], [[12.5, 3.0], [2.0, 2.0]]], np.float32)  # (2, K=2, 2)
-    got = target_discs(torch.from_numpy(c), 16, 0.125)  # (2, 1, 16, 16)
-    assert got[0].bool().equal(disc_mask(c[0, :1], 16, 0.125)[0])  # a NaN centre adds nothing
-    assert got[1].bool().equal(disc_mask(c[1, :1], 16, 0.125)[0] | disc_mask(c[1, 1:], 16, 0.125)[0])
+    got = discs(torch.from_numpy(c), 16, 0.125)  # (2, 1, 16, 16)
+    assert got[0].equal(disc_mask(c[0, :1], 16, 0.125)[0])  # a NaN centre adds nothing
+    assert got[1].equal(disc_mask(c[1, :1], 16, 0.125)[0] | disc_mask(c[1, 1:], 16, 0.125)[0])
 
 
 def test_target_weight_weighs_the_pixels_around_the_centres():

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from wam.errors import ConfigError
+from wam.nn.image_metrics import discs
 
 if TYPE_CHECKING:
     from wam.data.lerobot_format import LeRobotDataset
@@ -29,10 +30,7 @@ TARGETS: dict[str, slice] = {"hand": slice(0, 3), "object": slice(4, 7), "goal":
 
 def disc_mask(centres: np.ndarray, size: int, radius: float) -> torch.Tensor:
     """(N, 2) pixel centres (column, row) -> (N, 1, size, size) bool discs of radius*size pixels."""
-    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
-    c = torch.from_numpy(np.asarray(centres)).float()
-    d2 = (xx[None] - c[:, 0, None, None]) ** 2 + (yy[None] - c[:, 1, None, None]) ** 2
-    return (d2 <= (radius * size) ** 2)[:, None]
+    return discs(torch.from_numpy(np.asarray(centres))[:, None], size, radius)
 
 
 def projections(task: str, camera: str, size: int, points: np.ndarray) -> np.ndarray:  # (N, 3) -> (N, 2)
@@ -82,8 +80,8 @@ def dataset_centres(ds: LeRobotDataset, camera: str, size: int,
     out = np.full((len(state), len(targets), 2), np.nan, dtype=np.float32)
     for task, episodes in by_task.items():
         rows = np.concatenate([np.arange(starts[e], starts[e + 1]) for e in episodes])
-        for k, name in enumerate(targets):
-            out[rows, k] = projections(task, camera, size, state[rows][:, TARGETS[name]])
+        points = np.stack([state[rows][:, TARGETS[name]] for name in targets], 1)  # (n, K, 3)
+        out[rows] = projections(task, camera, size, points.reshape(-1, 3)).reshape(len(rows), len(targets), 2)
     if "goal" in targets:
         out[starts[:-1], targets.index("goal")] = np.nan
     return out

@@ -73,3 +73,12 @@ def _ssim(a: Tensor, b: Tensor, window: int, sigma: float) -> Tensor:
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return s.flatten(1).mean(1)
+
+
+def discs(centres: Tensor, size: int, radius: float) -> Tensor:
+    """(N, K, 2) pixel centres (column, row; NaN = absent) -> (N, 1, size, size) bool: pixel centres within
+    radius * size pixels of any of a frame's K centres (the masks `psnr` takes)."""
+    grid = torch.arange(size, device=centres.device, dtype=torch.float32) + 0.5
+    c = centres.float()
+    d2 = (grid[None, None, None, :] - c[..., 0, None, None]) ** 2 + (grid[None, None, :, None] - c[..., 1, None, None]) ** 2
+    return (d2 <= (radius * size) ** 2).any(1, keepdim=True)  # (N, 1, H, W); NaN compares False

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from wam.errors import ConfigError, WamError
-from wam.nn.image_metrics import psnr, ssim
+from wam.nn.image_metrics import discs, psnr, ssim
 
 KIND = "wam-tokenizer"
 
@@ -154,7 +154,7 @@ class FrameAutoencoder(nn.Module):
         if self.cfg.target_weight > 0:
             if centres is None or centres.shape[0] != x.shape[0]:
                 raise ValueError("tokenizer.target_weight > 0 needs each frame's target centres (N, K, 2)")
-            w = w + self.cfg.target_weight * target_discs(centres.to(x.device), x.shape[-1], self.cfg.target_radius)
+            w = w + self.cfg.target_weight * discs(centres.to(x.device), x.shape[-1], self.cfg.target_radius).float()
         w = w / w.mean()
         out = {"l1": ((y - x).abs() * w).mean(), "mse": ((y - x) ** 2 * w).mean(), "latent_sq": (z.float() ** 2).mean()}
         loss = out["l1"] + out["mse"] + self.cfg.latent_l2 * out["latent_sq"]
@@ -203,15 +203,6 @@ class FrameAutoencoder(nn.Module):
         self.latent_mean.copy_(mean.to(self.latent_mean.dtype))  # copy_ moves it to the buffer's device
         self.latent_std.copy_(std.clamp_min(1e-4).to(self.latent_std.dtype))
         self.train(was_training)
-
-
-def target_discs(centres: Tensor, size: int, radius: float) -> Tensor:
-    """(N, K, 2) pixel centres (column, row; NaN = absent) -> (N, 1, size, size) float, 1 inside any disc of
-    radius * size pixels."""
-    grid = torch.arange(size, device=centres.device, dtype=torch.float32) + 0.5
-    c = centres.float()
-    d2 = (grid[None, None, None, :] - c[..., 0, None, None]) ** 2 + (grid[None, None, :, None] - c[..., 1, None, None]) ** 2
-    return (d2 <= (radius * size) ** 2).any(1, keepdim=True).float()  # (N, 1, H, W); NaN compares False
 
 
 def _hwc_to_tensor(frames: np.ndarray) -> Tensor:
