@@ -45,6 +45,7 @@ from wam.errors import ConfigError
 from wam.imagination import bootstrap_ci, moving_psnr, swap_summary
 from wam.paradigms import VARIANTS
 from wam.paradigms.auxiliary import aux_r2, perceive
+from wam.paradigms.keypoints import keypoint_scores, locate_all
 from wam.paradigms.base import keep_mask
 from wam.policy import WamPolicy
 from wam.pretrain import LatentCollate, encode_all, frame_rows
@@ -186,7 +187,8 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     if cfg.swap and len(ds.tasks) < 2:
         raise ConfigError("--swap needs a dataset with at least two instructions")
     video = policy.paradigm.video
-    windows = policy_windows(tcfg, ds, _inputs(policy, frames, frame_rows(ds, val_eps)), val_eps, video)
+    found = None if policy.keypoints is None else locate_all(policy.keypoints, frames)  # (N, K, 2): policy.keypoints
+    windows = policy_windows(tcfg, ds, _inputs(policy, frames, frame_rows(ds, val_eps)), val_eps, video, keypoints=found)
     pixels = policy_windows(tcfg, ds, frames, val_eps, video) if cfg.swap and video else None
     cache = run / "text_cache.npz"
     table = get_text_encoder(tcfg.text_encoder, cache_path=cache if cache.exists() else None).encode(ds.tasks)
@@ -206,6 +208,9 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     if "aux_pred" in scores:  # how well the auxiliary head reads the positions on held-out episodes
         result["aux_r2"] = aux_r2(scores["aux_pred"], scores["aux_true"], tasks_of(ds, episodes),
                                   tcfg.policy.aux.names())
+    if found is not None:  # how well the pixel stream finds its targets on held-out episodes (policy.keypoints)
+        result["keypoints"] = keypoint_scores(found, ds, val_eps, windows.image_key, frames.shape[1],
+                                              tcfg.policy.keypoints.names())
     result.update(policy=str(cfg.policy), paradigm=tcfg.paradigm, integration=tcfg.policy.integration,
                   config=asdict(cfg))
     path = Path(cfg.out) if cfg.out else run / "eval_offline.json"

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from wam.data.frames import resize_frames
 from wam.data.windows import ACTION_KEY, STATE_KEY
 from wam.errors import WamError
+from wam.nn.keypoints import KeypointNet
 from wam.paradigms.auxiliary import auxiliary_loss
 from wam.runs.device import module_device, resolve_device, to_device
 from wam.runs.precision import Precision, choose_precision
@@ -80,9 +81,10 @@ class WamPolicy(nn.Module):
 
     def __init__(self, paradigm: nn.Module, stats: dict, image_key: str, text_encoder,
                  n_action_steps: int | None = None, ensemble: float | None = None, source_size: int | None = None,
-                 state_names: tuple[str, ...] = ()):
+                 state_names: tuple[str, ...] = (), keypoints: KeypointNet | None = None):
         super().__init__()
         self.paradigm, self.normalizer = paradigm, Normalizer(stats)
+        self.keypoints = keypoints  # the pixel stream (policy.keypoints): positions appended to the state
         self.image_key, self.text_encoder = image_key, text_encoder
         self.source_size = source_size  # the dataset's frame size: resized here exactly as in training
         self.state_names = tuple(state_names)  # observation.state's per-dimension names; () = unknown
@@ -148,7 +150,7 @@ class WamPolicy(nn.Module):
                 out["obs.latent"] = self._latents(batch["obs.image"])
         if out["text_emb"] is None:
             out["text_emb"] = self.text_encoder.encode(list(batch["task"])).to(device)
-        out["obs.state"] = self.normalizer.state(batch["obs.state"])
+        out["obs.state"] = self.with_keypoints(batch, self.normalizer.state(batch["obs.state"]))
         if "action" in batch:
             out["action"], out["action_is_pad"] = self.normalizer.action(batch["action"]), batch["action_is_pad"]
         out.update({k: batch[k] for k in ("frame_index", "episode_length") if k in batch})  # the value target's
@@ -162,6 +164,18 @@ class WamPolicy(nn.Module):
             if "future.state" in batch:
                 out["future.state"] = self.normalizer.state(batch["future.state"])
         return out
+
+    def with_keypoints(self, batch: dict, state: Tensor) -> Tensor:
+        """(B, To, Ds) normalised state -> (B, To, Ds + 2K) with the detector's positions (policy.keypoints):
+        the precomputed `obs.keypoints` of training windows, else found in the `obs.image` frames."""
+        if self.keypoints is None:
+            return state
+        found = batch.get("obs.keypoints")
+        if found is None:
+            if "obs.image" not in batch:
+                raise WamError("policy.keypoints reads frames: the batch has neither 'obs.keypoints' nor 'obs.image'")
+            found = self.keypoints(batch["obs.image"])  # (B, To, K, 2)
+        return torch.cat([state, found.flatten(2).to(state.dtype)], -1)
 
     def forward(self, batch: dict) -> tuple[Tensor, dict]:
         return self.loss(batch)

@@ -298,11 +298,11 @@ class LatentCollate:
 
 
 def latent_windows(ds: LeRobotDataset, spec: WindowSpec, latents: np.ndarray, episodes: list[int],
-                   actionless: Sequence[int] = ()) -> WindowDataset:
+                   actionless: Sequence[int] = (), derived: dict[str, np.ndarray] | None = None) -> WindowDataset:
     """Windows whose frames are the precomputed latents (N, h, w, C) of every dataset frame
-    (`actionless` episodes: actions treated as missing, see WindowDataset)."""
+    (`actionless` episodes: actions treated as missing; `derived`: per-frame arrays served as `obs.<name>`)."""
     return WindowDataset(ds, spec, episodes=episodes, frames=ArrayFrames(latents, episode_starts(ds)),
-                         actionless=actionless)
+                         actionless=actionless, derived=derived)
 
 
 def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int]) -> WindowDataset:

@@ -218,11 +218,13 @@ def _sees(cfg: StudyConfig, variant) -> str:
         size = variant.overrides.get("data.image_size")
         return f"labelled demos only (pixels{f' at {size} px' if size else ''}; no tokenizer, no world model)"
     aux, more = variant.overrides.get("policy.aux.targets"), variant.overrides.get("data.actionless_per_task")
+    kp = variant.overrides.get("policy.keypoints.targets")
     also = f"; their recorded {aux} positions as training targets (policy.aux)" if aux else ""
+    also += f"; a pixel keypoint detector trained on their recorded {kp} positions (policy.keypoints)" if kp else ""
     if more:
         count = "all the other" if int(more) < 0 else f"{more} more"
         also += (f"; {count} training episodes a task with actions hidden"
-                 f"{' (their recorded positions as targets too)' if aux else ''}")
+                 f"{' (their recorded positions as targets too)' if aux or kp else ''}")
     if variant.init == "scratch":
         only = "" if more else " only"
         return f"labelled demos{only}, through the frozen tokenizer trained on the pretraining video{also}"

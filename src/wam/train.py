@@ -41,9 +41,11 @@ from wam.data.text import get_text_encoder
 from wam.data.windows import ACTION_KEY, STATE_KEY, WindowDataset, WindowSpec, with_labelled_share
 from wam.errors import ConfigError, DatasetError, WamError
 from wam.imagination import load_world_model
+from wam.nn.keypoints import KeypointNet
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms import PARADIGM_NAMES, PolicyModelConfig, build_paradigm, strategy
 from wam.paradigms.auxiliary import AUX_KEY
+from wam.paradigms.keypoints import fit_keypoints
 from wam.paradigms.latent_actions import adopt_pretrained
 from wam.paradigms.settings import LatentActionsConfig
 from wam.policy import WamPolicy
@@ -107,9 +109,10 @@ class TrainConfig:
             raise ConfigError("data.actionless_per_task adds episodes after the labelled demos of "
                               "data.episodes_per_task; with it 0 every training episode is labelled already")
         video = self.paradigm not in REFERENCES and strategy(self.paradigm, self.policy.integration).video
-        if not (video or self.policy.aux.names()):
+        if not (video or self.policy.aux.names() or self.policy.keypoints.names()):
             raise ConfigError(f"data.actionless_per_task: nothing in a '{self.paradigm}' policy learns from episodes "
-                              f"without actions; add policy.aux.targets, or use a paradigm with a video loss")
+                              f"without actions; add policy.aux.targets or policy.keypoints.targets, or use a "
+                              f"paradigm with a video loss")
 
 
 def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps, val_eps, out: Path,
@@ -185,15 +188,18 @@ def trained_tasks(ds: LeRobotDataset, only: str = "") -> list[str]:
 def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder | None, stats: dict, image_key: str,
                  source_size: int | None = None) -> WamPolicy:
     """A WAM paradigm over `tokenizer`, or the outside reference policy (which needs none)."""
+    kp = cfg.policy.keypoints
+    model_cfg = replace(cfg.policy, state_dim=cfg.policy.state_dim + kp.extra_dims())  # the detector's positions
     if cfg.paradigm in REFERENCES:
-        paradigm = REFERENCES[cfg.paradigm](cfg.policy, cfg.data.image_size)
+        paradigm = REFERENCES[cfg.paradigm](model_cfg, cfg.data.image_size)
     else:
-        paradigm = build_paradigm(cfg.paradigm, cfg.policy, tokenizer)
+        paradigm = build_paradigm(cfg.paradigm, model_cfg, tokenizer)
         if getattr(paradigm.parts, "aux_head", None) is not None and AUX_KEY in stats:  # else: loaded with the weights
             paradigm.parts.aux_head.set_stats(stats[AUX_KEY])
     return WamPolicy(paradigm, stats, image_key, get_text_encoder(cfg.text_encoder), source_size=source_size,
                      n_action_steps=cfg.policy.n_action_steps or None, ensemble=cfg.policy.ensemble or None,
-                     state_names=cfg.data.state_names)
+                     state_names=cfg.data.state_names,
+                     keypoints=KeypointNet(kp, cfg.data.image_size).requires_grad_(False) if kp.names() else None)
 
 
 def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, np.ndarray, list[int], list[int]]:
@@ -270,13 +276,14 @@ def training_stats(ds: LeRobotDataset, train_eps: list[int], actionless: list[in
 
 
 def policy_windows(cfg: TrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int], video: bool,
-                   actionless: Sequence[int] = ()) -> WindowDataset:
+                   actionless: Sequence[int] = (), keypoints: np.ndarray | None = None) -> WindowDataset:
     """Windows over latents (or pixels, (N, H, W, 3)) with what a policy trains on: obs, state, the action
-    chunk, the future if `video`."""
+    chunk, the future if `video`, the detector's positions (N, K, 2) if given."""
     spec = WindowSpec(obs=cfg.policy.obs, future=cfg.policy.future if video else (),
                       action=tuple(range(cfg.policy.chunk)), state=True, image_key=cfg.data.image_key,
                       aux_key=AUX_KEY if cfg.policy.aux.names() else None)
-    return latent_windows(ds, spec, latents, episodes, actionless)
+    derived = None if keypoints is None else {"keypoints": keypoints}
+    return latent_windows(ds, spec, latents, episodes, actionless, derived)
 
 
 def policy_and_inputs(cfg: TrainConfig, frames: np.ndarray, ds: LeRobotDataset, train_eps: list[int],
@@ -329,9 +336,10 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     distributed.wait_for_rank_zero()  # rank 0 decodes, trains a tokenizer and writes first; the others read
     ds, frames, train_eps, val_eps = open_data(cfg, progress)
     adopt_dims(cfg, ds)
-    if cfg.policy.aux.names() and AUX_KEY not in ds.features:
-        raise DatasetError(f"policy.aux.targets={cfg.policy.aux.targets} reads {AUX_KEY}, which {cfg.data.path} "
-                           f"has not got (a real robot's data records no object or goal positions)")
+    for key, value in (("aux", cfg.policy.aux.targets), ("keypoints", cfg.policy.keypoints.targets)):
+        if value and AUX_KEY not in ds.features:
+            raise DatasetError(f"policy.{key}.targets={value} reads {AUX_KEY}, which {cfg.data.path} has not got "
+                               f"(a real robot's data records no object or goal positions)")
     hidden_tasks, hidden = video_only(cfg, ds)
     extra = actionless_extras(cfg, ds, train_eps)
     train_eps, hidden = sorted(train_eps + extra), hidden + extra
@@ -346,7 +354,8 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     distributed.rank_zero_done()
     video = policy.paradigm.video
-    train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden) for eps in (train_eps, val_eps))
+    found = fit_keypoints(policy, ds, frames, train_eps, cfg.data.image_key, progress, val_eps)
+    train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden, found) for eps in (train_eps, val_eps))
     train_set, share = with_labelled_share(train_set, cfg.data.labelled_share)
     collate = LatentCollate(text_table, latents=not policy.paradigm.pixels)
     picks = np.linspace(0, len(val_set) - 1, min(len(val_set), 2 * cfg.optim.batch_size)).astype(int)

@@ -113,6 +113,20 @@ def test_subset_of_episodes_and_loader(tiny_dataset):
         WindowDataset(LeRobotDataset(root), SPEC, episodes=[5])
 
 
+def test_derived_arrays_are_served_at_the_obs_frames_of_the_whole_dataset(tiny_dataset):
+    """`derived` rows are dataset rows: a subset of episodes reads its own frames' rows, not the subset's first."""
+    root, _ = tiny_dataset
+    ds = LeRobotDataset(root)
+    rows = np.arange(ds.num_frames, dtype=np.float32)[:, None]  # (N, 1): each frame's dataset row
+    w = WindowDataset(ds, SPEC, episodes=[2], derived={"row": rows})
+    start = ds.num_frames - 30  # episode 2 is the last, 30 frames
+    sample = w[4]
+    picks = np.clip(4 + np.asarray(SPEC.obs), 0, 29)
+    assert torch.equal(sample["obs.row"][:, 0], torch.from_numpy(start + picks.astype(np.float32)))
+    with pytest.raises(ConfigError, match="one row per dataset frame"):
+        WindowDataset(ds, SPEC, derived={"row": rows[:-1]})
+
+
 def test_array_frames_direct():
     frames = np.arange(10 * 2 * 2 * 3, dtype=np.uint8).reshape(10, 2, 2, 3)
     src = ArrayFrames(frames, np.array([0, 4, 10]))

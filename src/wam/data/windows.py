@@ -16,6 +16,7 @@ One sample, as returned by `WindowDataset[i]` (T* = number of offsets, images ch
     obs.image (To, 3, H, W) uint8      obs.state (To, Ds) float32     obs_is_pad (To,) bool
     future.image (Tf, 3, H, W) uint8   future_is_pad (Tf,) bool      future.state (Tf, Ds) float32 (with state)
     obs.aux (To, De) float32 (with `aux_key`: that column at the obs frames, e.g. the environment state)
+    obs.<name> (To, ...) (each array of `derived`, one row per dataset frame, e.g. keypoints found in the frames)
     action (Ta, Da) float32            action_is_pad (Ta,) bool
     task str, task_index, episode_index, frame_index, episode_length int64 (its episode's frames)
 
@@ -25,7 +26,7 @@ decoded once to disk (the default: see `frames.py`), or from an array in memory.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +85,8 @@ class WindowDataset(Dataset):
     """A map-style torch dataset of windows; one sample per frame of the chosen episodes."""
 
     def __init__(self, dataset: LeRobotDataset, spec: WindowSpec, episodes: Sequence[int] | None = None,
-                 frames: FrameSource | None = None, actionless: Collection[int] = ()):
+                 frames: FrameSource | None = None, actionless: Collection[int] = (),
+                 derived: Mapping[str, np.ndarray] | None = None):
         spec.check()
         self.dataset, self.spec = dataset, spec
         self.image_key = spec.image_key or self._default_image_key()
@@ -109,6 +111,10 @@ class WindowDataset(Dataset):
         self.columns = self._read_columns()
         self.frames = frames or cached_frames(dataset, self.image_key)
         self.frame_rows = np.array([self.frames.episode_start(e) for e in self.episode_ids])
+        self.derived = dict(derived or {})  # name -> (dataset frames, ...), read at the obs frames' dataset rows
+        short = [k for k, v in self.derived.items() if len(v) != dataset.num_frames]
+        if short:
+            raise ConfigError(f"derived arrays need one row per dataset frame ({dataset.num_frames}): {short}")
 
     def _default_image_key(self) -> str:
         if not self.dataset.video_keys:
@@ -152,6 +158,8 @@ class WindowDataset(Dataset):
             sample["obs.state"] = torch.from_numpy(self.columns[STATE_KEY][base + pos])
         if self.spec.aux_key:
             sample["obs.aux"] = torch.from_numpy(self.columns[self.spec.aux_key][base + pos])
+        for name, rows in self.derived.items():
+            sample[f"obs.{name}"] = torch.from_numpy(np.ascontiguousarray(rows[self.frame_rows[e] + pos]))
         if self.spec.future:
             pos, pad = self._gather(i, self.spec.future)
             sample["future.image"], sample["future_is_pad"] = self._images(i, pos), torch.from_numpy(pad)

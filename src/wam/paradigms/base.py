@@ -34,6 +34,7 @@ from wam.models.groups import VectorTokens, next_offset, vector_positions
 from wam.models.transfer import Loaded, load_world
 from wam.models.world_model import VideoWorldModel, WorldModelConfig
 from wam.nn.flow import euler_sample, flow_loss, gaussian, interpolate, sample_time
+from wam.nn.keypoints import KeypointConfig
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.nn.token_groups import CLEAN, GroupMask, TokenGroup  # noqa: F401  (CLEAN: the paradigms import it from here)
 from wam.nn.transformer import SHARED, BackboneConfig, KVCache
@@ -49,16 +50,15 @@ EXPERT_KEY = re.compile(r"^backbone\.(?:blocks\.\d+\.experts|final_ada)\.(\w+)\.
 MOVED: dict[str, tuple[type, str]] = {
     "feature_noise": (float, "mimic.feature_noise"), "independent_t": (bool, "joint.independent_t"),
     "state_frames": (bool, "latent_frame.state_frames"),
-    **{k: (int, f"hierarchical.{k}") for k in ("subgoal_index", "plan_every", "executor_width", "executor_depth",
-                                               "executor_steps")},
+    **{k: (int, f"hierarchical.{k}") for k in ("subgoal_index", "plan_every", "executor_width", "executor_depth", "executor_steps")},
     **{f"ref_{k}": (t, f"reference.{k}") for k, t in (("channels", tuple[int, ...]), ("keypoints", int),
                                                        ("feature", int), ("unet", tuple[int, ...]), ("shift", int))},
     **{f"lam_{k}": (t, f"latent_actions.{k}") for k, t in (("codes", int), ("dim", int), ("width", int), ("beta", float))},
     "code_weight": (float, "latent_actions.code_weight"), "tune_backbone": (bool, "latent_actions.tune_backbone")}
 MOVED_NOTE = ("each paradigm's settings moved into a section of their own; this and every other old flat key is read "
               "as its new one: policy.mimic.feature_noise, policy.joint.independent_t, "
-              "policy.latent_frame.state_frames, "
-              "policy.hierarchical.{subgoal_index,plan_every,executor_width,executor_depth,executor_steps}, "
+              "policy.latent_frame.state_frames, policy.hierarchical.{subgoal_index,plan_every,executor_width,"
+              "executor_depth,executor_steps}, "
               "policy.reference.{channels,keypoints,feature,unet,shift} (were ref_*), "
               "policy.latent_actions.{codes,dim,width,beta} (were lam_*), policy.latent_actions.{code_weight,tune_backbone}")
 
@@ -91,6 +91,7 @@ class PolicyModelConfig:
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
     lora: LoraConfig = field(default_factory=LoraConfig)  # LoRA / freezing of a diffusers backbone (wam.backbones)
     aux: AuxConfig = field(default_factory=AuxConfig)  # auxiliary position targets of any paradigm (auxiliary.py)
+    keypoints: KeypointConfig = field(default_factory=KeypointConfig)  # a pixel stream's positions as state (nn/keypoints.py)
     # each paradigm's own settings (wam.paradigms.settings), read only by the strategies that name them
     mimic: MimicConfig = field(default_factory=MimicConfig)
     joint: JointConfig = field(default_factory=JointConfig)
@@ -110,6 +111,7 @@ class PolicyModelConfig:
         self.backbone.check()
         self.lora.check()
         self.aux.check()
+        self.keypoints.check()
         for section in self.SECTIONS:
             getattr(self, section).check()
         if self.chunk < 1 or self.video_weight < 0 or self.action_weight <= 0:
@@ -121,6 +123,8 @@ class PolicyModelConfig:
             if getattr(self.latent_frame, key) and self.integration != "latent_frame":
                 raise ConfigError(f"policy.latent_frame.{key} writes {what} into latent frames beside the action "
                                   f"frame: it needs policy.integration=latent_frame, got {self.integration}")
+        if self.keypoints.names() and self.latent_frame.state_frames:  # no state token to add the positions to
+            raise ConfigError("policy.keypoints adds positions to the state token; state_frames replaces it: choose one")
         if self.joint.independent_t and self.integration == "latent_frame":
             raise ConfigError("policy.joint.independent_t needs the actions in a group of their own; with "
                               "policy.integration=latent_frame the action frame shares the future group's flow time")

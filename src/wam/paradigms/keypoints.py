@@ -1,0 +1,82 @@
+"""Fitting the policy's pixel stream (`policy.keypoints`, wam.nn.keypoints) before the policy trains.
+
+    found = fit_keypoints(policy, ds, frames, train_eps, image_key)   # (N, K, 2) in [-1, 1], or None
+
+The detector learns each target's pixel position from the training episodes' frames (labelled and
+action-free alike: the positions are recorded in simulation, `observation.environment_state`, projected by
+the camera's pinhole model in `wam.envs.target_masks.dataset_centres`), then freezes; its positions for
+every dataset frame are computed once and served to the policy's windows as `obs.keypoints`. Acting runs
+the same frozen detector on the live frame (`WamPolicy.with_keypoints`). Held-out episodes never train it:
+their median pixel error is printed and returned.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from wam.data.frames import episode_starts
+from wam.data.lerobot_format import LeRobotDataset
+from wam.envs.target_masks import camera_of, dataset_centres
+from wam.nn.keypoints import train_keypoints
+
+
+def _rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
+    starts = episode_starts(ds)
+    return np.concatenate([np.arange(starts[e], starts[e + 1]) for e in episodes]) if episodes else np.zeros(0, int)
+
+
+@torch.no_grad()
+def locate_all(net: torch.nn.Module, frames: np.ndarray, batch: int = 256) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, K, 2) float32 positions in [-1, 1], in batches."""
+    device = next(net.parameters()).device
+    out = [net(torch.from_numpy(np.array(frames[i:i + batch])).permute(0, 3, 1, 2).to(device)).cpu()
+           for i in range(0, len(frames), batch)]
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarray, train_eps: list[int],
+                  image_key: str, progress: bool = True, val_eps: list[int] = ()) -> np.ndarray | None:
+    """Train the policy's detector (None when `policy.keypoints` is off) and return its positions for every
+    dataset frame, (N, K, 2) in [-1, 1]."""
+    net = policy.keypoints
+    if net is None:
+        return None
+    size = frames.shape[1]
+    centres = dataset_centres(ds, camera_of(image_key), size, tuple(net.cfg.names()))  # (N, K, 2) px, NaN: none
+    fit = train_keypoints(net, frames, centres, _rows(ds, train_eps), progress=progress)
+    found = locate_all(net, frames)
+    report = f"keypoints ({net.cfg.targets}): median error {fit['median_px_error']:.2f} px on training frames"
+    held = _rows(ds, list(val_eps))
+    if len(held):
+        err = np.abs((found[held] + 1) / 2 * size - centres[held])
+        report += f", {np.nanmedian(err):.2f} px held out"
+    print(f"{report} ({size} px frames, {fit['frames_per_s']:.0f} frames/s)")
+    return found
+
+
+
+def keypoint_scores(found: np.ndarray, ds: LeRobotDataset, episodes: list[int], image_key: str, size: int,
+                    names: list[str]) -> dict:
+    """How well the detector's positions `found` (N, K, 2) in [-1, 1] match the projected targets in `episodes`
+    (held-out ones, for `wam eval-offline`): per target and task, R^2 of the (column, row) pixel position over
+    that task's frames (None where the target does not move) and the median error in pixels of `size` px frames."""
+    from wam.data.tasks import episodes_by_task
+
+    centres = dataset_centres(ds, camera_of(image_key), size, tuple(names))  # (N, K, 2) px, NaN: not shown
+    px = (found + 1) / 2 * size
+    held = set(episodes)
+    out: dict = {name: {} for name in names}
+    for task, eps in sorted(episodes_by_task(ds).items()):
+        rows = _rows(ds, [e for e in eps if e in held])
+        for k, name in enumerate(names):
+            true, pred = centres[rows, k], px[rows, k]
+            ok = np.isfinite(true).all(-1)
+            if not ok.any():
+                continue
+            true, pred = true[ok], pred[ok]
+            spread = float(((true - true.mean(0)) ** 2).sum())
+            r2 = None if spread < 1e-9 * len(true) else round(1 - float(((pred - true) ** 2).sum()) / spread, 4)
+            out[name][task] = {"r2": r2, "median_px": round(float(np.median(np.abs(pred - true))), 4),
+                               "frames": int(ok.sum())}
+    return out

@@ -1,0 +1,72 @@
+"""The pixel keypoint detector (wam.nn.keypoints): finds small targets to a fraction of a pixel, frozen after fitting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wam.errors import ConfigError
+from wam.nn.keypoints import KeypointConfig, KeypointNet, train_keypoints
+
+
+def dots(n: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy grey frames with a red (object) and a green (goal) pixel; their centres (n, 2, 2) (column, row)."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(80, 120, (n, size, size, 3)).astype(np.uint8)
+    at = rng.integers(2, size - 2, (n, 2, 2))
+    for i in range(n):
+        for k, colour in enumerate(([230, 20, 20], [20, 230, 20])):
+            frames[i, at[i, k, 1], at[i, k, 0]] = colour
+    return frames, (at + 0.5).astype(np.float32)
+
+
+def test_the_detector_finds_small_targets_to_a_fraction_of_a_pixel():
+    frames, centres = dots(400)
+    net = KeypointNet(KeypointConfig(targets="object,goal", steps=150), 32)
+    fit = train_keypoints(net, frames, centres, np.arange(300), progress=False)
+    assert fit["median_px_error"] < 0.3 and not any(p.requires_grad for p in net.parameters())  # frozen
+    found = net(torch.from_numpy(frames[300:]).permute(0, 3, 1, 2))  # (100, 2, 2) in [-1, 1]
+    assert found.shape == (100, 2, 2) and found.abs().max() <= 1 and not found.requires_grad
+    err = np.abs((found.numpy() + 1) / 2 * 32 - centres[300:])  # held-out frames
+    assert np.median(err) < 0.3 and np.quantile(err, 0.95) < 1.0
+    untrained = KeypointNet(KeypointConfig(targets="object,goal"), 32)(torch.from_numpy(frames[300:]).permute(0, 3, 1, 2))
+    assert np.median(np.abs((untrained.numpy() + 1) / 2 * 32 - centres[300:])) > 3
+
+
+def test_the_position_is_read_around_the_peak_only():
+    """A far-off second bump of probability does not pull the position (a global soft-argmax would)."""
+    net = KeypointNet(KeypointConfig(targets="goal", window=1), 16)
+    logits = torch.full((1, 1, 16 * 16), -5.0)
+    logits[0, 0, 3 * 16 + 4] = 6.0  # the peak: column 4, row 3
+    logits[0, 0, 3 * 16 + 5] = 6.0  # its neighbour: the position falls between them
+    logits[0, 0, 12 * 16:] = 3.0  # broad mass in the bottom rows
+    assert torch.allclose(net.locate(logits)[0, 0], torch.tensor([5.0, 3.5]))
+    assert logits.softmax(-1)[0, 0, 12 * 16:].sum() > 0.5  # the mass a global soft-argmax would have averaged in
+
+
+def test_a_missing_target_is_left_out_of_the_loss():
+    net = KeypointNet(KeypointConfig(targets="object,goal"), 16)
+    frames = torch.randint(0, 255, (2, 3, 16, 16), dtype=torch.uint8)
+    centres = torch.tensor([[[3.5, 4.5], [float("nan"), float("nan")]], [[8.5, 2.5], [10.5, 11.5]]])
+    loss = net.loss(frames, centres)
+    logits = net.logits(frames).log_softmax(-1)
+    flat = lambda c: int(c[1]) * 16 + int(c[0])  # noqa: E731  (a sigma -> 0 target would be this pixel)
+    assert torch.isfinite(loss)
+    net.cfg.sigma = 1e-3
+    sharp = net.loss(frames, centres)
+    expect = -(logits[0, 0, flat(centres[0, 0])] + logits[1, 0, flat(centres[1, 0])] + logits[1, 1, flat(centres[1, 1])]) / 3
+    assert sharp.item() == pytest.approx(expect.item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("field,value,what", [("targets", "object,lid", "comma list"), ("targets", "goal,goal", "distinct"),
+                                              ("steps", 0, "steps"), ("sigma", 0.0, "sigma"), ("window", -1, "window")])
+def test_bad_settings_are_refused_with_a_line(field, value, what):
+    cfg = KeypointConfig(targets="goal", **{field: value}) if field != "targets" else KeypointConfig(targets=value)
+    with pytest.raises(ConfigError, match=what):
+        cfg.check()
+
+
+def test_the_image_size_must_suit_the_coarse_branch():
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        KeypointNet(KeypointConfig(targets="goal"), 30)

@@ -1,0 +1,79 @@
+"""`policy.keypoints`: a pixel detector fitted before the policy trains; its positions are more state numbers,
+precomputed for training windows and found in the live frame when acting (wam.paradigms.keypoints)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import write_dataset
+from tests.test_train import POLICY
+from wam.config import apply_overrides
+from wam.data.frames import cached_frames
+from wam.data.lerobot_format import LeRobotDataset
+from wam.errors import ConfigError, DatasetError
+from wam.paradigms.keypoints import locate_all
+from wam.train import TrainConfig, load_policy, policy_windows, train_policy
+
+KP = {"policy.keypoints.targets": "object,goal", "policy.keypoints.steps": 20}
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory):
+    from wam.envs.collect import CollectConfig, collect
+
+    root = tmp_path_factory.mktemp("kp") / "push"
+    collect(CollectConfig(tasks="push-v3", episodes=4, out=str(root), image_size=32, workers=1),
+            progress_bar=False)
+    return root
+
+
+def test_train_fits_the_detector_and_acting_reads_the_same_positions(pushed, tmp_path, capsys):
+    cfg = apply_overrides(TrainConfig(), {**POLICY, **KP, "paradigm": "action_only", "data.path": str(pushed),
+                                          "out": str(tmp_path / "p")})
+    train_policy(cfg, progress=False)
+    assert "keypoints (object,goal): median error" in capsys.readouterr().out
+    policy, saved = load_policy(tmp_path / "p")
+    assert saved.policy.keypoints.targets == "object,goal" and saved.policy.state_dim == 4  # the saved config: proprio
+    assert policy.paradigm.parts.state_in.proj_in.in_features == 4 + 4  # the state token reads 2 positions more
+    ds = LeRobotDataset(pushed)
+    frames = cached_frames(ds, ds.video_keys[0], image_size=32, progress=False).frames
+    found = locate_all(policy.keypoints, frames)  # (N, 2, 2): what the training windows were served
+    windows = policy_windows(saved, ds, frames, [0], video=False, keypoints=found)
+    assert torch.equal(windows[5]["obs.keypoints"][-1], torch.from_numpy(found[5]))
+    live = policy.with_keypoints({"obs.image": windows[5]["obs.image"][None]}, torch.zeros(1, 1, 4))  # (1, 1, 8)
+    assert torch.allclose(live[0, 0, 4:], torch.from_numpy(found[5]).flatten(), atol=1e-6)  # acting finds the same
+    obs = {ds.video_keys[0]: frames[5], "observation.state": np.zeros(4, np.float32), "task": ds.tasks[0]}
+    seen, act = [], policy.paradigm.act
+    policy.paradigm.act = lambda batch, **kw: seen.append(batch["obs.state"]) or act(batch, **kw)  # noqa: E731
+    assert policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0)).shape == (3, 4)
+    assert torch.allclose(seen[0][0, 0, 4:], live[0, 0, 4:], atol=1e-6)  # acting's state token reads the live positions
+    from wam.offline_eval import OfflineEvalConfig, offline_eval
+
+    scores = offline_eval(OfflineEvalConfig(policy=str(tmp_path / "p"), windows_per_episode=4), progress=False)["keypoints"]
+    assert set(scores) == {"object", "goal"} and scores["goal"]["push-v3"]["frames"] > 0
+    assert np.isfinite(scores["object"]["push-v3"]["median_px"])
+
+def test_keypoints_need_the_recorded_state_and_a_state_token(tmp_path):
+    write_dataset(tmp_path / "data", lengths=(20, 22, 24, 26))
+    cfg = apply_overrides(TrainConfig(), {**POLICY, **KP, "paradigm": "action_only", "data.path": str(tmp_path / "data"),
+                                          "out": str(tmp_path / "a")})
+    with pytest.raises(DatasetError, match="policy.keypoints.targets=object,goal reads observation.environment_state"):
+        train_policy(cfg, progress=False)
+    assert not (tmp_path / "a" / "config.yaml").exists()  # refused before anything trains
+    with pytest.raises(ConfigError, match="state_frames"):
+        apply_overrides(TrainConfig(), {**KP, "paradigm": "joint", "policy.integration": "latent_frame",
+                                        "policy.latent_frame.state_frames": True}).check()
+
+
+def test_keypoint_scores_are_one_for_the_projections_themselves(pushed):
+    from wam.envs.target_masks import dataset_centres
+    from wam.paradigms.keypoints import keypoint_scores
+
+    ds = LeRobotDataset(pushed)
+    exact = dataset_centres(ds, "corner2", 32, ("object",)) / 32 * 2 - 1  # (N, 1, 2) in [-1, 1]
+    got = keypoint_scores(exact, ds, [0, 1], ds.video_keys[0], 32, ["object"])["object"]["push-v3"]
+    assert got["r2"] == 1.0 and got["median_px"] == 0.0 and got["frames"] == sum(ds.episodes[e].length for e in (0, 1))
+    off = keypoint_scores(exact + 0.25, ds, [0, 1], ds.video_keys[0], 32, ["object"])["object"]["push-v3"]
+    assert off["median_px"] == pytest.approx(4.0, abs=1e-3) and off["r2"] < 1
