@@ -70,3 +70,22 @@ def test_bad_settings_are_refused_with_a_line(field, value, what):
 def test_the_image_size_must_suit_the_coarse_branch():
     with pytest.raises(ConfigError, match="divisible by 4"):
         KeypointNet(KeypointConfig(targets="goal"), 30)
+
+
+def test_the_lift_recovers_a_smooth_map_from_image_to_world():
+    """`world`: a quadratic map fitted from image positions to (standardised) world positions, per target."""
+    from wam.nn.keypoints import fit_lift
+
+    rng = np.random.default_rng(0)
+    uv = rng.uniform(-1, 1, (500, 2, 2)).astype(np.float32)  # (N, K, 2)
+    u, v = uv[..., 0], uv[..., 1]
+    world = np.stack([0.5 * u - v, u * v + 0.2, v ** 2], -1)  # (N, K, 3), exactly quadratic
+    world[:, 1] *= -1  # the second target maps otherwise
+    uv[:10, 0] = np.nan  # frames where the first target is not seen are left out of its fit
+    net = KeypointNet(KeypointConfig(targets="object,goal", world=True), 16)
+    r2 = fit_lift(net, uv, world, alpha=1e-8)
+    assert r2.min() > 0.999
+    got = net.lifted(torch.from_numpy(uv[10:])).numpy()
+    np.testing.assert_allclose(got, world[10:], atol=1e-3)
+    frames = torch.randint(0, 255, (3, 3, 16, 16), dtype=torch.uint8)
+    assert net(frames).shape == (3, 2, 3) and torch.allclose(net(frames), net.lifted(net.pixels(frames)))

@@ -77,3 +77,21 @@ def test_keypoint_scores_are_one_for_the_projections_themselves(pushed):
     assert got["r2"] == 1.0 and got["median_px"] == 0.0 and got["frames"] == sum(ds.episodes[e].length for e in (0, 1))
     off = keypoint_scores(exact + 0.25, ds, [0, 1], ds.video_keys[0], 32, ["object"])["object"]["push-v3"]
     assert off["median_px"] == pytest.approx(4.0, abs=1e-3) and off["r2"] < 1
+
+
+def test_world_positions_are_served_and_found_alike(pushed, tmp_path, capsys):
+    """`policy.keypoints.world`: the state reads 3 world numbers a target, the same in windows and when acting."""
+    from wam.paradigms.keypoints import as_state
+
+    cfg = apply_overrides(TrainConfig(), {**POLICY, **KP, "policy.keypoints.world": True, "paradigm": "action_only",
+                                          "data.path": str(pushed), "out": str(tmp_path / "w")})
+    train_policy(cfg, progress=False)
+    assert "keypoints lifted to the world: R^2 on training frames object" in capsys.readouterr().out
+    policy, _ = load_policy(tmp_path / "w")
+    assert policy.paradigm.parts.state_in.proj_in.in_features == 4 + 6 and policy.keypoints.lift.abs().sum() > 0
+    ds = LeRobotDataset(pushed)
+    frames = cached_frames(ds, ds.video_keys[0], image_size=32, progress=False).frames
+    served = as_state(policy.keypoints, locate_all(policy.keypoints, frames))  # (N, 2, 3)
+    live = policy.with_keypoints({"obs.image": torch.from_numpy(np.array(frames[5:6])).permute(0, 3, 1, 2)[None]},
+                                 torch.zeros(1, 1, 4))
+    assert served.shape[1:] == (2, 3) and torch.allclose(live[0, 0, 4:], torch.from_numpy(served[5]).flatten(), atol=1e-5)

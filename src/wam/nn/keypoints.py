@@ -30,6 +30,7 @@ from wam.errors import ConfigError
 
 KNOWN = ("hand", "object", "goal")  # the positions of wam.envs.target_masks.TARGETS
 COARSE = 4  # the coarse branch's stride
+LIFT_FEATURES = 6  # 1, u, v, u^2, v^2, uv: the quadratic map from an image position to the world (`world`)
 
 
 @dataclass
@@ -42,6 +43,9 @@ class KeypointConfig:
     lr: float = 2e-3
     sigma: float = 1.0  # the target Gaussian's width, in pixels
     window: int = 3  # the soft-argmax reads the (2 window + 1)^2 pixels around the peak
+    # also lift each position to the world: a quadratic map from (column, row) to the target's recorded xyz, fitted
+    # on the training frames (`fit_lift`); the state then gets 3 standardised world numbers a target, not 2 pixels
+    world: bool = False
     fine: int = 16  # channels of the full-resolution branch
     coarse: int = 32  # channels of the stride-4 branch
 
@@ -49,8 +53,8 @@ class KeypointConfig:
         return [n.strip() for n in self.targets.split(",") if n.strip()]
 
     def extra_dims(self) -> int:
-        """State numbers the positions add: (column, row) per target."""
-        return 2 * len(self.names())
+        """State numbers the positions add: (column, row) per target, or its world (x, y, z) with `world`."""
+        return (3 if self.world else 2) * len(self.names())
 
     def check(self) -> None:
         names = self.names()
@@ -86,6 +90,7 @@ class KeypointNet(nn.Module):
                                   nn.Conv2d(f, k, 1))
         dilated = [m for d in (1, 2, 4) for m in (nn.Conv2d(c, c, 3, padding=d, dilation=d), nn.GELU())]
         self.coarse = nn.Sequential(nn.Conv2d(3, c, COARSE, stride=COARSE), nn.GELU(), *dilated, nn.Conv2d(c, k, 1))
+        self.register_buffer("lift", torch.zeros(k, LIFT_FEATURES, 3))  # (K, F, 3): `world`, set by fit_lift
 
     def logits(self, frames: Tensor) -> Tensor:
         """(B, 3, H, W) uint8 -> (B, K, H * W) float32."""
@@ -100,12 +105,22 @@ class KeypointNet(nn.Module):
         near = (grid - peak[..., None, :]).abs().amax(-1) <= self.cfg.window  # (B, K, H * W)
         return logits.masked_fill(~near, float("-inf")).softmax(-1) @ grid
 
-    @torch.no_grad()
-    def forward(self, frames: Tensor) -> Tensor:
-        """(..., 3, H, W) uint8 -> (..., K, 2) positions in [-1, 1] (frozen: no gradient)."""
+    def pixels(self, frames: Tensor) -> Tensor:
+        """(..., 3, H, W) uint8 -> (..., K, 2) image positions in [-1, 1]."""
         lead = frames.shape[:-3]
         px = self.locate(self.logits(frames.reshape(-1, *frames.shape[-3:])))
         return (px / self.size * 2 - 1).reshape(*lead, -1, 2)
+
+    def lifted(self, positions: Tensor) -> Tensor:
+        """(..., K, 2) image positions in [-1, 1] -> (..., K, 3) standardised world positions (the fitted map)."""
+        return torch.einsum("...kf,kfd->...kd", lift_features(positions), self.lift)
+
+    @torch.no_grad()
+    def forward(self, frames: Tensor) -> Tensor:
+        """(..., 3, H, W) uint8 -> (..., K, 2) image positions in [-1, 1], or (..., K, 3) world ones with
+        `cfg.world` (frozen: no gradient)."""
+        positions = self.pixels(frames)
+        return self.lifted(positions) if self.cfg.world else positions
 
     def loss(self, frames: Tensor, centres: Tensor) -> Tensor:
         """Cross-entropy of each map against a Gaussian around its target (B, K, 2) px; NaN targets left out."""
@@ -115,6 +130,26 @@ class KeypointNet(nn.Module):
         target = (-d2 / (2 * self.cfg.sigma ** 2)).softmax(-1)  # (B, K, H * W)
         ce = -(target * logits.log_softmax(-1)).sum(-1)  # (B, K)
         return (ce * ok).sum() / ok.sum().clamp_min(1)
+
+
+def lift_features(positions: Tensor) -> Tensor:
+    """(..., K, 2) (u, v) -> (..., K, LIFT_FEATURES): 1, u, v, u^2, v^2, uv (a smooth camera inverse)."""
+    u, v = positions.unbind(-1)
+    return torch.stack([torch.ones_like(u), u, v, u * u, v * v, u * v], -1)
+
+
+def fit_lift(net: KeypointNet, positions: np.ndarray, world: np.ndarray, alpha: float = 1e-3) -> np.ndarray:
+    """Fit `net.lift`: ridge from image positions (N, K, 2) to standardised world positions (N, K, 3) per target
+    (rows with a NaN position left out of that target's fit). Returns the R^2 of each target's fit (K,)."""
+    r2 = np.zeros(len(net.lift))
+    for k in range(len(net.lift)):
+        ok = np.isfinite(positions[:, k]).all(-1) & np.isfinite(world[:, k]).all(-1)
+        x = lift_features(torch.from_numpy(positions[ok, k]).double()).numpy()  # (n, F)
+        y = world[ok, k].astype(np.float64)  # (n, 3), already standardised
+        w = np.linalg.solve(x.T @ x + alpha * len(x) * np.eye(x.shape[1]), x.T @ y)  # (F, 3)
+        net.lift[k] = torch.from_numpy(w).float()
+        r2[k] = 1 - ((x @ w - y) ** 2).sum() / max(((y - y.mean(0)) ** 2).sum(), 1e-12)
+    return r2
 
 
 def train_keypoints(net: KeypointNet, frames: np.ndarray, centres: np.ndarray, rows: np.ndarray, seed: int = 0,
@@ -145,8 +180,9 @@ def train_keypoints(net: KeypointNet, frames: np.ndarray, centres: np.ndarray, r
         losses.append(float(loss.detach()))
     net.eval().requires_grad_(False)
     check = np.sort(gen.choice(rows, min(len(rows), 512), replace=False))
-    found = (net(torch.from_numpy(np.ascontiguousarray(frames[check])).permute(0, 3, 1, 2).to(device)).cpu().numpy()
-             + 1) / 2 * net.size  # (n, K, 2) px
+    with torch.no_grad():
+        found = (net.pixels(torch.from_numpy(np.ascontiguousarray(frames[check])).permute(0, 3, 1, 2).to(device))
+                 .cpu().numpy() + 1) / 2 * net.size  # (n, K, 2) px
     err = np.abs(found - centres[check])
     return {"loss": float(np.mean(losses[-100:])), "frames_per_s": cfg.steps * cfg.batch_size / (time.perf_counter() - t0),
             "median_px_error": float(np.nanmedian(err))}

@@ -17,8 +17,8 @@ import torch
 
 from wam.data.frames import episode_starts
 from wam.data.lerobot_format import LeRobotDataset
-from wam.envs.target_masks import camera_of, dataset_centres
-from wam.nn.keypoints import train_keypoints
+from wam.envs.target_masks import ENV_STATE_KEY, TARGETS, camera_of, dataset_centres
+from wam.nn.keypoints import fit_lift, train_keypoints
 
 
 def _rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
@@ -28,11 +28,19 @@ def _rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
 
 @torch.no_grad()
 def locate_all(net: torch.nn.Module, frames: np.ndarray, batch: int = 256) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, K, 2) float32 positions in [-1, 1], in batches."""
+    """(N, H, W, 3) uint8 -> (N, K, 2) float32 image positions in [-1, 1], in batches."""
     device = next(net.parameters()).device
-    out = [net(torch.from_numpy(np.array(frames[i:i + batch])).permute(0, 3, 1, 2).to(device)).cpu()
+    out = [net.pixels(torch.from_numpy(np.array(frames[i:i + batch])).permute(0, 3, 1, 2).to(device)).cpu()
            for i in range(0, len(frames), batch)]
     return torch.cat(out).numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def as_state(net: torch.nn.Module, positions: np.ndarray) -> np.ndarray:
+    """Image positions (N, K, 2) -> what the policy's state reads: the same, or lifted to the world (N, K, 3)."""
+    if not net.cfg.world:
+        return positions
+    return net.lifted(torch.from_numpy(positions).to(net.lift.device)).cpu().numpy().astype(np.float32)
 
 
 def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarray, train_eps: list[int],
@@ -44,15 +52,24 @@ def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarra
         return None
     size = frames.shape[1]
     centres = dataset_centres(ds, camera_of(image_key), size, tuple(net.cfg.names()))  # (N, K, 2) px, NaN: none
-    fit = train_keypoints(net, frames, centres, _rows(ds, train_eps), progress=progress)
-    found = locate_all(net, frames)
+    rows = _rows(ds, train_eps)
+    fit = train_keypoints(net, frames, centres, rows, progress=progress)
+    found = locate_all(net, frames)  # (N, K, 2) image positions
     report = f"keypoints ({net.cfg.targets}): median error {fit['median_px_error']:.2f} px on training frames"
     held = _rows(ds, list(val_eps))
     if len(held):
         err = np.abs((found[held] + 1) / 2 * size - centres[held])
         report += f", {np.nanmedian(err):.2f} px held out"
     print(f"{report} ({size} px frames, {fit['frames_per_s']:.0f} frames/s)")
-    return found
+    if not net.cfg.world:
+        return found
+    state = ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY]  # (N, 39)
+    world = np.stack([state[:, TARGETS[n]] for n in net.cfg.names()], 1)  # (N, K, 3)
+    mean, std = world[rows].mean(0), world[rows].std(0) + 1e-6  # the training frames' (K, 3)
+    seen = np.where(np.isfinite(centres[rows]), found[rows], np.nan)  # a frame not showing the target stays out
+    r2 = fit_lift(net, seen, (world[rows] - mean) / std)
+    print(f"keypoints lifted to the world: R^2 on training frames {', '.join(f'{n} {v:.2f}' for n, v in zip(net.cfg.names(), r2))}")
+    return as_state(net, found)
 
 
 
