@@ -89,3 +89,4 @@ def test_the_lift_recovers_a_smooth_map_from_image_to_world():
     np.testing.assert_allclose(got, world[10:], atol=1e-3)
     frames = torch.randint(0, 255, (3, 3, 16, 16), dtype=torch.uint8)
     assert net(frames).shape == (3, 2, 3) and torch.allclose(net(frames), net.lifted(net.pixels(frames)))
+    assert "lift" in net.state_dict() and "lift" not in KeypointNet(KeypointConfig(targets="goal"), 16).state_dict()

@@ -90,7 +90,8 @@ class KeypointNet(nn.Module):
                                   nn.Conv2d(f, k, 1))
         dilated = [m for d in (1, 2, 4) for m in (nn.Conv2d(c, c, 3, padding=d, dilation=d), nn.GELU())]
         self.coarse = nn.Sequential(nn.Conv2d(3, c, COARSE, stride=COARSE), nn.GELU(), *dilated, nn.Conv2d(c, k, 1))
-        self.register_buffer("lift", torch.zeros(k, LIFT_FEATURES, 3))  # (K, F, 3): `world`, set by fit_lift
+        # (K, F, 3), set by fit_lift: only with `world`, so image-position detectors hold no such tensor
+        self.register_buffer("lift", torch.zeros(k, LIFT_FEATURES, 3) if cfg.world else None)
 
     def logits(self, frames: Tensor) -> Tensor:
         """(B, 3, H, W) uint8 -> (B, K, H * W) float32."""
