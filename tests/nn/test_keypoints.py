@@ -30,6 +30,8 @@ def test_the_detector_finds_small_targets_to_a_fraction_of_a_pixel():
     assert found.shape == (100, 2, 2) and found.abs().max() <= 1 and not found.requires_grad
     err = np.abs((found.numpy() + 1) / 2 * 32 - centres[300:])  # held-out frames
     assert np.median(err) < 0.3 and np.quantile(err, 0.95) < 1.0
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # acting's autocast leaves the detector in fp32
+        assert torch.equal(net(torch.from_numpy(frames[300:]).permute(0, 3, 1, 2)), found)
     untrained = KeypointNet(KeypointConfig(targets="object,goal"), 32)(torch.from_numpy(frames[300:]).permute(0, 3, 1, 2))
     assert np.median(np.abs((untrained.numpy() + 1) / 2 * 32 - centres[300:])) > 3
 
@@ -89,4 +91,6 @@ def test_the_lift_recovers_a_smooth_map_from_image_to_world():
     np.testing.assert_allclose(got, world[10:], atol=1e-3)
     frames = torch.randint(0, 255, (3, 3, 16, 16), dtype=torch.uint8)
     assert net(frames).shape == (3, 2, 3) and torch.allclose(net(frames), net.lifted(net.pixels(frames)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(net(frames), net.lifted(net.pixels(frames))) and net(frames).dtype == torch.float32
     assert "lift" in net.state_dict() and "lift" not in KeypointNet(KeypointConfig(targets="goal"), 16).state_dict()

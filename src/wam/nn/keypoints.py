@@ -107,14 +107,17 @@ class KeypointNet(nn.Module):
         return logits.masked_fill(~near, float("-inf")).softmax(-1) @ grid
 
     def pixels(self, frames: Tensor) -> Tensor:
-        """(..., 3, H, W) uint8 -> (..., K, 2) image positions in [-1, 1]."""
+        """(..., 3, H, W) uint8 -> (..., K, 2) image positions in [-1, 1], always in fp32 (also inside the policy's
+        bf16 autocast: the sub-pixel position is read off small logit differences; windows were found in fp32)."""
         lead = frames.shape[:-3]
-        px = self.locate(self.logits(frames.reshape(-1, *frames.shape[-3:])))
+        with torch.autocast(frames.device.type, enabled=False):
+            px = self.locate(self.logits(frames.reshape(-1, *frames.shape[-3:])))
         return (px / self.size * 2 - 1).reshape(*lead, -1, 2)
 
     def lifted(self, positions: Tensor) -> Tensor:
         """(..., K, 2) image positions in [-1, 1] -> (..., K, 3) standardised world positions (the fitted map)."""
-        return torch.einsum("...kf,kfd->...kd", lift_features(positions), self.lift)
+        with torch.autocast(positions.device.type, enabled=False):
+            return torch.einsum("...kf,kfd->...kd", lift_features(positions.float()), self.lift)
 
     @torch.no_grad()
     def forward(self, frames: Tensor) -> Tensor:
