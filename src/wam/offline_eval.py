@@ -210,13 +210,21 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
         result["aux_r2"] = aux_r2(scores["aux_pred"], scores["aux_true"], tasks_of(ds, episodes),
                                   tcfg.policy.aux.names())
     if found is not None:  # how well the pixel stream finds its targets on held-out episodes (policy.keypoints)
+        world = tcfg.policy.keypoints.world
         result["keypoints"] = keypoint_scores(found, ds, val_eps, windows.image_key, frames.shape[1],
-                                              tcfg.policy.keypoints.names())
+                                              tcfg.policy.keypoints.names(), served if world else None,
+                                              _train_episodes(run) if world else ())
     result.update(policy=str(cfg.policy), paradigm=tcfg.paradigm, integration=tcfg.policy.integration,
                   config=asdict(cfg))
     path = Path(cfg.out) if cfg.out else run / "eval_offline.json"
     write_json_atomic(result, path)  # a crash mid-write leaves the last whole file
     return result
+
+
+def _train_episodes(run: Path) -> list[int]:
+    """The episodes the run trained on (its split.json, actionless ones included): what its lift was fitted on."""
+    split = json.loads((run / "split.json").read_text())
+    return split["train"]
 
 
 def _inputs(policy, frames: np.ndarray, rows: np.ndarray) -> np.ndarray:

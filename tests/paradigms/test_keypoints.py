@@ -79,6 +79,23 @@ def test_keypoint_scores_are_one_for_the_projections_themselves(pushed):
     assert off["median_px"] == pytest.approx(4.0, abs=1e-3) and off["r2"] < 1
 
 
+def test_xyz_r2_scores_the_lift_in_recorded_units(pushed):
+    """With `lifted` (the lift's standardised xyz), eval-offline's scores add `xyz_r2` against the recorded xyz."""
+    from wam.envs.target_masks import dataset_centres
+    from wam.paradigms.keypoints import keypoint_scores, world_positions
+
+    ds = LeRobotDataset(pushed)
+    exact = dataset_centres(ds, "corner2", 32, ("object",)) / 32 * 2 - 1  # (N, 1, 2)
+    world, mean, std = world_positions(ds, ["object"], [2, 3])  # standardised on episodes 2-3, scored on 0-1
+    perfect = (world - mean) / std
+    got = keypoint_scores(exact, ds, [0, 1], ds.video_keys[0], 32, ["object"], perfect, [2, 3])["object"]["push-v3"]
+    assert got["xyz_r2"] == 1.0
+    shifted = perfect + np.array([0.5, 0.0, 0.0], np.float32)  # half a training std off in x
+    off = keypoint_scores(exact, ds, [0, 1], ds.video_keys[0], 32, ["object"], shifted, [2, 3])["object"]["push-v3"]
+    assert off["xyz_r2"] < 0.99
+    assert "xyz_r2" not in keypoint_scores(exact, ds, [0, 1], ds.video_keys[0], 32, ["object"])["object"]["push-v3"]
+
+
 def test_world_positions_are_served_and_found_alike(pushed, tmp_path, capsys):
     """`policy.keypoints.world`: the state reads 3 world numbers a target, the same in windows and when acting."""
     from wam.paradigms.keypoints import as_state
@@ -95,3 +112,7 @@ def test_world_positions_are_served_and_found_alike(pushed, tmp_path, capsys):
     live = policy.with_keypoints({"obs.image": torch.from_numpy(np.array(frames[5:6])).permute(0, 3, 1, 2)[None]},
                                  torch.zeros(1, 1, 4))
     assert served.shape[1:] == (2, 3) and torch.allclose(live[0, 0, 4:], torch.from_numpy(served[5]).flatten(), atol=1e-5)
+    from wam.offline_eval import OfflineEvalConfig, offline_eval
+
+    scores = offline_eval(OfflineEvalConfig(policy=str(tmp_path / "w"), windows_per_episode=4), progress=False)["keypoints"]
+    assert all(isinstance(s.get("xyz_r2"), (float, type(None))) and "xyz_r2" in s for s in scores["object"].values())

@@ -63,9 +63,7 @@ def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarra
     print(f"{report} ({size} px frames, {fit['frames_per_s']:.0f} frames/s)")
     if not net.cfg.world:
         return found
-    state = ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY]  # (N, 39)
-    world = np.stack([state[:, TARGETS[n]] for n in net.cfg.names()], 1)  # (N, K, 3)
-    mean, std = world[rows].mean(0), world[rows].std(0) + 1e-6  # the training frames' (K, 3)
+    world, mean, std = world_positions(ds, net.cfg.names(), train_eps)
     seen = np.where(np.isfinite(centres[rows]), found[rows], np.nan)  # a frame not showing the target stays out
     r2 = fit_lift(net, seen, (world[rows] - mean) / std)
     print(f"keypoints lifted to the world: R^2 on training frames {', '.join(f'{n} {v:.2f}' for n, v in zip(net.cfg.names(), r2))}")
@@ -73,15 +71,30 @@ def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarra
 
 
 
+def world_positions(ds: LeRobotDataset, names: list[str], train_eps: list[int]) -> tuple[np.ndarray, ...]:
+    """The targets' recorded xyz (N, K, 3) and the training frames' mean and std (K, 3), which the lift's
+    standardised output is in."""
+    state = ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY]  # (N, 39)
+    world = np.stack([state[:, TARGETS[n]] for n in names], 1)  # (N, K, 3)
+    rows = _rows(ds, train_eps)
+    return world, world[rows].mean(0), world[rows].std(0) + 1e-6
+
+
 def keypoint_scores(found: np.ndarray, ds: LeRobotDataset, episodes: list[int], image_key: str, size: int,
-                    names: list[str]) -> dict:
+                    names: list[str], lifted: np.ndarray | None = None, train_eps: list[int] = ()) -> dict:
     """How well the detector's positions `found` (N, K, 2) in [-1, 1] match the projected targets in `episodes`
     (held-out ones, for `wam eval-offline`): per target and task, R^2 of the (column, row) pixel position over
-    that task's frames (None where the target does not move) and the median error in pixels of `size` px frames."""
+    that task's frames (None where the target does not move) and the median error in pixels of `size` px frames.
+    With `lifted` (N, K, 3), the lift's standardised xyz (`policy.keypoints.world`, fitted on `train_eps`), also
+    `xyz_r2`: the pooled R^2 of the world position against the recorded one (wam.probe.r2)."""
     from wam.data.tasks import episodes_by_task
+    from wam.probe import r2 as pooled_r2
 
     centres = dataset_centres(ds, camera_of(image_key), size, tuple(names))  # (N, K, 2) px, NaN: not shown
     px = (found + 1) / 2 * size
+    if lifted is not None:
+        world, mean, std = world_positions(ds, names, list(train_eps))
+        xyz = lifted * std + mean  # (N, K, 3) in the recorded units
     held = set(episodes)
     out: dict = {name: {} for name in names}
     for task, eps in sorted(episodes_by_task(ds).items()):
@@ -96,4 +109,7 @@ def keypoint_scores(found: np.ndarray, ds: LeRobotDataset, episodes: list[int], 
             r2 = None if spread < 1e-9 * len(true) else round(1 - float(((pred - true) ** 2).sum()) / spread, 4)
             out[name][task] = {"r2": r2, "median_px": round(float(np.median(np.abs(pred - true))), 4),
                                "frames": int(ok.sum())}
+            if lifted is not None:
+                fit = pooled_r2(xyz[rows, k][ok], world[rows, k][ok])
+                out[name][task]["xyz_r2"] = None if fit is None else round(fit, 4)
     return out
