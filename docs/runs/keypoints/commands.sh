@@ -5,3 +5,21 @@ python single_view_ceiling.py      # -> single_view_ceiling.log
 python kp_probe.py 128 c3 600 all  # -> kp_probe.log (first block)
 python kp_probe.py 64 cf 600 all   # -> kp_probe.log (second block)
 python kp_probe.py 64 dil 600 all  # -> kp_probe.log (third line; stopped after pick-place: 172 s a task)
+
+# thirteenth session, 2026-12-03: the scratch folder was lost with the machine, so the data and the pool world model
+# were built again with the same commands (docs/results.md section 5); study code bea789e (e799484 + eval-offline's
+# xyz_r2), copied to src_s13; each study one cell at a time with OMP_NUM_THREADS=1, two studies side by side
+wam collect --tasks=mw5 --episodes=64 --camera=corner2 --image_size=128 --out=data/mw5_c2_128_64                      # 2.7 min
+cp -r data/mw5_c2_128_64 data/pool_c2_128 && wam collect --tasks=door-open,drawer-close,peg-insert-side,window-open,\
+  window-close,button-press,plate-slide,faucet-open,handle-press,coffee-button --episodes=50 --camera=corner2 \
+  --image_size=128 --workers=2 --out=data/pool_c2_128
+wam pretrain --data.path=data/pool_c2_128 --data.image_size=64 --tokenizer.downsample=4 --tokenizer.steps=1500 \
+  --tokenizer.base_channels=16 --model.patch=4 --model.backbone.depth=4 --optim.steps=3000 --optim.lr=0.0005 \
+  --optim.warmup=200 --optim.val_every=500 --optim.ckpt_every=250 --out=runs/vp/wm_pool_64d4
+# the study files are kp3_d20a/study.yaml, kp_d5ao/study.yaml, ... (one variant each); rates.json written first
+# (representation 39.5054, action-only 96.46415 samples/s: the rates of video_pays_s0, so the same steps as every
+# earlier 5- and 20-demo cell)
+for s in kp_d5ao kp_d5rep kp3_d20a kp_d5more0 kp_d5more1 kp_d5more2; do
+  [ -f $s/study.yaml ] && wam study $s/study.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/vp/wm_pool_64d4
+done
+python kp_xyz_probe.py runs/vp_kp_d5ao/cells/action_only_kp_world__d5__s0 data/mw5_c2_128_64   # -> kp_xyz_probe.log
