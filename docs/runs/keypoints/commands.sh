@@ -16,10 +16,12 @@ cp -r data/mw5_c2_128_64 data/pool_c2_128 && wam collect --tasks=door-open,drawe
 wam pretrain --data.path=data/pool_c2_128 --data.image_size=64 --tokenizer.downsample=4 --tokenizer.steps=1500 \
   --tokenizer.base_channels=16 --model.patch=4 --model.backbone.depth=4 --optim.steps=3000 --optim.lr=0.0005 \
   --optim.warmup=200 --optim.val_every=500 --optim.ckpt_every=250 --out=runs/vp/wm_pool_64d4
-# the study files are kp3_d20a/study.yaml, kp_d5ao/study.yaml, ... (one variant each); rates.json written first
-# (representation 39.5054, action-only 96.46415 samples/s: the rates of video_pays_s0, so the same steps as every
-# earlier 5- and 20-demo cell)
+# one study folder a variant: kp_d5ao, kp_d5rep, kp3_d20a, kp_d5more0..2 (their study.yaml names the out folder);
+# rates.json copied in first: representation 39.5054, action-only 96.46415 samples/s, the rates of video_pays_s0,
+# so the steps are those of every earlier 5- and 20-demo cell (370 / 904 at 300 CPU-s, 1,481 at 1,200)
 for s in kp_d5ao kp_d5rep kp3_d20a kp_d5more0 kp_d5more1 kp_d5more2; do
-  [ -f $s/study.yaml ] && wam study $s/study.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/vp/wm_pool_64d4
+  out=$(grep '^out:' $s/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $s/rates.json $out/
+  wam study $s/study.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/vp/wm_pool_64d4
 done
-python kp_xyz_probe.py runs/vp_kp_d5ao/cells/action_only_kp_world__d5__s0 data/mw5_c2_128_64   # -> kp_xyz_probe.log
+python kp_xyz_probe.py runs/vp_kp_d5ao/cells/action_only_kp_world__d5__s0 data/mw5_c2_128_64        # -> kp_xyz_probe.log
+python kp_xyz_probe.py runs/vp_kp_d20a/cells/representation_kp_world__d20__s0 data/mw5_c2_128_64   # -> kp_xyz_probe.log (second block)
