@@ -12,10 +12,10 @@ python kp_probe.py 64 dil 600 all  # -> kp_probe.log (third line; stopped after 
 wam collect --tasks=mw5 --episodes=64 --camera=corner2 --image_size=128 --out=data/mw5_c2_128_64                      # 2.7 min
 cp -r data/mw5_c2_128_64 data/pool_c2_128 && wam collect --tasks=door-open,drawer-close,peg-insert-side,window-open,\
   window-close,button-press,plate-slide,faucet-open,handle-press,coffee-button --episodes=50 --camera=corner2 \
-  --image_size=128 --workers=2 --out=data/pool_c2_128
+  --image_size=128 --workers=2 --out=data/pool_c2_128                                                 # 6.7 min
 wam pretrain --data.path=data/pool_c2_128 --data.image_size=64 --tokenizer.downsample=4 --tokenizer.steps=1500 \
   --tokenizer.base_channels=16 --model.patch=4 --model.backbone.depth=4 --optim.steps=3000 --optim.lr=0.0005 \
-  --optim.warmup=200 --optim.val_every=500 --optim.ckpt_every=250 --out=runs/vp/wm_pool_64d4
+  --optim.warmup=200 --optim.val_every=500 --optim.ckpt_every=250 --out=runs/vp/wm_pool_64d4  # 55 min beside CI and a study; val loss 0.0192
 # one study folder a variant: kp_d5ao, kp_d5rep, kp3_d20a, kp_d5more0..2 (their study.yaml names the out folder);
 # rates.json copied in first: representation 39.5054, action-only 96.46415 samples/s, the rates of video_pays_s0,
 # so the steps are those of every earlier 5- and 20-demo cell (370 / 904 at 300 CPU-s, 1,481 at 1,200)
