@@ -19,8 +19,9 @@ wam pretrain --data.path=data/pool_c2_128 --data.image_size=64 --tokenizer.downs
 # one study folder a variant: kp_d5ao, kp_d5rep, kp3_d20a, kp_d5more0..2 (their study.yaml names the out folder);
 # rates.json copied in first: representation 39.5054, action-only 96.46415 samples/s, the rates of video_pays_s0,
 # so the steps are those of every earlier 5- and 20-demo cell (370 / 904 at 300 CPU-s, 1,481 at 1,200); kp_d5eq*:
-# the representation arm with action-only's rate, so 904 steps (equal steps, 2.4x the CPU)
-for s in kp_d5ao kp_d5rep kp3_d20a kp_d5more0 kp_d5more1 kp_d5more2 kp_d5eq0 kp_d5eq1; do
+# the representation arm with action-only's rate, so 904 steps (equal steps, 2.4x the CPU); kp_d5nv*: the
+# representation arm with policy.video_weight=0 (no video loss in fine-tuning), 370 steps
+for s in kp_d5ao kp_d5rep kp3_d20a kp_d5more0 kp_d5more1 kp_d5more2 kp_d5eq0 kp_d5eq1 kp_d5nv0 kp_d5nv1; do
   out=$(grep '^out:' $s/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $s/rates.json $out/
   wam study $s/study.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/vp/wm_pool_64d4
 done
