@@ -45,7 +45,7 @@ from wam.errors import ConfigError
 from wam.imagination import bootstrap_ci, moving_psnr, swap_summary
 from wam.paradigms import VARIANTS
 from wam.paradigms.auxiliary import aux_r2, perceive
-from wam.paradigms.keypoints import as_state, keypoint_scores, locate_all
+from wam.paradigms.keypoints import as_state, dataset_task_rows, keypoint_scores, locate_all
 from wam.paradigms.base import keep_mask
 from wam.policy import WamPolicy
 from wam.pretrain import LatentCollate, encode_all, frame_rows
@@ -188,7 +188,8 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
         raise ConfigError("--swap needs a dataset with at least two instructions")
     video = policy.paradigm.video
     found = None if policy.keypoints is None else locate_all(policy.keypoints, frames)  # (N, K, 2): policy.keypoints
-    served = None if found is None else as_state(policy.keypoints, found)
+    served = None if found is None else as_state(policy.keypoints, found,
+                                                 dataset_task_rows(policy.keypoints, ds, policy.text_encoder))
     windows = policy_windows(tcfg, ds, _inputs(policy, frames, frame_rows(ds, val_eps)), val_eps, video, keypoints=served)
     pixels = policy_windows(tcfg, ds, frames, val_eps, video) if cfg.swap and video else None
     cache = run / "text_cache.npz"

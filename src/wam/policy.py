@@ -150,7 +150,7 @@ class WamPolicy(nn.Module):
                 out["obs.latent"] = self._latents(batch["obs.image"])
         if out["text_emb"] is None:
             out["text_emb"] = self.text_encoder.encode(list(batch["task"])).to(device)
-        out["obs.state"] = self.with_keypoints(batch, self.normalizer.state(batch["obs.state"]))
+        out["obs.state"] = self.with_keypoints(batch, self.normalizer.state(batch["obs.state"]), out["text_emb"])
         if "action" in batch:
             out["action"], out["action_is_pad"] = self.normalizer.action(batch["action"]), batch["action_is_pad"]
         out.update({k: batch[k] for k in ("frame_index", "episode_length") if k in batch})  # the value target's
@@ -165,16 +165,17 @@ class WamPolicy(nn.Module):
                 out["future.state"] = self.normalizer.state(batch["future.state"])
         return out
 
-    def with_keypoints(self, batch: dict, state: Tensor) -> Tensor:
-        """(B, To, Ds) normalised state -> (B, To, Ds + 2K) with the detector's positions (policy.keypoints):
-        the precomputed `obs.keypoints` of training windows, else found in the `obs.image` frames."""
+    def with_keypoints(self, batch: dict, state: Tensor, text_emb: Tensor | None = None) -> Tensor:
+        """(B, To, Ds) normalised state -> (B, To, Ds + 2K or 3K) with the detector's positions (policy.keypoints):
+        the precomputed `obs.keypoints` of training windows, else found in the `obs.image` frames (lifted with the
+        lift of the instruction `text_emb` (B, D) names, `policy.keypoints.per_task`)."""
         if self.keypoints is None:
             return state
         found = batch.get("obs.keypoints")
         if found is None:
             if "obs.image" not in batch:
                 raise WamError("policy.keypoints reads frames: the batch has neither 'obs.keypoints' nor 'obs.image'")
-            found = self.keypoints(batch["obs.image"])  # (B, To, K, 2)
+            found = self.keypoints(batch["obs.image"], text_emb)  # (B, To, K, 2 or 3)
         return torch.cat([state, found.flatten(2).to(state.dtype)], -1)
 
     def forward(self, batch: dict) -> tuple[Tensor, dict]:

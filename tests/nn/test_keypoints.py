@@ -94,3 +94,37 @@ def test_the_lift_recovers_a_smooth_map_from_image_to_world():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(net(frames), net.lifted(net.pixels(frames))) and net(frames).dtype == torch.float32
     assert "lift" in net.state_dict() and "lift" not in KeypointNet(KeypointConfig(targets="goal"), 16).state_dict()
+
+
+def test_task_lifts_place_each_task_and_fall_back_to_the_pooled_map():
+    """`per_task`: an affine map per instruction, on positions that span a sliver of the image within a task
+    (where the pooled quadratic cannot tell them apart), chosen by the instruction's embedding; else pooled."""
+    from wam.nn.keypoints import fit_lift, fit_task_lifts
+
+    rng = np.random.default_rng(0)
+    tasks = np.repeat([0, 1], 300)  # (N,)
+    uv = (rng.normal(0, 0.02, (600, 1, 2)) + np.where(tasks == 0, -0.3, 0.4)[:, None, None]).astype(np.float32)
+    z = (uv - uv.reshape(2, 300, 1, 2).mean(1).repeat(300, 0)) / 0.02  # (N, 1, 2), the task's own spread
+    slope = np.where(tasks == 0, 1.0, -2.0)[:, None, None]
+    height = np.ones_like(z[..., :1]) + tasks[:, None, None]  # a height per task: a pixel means another place
+    world = np.concatenate([slope * z[..., :1], z[..., :1] + z[..., 1:], height], -1)  # (N, 1, 3)
+    net = KeypointNet(KeypointConfig(targets="goal", world=True, per_task=True), 16)
+    pooled_r2 = fit_lift(net, uv, world)
+    keys = torch.eye(3, 8)[:2]  # (T, D): two instructions' embeddings
+    r2 = fit_task_lifts(net, uv, world, tasks, keys, alpha=1e-6)
+    assert r2.min() > 0.999 and pooled_r2.max() < 0.9
+    rows = net.task_rows(torch.cat([keys, torch.eye(3, 8)[2:]]) * 3)  # scale does not matter; a third is unknown
+    assert rows.tolist() == [0, 1, -1]
+    got = net.lifted(torch.from_numpy(uv), torch.from_numpy(tasks)).numpy()
+    np.testing.assert_allclose(got, world, atol=2e-3)
+    pooled = net.lifted(torch.from_numpy(uv)).numpy()
+    np.testing.assert_array_equal(net.lifted(torch.from_numpy(uv), torch.full((600,), -1)).numpy(), pooled)
+    frames = torch.randint(0, 255, (2, 4, 3, 16, 16), dtype=torch.uint8)  # (B, To, 3, H, W): one task a batch row
+    mixed = net(frames, torch.stack([keys[1], torch.eye(3, 8)[2]]))
+    assert torch.equal(mixed[0], net.lifted(net.pixels(frames[0]), torch.ones(4, dtype=torch.long)))
+    assert torch.equal(mixed[1], net.lifted(net.pixels(frames[1])))
+    fresh = KeypointNet(KeypointConfig(targets="goal", world=True, per_task=True), 16)
+    fresh.load_state_dict(net.state_dict())  # the tasks' buffers take the checkpoint's size
+    assert torch.equal(fresh(frames, keys[[0, 1]]), net(frames, keys[[0, 1]]))
+    with pytest.raises(ConfigError, match="per_task .* needs policy.keypoints.world=true"):
+        KeypointConfig(targets="goal", per_task=True).check()

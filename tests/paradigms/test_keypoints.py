@@ -116,3 +116,29 @@ def test_world_positions_are_served_and_found_alike(pushed, tmp_path, capsys):
 
     scores = offline_eval(OfflineEvalConfig(policy=str(tmp_path / "w"), windows_per_episode=4), progress=False)["keypoints"]
     assert all(isinstance(s.get("xyz_r2"), (float, type(None))) and "xyz_r2" in s for s in scores["object"].values())
+
+
+def test_per_task_lifts_are_served_and_found_alike(pushed, tmp_path, capsys):
+    """`policy.keypoints.per_task`: the windows read each task's own lift; acting finds the same from the live
+    frame and the instruction, and an instruction the lift never saw gets the pooled map."""
+    from wam.paradigms.keypoints import as_state, dataset_task_rows
+
+    cfg = apply_overrides(TrainConfig(), {**POLICY, **KP, "policy.keypoints.world": True, "policy.keypoints.per_task": True,
+                                          "paradigm": "action_only", "data.path": str(pushed), "out": str(tmp_path / "t")})
+    train_policy(cfg, progress=False)
+    assert "keypoints lifted per task (1 of 1 instructions): R^2 on training frames object" in capsys.readouterr().out
+    policy, _ = load_policy(tmp_path / "t")
+    assert policy.keypoints.task_lift.shape == (1, 2, 3, 3) and policy.keypoints.task_lift.abs().sum() > 0
+    ds = LeRobotDataset(pushed)
+    frames = cached_frames(ds, ds.video_keys[0], image_size=32, progress=False).frames
+    found = locate_all(policy.keypoints, frames)
+    rows = dataset_task_rows(policy.keypoints, ds, policy.text_encoder)
+    served, pooled = as_state(policy.keypoints, found, rows), as_state(policy.keypoints, found)  # (N, 2, 3)
+    assert (rows == 0).all() and not np.allclose(served, pooled, atol=1e-3)
+    obs = {ds.video_keys[0]: frames[5], "observation.state": np.zeros(4, np.float32), "task": ds.tasks[0]}
+    seen, act = [], policy.paradigm.act
+    policy.paradigm.act = lambda batch, **kw: seen.append(batch["obs.state"]) or act(batch, **kw)  # noqa: E731
+    policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+    policy.predict_action_chunk({**obs, "task": "push the puck somewhere new"}, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(seen[0][0, -1, 4:], torch.from_numpy(served[5]).flatten(), atol=1e-3)  # z amplifies fp32 noise
+    assert torch.allclose(seen[1][0, -1, 4:], torch.from_numpy(pooled[5]).flatten(), atol=1e-5)

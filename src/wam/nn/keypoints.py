@@ -10,7 +10,10 @@ target; the position is the soft-argmax in a small window around the map's peak,
 the peak do not pull it. Trained with cross-entropy against a Gaussian around each frame's projected
 target (`wam.envs.target_masks.dataset_centres`; a NaN target is left out), before the policy trains, then
 frozen: the policy reads its positions, in [-1, 1], as `2 K` more state numbers. The recorded positions are
-a training signal only (simulation); acting reads pixels.
+a training signal only (simulation); acting reads pixels. With `world`, a ridge map fitted on the training
+frames lifts each position to the target's standardised xyz: one quadratic map for all tasks, and with
+`per_task` one affine map per training instruction on top (`fit_task_lifts`), selected by the instruction's
+embedding when acting.
 
 Shapes: frames (B, 3, H, W) uint8 -> logits (B, K, H, W) -> positions (B, K, 2) (column, row) in [-1, 1].
 """
@@ -31,6 +34,9 @@ from wam.errors import ConfigError
 KNOWN = ("hand", "object", "goal")  # the positions of wam.envs.target_masks.TARGETS
 COARSE = 4  # the coarse branch's stride
 LIFT_FEATURES = 6  # 1, u, v, u^2, v^2, uv: the quadratic map from an image position to the world (`world`)
+TASK_FEATURES = 3  # 1, u, v of the task's standardised positions: the per-task affine map (`per_task`)
+SAME_TASK = 0.999  # the cosine between an instruction's embedding and a task's key that selects its lift
+TASK_BUFFERS = ("task_keys", "task_lift", "task_centre")  # sized when fitted (`fit_task_lifts`) or loaded
 
 
 @dataclass
@@ -46,6 +52,10 @@ class KeypointConfig:
     # also lift each position to the world: a quadratic map from (column, row) to the target's recorded xyz, fitted
     # on the training frames (`fit_lift`); the state then gets 3 standardised world numbers a target, not 2 pixels
     world: bool = False
+    # with `world`: one affine lift per training instruction besides the pooled map (`fit_task_lifts`): within a
+    # task the image positions span a few pixels, where one map for every task misplaces them; an instruction the
+    # lift was not fitted on (a paraphrase, a new task) gets the pooled map
+    per_task: bool = False
     fine: int = 16  # channels of the full-resolution branch
     coarse: int = 32  # channels of the stride-4 branch
 
@@ -67,6 +77,9 @@ class KeypointConfig:
                 raise ConfigError(f"policy.keypoints.{key} must be an integer >= 1, got {value!r}")
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 0:
             raise ConfigError(f"policy.keypoints.window must be an integer >= 0, got {self.window!r}")
+        if self.per_task and not self.world:
+            raise ConfigError("policy.keypoints.per_task lifts positions to the world per task: it needs "
+                              "policy.keypoints.world=true")
         if not (self.lr > 0 and self.sigma > 0):
             raise ConfigError(f"policy.keypoints.lr and .sigma must be > 0, got {self.lr} and {self.sigma}")
 
@@ -92,6 +105,24 @@ class KeypointNet(nn.Module):
         self.coarse = nn.Sequential(nn.Conv2d(3, c, COARSE, stride=COARSE), nn.GELU(), *dilated, nn.Conv2d(c, k, 1))
         # (K, F, 3), set by fit_lift: only with `world`, so image-position detectors hold no such tensor
         self.register_buffer("lift", torch.zeros(k, LIFT_FEATURES, 3) if cfg.world else None)
+        per_task = cfg.world and cfg.per_task  # (T, D) instruction embeddings, (T, K, 3, 3), (T, K, 2: mean/std, 2)
+        for name, shape in zip(TASK_BUFFERS, ((0, 0), (0, k, TASK_FEATURES, 3), (0, k, 2, 2))):
+            self.register_buffer(name, torch.zeros(shape) if per_task else None)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in TASK_BUFFERS:  # their first size is the number of fitted tasks: take the checkpoint's
+            if getattr(self, name, None) is not None and prefix + name in state_dict:
+                setattr(self, name, torch.zeros_like(state_dict[prefix + name], device=self.lift.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def task_rows(self, text_emb: Tensor | None) -> Tensor | None:
+        """(B, D) instruction embeddings -> (B,) the per-task lift each selects, -1 for the pooled map (an
+        instruction no lift was fitted on); None without per-task lifts."""
+        if text_emb is None or getattr(self, "task_keys", None) is None or not len(self.task_keys):
+            return None
+        emb = F.normalize(text_emb.float().to(self.task_keys.device), dim=-1)
+        best, row = (emb @ F.normalize(self.task_keys, dim=-1).T).max(-1)  # (B,)
+        return torch.where(best >= SAME_TASK, row, -1)
 
     def logits(self, frames: Tensor) -> Tensor:
         """(B, 3, H, W) uint8 -> (B, K, H * W) float32."""
@@ -114,17 +145,26 @@ class KeypointNet(nn.Module):
             px = self.locate(self.logits(frames.reshape(-1, *frames.shape[-3:])))
         return (px / self.size * 2 - 1).reshape(*lead, -1, 2)
 
-    def lifted(self, positions: Tensor) -> Tensor:
-        """(..., K, 2) image positions in [-1, 1] -> (..., K, 3) standardised world positions (the fitted map)."""
+    def lifted(self, positions: Tensor, tasks: Tensor | None = None) -> Tensor:
+        """(..., K, 2) image positions in [-1, 1] -> (..., K, 3) standardised world positions: the pooled map, or
+        with `tasks` (the leading dims of `positions`, or fewer; from `task_rows`) each row's task lift (-1: pooled)."""
         with torch.autocast(positions.device.type, enabled=False):
-            return torch.einsum("...kf,kfd->...kd", lift_features(positions.float()), self.lift)
+            positions = positions.float()
+            out = torch.einsum("...kf,kfd->...kd", lift_features(positions), self.lift)
+            if tasks is None or (tasks < 0).all():
+                return out
+            tasks = tasks.to(positions.device).reshape(*tasks.shape, *[1] * (positions.dim() - 2 - tasks.dim()))
+            centre = self.task_centre[tasks.clamp_min(0)]  # (..., K, 2, 2)
+            z = (positions - centre[..., 0, :]) / centre[..., 1, :]  # (..., K, 2): standardised within the task
+            own = torch.einsum("...kf,...kfd->...kd", F.pad(z, (1, 0), value=1.0), self.task_lift[tasks.clamp_min(0)])
+            return torch.where((tasks >= 0)[..., None, None], own, out)
 
     @torch.no_grad()
-    def forward(self, frames: Tensor) -> Tensor:
-        """(..., 3, H, W) uint8 -> (..., K, 2) image positions in [-1, 1], or (..., K, 3) world ones with
-        `cfg.world` (frozen: no gradient)."""
+    def forward(self, frames: Tensor, text_emb: Tensor | None = None) -> Tensor:
+        """(B, ..., 3, H, W) uint8 -> (B, ..., K, 2) image positions in [-1, 1], or (B, ..., K, 3) world ones with
+        `cfg.world` (with `per_task`, the lift of the instruction `text_emb` (B, D) names); frozen: no gradient."""
         positions = self.pixels(frames)
-        return self.lifted(positions) if self.cfg.world else positions
+        return self.lifted(positions, self.task_rows(text_emb)) if self.cfg.world else positions
 
     def loss(self, frames: Tensor, centres: Tensor) -> Tensor:
         """Cross-entropy of each map against a Gaussian around its target (B, K, 2) px; NaN targets left out."""
@@ -142,17 +182,50 @@ def lift_features(positions: Tensor) -> Tensor:
     return torch.stack([torch.ones_like(u), u, v, u * u, v * v, u * v], -1)
 
 
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[Tensor, float]:
+    """Features (n, F) -> targets (n, 3): the ridge weights (F, 3) and the fit's R^2."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    w = np.linalg.solve(x.T @ x + alpha * len(x) * np.eye(x.shape[1]), x.T @ y)  # (F, 3)
+    return torch.from_numpy(w).float(), 1 - ((x @ w - y) ** 2).sum() / max(((y - y.mean(0)) ** 2).sum(), 1e-12)
+
+
+def _seen(positions: np.ndarray, world: np.ndarray, k: int) -> np.ndarray:
+    """(N,) rows where target k has both an image and a world position."""
+    return np.isfinite(positions[:, k]).all(-1) & np.isfinite(world[:, k]).all(-1)
+
+
 def fit_lift(net: KeypointNet, positions: np.ndarray, world: np.ndarray, alpha: float = 1e-3) -> np.ndarray:
     """Fit `net.lift`: ridge from image positions (N, K, 2) to standardised world positions (N, K, 3) per target
     (rows with a NaN position left out of that target's fit). Returns the R^2 of each target's fit (K,)."""
     r2 = np.zeros(len(net.lift))
     for k in range(len(net.lift)):
-        ok = np.isfinite(positions[:, k]).all(-1) & np.isfinite(world[:, k]).all(-1)
-        x = lift_features(torch.from_numpy(positions[ok, k]).double()).numpy()  # (n, F)
-        y = world[ok, k].astype(np.float64)  # (n, 3), already standardised
-        w = np.linalg.solve(x.T @ x + alpha * len(x) * np.eye(x.shape[1]), x.T @ y)  # (F, 3)
-        net.lift[k] = torch.from_numpy(w).float()
-        r2[k] = 1 - ((x @ w - y) ** 2).sum() / max(((y - y.mean(0)) ** 2).sum(), 1e-12)
+        ok = _seen(positions, world, k)
+        net.lift[k], r2[k] = _ridge(lift_features(torch.from_numpy(positions[ok, k])).numpy(), world[ok, k], alpha)
+    return r2
+
+
+def fit_task_lifts(net: KeypointNet, positions: np.ndarray, world: np.ndarray, tasks: np.ndarray, keys: Tensor,
+                   alpha: float = 1e-2) -> np.ndarray:
+    """Fit one affine lift per task (`per_task`): for the rows of task t (`tasks` (N,), indices into `keys` (T, D),
+    the tasks' instruction embeddings), a ridge from the positions standardised within the task to the world
+    positions. A task without rows for every target keeps a zero key (its instruction gets the pooled map).
+    Returns each task's and target's R^2 on its rows (T, K), NaN where not fitted."""
+    k_all = len(net.lift)
+    lift, centre = torch.zeros(len(keys), k_all, TASK_FEATURES, 3), torch.ones(len(keys), k_all, 2, 2)
+    r2, fitted = np.full((len(keys), k_all), np.nan), torch.zeros(len(keys), dtype=torch.bool)
+    for t in range(len(keys)):
+        oks = [(tasks == t) & _seen(positions, world, k) for k in range(k_all)]
+        if min(ok.sum() for ok in oks) < TASK_FEATURES:
+            continue
+        for k, ok in enumerate(oks):
+            p = positions[ok, k]
+            centre[t, k, 0], centre[t, k, 1] = torch.from_numpy(p.mean(0)), torch.from_numpy(p.std(0) + 1e-6)
+            z = (p - centre[t, k, 0].numpy()) / centre[t, k, 1].numpy()
+            lift[t, k], r2[t, k] = _ridge(np.concatenate([np.ones((len(z), 1)), z], 1), world[ok, k], alpha)
+        fitted[t] = True
+    device = net.lift.device
+    net.task_keys = torch.where(fitted[:, None], keys.float().cpu(), 0.0).to(device)
+    net.task_lift, net.task_centre = lift.to(device), centre.to(device)
     return r2
 
 

@@ -18,7 +18,7 @@ import torch
 from wam.data.frames import episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.envs.target_masks import ENV_STATE_KEY, TARGETS, camera_of, dataset_centres
-from wam.nn.keypoints import fit_lift, train_keypoints
+from wam.nn.keypoints import KeypointNet, fit_lift, fit_task_lifts, train_keypoints
 
 
 def _rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
@@ -36,17 +36,28 @@ def locate_all(net: torch.nn.Module, frames: np.ndarray, batch: int = 256) -> np
 
 
 @torch.no_grad()
-def as_state(net: torch.nn.Module, positions: np.ndarray) -> np.ndarray:
-    """Image positions (N, K, 2) -> what the policy's state reads: the same, or lifted to the world (N, K, 3)."""
+def as_state(net: torch.nn.Module, positions: np.ndarray, tasks: np.ndarray | None = None) -> np.ndarray:
+    """Image positions (N, K, 2) -> what the policy's state reads: the same, or lifted to the world (N, K, 3),
+    with each row's task lift where `tasks` (N,) names one (`dataset_task_rows`; -1: the pooled map)."""
     if not net.cfg.world:
         return positions
-    return net.lifted(torch.from_numpy(positions).to(net.lift.device)).cpu().numpy().astype(np.float32)
+    rows = None if tasks is None else torch.from_numpy(np.asarray(tasks, np.int64))
+    return net.lifted(torch.from_numpy(positions).to(net.lift.device), rows).cpu().numpy().astype(np.float32)
+
+
+def dataset_task_rows(net: KeypointNet, ds: LeRobotDataset, text_encoder) -> np.ndarray | None:
+    """(N,) the per-task lift each dataset frame's instruction selects (-1: the pooled map), found as when
+    acting, by the instruction's embedding; None without per-task lifts."""
+    found = net.task_rows(text_encoder.encode(list(ds.tasks)))  # (T_ds,)
+    if found is None:
+        return None
+    return found.cpu().numpy()[ds.read_columns(["task_index"])["task_index"].reshape(-1)]
 
 
 def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarray, train_eps: list[int],
                   image_key: str, progress: bool = True, val_eps: list[int] = ()) -> np.ndarray | None:
-    """Train the policy's detector (None when `policy.keypoints` is off) and return its positions for every
-    dataset frame, (N, K, 2) in [-1, 1]."""
+    """Train the policy's detector (None when `policy.keypoints` is off) and return what the state reads for every
+    dataset frame: its positions (N, K, 2) in [-1, 1], or with `world` the lifted (N, K, 3) (`as_state`)."""
     net = policy.keypoints
     if net is None:
         return None
@@ -67,7 +78,15 @@ def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarra
     seen = np.where(np.isfinite(centres[rows]), found[rows], np.nan)  # a frame not showing the target stays out
     r2 = fit_lift(net, seen, (world[rows] - mean) / std)
     print(f"keypoints lifted to the world: R^2 on training frames {', '.join(f'{n} {v:.2f}' for n, v in zip(net.cfg.names(), r2))}")
-    return as_state(net, found)
+    if not net.cfg.per_task:
+        return as_state(net, found)
+    task_index = ds.read_columns(["task_index"])["task_index"].reshape(-1)  # (N,): row t of the lifts is ds.tasks[t]
+    r2 = fit_task_lifts(net, seen, (world[rows] - mean) / std, task_index[rows], policy.text_encoder.encode(list(ds.tasks)))
+    fitted = np.isfinite(r2).all(-1)
+    print(f"keypoints lifted per task ({fitted.sum()} of {len(ds.tasks)} instructions): R^2 on training frames "
+          + ", ".join(f"{n} {np.nanmin(r2[:, k]):.2f}-{np.nanmax(r2[:, k]):.2f}" for k, n in enumerate(net.cfg.names()))
+          if fitted.any() else "keypoints lifted per task: no task has frames of every target; the pooled map serves")
+    return as_state(net, found, dataset_task_rows(net, ds, policy.text_encoder))
 
 
 
