@@ -99,10 +99,11 @@ def tokenizer_folder(path: str | Path) -> Path:
     raise WamError(f"{p}: no tokenizer.json in it or in {p / 'tokenizer'}")
 
 
-def r2(pred: np.ndarray, true: np.ndarray) -> float | None:
-    """Pooled R² over the coordinates of (N, D) targets; None when the target barely varies."""
+def r2(pred: np.ndarray, true: np.ndarray, min_std: float = MIN_STD) -> float | None:
+    """Pooled R² over the coordinates of (N, D) targets; None when the target barely varies (its spread, the
+    root mean squared distance from its mean, under `min_std`, in the target's units: metres by default)."""
     spread = true - true.mean(0)
-    if np.sqrt((spread**2).sum(1).mean()) < MIN_STD:
+    if np.sqrt((spread**2).sum(1).mean()) < min_std:
         return None
     return float(1 - ((pred - true) ** 2).sum() / (spread**2).sum())
 

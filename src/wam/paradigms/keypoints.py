@@ -20,6 +20,8 @@ from wam.data.lerobot_format import LeRobotDataset
 from wam.envs.target_masks import ENV_STATE_KEY, TARGETS, camera_of, dataset_centres
 from wam.nn.keypoints import KeypointNet, fit_lift, fit_task_lifts, train_keypoints
 
+STILL_PX = 1e-4  # a target whose image position spreads less than this (pixels) does not move: no R^2
+
 
 def _rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
     starts = episode_starts(ds)
@@ -74,20 +76,29 @@ def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarra
     print(f"{report} ({size} px frames, {fit['frames_per_s']:.0f} frames/s)")
     if not net.cfg.world:
         return found
-    world, mean, std = world_positions(ds, net.cfg.names(), train_eps)
-    seen = np.where(np.isfinite(centres[rows]), found[rows], np.nan)  # a frame not showing the target stays out
-    r2 = fit_lift(net, seen, (world[rows] - mean) / std)
-    print(f"keypoints lifted to the world: R^2 on training frames {', '.join(f'{n} {v:.2f}' for n, v in zip(net.cfg.names(), r2))}")
+    return _lifted(policy, ds, found, np.where(np.isfinite(centres[rows]), found[rows], np.nan), rows, train_eps)
+
+
+def _lifted(policy: torch.nn.Module, ds: LeRobotDataset, found: np.ndarray, seen: np.ndarray, rows: np.ndarray,
+            train_eps: list[int]) -> np.ndarray:
+    """Fit the detector's lifts on the training rows' positions `seen` (NaN: the target not in view) and return every
+    frame's lifted position (N, K, 3): the pooled map, and with `per_task` each task's."""
+    net, names = policy.keypoints, policy.keypoints.cfg.names()
+    world, mean, std = world_positions(ds, names, train_eps)
+    target = (world[rows] - mean) / std  # standardised xyz of the training rows
+    r2 = fit_lift(net, seen, target)
+    print(f"keypoints lifted to the world: R^2 on training frames {', '.join(f'{n} {v:.2f}' for n, v in zip(names, r2))}")
     if not net.cfg.per_task:
         return as_state(net, found)
     task_index = ds.read_columns(["task_index"])["task_index"].reshape(-1)  # (N,): row t of the lifts is ds.tasks[t]
-    r2 = fit_task_lifts(net, seen, (world[rows] - mean) / std, task_index[rows], policy.text_encoder.encode(list(ds.tasks)))
-    fitted = np.isfinite(r2).all(-1)
-    print(f"keypoints lifted per task ({fitted.sum()} of {len(ds.tasks)} instructions): R^2 on training frames "
-          + ", ".join(f"{n} {np.nanmin(r2[:, k]):.2f}-{np.nanmax(r2[:, k]):.2f}" for k, n in enumerate(net.cfg.names()))
-          if fitted.any() else "keypoints lifted per task: no task has frames of every target; the pooled map serves")
+    r2 = fit_task_lifts(net, seen, target, task_index[rows], policy.text_encoder.encode(list(ds.tasks)))
+    fitted = np.isfinite(r2).all(-1)  # (T,)
+    if not fitted.any():
+        print("keypoints lifted per task: no task has frames of every target; the pooled map serves")
+    else:
+        spans = ", ".join(f"{n} {r2[fitted, k].min():.2f}-{r2[fitted, k].max():.2f}" for k, n in enumerate(names))
+        print(f"keypoints lifted per task ({fitted.sum()} of {len(ds.tasks)} instructions): R^2 on training frames {spans}")
     return as_state(net, found, dataset_task_rows(net, ds, policy.text_encoder))
-
 
 
 def world_positions(ds: LeRobotDataset, names: list[str], train_eps: list[int]) -> tuple[np.ndarray, ...]:
@@ -124,10 +135,9 @@ def keypoint_scores(found: np.ndarray, ds: LeRobotDataset, episodes: list[int], 
             if not ok.any():
                 continue
             true, pred = true[ok], pred[ok]
-            spread = float(((true - true.mean(0)) ** 2).sum())
-            r2 = None if spread < 1e-9 * len(true) else round(1 - float(((pred - true) ** 2).sum()) / spread, 4)
-            out[name][task] = {"r2": r2, "median_px": round(float(np.median(np.abs(pred - true))), 4),
-                               "frames": int(ok.sum())}
+            r2 = pooled_r2(pred, true, min_std=STILL_PX)
+            out[name][task] = {"r2": None if r2 is None else round(r2, 4),
+                               "median_px": round(float(np.median(np.abs(pred - true))), 4), "frames": int(ok.sum())}
             if lifted is not None:
                 fit = pooled_r2(xyz[rows, k][ok], world[rows, k][ok])
                 out[name][task]["xyz_r2"] = None if fit is None else round(fit, 4)
