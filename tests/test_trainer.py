@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from wam.checkpoint import load_checkpoint, resolve_checkpoint
-from wam.errors import WamError
+from wam.errors import ConfigError, WamError
 from wam.trainer import EMA, EpochSampler, OptimConfig, lr_factor, train
 
 
@@ -144,3 +144,10 @@ def test_ema_applied_restores_weights():
     with ema.applied(model):
         assert torch.allclose(model.weight, before["weight"] + 0.5)
     assert torch.allclose(model.weight, before["weight"] + 1.0)
+
+
+@pytest.mark.parametrize("key", ["log_every", "val_every", "ckpt_every"])
+def test_bookkeeping_intervals_below_one_are_refused_with_a_line(key):
+    """`--optim.val_every=0` once crashed mid-run with a ZeroDivisionError; it is now refused before training."""
+    with pytest.raises(ConfigError, match=f"optim.{key} must be an integer >= 1"):
+        OptimConfig(**{key: 0}).check()

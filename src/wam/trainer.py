@@ -83,6 +83,10 @@ class OptimConfig:
         check_precision(self.precision)
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError("optim.steps and optim.batch_size must be >= 1")
+        for key in ("log_every", "val_every", "ckpt_every"):  # the last step always logs, validates and saves
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"optim.{key} must be an integer >= 1 (the last step always counts), got {value!r}")
         if self.micro_batch < 0:
             raise ConfigError(f"optim.micro_batch must be >= 0 (0 = batch_size / world size), got {self.micro_batch}")
         if self.distributed not in distributed.ENGINES:
