@@ -200,7 +200,8 @@ def fit_lift(net: KeypointNet, positions: np.ndarray, world: np.ndarray, alpha: 
     r2 = np.zeros(len(net.lift))
     for k in range(len(net.lift)):
         ok = _seen(positions, world, k)
-        net.lift[k], r2[k] = _ridge(lift_features(torch.from_numpy(positions[ok, k])).numpy(), world[ok, k], alpha)
+        x = lift_features(torch.from_numpy(positions[ok, k]).double()).numpy()  # (n, F), in float64 as before
+        net.lift[k], r2[k] = _ridge(x, world[ok, k], alpha)
     return r2
 
 
