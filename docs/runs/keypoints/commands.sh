@@ -33,7 +33,7 @@ python kp_xyz_probe.py runs/vp_kp_d20a/cells/representation_kp_world__d20__s0 da
 # session's; the same rates (so the same steps); two studies side by side, OMP_NUM_THREADS=1
 python lift_choice.py runs/vp_kp_d5ao/cells/action_only_kp_world__d5__s0 data/mw5_c2_128_64              # -> lift_choice.log
 python lift_choice.py runs/vp_kp_d20a/cells/representation_kp_world__d20__s0 data/mw5_c2_128_64        # (second block)
-for s in kpt_d20ao kpt_d20rep kpt_d5ao kpt_d5rep kpt_d5aopre kpt_d20rep_s1 kpt_d20ao_s1; do
+for s in kpt_d20ao kpt_d20rep kpt_d5ao kpt_d5rep kpt_d5aopre kpt_d20rep_s1 kpt_d20ao_s1 kpt_d5vw; do
   out=$(grep '^out:' $s/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $s/rates.json $out/
   wam study $s/study.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/vp/wm_pool_64d4
 done   # 20 demos: 28-32 min a cell, 5 demos: ~12 (two side by side)
