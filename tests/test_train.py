@@ -228,8 +228,26 @@ def assert_started_from(ours: dict, wm: dict, fresh: dict) -> None:
     assert all(far(ours[k], wm[k]) < 0.05 for k in telling)
 
 
-@pytest.mark.parametrize("flag,value", [("policy.backbone.mot", True), ("policy.backbone.width", 128),
-                                        ("policy.patch", 4)])
+def test_init_of_a_mot_policy_from_a_monolithic_world_model(pretrained, tmp_path):
+    """`--policy.backbone.mot=true` over a monolithic world model (Fast-WAM's recipe): every expert starts from the
+    shared weights, the run trains, and its checkpoint reloads as MoT."""
+    from wam.imagination import load_world_model
+
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "representation", "init": str(pretrained / "wm"),
+                                          "policy.backbone.mot": True, "data.path": str(pretrained / "data"),
+                                          "out": str(tmp_path / "p")})
+    train_policy(cfg, progress=False)
+    policy, saved = load_policy(tmp_path / "p", use_ema=False)
+    assert saved.policy.backbone.mot and policy.paradigm.parts.backbone.keys == ["action", "text", "video"]
+    wm, _ = load_world_model(pretrained / "wm")
+    ours, theirs = policy.paradigm.parts.state_dict(), wm.state_dict()
+    fresh = tiny("representation", True).parts.state_dict()
+    for expert in ("action", "video"):
+        named = {k.replace(".shared.", f".{expert}."): v for k, v in theirs.items()}
+        assert_started_from(ours, {k: v for k, v in named.items() if k in ours}, fresh)
+
+
+@pytest.mark.parametrize("flag,value", [("policy.backbone.width", 128), ("policy.patch", 4)])
 def test_init_refuses_a_backbone_option_that_contradicts_the_world_model(pretrained, tmp_path, capsys, flag, value):
     argv = ["train", "--paradigm=joint", f"--init={pretrained / 'wm'}", f"--data.path={pretrained / 'data'}",
             f"--out={tmp_path / 'p'}", f"--{flag}={value}"]

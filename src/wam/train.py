@@ -125,8 +125,9 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
                               f"--data.image_size is {cfg.data.image_size}")
         # the initialisation defines the architecture: tokenizer, backbone and patch size
         _refuse_contradictions(cfg, wm_cfg.model)
-        own = cfg.policy.backbone  # a diffusers backbone keeps this run's action expert and checkpointing choices
+        own = cfg.policy.backbone  # the run keeps its action expert (MoT) and checkpointing choices
         cfg.tokenizer, cfg.policy.backbone, cfg.policy.patch = wm_cfg.tokenizer, wm_cfg.model.backbone, wm_cfg.model.patch
+        cfg.policy.backbone.mot = own.mot or cfg.policy.backbone.mot
         if cfg.policy.backbone.kind != "wam":
             cfg.policy.backbone.mot, cfg.policy.backbone.checkpointing = own.mot, own.checkpointing
         return world_model.tokenizer.to(device), world_model.state_dict()
@@ -140,7 +141,9 @@ def _refuse_contradictions(cfg: TrainConfig, model) -> None:
     `--init` does not have is refused (it would be overridden silently). A value set equal to the default
     cannot be told from the default: the world model's wins, and `--init`'s report shows it."""
     default = PolicyModelConfig()
-    own = {"mot", "checkpointing"} if model.backbone.kind != "wam" else set()  # a diffusers backbone: this run's
+    # MoT may be this run's choice (a monolithic world model's weights start every expert); a diffusers backbone's
+    # checkpointing too
+    own = {"mot", "checkpointing"} if model.backbone.kind != "wam" else {"mot"}
     ours = {k: v for k, v in asdict(cfg.policy.backbone).items() if k not in own}
     clash = contradictions(ours, asdict(model.backbone), asdict(default.backbone), "policy.backbone.")
     clash += contradictions({"patch": cfg.policy.patch}, {"patch": model.patch}, {"patch": default.patch}, "policy.")

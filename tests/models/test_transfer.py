@@ -84,3 +84,26 @@ def test_a_world_model_tensor_with_no_place_in_a_shared_module_is_refused():
 def test_a_world_model_of_another_width_is_refused():
     with pytest.raises(ConfigError, match="--init=wm does not fit the policy"):
         tiny("joint").parts.load_world(world(width=128).state_dict(), "--init=wm")
+
+
+@pytest.mark.parametrize("start", ["copy", "fresh"])
+def test_a_monolithic_world_model_starts_every_expert_of_a_mot_policy(start):
+    """Fast-WAM from a monolithic video model: each expert starts as the shared weights (the action expert fresh with
+    `action_expert=fresh`); with copies the MoT policy computes exactly what the monolithic one does."""
+    wm = world()
+    mot, mono = tiny("representation", True, action_expert=start), tiny("representation")
+    loaded = mot.parts.load_world(wm.state_dict())
+    mono.parts.load_world(wm.state_dict())
+    perturbed(mono.parts.state_in, 0.05), perturbed(mono.parts.action_io, 0.05)  # off the zero-init read-out
+    mot.parts.state_in.load_state_dict(mono.parts.state_in.state_dict())
+    mot.parts.action_io.load_state_dict(mono.parts.action_io.state_dict())
+    assert not loaded.unexpected_keys
+    fresh_experts = {k.split(".")[4] for k in loaded.missing_keys if k.startswith("backbone.blocks.")}
+    assert fresh_experts == ({"action"} if start == "fresh" else set())
+    ours, shared = mot.parts.state_dict(), wm.state_dict()
+    for expert in ("text", "video"):
+        key = f"backbone.blocks.1.experts.{expert}.qkv.weight"
+        assert torch.equal(ours[key], shared["backbone.blocks.1.experts.shared.qkv.weight"])
+    b, g = batch(), lambda: torch.Generator().manual_seed(5)
+    same = torch.allclose(mot.act(b, g()), mono.act(b, g()), atol=1e-5)
+    assert same == (start == "copy")

@@ -123,10 +123,10 @@ class BackboneParts(FrameLatents, nn.Module):
 
     def load_world(self, state: dict[str, Tensor], source: str = "the world model") -> Loaded:
         """A BackboneWorldModel's weights, strictly and by structure (wam.models.transfer); an action expert
-        the world model has not got restarts as a copy of the loaded video blocks."""
+        the world model has not got restarts as a copy of the loaded video blocks (`policy.action_expert=copy`)."""
         state = self._world_names(state)
         loaded = load_world(self, state, source)
-        if not any(k.startswith("backbone.action_blocks.") for k in state):
+        if self.cfg.action_expert == "copy" and not any(k.startswith("backbone.action_blocks.") for k in state):
             self.backbone.init_action_expert()
         return loaded
 

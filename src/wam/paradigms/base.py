@@ -89,8 +89,22 @@ class WamParts(VideoWorldModel):
         return expert not in (None, SHARED) and not any(_expert(k) == expert for k in other)
 
     def load_world(self, state: dict[str, Tensor], source: str = "the world model") -> Loaded:
-        """A world model's weights, strictly and by structure (wam.models.transfer)."""
-        return load_world(self, state, source)
+        """A world model's weights, strictly and by structure (wam.models.transfer). Into a MoT policy from a
+        monolithic world model, every expert starts as a copy of the shared weights (the action expert fresh
+        with `policy.action_expert=fresh`)."""
+        return load_world(self, self._spread_shared(state), source)
+
+    def _spread_shared(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A monolithic world model's `...experts.shared.*` / `final_ada.shared.*` under each of this MoT
+        backbone's experts (the action expert's left out when it starts fresh); otherwise `state` as is."""
+        if not self.backbone.cfg.mot or any(_expert(k) not in (None, SHARED) for k in state):
+            return state
+        copy = [k for k in self.backbone.keys if k != "action" or self.policy_cfg.action_expert == "copy"]
+        out = {k: v for k, v in state.items() if _expert(k) != SHARED}
+        for k, v in state.items():
+            if _expert(k) == SHARED:
+                out.update({k.replace(f".{SHARED}.", f".{e}.", 1): v.clone() for e in copy})
+        return out
 
     def _groups(self, batch: dict, future: tuple[Tensor, Tensor] | None, action: tuple[Tensor, Tensor] | None,
                 skip: set[str] = frozenset()) -> list[TokenGroup]:

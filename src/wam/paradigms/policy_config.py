@@ -59,6 +59,9 @@ class PolicyModelConfig:
     n_action_steps: int = 0  # actions executed per chunk (0 = half the chunk); ignored with `ensemble`
     ensemble: float = 0.0  # > 0: ACT's temporal ensembling with this decay (re-plan every step); 0 = off
     integration: str = "tokens"  # how actions enter the model: tokens | latent_frame | latent_actions
+    # `--init` into a MoT policy (backbone.mot) from a world model without an action expert: the expert starts
+    # as a copy of the world model's (video / shared) weights, or fresh at its initialisation
+    action_expert: str = "copy"  # copy | fresh
     lora: LoraConfig = field(default_factory=LoraConfig)  # LoRA / freezing of a diffusers backbone (wam.backbones)
     aux: AuxConfig = field(default_factory=AuxConfig)  # auxiliary position targets of any paradigm (auxiliary.py)
     keypoints: KeypointConfig = field(default_factory=KeypointConfig)  # a pixel stream's positions as state (nn/keypoints.py)
@@ -98,5 +101,7 @@ class PolicyModelConfig:
         if self.joint.independent_t and self.integration == "latent_frame":
             raise ConfigError("policy.joint.independent_t needs the actions in a group of their own; with "
                               "policy.integration=latent_frame the action frame shares the future group's flow time")
+        if self.action_expert not in ("copy", "fresh"):
+            raise ConfigError(f"policy.action_expert must be copy or fresh, got {self.action_expert!r}")
         if self.ensemble < 0:
             raise ConfigError(f"policy.ensemble must be 0 (off) or a decay > 0, got {self.ensemble}")
