@@ -107,3 +107,10 @@ def test_a_monolithic_world_model_starts_every_expert_of_a_mot_policy(start):
     b, g = batch(), lambda: torch.Generator().manual_seed(5)
     same = torch.allclose(mot.act(b, g()), mono.act(b, g()), atol=1e-5)
     assert same == (start == "copy")
+
+
+def test_a_fresh_action_expert_without_mot_is_refused():
+    with pytest.raises(ConfigError, match="policy.action_expert=fresh .* has none"):
+        tiny("representation", action_expert="fresh")
+    with pytest.raises(ConfigError, match="must be copy or fresh"):
+        tiny("representation", True, action_expert="new")

@@ -103,5 +103,8 @@ class PolicyModelConfig:
                               "policy.integration=latent_frame the action frame shares the future group's flow time")
         if self.action_expert not in ("copy", "fresh"):
             raise ConfigError(f"policy.action_expert must be copy or fresh, got {self.action_expert!r}")
+        if self.action_expert == "fresh" and not self.backbone.mot:
+            raise ConfigError("policy.action_expert=fresh starts a MoT action expert fresh; this backbone has none "
+                              "(set policy.backbone.mot=true)")
         if self.ensemble < 0:
             raise ConfigError(f"policy.ensemble must be 0 (off) or a decay > 0, got {self.ensemble}")
