@@ -43,7 +43,7 @@ done   # 20 demos: 28-32 min a cell, 5 demos: ~12 (two side by side)
 # (actions hidden); the same data, world model and scenes; representation's rate for the MoT arms (a MoT step measured
 # 0.95x a monolithic one, same process, 1 thread: mot_rate.py, run from the folder that holds runs/vp, so the same 370 steps), inverse dynamics'
 # own (22.7342 samples/s: 213 steps); two studies side by side, OMP_NUM_THREADS=1
-for s in kpt_d5mot kpt_d5motf kpt_d5idm kpt_d5idmmore kpt_d20motf kpt_d5motf_s2 kpt_d5vw_s2 kpt_d20motf_s1; do
+for s in kpt_d5mot kpt_d5motf kpt_d5idm kpt_d5idmmore kpt_d20motf kpt_d5motf_s2 kpt_d5vw_s2 kpt_d20motf_s1 kpt_d20motf_s2; do
   out=$(grep '^out:' $s/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $s/rates.json $out/
   wam study $s/study.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/vp/wm_pool_64d4
 done   # MoT: 5-demo cells ~12 min, 20-demo ~30; inverse dynamics ~20; kpt_d5idmmore was stopped after seed 0
