@@ -127,8 +127,9 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
         _refuse_contradictions(cfg, wm_cfg.model)
         own = cfg.policy.backbone  # the run keeps its action expert (MoT) and checkpointing choices
         cfg.tokenizer, cfg.policy.backbone, cfg.policy.patch = wm_cfg.tokenizer, wm_cfg.model.backbone, wm_cfg.model.patch
-        cfg.policy.backbone.mot = own.mot or cfg.policy.backbone.mot
-        if cfg.policy.backbone.kind != "wam":
+        if cfg.policy.backbone.kind == "wam":  # MoT over a monolithic world model: its shared weights start each expert
+            cfg.policy.backbone.mot = own.mot or cfg.policy.backbone.mot
+        else:
             cfg.policy.backbone.mot, cfg.policy.backbone.checkpointing = own.mot, own.checkpointing
         return world_model.tokenizer.to(device), world_model.state_dict()
     pre = PretrainConfig(data=cfg.data, tokenizer=cfg.tokenizer, optim=cfg.optim)

@@ -103,7 +103,7 @@ class WamParts(VideoWorldModel):
         out = {k: v for k, v in state.items() if _expert(k) != SHARED}
         for k, v in state.items():
             if _expert(k) == SHARED:
-                out.update({k.replace(f".{SHARED}.", f".{e}.", 1): v.clone() for e in copy})
+                out.update({k.replace(f".{SHARED}.", f".{e}.", 1): v for e in copy})  # load_state_dict copies
         return out
 
     def _groups(self, batch: dict, future: tuple[Tensor, Tensor] | None, action: tuple[Tensor, Tensor] | None,
