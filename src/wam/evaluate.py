@@ -199,7 +199,8 @@ def run_episode(task: str, seed: int, max_steps: int, keep_frames: bool, text: s
         if env is not None:
             env.close()
         env = _WORKER["env"] = MetaWorldEnv(task, camera=camera, image_size=cfg.data.source_size or cfg.data.image_size,
-                                            max_steps=max_steps, state=state_layout_of(policy.state_dim, policy.state_names))
+                                            max_steps=max_steps, state=state_layout_of(policy.state_dim, policy.state_names),
+                                            views=tuple(k.split(".")[-1] for k in getattr(policy, "view_keys", ())))
     obs, _ = env.reset(seed=seed)
     policy.reset(seed=eval_seed, task=task, episode=episode)  # its noise: episode_generator(eval_seed, task, episode),
     # the same in any worker and through a `wam serve` server

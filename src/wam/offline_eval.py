@@ -45,7 +45,7 @@ from wam.errors import ConfigError
 from wam.imagination import bootstrap_ci, moving_psnr, swap_summary
 from wam.paradigms import VARIANTS
 from wam.paradigms.auxiliary import aux_r2, perceive
-from wam.paradigms.keypoints import as_state, dataset_task_rows, keypoint_scores, locate_all
+from wam.paradigms.keypoints import as_state, dataset_task_rows, detector_inputs, keypoint_scores, locate_all
 from wam.paradigms.base import keep_mask
 from wam.policy import WamPolicy
 from wam.pretrain import LatentCollate, encode_all, frame_rows
@@ -187,7 +187,10 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     if cfg.swap and len(ds.tasks) < 2:
         raise ConfigError("--swap needs a dataset with at least two instructions")
     video = policy.paradigm.video
-    found = None if policy.keypoints is None else locate_all(policy.keypoints, frames)  # (N, K, 2): policy.keypoints
+    found = centres = None
+    if policy.keypoints is not None:  # (N, K, 2 V): policy.keypoints, in every view it reads
+        seen, centres = detector_inputs(policy.keypoints.cfg, ds, frames, tcfg.data.image_key, frames.shape[1])
+        found = locate_all(policy.keypoints, seen)
     served = None if found is None else as_state(policy.keypoints, found,
                                                  dataset_task_rows(policy.keypoints, ds, policy.text_encoder))
     windows = policy_windows(tcfg, ds, _inputs(policy, frames, frame_rows(ds, val_eps)), val_eps, video, keypoints=served)
@@ -214,7 +217,7 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
         world = tcfg.policy.keypoints.world
         result["keypoints"] = keypoint_scores(found, ds, val_eps, windows.image_key, frames.shape[1],
                                               tcfg.policy.keypoints.names(), served if world else None,
-                                              _train_episodes(run) if world else ())
+                                              _train_episodes(run) if world else (), centres)
     result.update(policy=str(cfg.policy), paradigm=tcfg.paradigm, integration=tcfg.policy.integration,
                   config=asdict(cfg))
     path = Path(cfg.out) if cfg.out else run / "eval_offline.json"

@@ -112,6 +112,11 @@ class WamPolicy(nn.Module):
         return module_device(self)
 
     @property
+    def view_keys(self) -> list[str]:
+        """More cameras the policy reads besides `image_key` (its keypoint detector's `policy.keypoints.views`)."""
+        return [] if self.keypoints is None else [f"observation.images.{v}" for v in self.keypoints.cfg.view_list()]
+
+    @property
     def state_dim(self) -> int:
         """Size of the `observation.state` the policy was trained on."""
         return self.normalizer.state_mean.numel()
@@ -173,9 +178,11 @@ class WamPolicy(nn.Module):
             return state
         found = batch.get("obs.keypoints")
         if found is None:
-            if "obs.image" not in batch:
-                raise WamError("policy.keypoints reads frames: the batch has neither 'obs.keypoints' nor 'obs.image'")
-            found = self.keypoints(batch["obs.image"], text_emb)  # (B, To, K, 2 or 3)
+            if "obs.image" not in batch or (self.view_keys and "obs.views" not in batch):
+                raise WamError("policy.keypoints reads frames: the batch has neither 'obs.keypoints' nor 'obs.image'"
+                               + (" and 'obs.views'" if self.view_keys else ""))
+            images = torch.cat([batch["obs.image"], batch["obs.views"]], -3) if self.view_keys else batch["obs.image"]
+            found = self.keypoints(images, text_emb)  # (B, To, K, 2 V or 3)
         return torch.cat([state, found.flatten(2).to(state.dtype)], -1)
 
     def forward(self, batch: dict) -> tuple[Tensor, dict]:
@@ -200,22 +207,23 @@ class WamPolicy(nn.Module):
         self._step = 0
         self._frames: deque[np.ndarray] = deque(maxlen=self.history)  # (H, W, 3) resized, oldest first
         self._states: deque[np.ndarray] = deque(maxlen=self.history)
+        self._views: deque[np.ndarray] = deque(maxlen=self.history)  # (H, W, 3 (V - 1)): the view_keys' frames
         self.imagined: np.ndarray | None = None
         if hasattr(self.paradigm, "reset"):  # a paradigm with test-time state (hierarchical's cached plan)
             self.paradigm.reset()
 
     def _check_obs(self, obs: dict) -> None:
-        size = self.paradigm.image_size
-        image, state = obs.get(self.image_key), obs.get(STATE_KEY)
-        if image is None or state is None or "task" not in obs:
-            raise WamError(f"an observation needs '{self.image_key}', '{STATE_KEY}' and 'task'; got {sorted(obs)}")
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise WamError(f"'{self.image_key}' must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-        if image.shape[:2] not in ((size, size), (self.source_size, self.source_size)):
-            also = f" (or {self.source_size}x{self.source_size}, resized)" if self.source_size else ""
-            raise WamError(f"'{self.image_key}' is {image.shape[0]}x{image.shape[1]}; this policy takes "
-                           f"{size}x{size}{also}")
+        size, state = self.paradigm.image_size, obs.get(STATE_KEY)
+        if any(obs.get(k) is None for k in (self.image_key, *self.view_keys)) or state is None or "task" not in obs:
+            wanted = ", ".join(f"'{k}'" for k in (self.image_key, *self.view_keys, STATE_KEY))
+            raise WamError(f"an observation needs {wanted} and 'task'; got {sorted(obs)}")
+        for key in (self.image_key, *self.view_keys):
+            image = np.asarray(obs[key])
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise WamError(f"'{key}' must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+            if image.shape[:2] not in ((size, size), (self.source_size, self.source_size)):
+                also = f" (or {self.source_size}x{self.source_size}, resized)" if self.source_size else ""
+                raise WamError(f"'{key}' is {image.shape[0]}x{image.shape[1]}; this policy takes {size}x{size}{also}")
         if np.asarray(state).shape != (self.normalizer.state_mean.numel(),):
             raise WamError(f"'{STATE_KEY}' must have shape ({self.normalizer.state_mean.numel()},), "
                            f"got {np.asarray(state).shape}")
@@ -226,6 +234,8 @@ class WamPolicy(nn.Module):
         size = self.paradigm.image_size
         self._frames.append(resize_frames(np.asarray(obs[self.image_key])[None], size)[0])
         self._states.append(np.asarray(obs[STATE_KEY], np.float32))
+        if self.view_keys:
+            self._views.append(np.concatenate([resize_frames(np.asarray(obs[k])[None], size)[0] for k in self.view_keys], -1))
 
     def _obs_batch(self, task: str) -> dict:
         """The obs offsets' frames and states from the history (the earliest repeated when short)."""
@@ -233,7 +243,11 @@ class WamPolicy(nn.Module):
         frames = np.stack([self._frames[i] for i in picks])  # (To, H, W, 3)
         image = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
         state = torch.from_numpy(np.stack([self._states[i] for i in picks]))
-        return {"obs.image": image[None], "obs.state": state[None], "task": [task]}
+        batch = {"obs.image": image[None], "obs.state": state[None], "task": [task]}
+        if self.view_keys:  # (1, To, 3 (V - 1), H, W)
+            views = np.stack([self._views[i] for i in picks])
+            batch["obs.views"] = torch.from_numpy(np.ascontiguousarray(views)).permute(0, 3, 1, 2)[None]
+        return batch
 
     @torch.no_grad()
     def predict_action_chunk(self, obs: dict, generator: torch.Generator | None = None,
@@ -253,6 +267,9 @@ class WamPolicy(nn.Module):
         if np.ndim(frames) != 4 or np.ndim(states) != 2:
             raise WamError(f"expected frames (To, H, W, 3) and states (To, Ds), got shapes {np.shape(frames)} and "
                            f"{np.shape(states)}")
+        if self.view_keys:
+            raise WamError(f"this policy also reads {', '.join(self.view_keys)} (policy.keypoints.views), which a "
+                           f"remote client does not send (one camera): run it in-process (`wam eval` without --remote)")
         if len(frames) != len(self.paradigm.cfg.obs) or len(states) != len(frames):
             raise WamError(f"expected {len(self.paradigm.cfg.obs)} frames and states (obs offsets "
                            f"{tuple(self.paradigm.cfg.obs)}), got {len(frames)} and {len(states)}")

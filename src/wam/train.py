@@ -45,7 +45,7 @@ from wam.nn.keypoints import KeypointNet
 from wam.nn.tokenizer import FrameAutoencoder
 from wam.paradigms import PARADIGM_NAMES, PolicyModelConfig, build_paradigm, strategy
 from wam.paradigms.auxiliary import AUX_KEY
-from wam.paradigms.keypoints import fit_keypoints
+from wam.paradigms.keypoints import fit_keypoints, view_keys
 from wam.paradigms.latent_actions import adopt_pretrained
 from wam.paradigms.settings import LatentActionsConfig
 from wam.policy import WamPolicy
@@ -344,6 +344,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
         if value and AUX_KEY not in ds.features:
             raise DatasetError(f"policy.{key}.targets={value} reads {AUX_KEY}, which {cfg.data.path} has not got "
                                f"(a real robot's data records no object or goal positions)")
+    view_keys(cfg.policy.keypoints, ds)  # more cameras for the detector: refused now if the dataset has not got them
     hidden_tasks, hidden = video_only(cfg, ds)
     extra = actionless_extras(cfg, ds, train_eps)
     train_eps, hidden = sorted(train_eps + extra), hidden + extra

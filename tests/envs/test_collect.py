@@ -17,7 +17,7 @@ from wam.cli import main
 from wam.data.lerobot_format import LeRobotDataset
 from wam.envs.collect import CONFIG_FILE, CollectConfig, TaskProgress, collect, dataset_features
 from wam.envs.metaworld import MetaWorldEnv, state_layout_of, state_names
-from wam.errors import WamError
+from wam.errors import ConfigError, WamError
 
 TASKS = "reach-v3,button-press-topdown-v3"
 
@@ -135,3 +135,24 @@ def test_killed_collect_keeps_completed_episodes_and_resumes(tmp_path):
     assert resumed.num_episodes == 6 and kept <= _seeds(out)
     assert len(_seeds(out)) == 6  # no seed collected twice
     np.testing.assert_array_equal(resumed.read_columns(["index"])["index"], np.arange(resumed.num_frames))
+
+
+@pytest.mark.parametrize("views,what", [("lid", "not a Meta-World camera"), ("corner2", "repeats a camera"),
+                                        ("corner,corner", "repeats a camera")])
+def test_bad_views_are_refused_with_a_line(views, what, tmp_path):
+    with pytest.raises(ConfigError, match=what):
+        collect(CollectConfig(tasks="reach-v3", episodes=1, out=str(tmp_path / "d"), views=views), progress_bar=False)
+    assert not (tmp_path / "d").exists()
+
+
+def test_views_add_video_features_the_env_observes():
+    features = dataset_features("corner2", 32, "proprio", ("corner", "topview"))
+    videos = [k for k, f in features.items() if f["dtype"] == "video"]
+    assert videos == ["observation.images.corner2", "observation.images.corner", "observation.images.topview"]
+    env = MetaWorldEnv("reach-v3", camera="corner2", image_size=32, views=("corner", "topview"))
+    try:
+        obs, _ = env.reset(seed=0)
+        assert [k for k in obs if k.startswith("observation.images.")] == videos == env.image_keys
+        assert all(obs[k].shape == (32, 32, 3) for k in videos) and not np.array_equal(obs[videos[0]], obs[videos[1]])
+    finally:
+        env.close()

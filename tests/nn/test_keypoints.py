@@ -128,3 +128,50 @@ def test_task_lifts_place_each_task_and_fall_back_to_the_pooled_map():
     assert torch.equal(fresh(frames, keys[[0, 1]]), net(frames, keys[[0, 1]]))
     with pytest.raises(ConfigError, match="per_task .* needs policy.keypoints.world=true"):
         KeypointConfig(targets="goal", per_task=True).check()
+
+
+def test_each_view_has_its_own_maps_and_the_positions_are_per_view():
+    """`views`: the same convolutions read each camera's frame (stacked on channels, the main camera first); view i's
+    maps are read from frame i only, and a target's position is (column, row) in every view."""
+    a, ca = dots(400, seed=1)
+    b, cb = dots(400, seed=2)  # the second camera sees the targets elsewhere
+    frames, centres = np.concatenate([a, b], -1), np.concatenate([ca, cb], -1)  # (N, 32, 32, 6), (N, 2, 4)
+    net = KeypointNet(KeypointConfig(targets="object,goal", steps=200, views="corner"), 32)
+    assert net.cfg.extra_dims() == 8
+    fit = train_keypoints(net, frames, centres, np.arange(300), progress=False)
+    found = net(torch.from_numpy(frames[300:]).permute(0, 3, 1, 2))  # (100, 2, 4)
+    assert fit["median_px_error"] < 0.5 and found.shape == (100, 2, 4)
+    err = np.abs((found.numpy() + 1) / 2 * 32 - centres[300:])
+    assert np.median(err[..., :2]) < 0.5 and np.median(err[..., 2:]) < 0.5  # each view's own targets, held out
+    swapped = net(torch.from_numpy(np.concatenate([b, a], -1)[300:]).permute(0, 3, 1, 2))
+    assert np.median(np.abs((swapped.numpy() + 1) / 2 * 32 - centres[300:])) > 3  # the views are not interchangeable
+
+
+def test_a_second_view_gives_the_lift_the_depth_one_camera_loses():
+    """Two pinhole cameras looking at points in a box: from one, the depth along its rays is lost (R^2 well short
+    of 1); from both, the pooled lift's quadratic map recovers the position (docs/runs/keypoints/two_view_ceiling.log
+    measures the same on Meta-World's cameras)."""
+    from wam.nn.keypoints import fit_lift
+
+    rng = np.random.default_rng(0)
+    world = rng.uniform(-1, 1, (2000, 1, 3))  # (N, K, 3)
+
+    def camera(points, yaw):  # a camera 4 units away, looking at the origin from angle `yaw`, focal 1
+        c, s = np.cos(yaw), np.sin(yaw)
+        x, depth = c * points[..., 0] + s * points[..., 1], 4 - (-s * points[..., 0] + c * points[..., 1])
+        return np.stack([x / depth, points[..., 2] / depth], -1)  # (N, K, 2)
+
+    one = camera(world, 0.0)
+    both = np.concatenate([one, camera(world, np.pi / 2)], -1)  # (N, K, 4)
+    r2_one = fit_lift(KeypointNet(KeypointConfig(targets="goal", world=True), 16), one, world, alpha=1e-8)
+    net = KeypointNet(KeypointConfig(targets="goal", world=True, views="corner"), 16)
+    r2_both = fit_lift(net, both, world, alpha=1e-8)
+    assert r2_one[0] < 0.8 and r2_both[0] > 0.97
+    assert net.lift.shape == (1, 11, 3)  # 1, then u, v, u^2, v^2, uv of each view
+
+
+def test_views_need_targets_and_distinct_names():
+    with pytest.raises(ConfigError, match="targets"):
+        KeypointConfig(views="corner").check()
+    with pytest.raises(ConfigError, match="distinct"):
+        KeypointConfig(targets="goal", views="corner,corner").check()

@@ -12,7 +12,7 @@ from tests.test_train import POLICY
 from wam.config import apply_overrides
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
-from wam.errors import ConfigError, DatasetError
+from wam.errors import ConfigError, DatasetError, WamError
 from wam.paradigms.keypoints import locate_all
 from wam.train import TrainConfig, load_policy, policy_windows, train_policy
 
@@ -142,3 +142,52 @@ def test_per_task_lifts_are_served_and_found_alike(pushed, tmp_path, capsys):
     policy.predict_action_chunk({**obs, "task": "push the puck somewhere new"}, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(seen[0][0, -1, 4:], torch.from_numpy(served[5]).flatten(), atol=1e-3)  # z amplifies fp32 noise
     assert torch.allclose(seen[1][0, -1, 4:], torch.from_numpy(pooled[5]).flatten(), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def two_views(tmp_path_factory):
+    from wam.envs.collect import CollectConfig, collect
+
+    root = tmp_path_factory.mktemp("kp2") / "push"
+    collect(CollectConfig(tasks="push-v3", episodes=3, out=str(root), image_size=32, workers=1, views="corner"),
+            progress_bar=False)
+    return root
+
+
+def test_a_second_view_is_filmed_served_and_read_when_acting(two_views, pushed, tmp_path):
+    """`policy.keypoints.views`: `wam collect --views` films more cameras, the detector reads the policy's camera and
+    those, training windows and acting see the same positions, and `wam eval` renders the views for it."""
+    ds = LeRobotDataset(two_views)
+    assert ds.video_keys == ["observation.images.corner2", "observation.images.corner"]
+    cfg = apply_overrides(TrainConfig(), {**POLICY, **KP, "policy.keypoints.views": "corner", "paradigm": "action_only",
+                                          "data.path": str(two_views), "out": str(tmp_path / "v")})
+    train_policy(cfg, progress=False)
+    policy, _ = load_policy(tmp_path / "v")
+    assert policy.view_keys == ["observation.images.corner"] and policy.paradigm.parts.state_in.proj_in.in_features == 4 + 8
+    main, side = (cached_frames(ds, k, image_size=32, progress=False).frames for k in ds.video_keys)
+    found = locate_all(policy.keypoints, np.concatenate([main, side], -1))  # (N, 2, 4): what the windows were served
+    image = lambda f: torch.from_numpy(np.array(f[5:6])).permute(0, 3, 1, 2)[None]  # noqa: E731  (1, 1, 3, H, W)
+    live = policy.with_keypoints({"obs.image": image(main), "obs.views": image(side)}, torch.zeros(1, 1, 4))
+    assert torch.allclose(live[0, 0, 4:], torch.from_numpy(found[5]).flatten(), atol=1e-6)
+    with pytest.raises(WamError, match="obs.views"):
+        policy.with_keypoints({"obs.image": image(main)}, torch.zeros(1, 1, 4))
+    obs = {ds.video_keys[0]: main[5], "observation.state": np.zeros(4, np.float32), "task": ds.tasks[0]}
+    with pytest.raises(WamError, match="observation.images.corner"):
+        policy.predict_action_chunk(obs)
+    seen, act = [], policy.paradigm.act
+    policy.paradigm.act = lambda batch, **kw: seen.append(batch["obs.state"]) or act(batch, **kw)  # noqa: E731
+    policy.reset()
+    assert policy.predict_action_chunk({**obs, ds.video_keys[1]: side[5]}).shape == (3, 4)
+    assert torch.allclose(seen[0][0, 0, 4:], live[0, 0, 4:], atol=1e-6)
+    with pytest.raises(WamError, match="remote client"):
+        policy.predict_from_history(main[5:6], np.zeros((1, 4), np.float32), ds.tasks[0])
+    from wam.evaluate import EvalConfig, evaluate
+
+    result = evaluate(EvalConfig(policy=str(tmp_path / "v"), episodes=1, max_steps=3, videos=0, out=str(tmp_path / "e")),
+                      progress=False)
+    assert result["overall"]["episodes"] == 1
+    bad = apply_overrides(TrainConfig(), {**POLICY, **KP, "policy.keypoints.views": "corner", "paradigm": "action_only",
+                                          "data.path": str(pushed), "out": str(tmp_path / "b")})
+    with pytest.raises(DatasetError, match="observation.images.corner, which .* has not got"):
+        train_policy(bad, progress=False)
+    assert not (tmp_path / "b" / "config.yaml").exists()  # refused before anything trains

@@ -50,6 +50,7 @@ class CollectConfig:
     episodes: int = 20  # successful demonstrations per task
     out: str = "data/mw5"
     camera: str = "corner2"
+    views: str = ""  # more cameras filmed beside `camera` (comma list, e.g. corner): a video feature each
     image_size: int = 96
     # observation.state: proprio (hand xyz, gripper) | object / goal (+ its xyz) | privileged (+ object, goal xyz)
     state: str = "proprio"
@@ -70,20 +71,31 @@ class CollectConfig:
         resolve_tasks(self.tasks)
         from wam.envs.metaworld import CAMERAS, STATE_LAYOUTS
 
-        if self.camera not in CAMERAS:
-            raise ConfigError(f"--camera {self.camera!r} is not a Meta-World camera; choose one of {', '.join(CAMERAS)}")
+        for flag, cam in [("camera", self.camera)] + [("views", v) for v in self.view_list()]:
+            if cam not in CAMERAS:
+                raise ConfigError(f"--{flag} {cam!r} is not a Meta-World camera; choose one of {', '.join(CAMERAS)}")
+        if len(set(self.cameras())) != len(self.cameras()):
+            raise ConfigError(f"--views={self.views} repeats a camera (--camera={self.camera} is filmed already)")
         if self.state not in STATE_LAYOUTS:
             raise ConfigError(f"--state {self.state!r} is not a state layout; choose one of {', '.join(STATE_LAYOUTS)}")
 
+    def view_list(self) -> list[str]:
+        return [v.strip() for v in self.views.split(",") if v.strip()]
 
-def dataset_features(camera: str, image_size: int, state: str = "proprio") -> dict[str, dict]:
+    def cameras(self) -> tuple[str, ...]:
+        """Every filmed camera, the main one first (the dataset's first video feature)."""
+        return (self.camera, *self.view_list())
+
+
+def dataset_features(camera: str, image_size: int, state: str = "proprio",
+                     views: tuple[str, ...] = ()) -> dict[str, dict]:
     """The dataset schema; `MetaWorldEnv` observations use the same keys and shapes."""
     from wam.envs.metaworld import state_names
 
     names = state_names(state)
     return {
-        f"observation.images.{camera}": {"dtype": "video", "shape": [image_size, image_size, 3],
-                                         "names": ["height", "width", "channels"]},
+        **{f"observation.images.{cam}": {"dtype": "video", "shape": [image_size, image_size, 3],
+                                         "names": ["height", "width", "channels"]} for cam in (camera, *views)},
         "observation.state": {"dtype": "float32", "shape": [len(names)], "names": names},
         "observation.environment_state": {"dtype": "float32", "shape": [39], "names": None},
         "action": {"dtype": "float32", "shape": [4], "names": ["dx", "dy", "dz", "gripper"]},
@@ -97,34 +109,35 @@ def dataset_features(camera: str, image_size: int, state: str = "proprio") -> di
 _ENV = None
 
 
-def _worker_env(task: str, camera: str, image_size: int, max_steps: int, state: str):
+def _worker_env(task: str, cameras: tuple[str, ...], image_size: int, max_steps: int, state: str):
     """This worker's env, rebuilt (after freeing the old GL context) when the task changes."""
     global _ENV
     from wam.envs.metaworld import MetaWorldEnv
 
-    if _ENV is None or (_ENV.task, _ENV.camera, _ENV.state_layout) != (task, camera, state):
+    if _ENV is None or (_ENV.task, (_ENV.camera, *_ENV.views), _ENV.state_layout) != (task, cameras, state):
         if _ENV is not None:
             _ENV.close()
-        _ENV = MetaWorldEnv(task, camera=camera, image_size=image_size, max_steps=max_steps, state=state)
+        _ENV = MetaWorldEnv(task, camera=cameras[0], image_size=image_size, max_steps=max_steps, state=state,
+                            views=cameras[1:])
     return _ENV
 
 
-def run_expert_episode(task: str, seed: int, camera: str, image_size: int, max_steps: int,
+def run_expert_episode(task: str, seed: int, cameras: tuple[str, ...], image_size: int, max_steps: int,
                        staging: str, crf: int, state: str = "proprio") -> dict:
-    """Roll out the scripted expert for one seeded scene; encode the video if it succeeded."""
+    """Roll out the scripted expert for one seeded scene (filmed by `cameras`, the main one first); encode the
+    videos if it succeeded."""
     from wam.data.stats import image_stats
     from wam.data.video import encode_video
 
     start = time.perf_counter()
-    env = _worker_env(task, camera, image_size, max_steps, state)
+    env = _worker_env(task, tuple(cameras), image_size, max_steps, state)
     obs, _ = env.reset(seed=seed)
     keys = ("observation.state", "observation.environment_state")
-    rec: dict[str, list] = {k: [] for k in (*keys, "image", "action", "next.reward", "next.success", "next.done")}
+    rec: dict[str, list] = {k: [] for k in (*keys, *env.image_keys, "action", "next.reward", "next.success", "next.done")}
     done = success = False
     while not done:
         action = env.expert_action(obs)
-        rec["image"].append(obs[env.image_key])
-        for k in keys:
+        for k in (*keys, *env.image_keys):
             rec[k].append(obs[k])
         obs, reward, terminated, truncated, info = env.step(action)
         success, done = bool(info["success"]), terminated or truncated
@@ -134,11 +147,13 @@ def run_expert_episode(task: str, seed: int, camera: str, image_size: int, max_s
         rec["next.done"].append(done)
     result = {"task": task, "seed": seed, "success": success, "steps": len(rec["action"])}
     if success:
-        frames = np.stack(rec.pop("image"))  # (T, H, W, 3) uint8
-        path = Path(staging) / f"{task}_{seed}.mp4"
-        encode_video(frames, path, FPS, VideoCodec(crf=crf))
-        result.update(video=str(path), video_stats=image_stats(frames),
-                      data={k: np.asarray(v) for k, v in rec.items()})
+        videos, stats = {}, {}
+        for key in env.image_keys:
+            frames = np.stack(rec.pop(key))  # (T, H, W, 3) uint8
+            videos[key] = Path(staging) / f"{task}_{seed}_{key.split('.')[-1]}.mp4"
+            encode_video(frames, videos[key], FPS, VideoCodec(crf=crf))
+            stats[key] = image_stats(frames)
+        result.update(videos=videos, video_stats=stats, data={k: np.asarray(v) for k, v in rec.items()})
     result["seconds"] = time.perf_counter() - start
     return result
 
@@ -223,7 +238,7 @@ def _load_progress(root: Path, tasks: list[str]) -> dict[str, TaskProgress]:
 
 def _check_resume(root: Path, cfg: CollectConfig) -> None:
     path = root / CONFIG_FILE
-    same, default = ("camera", "image_size", "state", "seed", "max_steps", "crf"), CollectConfig()
+    same, default = ("camera", "views", "image_size", "state", "seed", "max_steps", "crf"), CollectConfig()
     if path.exists():
         old = json.loads(path.read_text())
         old = {k: old.get(k, getattr(default, k)) for k in same}  # a field added later: its default then
@@ -252,7 +267,7 @@ def collect(cfg: CollectConfig, progress_bar: bool = True) -> CollectReport:
     if (root / "meta/info.json").exists():  # resuming: refuse to append to a damaged dataset
         require_clean(LeRobotDataset(root), cfg.data_check, flag="--data_check")
     _check_resume(root, cfg)
-    writer = LeRobotWriter(root, FPS, dataset_features(cfg.camera, cfg.image_size, cfg.state), codec=VideoCodec(crf=cfg.crf))
+    writer = LeRobotWriter(root, FPS, dataset_features(cfg.camera, cfg.image_size, cfg.state, tuple(cfg.view_list())), codec=VideoCodec(crf=cfg.crf))
     progress = _load_progress(root, tasks)
     staging = root / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -295,7 +310,7 @@ def _run_pool(cfg, tasks, progress, budget, writer, staging, report, bar) -> Non
                 p = progress[task]
                 for seed in p.next_seeds(cfg.seed, cfg.episodes, budget)[: cfg.workers - len(running)]:
                     p.in_flight.add(seed)
-                    args = (task, seed, cfg.camera, cfg.image_size, cfg.max_steps, str(staging), cfg.crf, cfg.state)
+                    args = (task, seed, cfg.cameras(), cfg.image_size, cfg.max_steps, str(staging), cfg.crf, cfg.state)
                     running[pool.submit(run_expert_episode, *args)] = (task, seed)
             if not running:
                 return
@@ -326,9 +341,7 @@ def _record(cfg, writer, progress, result, report, bar) -> None:
     p = progress[result["task"]]
     if result["success"] and len(p.successes) < cfg.episodes:
         data = result["data"]
-        writer.add_episode(instruction(result["task"]), data,
-                           {f"observation.images.{cfg.camera}": Path(result["video"])},
-                           video_stats={f"observation.images.{cfg.camera}": result["video_stats"]},
+        writer.add_episode(instruction(result["task"]), data, result["videos"], video_stats=result["video_stats"],
                            extras={"env_task": result["task"], "seed": result["seed"]})
         p.successes.add(result["seed"])
         p.steps.append(result["steps"])

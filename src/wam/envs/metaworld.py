@@ -5,7 +5,8 @@ with the goal observable, a fresh random scene per seed, fast CPU rendering (no 
 reflections) and upright frames. Observations are dicts with the dataset's keys, so a policy
 trained on a wam dataset runs here unchanged:
 
-- ``observation.images.<camera>``: uint8 (H, W, 3) RGB frame, upright
+- ``observation.images.<camera>``: uint8 (H, W, 3) RGB frame, upright; one more per camera of ``views``
+  (a second viewpoint, e.g. for `policy.keypoints.views`: one camera loses the depth along its rays)
 - ``observation.state``: float32 (4,) hand xyz + gripper opening; with ``state="privileged"`` (10,):
   also the object's and the goal's xyz, which a camera-only robot does not have (an upper bound for
   what perceiving them is worth: see :data:`STATE_LAYOUTS`); ``"object"`` / ``"goal"`` (7,): one of them
@@ -136,17 +137,22 @@ class MetaWorldEnv(gymnasium.Env):
         image_size: int = 96,
         max_steps: int | None = None,
         state: str = "proprio",
+        views: tuple[str, ...] = (),
     ) -> None:
         _check_size(image_size)
         self._state = state
         state_dim = len(state_names(state))  # refuses an unknown layout
         if max_steps is not None and (not isinstance(max_steps, numbers.Integral) or max_steps < 1):
             raise WamError(f"max_steps must be a positive integer or None, got {max_steps!r}")
-        if camera not in CAMERAS:
-            raise WamError(f"unknown camera {camera!r}; valid cameras: {', '.join(CAMERAS)}")
+        views = tuple(views)
+        for cam in (camera, *views):
+            if cam not in CAMERAS:
+                raise WamError(f"unknown camera {cam!r}; valid cameras: {', '.join(CAMERAS)}")
+        if len(set((camera, *views))) != 1 + len(views):
+            raise WamError(f"the cameras must differ: camera {camera!r}, views {', '.join(views)}")
         env_classes = _all_tasks()
         _check_task(task, sorted(env_classes))
-        self._task, self._camera, self._size = task, camera, int(image_size)
+        self._task, self._camera, self._views, self._size = task, camera, views, int(image_size)
         self._max_steps = int(max_steps) if max_steps is not None else DEFAULT_MAX_STEPS
         self.render_mode = "rgb_array"
         self._env: Any = self._make_inner(env_classes[task])
@@ -158,7 +164,7 @@ class MetaWorldEnv(gymnasium.Env):
         self._last_image: np.ndarray | None = None  # (H, W, 3) uint8
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self.observation_space = spaces.Dict({
-            self.image_key: spaces.Box(0, 255, (self._size, self._size, 3), np.uint8),
+            **{key: spaces.Box(0, 255, (self._size, self._size, 3), np.uint8) for key in self.image_keys},
             "observation.state": spaces.Box(-np.inf, np.inf, (state_dim,), np.float32),
             "observation.environment_state": spaces.Box(
                 -np.inf, np.inf, (ENV_STATE_DIM,), np.float32
@@ -173,8 +179,9 @@ class MetaWorldEnv(gymnasium.Env):
             render_mode="rgb_array", camera_name=self._camera,
             width=self._size, height=self._size,
         )
-        if self._camera not in _camera_names(env.model):  # all v3 scenes have them; be sure
-            raise WamError(f"task {self._task!r} has no camera {self._camera!r}")
+        missing = [c for c in (self._camera, *self._views) if c not in _camera_names(env.model)]
+        if missing:  # all v3 scenes have them; be sure
+            raise WamError(f"task {self._task!r} has no camera {', '.join(missing)}")
         env._partially_observable = False
         if "sawyer_observation_space" in env.__dict__:  # drop the cached goal-hidden space
             del env.sawyer_observation_space
@@ -209,12 +216,21 @@ class MetaWorldEnv(gymnasium.Env):
         return self._camera
 
     @property
+    def views(self) -> tuple[str, ...]:
+        return self._views
+
+    @property
     def state_layout(self) -> str:
         return self._state
 
     @property
     def image_key(self) -> str:
         return f"observation.images.{self._camera}"
+
+    @property
+    def image_keys(self) -> list[str]:
+        """The main camera's key, then each of `views`'."""
+        return [f"observation.images.{c}" for c in (self._camera, *self._views)]
 
     @property
     def instruction(self) -> str:
@@ -309,20 +325,21 @@ class MetaWorldEnv(gymnasium.Env):
         action = self._policy.get_action(state)
         return np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)  # (4,) float32
 
-    def project(self, points: np.ndarray) -> np.ndarray:
+    def project(self, points: np.ndarray, camera: str | None = None) -> np.ndarray:
         """World points (N, 3) -> pixel coordinates (N, 2) as (column, row) in this env's upright
-        frame of `image_size` pixels (pinhole model of the fixed camera; valid after reset)."""
+        frame of `image_size` pixels (pinhole model of the fixed `camera`, default the main one; valid after reset)."""
         import mujoco
 
         env = self._require_open()
-        cam = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_CAMERA, self._camera)
+        camera = camera or self._camera
+        cam = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
         pos, rot = env.data.cam_xpos[cam], env.data.cam_xmat[cam].reshape(3, 3)  # rot's columns: camera axes
         local = (np.asarray(points, dtype=np.float64).reshape(-1, 3) - pos) @ rot  # (N, 3), camera looks along -z
         focal = 0.5 * self._size / np.tan(np.radians(env.model.cam_fovy[cam]) / 2)
         depth = np.maximum(-local[:, 2], 1e-6)
         col = self._size / 2 + focal * local[:, 0] / depth
         row = self._size / 2 - focal * local[:, 1] / depth
-        if self._camera in FLIPPED_CAMERAS:  # frames are flipped upright (see _render_frame)
+        if camera in FLIPPED_CAMERAS:  # frames are flipped upright (see _render_frame)
             col, row = self._size - col, self._size - row
         return np.stack([col, row], axis=1)
 
@@ -333,11 +350,17 @@ class MetaWorldEnv(gymnasium.Env):
             raise WamError(f"the {self._task} env is closed; create a new one")
         return self._env
 
-    def _render_frame(self) -> np.ndarray:
-        """Render the current scene, (H, W, 3) uint8 upright."""
+    def _render_frame(self, camera: str | None = None) -> np.ndarray:
+        """Render the current scene from `camera` (default the main one), (H, W, 3) uint8 upright."""
         self._viewer.make_context_current()  # another env may have changed the current context
-        frame = self._env.render()  # (H, W, 3) uint8
-        if self._camera in FLIPPED_CAMERAS:
+        if camera is None or camera == self._camera:
+            camera, frame = self._camera, self._env.render()  # (H, W, 3) uint8
+        else:
+            import mujoco
+
+            cid = mujoco.mj_name2id(self._env.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+            frame = self._viewer.render(render_mode="rgb_array", camera_id=cid)  # what env.render() does, other camera
+        if camera in FLIPPED_CAMERAS:
             frame = frame[::-1, ::-1]
         return np.ascontiguousarray(frame)
 
@@ -345,15 +368,17 @@ class MetaWorldEnv(gymnasium.Env):
         """Dataset-keyed observation from the (39,) metaworld state and a fresh frame."""
         self._last_image = self._render_frame()
         env_state = np.asarray(state, dtype=np.float32)  # (39,)
+        views = {f"observation.images.{c}": self._render_frame(c) for c in self._views}
         return {
-            self.image_key: self._last_image,
+            self.image_key: self._last_image, **views,
             "observation.state": np.concatenate([env_state[STATE_PARTS[k]] for k in STATE_LAYOUTS[self._state]]),  # (Ds,)
             "observation.environment_state": env_state,
         }
 
 
 def make_env(
-    task: str, camera: str = "corner2", image_size: int = 96, max_steps: int | None = None, state: str = "proprio"
+    task: str, camera: str = "corner2", image_size: int = 96, max_steps: int | None = None, state: str = "proprio",
+    views: tuple[str, ...] = (),
 ) -> MetaWorldEnv:
     """Create a :class:`MetaWorldEnv` (see there)."""
-    return MetaWorldEnv(task, camera=camera, image_size=image_size, max_steps=max_steps, state=state)
+    return MetaWorldEnv(task, camera=camera, image_size=image_size, max_steps=max_steps, state=state, views=views)

@@ -13,9 +13,13 @@ frozen: the policy reads its positions, in [-1, 1], as `2 K` more state numbers.
 a training signal only (simulation); acting reads pixels. With `world`, a ridge map fitted on the training
 frames lifts each position to the target's standardised xyz: one quadratic map for all tasks, and with
 `per_task` one affine map per training instruction on top (`fit_task_lifts`), selected by the instruction's
-embedding when acting.
+embedding when acting. With `views` (more cameras, e.g. `corner`: a dataset filmed by `wam collect --views`),
+the same convolutions read each camera's frame, with K maps of their own per view, and a target's position is
+its (column, row) in every view: what the lift reads back the depth from (one camera loses it along its rays;
+docs/runs/keypoints/two_view_ceiling.log).
 
-Shapes: frames (B, 3, H, W) uint8 -> logits (B, K, H, W) -> positions (B, K, 2) (column, row) in [-1, 1].
+Shapes: frames (B, 3 V, H, W) uint8 (the views' frames stacked on channels, the main camera first) -> logits
+(B, V K, H, W) -> positions (B, K, 2 V) (column, row per view) in [-1, 1].
 """
 
 from __future__ import annotations
@@ -33,8 +37,6 @@ from wam.errors import ConfigError
 
 KNOWN = ("hand", "object", "goal")  # the positions of wam.envs.target_masks.TARGETS
 COARSE = 4  # the coarse branch's stride
-LIFT_FEATURES = 6  # 1, u, v, u^2, v^2, uv: the quadratic map from an image position to the world (`world`)
-TASK_FEATURES = 3  # 1, u, v of the task's standardised positions: the per-task affine map (`per_task`)
 SAME_TASK = 0.999  # the cosine between an instruction's embedding and a task's key that selects its lift
 TASK_BUFFERS = ("task_keys", "task_lift", "task_centre")  # sized when fitted (`fit_task_lifts`) or loaded
 
@@ -58,13 +60,23 @@ class KeypointConfig:
     per_task: bool = False
     fine: int = 16  # channels of the full-resolution branch
     coarse: int = 32  # channels of the stride-4 branch
+    # more cameras the detector reads besides the policy's (comma list, e.g. corner): the dataset's and the env's
+    # `observation.images.<camera>`; a target's position is then its (column, row) in every view
+    views: str = ""
 
     def names(self) -> list[str]:
         return [n.strip() for n in self.targets.split(",") if n.strip()]
 
+    def view_list(self) -> list[str]:
+        return [v.strip() for v in self.views.split(",") if v.strip()]
+
+    def n_views(self) -> int:
+        """The cameras the detector reads: the policy's, then `views`."""
+        return 1 + len(self.view_list())
+
     def extra_dims(self) -> int:
-        """State numbers the positions add: (column, row) per target, or its world (x, y, z) with `world`."""
-        return (3 if self.world else 2) * len(self.names())
+        """State numbers the positions add: (column, row) per target and view, or its world (x, y, z) with `world`."""
+        return (3 if self.world else 2 * self.n_views()) * len(self.names())
 
     def check(self) -> None:
         names = self.names()
@@ -80,6 +92,12 @@ class KeypointConfig:
         if self.per_task and not self.world:
             raise ConfigError("policy.keypoints.per_task lifts positions to the world per task: it needs "
                               "policy.keypoints.world=true")
+        views = self.view_list()
+        if views and not names:
+            raise ConfigError(f"policy.keypoints.views={self.views} reads more cameras for keypoints: set "
+                              f"policy.keypoints.targets")
+        if len(set(views)) != len(views) or any(not v.replace("_", "").isalnum() for v in views):
+            raise ConfigError(f"policy.keypoints.views: a comma list of distinct camera names, got {self.views!r}")
         if not (self.lr > 0 and self.sigma > 0):
             raise ConfigError(f"policy.keypoints.lr and .sigma must be > 0, got {self.lr} and {self.sigma}")
 
@@ -97,16 +115,16 @@ class KeypointNet(nn.Module):
         super().__init__()
         if image_size % COARSE:
             raise ConfigError(f"policy.keypoints needs an image size divisible by {COARSE}, got {image_size}")
-        k, f, c = len(cfg.names()), cfg.fine, cfg.coarse
-        self.cfg, self.size = cfg, image_size
+        k, f, c, v = len(cfg.names()), cfg.fine, cfg.coarse, cfg.n_views()
+        self.cfg, self.size, self.views = cfg, image_size, v
         self.fine = nn.Sequential(nn.Conv2d(3, f, 3, padding=1), nn.GELU(), nn.Conv2d(f, f, 3, padding=1), nn.GELU(),
-                                  nn.Conv2d(f, k, 1))
+                                  nn.Conv2d(f, v * k, 1))
         dilated = [m for d in (1, 2, 4) for m in (nn.Conv2d(c, c, 3, padding=d, dilation=d), nn.GELU())]
-        self.coarse = nn.Sequential(nn.Conv2d(3, c, COARSE, stride=COARSE), nn.GELU(), *dilated, nn.Conv2d(c, k, 1))
+        self.coarse = nn.Sequential(nn.Conv2d(3, c, COARSE, stride=COARSE), nn.GELU(), *dilated, nn.Conv2d(c, v * k, 1))
         # (K, F, 3), set by fit_lift: only with `world`, so image-position detectors hold no such tensor
-        self.register_buffer("lift", torch.zeros(k, LIFT_FEATURES, 3) if cfg.world else None)
-        per_task = cfg.world and cfg.per_task  # (T, D) instruction embeddings, (T, K, 3, 3), (T, K, 2: mean/std, 2)
-        for name, shape in zip(TASK_BUFFERS, ((0, 0), (0, k, TASK_FEATURES, 3), (0, k, 2, 2))):
+        self.register_buffer("lift", torch.zeros(k, lift_size(v), 3) if cfg.world else None)
+        per_task = cfg.world and cfg.per_task  # (T, D) instruction embeddings, (T, K, 1 + 2V, 3), (T, K, 2: mean/std, 2V)
+        for name, shape in zip(TASK_BUFFERS, ((0, 0), (0, k, 1 + 2 * v, 3), (0, k, 2, 2 * v))):
             self.register_buffer(name, torch.zeros(shape) if per_task else None)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -125,10 +143,12 @@ class KeypointNet(nn.Module):
         return torch.where(best >= SAME_TASK, row, -1)
 
     def logits(self, frames: Tensor) -> Tensor:
-        """(B, 3, H, W) uint8 -> (B, K, H * W) float32."""
-        x = (frames.float() / 255 - 0.5) / 0.25
-        up = F.interpolate(self.coarse(x), scale_factor=COARSE, mode="nearest")  # (B, K, H, W)
-        return (self.fine(x) + up).flatten(2).float()
+        """(B, 3 V, H, W) uint8 -> (B, V K, H * W) float32: each view's own K maps from its frame, view by view."""
+        b, v = frames.shape[0], self.views
+        x = (frames.reshape(b * v, 3, *frames.shape[-2:]).float() / 255 - 0.5) / 0.25  # (B V, 3, H, W)
+        up = F.interpolate(self.coarse(x), scale_factor=COARSE, mode="nearest")  # (B V, V K, H, W)
+        maps = (self.fine(x) + up).flatten(2).float().reshape(b, v, v, -1, x.shape[-2] * x.shape[-1])
+        return maps.diagonal(dim1=1, dim2=2).permute(0, 3, 1, 2).flatten(1, 2)  # (B, V K, H W): view i's maps of frame i
 
     def locate(self, logits: Tensor) -> Tensor:
         """(B, K, H * W) -> (B, K, 2) pixel positions (column, row): soft-argmax around each map's peak."""
@@ -138,15 +158,16 @@ class KeypointNet(nn.Module):
         return logits.masked_fill(~near, float("-inf")).softmax(-1) @ grid
 
     def pixels(self, frames: Tensor) -> Tensor:
-        """(..., 3, H, W) uint8 -> (..., K, 2) image positions in [-1, 1], always in fp32 (also inside the policy's
+        """(..., 3 V, H, W) uint8 -> (..., K, 2 V) image positions in [-1, 1], always in fp32 (also inside the policy's
         bf16 autocast: the sub-pixel position is read off small logit differences; windows were found in fp32)."""
         lead = frames.shape[:-3]
         with torch.autocast(frames.device.type, enabled=False):
-            px = self.locate(self.logits(frames.reshape(-1, *frames.shape[-3:])))
-        return (px / self.size * 2 - 1).reshape(*lead, -1, 2)
+            px = self.locate(self.logits(frames.reshape(-1, *frames.shape[-3:])))  # (N, V K, 2)
+        px = px.reshape(-1, self.views, px.shape[1] // self.views, 2).transpose(1, 2)  # (N, K, V, 2)
+        return (px / self.size * 2 - 1).reshape(*lead, px.shape[1], 2 * self.views)
 
     def lifted(self, positions: Tensor, tasks: Tensor | None = None) -> Tensor:
-        """(..., K, 2) image positions in [-1, 1] -> (..., K, 3) standardised world positions: the pooled map, or
+        """(..., K, 2 V) image positions in [-1, 1] -> (..., K, 3) standardised world positions: the pooled map, or
         with `tasks` (the leading dims of `positions`, or fewer; from `task_rows`) each row's task lift (-1: pooled)."""
         with torch.autocast(positions.device.type, enabled=False):
             positions = positions.float()
@@ -155,31 +176,41 @@ class KeypointNet(nn.Module):
                 return out
             tasks = tasks.to(positions.device).reshape(*tasks.shape, *[1] * (positions.dim() - 2 - tasks.dim()))
             centre = self.task_centre[tasks.clamp_min(0)]  # (..., K, 2, 2)
-            z = (positions - centre[..., 0, :]) / centre[..., 1, :]  # (..., K, 2): standardised within the task
+            z = (positions - centre[..., 0, :]) / centre[..., 1, :]  # (..., K, 2 V): standardised within the task
             own = torch.einsum("...kf,...kfd->...kd", F.pad(z, (1, 0), value=1.0), self.task_lift[tasks.clamp_min(0)])
             return torch.where((tasks >= 0)[..., None, None], own, out)
 
     @torch.no_grad()
     def forward(self, frames: Tensor, text_emb: Tensor | None = None) -> Tensor:
-        """(B, ..., 3, H, W) uint8 -> (B, ..., K, 2) image positions in [-1, 1], or (B, ..., K, 3) world ones with
+        """(B, ..., 3 V, H, W) uint8 -> (B, ..., K, 2 V) image positions in [-1, 1], or (B, ..., K, 3) world ones with
         `cfg.world` (with `per_task`, the lift of the instruction `text_emb` (B, D) names); frozen: no gradient."""
         positions = self.pixels(frames)
         return self.lifted(positions, self.task_rows(text_emb)) if self.cfg.world else positions
 
     def loss(self, frames: Tensor, centres: Tensor) -> Tensor:
-        """Cross-entropy of each map against a Gaussian around its target (B, K, 2) px; NaN targets left out."""
-        logits = self.logits(frames)  # (B, K, H * W)
-        ok = torch.isfinite(centres).all(-1)  # (B, K)
+        """Cross-entropy of each map against a Gaussian around its target (B, K, 2 V) px (column, row per view); NaN
+        targets (out of a view) left out."""
+        logits = self.logits(frames)  # (B, V K, H * W)
+        b, k = centres.shape[:2]
+        centres = centres.reshape(b, k, self.views, 2).transpose(1, 2).reshape(b, self.views * k, 2)  # the maps' order
+        ok = torch.isfinite(centres).all(-1)  # (B, V K)
         d2 = ((_grid(self.size, logits.device) - centres.nan_to_num()[..., None, :]) ** 2).sum(-1)
         target = (-d2 / (2 * self.cfg.sigma ** 2)).softmax(-1)  # (B, K, H * W)
         ce = -(target * logits.log_softmax(-1)).sum(-1)  # (B, K)
         return (ce * ok).sum() / ok.sum().clamp_min(1)
 
 
+def lift_size(views: int) -> int:
+    """Features of the pooled lift: 1, then u, v, u^2, v^2, uv of each view."""
+    return 1 + 5 * views
+
+
 def lift_features(positions: Tensor) -> Tensor:
-    """(..., K, 2) (u, v) -> (..., K, LIFT_FEATURES): 1, u, v, u^2, v^2, uv (a smooth camera inverse)."""
-    u, v = positions.unbind(-1)
-    return torch.stack([torch.ones_like(u), u, v, u * u, v * v, u * v], -1)
+    """(..., K, 2 V) (u, v per view) -> (..., K, 1 + 5 V): 1, then u, v, u^2, v^2, uv of each view (a smooth
+    inverse of the cameras)."""
+    u, v = positions[..., 0::2], positions[..., 1::2]  # (..., K, V)
+    per_view = torch.stack([u, v, u * u, v * v, u * v], -1).flatten(-2)  # (..., K, 5 V)
+    return torch.cat([torch.ones_like(per_view[..., :1]), per_view], -1)
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[Tensor, float]:
@@ -195,7 +226,7 @@ def _seen(positions: np.ndarray, world: np.ndarray, k: int) -> np.ndarray:
 
 
 def fit_lift(net: KeypointNet, positions: np.ndarray, world: np.ndarray, alpha: float = 1e-3) -> np.ndarray:
-    """Fit `net.lift`: ridge from image positions (N, K, 2) to standardised world positions (N, K, 3) per target
+    """Fit `net.lift`: ridge from image positions (N, K, 2 V) to standardised world positions (N, K, 3) per target
     (rows with a NaN position left out of that target's fit). Returns the R^2 of each target's fit (K,)."""
     r2 = np.zeros(len(net.lift))
     for k in range(len(net.lift)):
@@ -211,12 +242,12 @@ def fit_task_lifts(net: KeypointNet, positions: np.ndarray, world: np.ndarray, t
     the tasks' instruction embeddings), a ridge from the positions standardised within the task to the world
     positions. A task without rows for every target keeps a zero key (its instruction gets the pooled map).
     Returns each task's and target's R^2 on its rows (T, K), NaN where not fitted."""
-    k_all = len(net.lift)
-    lift, centre = torch.zeros(len(keys), k_all, TASK_FEATURES, 3), torch.ones(len(keys), k_all, 2, 2)
+    k_all, dims = len(net.lift), positions.shape[-1]  # dims: 2 V
+    lift, centre = torch.zeros(len(keys), k_all, 1 + dims, 3), torch.ones(len(keys), k_all, 2, dims)
     r2, fitted = np.full((len(keys), k_all), np.nan), torch.zeros(len(keys), dtype=torch.bool)
     for t in range(len(keys)):
         oks = [(tasks == t) & _seen(positions, world, k) for k in range(k_all)]
-        if min(ok.sum() for ok in oks) < TASK_FEATURES:
+        if min(ok.sum() for ok in oks) < 1 + dims:
             continue
         for k, ok in enumerate(oks):
             p = positions[ok, k]
@@ -232,12 +263,12 @@ def fit_task_lifts(net: KeypointNet, positions: np.ndarray, world: np.ndarray, t
 
 def train_keypoints(net: KeypointNet, frames: np.ndarray, centres: np.ndarray, rows: np.ndarray, seed: int = 0,
                     progress: bool = True) -> dict:
-    """Fit `net` on `frames[rows]` (N, H, W, 3) uint8 against `centres[rows]` (N, K, 2) px, then freeze it.
+    """Fit `net` on `frames[rows]` (N, H, W, 3 V) uint8 against `centres[rows]` (N, K, 2 V) px, then freeze it.
     Returns the last 100 steps' mean loss, frames/s, and the median pixel error on those rows."""
     cfg = net.cfg
-    if frames.shape[1:] != (net.size, net.size, 3) or len(centres) != len(frames):
-        raise ValueError(f"train_keypoints expects frames (N, {net.size}, {net.size}, 3) and one centre row each, "
-                         f"got {frames.shape} and {centres.shape}")
+    if frames.shape[1:] != (net.size, net.size, 3 * net.views) or len(centres) != len(frames):
+        raise ValueError(f"train_keypoints expects frames (N, {net.size}, {net.size}, {3 * net.views}) and one centre "
+                         f"row each, got {frames.shape} and {centres.shape}")
     rows = rows[np.isfinite(centres[rows]).all(-1).any(-1)]
     if not len(rows):
         raise ValueError("train_keypoints: no frame has a target in view")

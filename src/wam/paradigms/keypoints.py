@@ -7,7 +7,8 @@ action-free alike: the positions are recorded in simulation, `observation.enviro
 the camera's pinhole model in `wam.envs.target_masks.dataset_centres`), then freezes; its positions for
 every dataset frame are computed once and served to the policy's windows as `obs.keypoints`. Acting runs
 the same frozen detector on the live frame (`WamPolicy.with_keypoints`). Held-out episodes never train it:
-their median pixel error is printed and returned.
+their median pixel error is printed and returned. With `policy.keypoints.views` the detector also reads those
+cameras' frames (`detector_inputs`: the dataset's `observation.images.<camera>`, stacked on channels).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from wam.data.frames import episode_starts
+from wam.data.frames import cached_frames, episode_starts
 from wam.data.lerobot_format import LeRobotDataset
+from wam.errors import DatasetError
 from wam.envs.target_masks import ENV_STATE_KEY, TARGETS, camera_of, dataset_centres
-from wam.nn.keypoints import KeypointNet, fit_lift, fit_task_lifts, train_keypoints
+from wam.nn.keypoints import KeypointConfig, KeypointNet, fit_lift, fit_task_lifts, train_keypoints
 
 STILL_PX = 1e-4  # a target whose image position spreads less than this (pixels) does not move: no R^2
 
@@ -28,9 +30,34 @@ def _rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
     return np.concatenate([np.arange(starts[e], starts[e + 1]) for e in episodes]) if episodes else np.zeros(0, int)
 
 
+def view_keys(cfg: KeypointConfig, ds: LeRobotDataset) -> list[str]:
+    """The video keys of `cfg.views` (policy.keypoints), refused with one line where `ds` has not got one."""
+    views = [f"observation.images.{v}" for v in cfg.view_list()]
+    missing = [k for k in views if k not in ds.video_keys]
+    if missing:
+        raise DatasetError(f"policy.keypoints.views={cfg.views} reads {', '.join(missing)}, which {ds.root} has not "
+                           f"got (its videos: {', '.join(ds.video_keys)}); film them with `wam collect --views=...`")
+    return views
+
+
+def detector_inputs(cfg: KeypointConfig, ds: LeRobotDataset, frames: np.ndarray, image_key: str, size: int,
+                    centres: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """What the detector of `cfg` (policy.keypoints) reads and learns from: every frame (N, size, size, 3 V), the
+    policy's `frames` then each of `cfg.views`' (decoded once, resized alike), and with `centres` the targets' pixel
+    centres (N, K, 2 V) in those views (NaN: not shown)."""
+    views = view_keys(cfg, ds)
+    stacked = np.concatenate([frames, *(cached_frames(ds, k, image_size=size).frames for k in views)], -1) \
+        if views else frames
+    where = None
+    if centres:
+        cams = [camera_of(k) for k in (image_key, *views)]
+        where = np.concatenate([dataset_centres(ds, c, size, tuple(cfg.names())) for c in cams], -1)  # (N, K, 2 V)
+    return stacked, where
+
+
 @torch.no_grad()
 def locate_all(net: torch.nn.Module, frames: np.ndarray, batch: int = 256) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, K, 2) float32 image positions in [-1, 1], in batches."""
+    """(N, H, W, 3 V) uint8 -> (N, K, 2 V) float32 image positions in [-1, 1], in batches."""
     device = next(net.parameters()).device
     out = [net.pixels(torch.from_numpy(np.array(frames[i:i + batch])).permute(0, 3, 1, 2).to(device)).cpu()
            for i in range(0, len(frames), batch)]
@@ -59,15 +86,15 @@ def dataset_task_rows(net: KeypointNet, ds: LeRobotDataset, text_encoder) -> np.
 def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarray, train_eps: list[int],
                   image_key: str, progress: bool = True, val_eps: list[int] = ()) -> np.ndarray | None:
     """Train the policy's detector (None when `policy.keypoints` is off) and return what the state reads for every
-    dataset frame: its positions (N, K, 2) in [-1, 1], or with `world` the lifted (N, K, 3) (`as_state`)."""
+    dataset frame: its positions (N, K, 2 V) in [-1, 1], or with `world` the lifted (N, K, 3) (`as_state`)."""
     net = policy.keypoints
     if net is None:
         return None
     size = frames.shape[1]
-    centres = dataset_centres(ds, camera_of(image_key), size, tuple(net.cfg.names()))  # (N, K, 2) px, NaN: none
+    frames, centres = detector_inputs(net.cfg, ds, frames, image_key, size)  # (N, H, W, 3 V), (N, K, 2 V) px
     rows = _rows(ds, train_eps)
     fit = train_keypoints(net, frames, centres, rows, progress=progress)
-    found = locate_all(net, frames)  # (N, K, 2) image positions
+    found = locate_all(net, frames)  # (N, K, 2 V) image positions
     report = f"keypoints ({net.cfg.targets}): median error {fit['median_px_error']:.2f} px on training frames"
     held = _rows(ds, list(val_eps))
     if len(held):
@@ -111,16 +138,19 @@ def world_positions(ds: LeRobotDataset, names: list[str], train_eps: list[int]) 
 
 
 def keypoint_scores(found: np.ndarray, ds: LeRobotDataset, episodes: list[int], image_key: str, size: int,
-                    names: list[str], lifted: np.ndarray | None = None, train_eps: list[int] = ()) -> dict:
-    """How well the detector's positions `found` (N, K, 2) in [-1, 1] match the projected targets in `episodes`
+                    names: list[str], lifted: np.ndarray | None = None, train_eps: list[int] = (),
+                    centres: np.ndarray | None = None) -> dict:
+    """How well the detector's positions `found` (N, K, 2 V) in [-1, 1] match the projected targets in `episodes`
     (held-out ones, for `wam eval-offline`): per target and task, R^2 of the (column, row) pixel position over
     that task's frames (None where the target does not move) and the median error in pixels of `size` px frames.
+    The targets are projected in `image_key`'s camera, or given as `centres` (N, K, 2 V) px (`detector_inputs`).
     With `lifted` (N, K, 3), the lift's standardised xyz (`policy.keypoints.world`, fitted on `train_eps`), also
     `xyz_r2`: the pooled R^2 of the world position against the recorded one (wam.probe.r2)."""
     from wam.data.tasks import episodes_by_task
     from wam.probe import r2 as pooled_r2
 
-    centres = dataset_centres(ds, camera_of(image_key), size, tuple(names))  # (N, K, 2) px, NaN: not shown
+    if centres is None:
+        centres = dataset_centres(ds, camera_of(image_key), size, tuple(names))  # (N, K, 2) px, NaN: not shown
     px = (found + 1) / 2 * size
     if lifted is not None:
         world, mean, std = world_positions(ds, names, list(train_eps))
