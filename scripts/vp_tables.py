@@ -12,7 +12,8 @@ fixed. With 2+ seeds, also each seed's difference and a t interval over seeds, w
 evaluated outside a study with the same protocol (compared with `--base` seed 0 only). `--offline` adds the
 real-vs-imagined future table (eval_offline.json of each folder under it, and of the study cells).
 `--pairs A:B,C:D [--pair_demos 2,5] [--pair_plot PNG]` prints only those differences at each demo size (the
-ablations of configs/studies/video_pays_ablations.yaml: e.g. joint:joint_no_video), with a plot.
+ablations of configs/studies/video_pays_ablations.yaml: e.g. joint:joint_no_video), with a plot. `--tag STUDY=_2v`
+renames that study's variants (`representation_kp_task_motfresh_2v`), to pair two studies of the same variant.
 """
 
 from __future__ import annotations
@@ -39,13 +40,17 @@ def episodes(eval_dir: Path) -> dict[tuple[str, int], bool]:
     return {(e["task"], e["seed"]): bool(e["success"]) for e in info["episodes"]}
 
 
+TAGS: dict[Path, str] = {}  # study folder -> a suffix for its variants' names (`--tag`)
+
+
 def cells(studies: list[Path], demos: int) -> dict[str, dict[int, dict]]:
-    """variant -> seed -> {(task, scene): success} of every evaluated cell `<variant>__d<demos>__s<seed>`."""
+    """variant -> seed -> {(task, scene): success} of every evaluated cell `<variant>__d<demos>__s<seed>` (the variant
+    named with its study's `--tag` suffix, if any)."""
     out: dict[str, dict[int, dict]] = defaultdict(dict)
     for study in studies:
         for info in sorted(study.glob(f"cells/*__d{demos}__s*/eval/eval_info.json")):
             variant, _, seed = info.parent.parent.name.split("__")
-            out[variant][int(seed[1:])] = episodes(info.parent)
+            out[variant + TAGS.get(study, "")][int(seed[1:])] = episodes(info.parent)
     return out
 
 
@@ -220,7 +225,10 @@ def main() -> None:
     ap.add_argument("--pairs", default="", help="A:B,C:D: only these differences, at every --pair_demos")
     ap.add_argument("--pair_demos", default="2,5")
     ap.add_argument("--pair_plot", type=Path)
+    ap.add_argument("--tag", action="append", default=[],
+                    help="STUDY=SUFFIX: that study's variants are named with SUFFIX (two studies of one variant)")
     args = ap.parse_args()
+    TAGS.update({Path(t.split("=", 1)[0]): t.split("=", 1)[1] for t in args.tag})
     if args.pairs:
         pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
         rows = pair_rows(args.study, pairs, [int(d) for d in args.pair_demos.split(",")], np.random.default_rng(0))

@@ -38,3 +38,17 @@ def test_pairs_are_taken_scene_by_scene_within_a_seed(vp, tmp_path):
     assert (mean, n) == (pytest.approx(4 / 16), 16) and lo <= mean <= hi
     assert r["success_a"] == pytest.approx(9 / 16) and r["success_b"] == pytest.approx(5 / 16)
     assert "by seed +0.38, +0.12: +0.25" in vp.pair_table(rows)[2]
+
+
+def test_a_tag_tells_two_studies_of_one_variant_apart(vp, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    write_cell(one, "A__d20__s0", {"t1": [0, 0, 1, 0]})
+    write_cell(two, "A__d20__s0", {"t1": [1, 1, 1, 0]})
+    vp.TAGS.clear()
+    assert list(vp.cells([one, two], 20)) == ["A"]  # untagged, the later study's cell hides the earlier one's
+    vp.TAGS[two] = "_2v"
+    try:
+        rows = vp.pair_rows([one, two], [("A_2v", "A")], [20], np.random.default_rng(0))
+    finally:
+        vp.TAGS.clear()
+    assert rows[0]["scenes"][0] == pytest.approx(0.5) and rows[0]["success_a"] == pytest.approx(0.75)

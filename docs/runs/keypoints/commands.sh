@@ -48,3 +48,22 @@ for s in kpt_d5mot kpt_d5motf kpt_d5idm kpt_d5idmmore kpt_d20motf kpt_d5motf_s2 
   wam study $s/study.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/vp/wm_pool_64d4
 done   # MoT: 5-demo cells ~12 min, 20-demo ~30; inverse dynamics ~20; kpt_d5idmmore was stopped after seed 0
 # tables: the `python scripts/vp_tables.py` lines in docs/results.md section 5 (MoT, inverse dynamics, video_weight)
+
+# sixteenth session, 2026-12-03: a second camera for the keypoint stream (code 3b535f1 copied to src_s16w;
+# `wam collect --views`, `policy.keypoints.views`). The two-view ceiling first (exact projections, no training):
+python two_view_ceiling.py data/mw5_c2_128_64                                                      # -> two_view_ceiling.log
+# the same 320 scenes (seeds 0.. a task, the same first 64 successes) filmed by corner2 and corner; 1 worker, 15 min
+# beside two studies. corner2's frames are bit-identical to data/mw5_c2_128_64's for a scene; the episode order within
+# a task differs (1 worker vs 2), so the first 20 labelled demos a task are not the same 20 as the one-camera cells'.
+wam collect --tasks=mw5 --episodes=64 --out=data/mw5_c2c_128 --camera=corner2 --views=corner --image_size=128 --workers=1 --seed=0
+# MoT (fresh action expert) and action-only, each with the per-task stream read from both cameras; the same world
+# model (corner2 only), rates and scenes as the fifteenth session's 20-demo cells; and two one-camera MoT arms on the
+# old data: at action-only's 3,617 steps (rates.json says action-only's rate: 2.4x the CPU) and with video_weight 0.1
+for s in kpt_d20motfeq kpt_d20motfvw; do
+  out=$(grep '^out:' $s/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $s/rates.json $out/
+  wam study $s/study.yaml --data.path=data/mw5_c2_128_64 --pretrain_run=runs/vp/wm_pool_64d4
+done
+for s in kpt_d20motf2v kpt_d20ao2v kpt_d20motf2v_s1; do
+  out=$(grep '^out:' $s/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $s/rates.json $out/
+  wam study $s/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+done   # two lanes side by side (OMP_NUM_THREADS=1); the detector on two views: ~7.5 min of a cell
