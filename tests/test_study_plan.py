@@ -130,3 +130,14 @@ def test_arms_seen_on_a_pool_without_actions(tmp_path):
                              "frames": 20 * len(split["train"]), "episodes_per_task": {"task0": 2, "task1": 2}}
     assert seen["labelled"]["per_demos"] == {"1": {"episodes": 2, "frames": 40}, "3": {"episodes": 6, "frames": 120}}
     assert set(seen["arms"]) == {"repr", "baseline"}
+
+
+def test_keypoint_views_the_demos_do_not_film_are_refused(tmp_path):
+    write_dataset(tmp_path / "d", lengths=(20,) * 4)
+    kp = {"train.policy.keypoints.targets": "goal", "train.policy.keypoints.views": "corner", "eval.seed": 100}
+    with pytest.raises(ConfigError, match=r"policy.keypoints.views=corner reads camera corner, which data.path=.*/d "
+                                          r"does not film"):
+        preflight(tiny_study(tmp_path / "s", **kp, **{"data.path": str(tmp_path / "d")}))
+    with pytest.raises(ConfigError, match=r"which data.collect.views=\(none\) does not film"):
+        preflight(tiny_study(tmp_path / "s", **kp))
+    preflight(tiny_study(tmp_path / "s", **kp, **{"data.collect.views": "corner"}))  # the study films it

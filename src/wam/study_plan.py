@@ -82,6 +82,20 @@ def check_video_pool(cfg: StudyConfig, labelled: Path | None) -> None:
                           f"{acts or 'no video'}: film the pool with the demos' camera")
 
 
+def check_views(cfg: StudyConfig, labelled: Path | None) -> None:
+    """A variant whose keypoint detector reads more cameras (`policy.keypoints.views`) needs the labelled demos filmed
+    by them: the dataset's video features, or `data.collect.views` when the study collects."""
+    have = LeRobotDataset(labelled).video_keys if labelled else \
+        [f"observation.images.{c}" for c in cfg.data.collect.cameras()]
+    for v in cfg.variants:
+        views = str(v.overrides.get("policy.keypoints.views", cfg.train.policy.keypoints.views))
+        missing = [c for c in views.split(",") if c.strip() and f"observation.images.{c.strip()}" not in have]
+        if missing:
+            where = f"data.path={labelled}" if labelled else f"data.collect.views={cfg.data.collect.views or '(none)'}"
+            raise ConfigError(f"variant {v.name}: policy.keypoints.views={views} reads camera {', '.join(missing)}, "
+                              f"which {where} does not film")
+
+
 def preflight(cfg: StudyConfig) -> None:
     """cfg.check(), then the checks that read the existing datasets and the total budget."""
     cfg.check()
@@ -92,6 +106,7 @@ def preflight(cfg: StudyConfig) -> None:
     if cfg.data.video.path and not cfg.pretrain_run:
         _check_scenes(cfg, "data.video.path", Path(cfg.data.video.path))
     check_video_pool(cfg, labelled)
+    check_views(cfg, labelled)
     check_total(cfg)
 
 
