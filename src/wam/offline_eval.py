@@ -189,7 +189,7 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     video = policy.paradigm.video
     found = centres = None
     if policy.keypoints is not None:  # (N, K, 2 V): policy.keypoints, in every view it reads
-        seen, centres = detector_inputs(policy.keypoints.cfg, ds, frames, tcfg.data.image_key, frames.shape[1])
+        seen, centres = detector_inputs(policy.keypoints.cfg, ds, frames, tcfg.data.image_key, policy.keypoints.size)
         found = locate_all(policy.keypoints, seen)
     served = None if found is None else as_state(policy.keypoints, found,
                                                  dataset_task_rows(policy.keypoints, ds, policy.text_encoder))
@@ -215,7 +215,7 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
                                   tcfg.policy.aux.names())
     if found is not None:  # how well the pixel stream finds its targets on held-out episodes (policy.keypoints)
         world = tcfg.policy.keypoints.world
-        result["keypoints"] = keypoint_scores(found, ds, val_eps, windows.image_key, frames.shape[1],
+        result["keypoints"] = keypoint_scores(found, ds, val_eps, windows.image_key, policy.keypoints.size,
                                               tcfg.policy.keypoints.names(), served if world else None,
                                               _train_episodes(run) if world else (), centres)
     result.update(policy=str(cfg.policy), paradigm=tcfg.paradigm, integration=tcfg.policy.integration,

@@ -117,6 +117,12 @@ class WamPolicy(nn.Module):
         return [] if self.keypoints is None else [f"observation.images.{v}" for v in self.keypoints.cfg.view_list()]
 
     @property
+    def detector_frames(self) -> bool:
+        """Whether the keypoint detector reads frames of its own (`obs.detector`): more cameras, or another size
+        (`policy.keypoints.image_size`) than the policy's `obs.image`."""
+        return self.keypoints is not None and (bool(self.view_keys) or self.keypoints.size != self.paradigm.image_size)
+
+    @property
     def state_dim(self) -> int:
         """Size of the `observation.state` the policy was trained on."""
         return self.normalizer.state_mean.numel()
@@ -178,11 +184,10 @@ class WamPolicy(nn.Module):
             return state
         found = batch.get("obs.keypoints")
         if found is None:
-            if "obs.image" not in batch or (self.view_keys and "obs.views" not in batch):
-                raise WamError("policy.keypoints reads frames: the batch has neither 'obs.keypoints' nor 'obs.image'"
-                               + (" and 'obs.views'" if self.view_keys else ""))
-            images = torch.cat([batch["obs.image"], batch["obs.views"]], -3) if self.view_keys else batch["obs.image"]
-            found = self.keypoints(images, text_emb)  # (B, To, K, 2 V or 3)
+            wanted = "obs.detector" if self.detector_frames else "obs.image"
+            if wanted not in batch:
+                raise WamError(f"policy.keypoints reads frames: the batch has neither 'obs.keypoints' nor '{wanted}'")
+            found = self.keypoints(batch[wanted], text_emb)  # (B, To, K, 2 V or 3)
         return torch.cat([state, found.flatten(2).to(state.dtype)], -1)
 
     def forward(self, batch: dict) -> tuple[Tensor, dict]:
@@ -207,7 +212,7 @@ class WamPolicy(nn.Module):
         self._step = 0
         self._frames: deque[np.ndarray] = deque(maxlen=self.history)  # (H, W, 3) resized, oldest first
         self._states: deque[np.ndarray] = deque(maxlen=self.history)
-        self._views: deque[np.ndarray] = deque(maxlen=self.history)  # (H, W, 3 (V - 1)): the view_keys' frames
+        self._detector: deque[np.ndarray] = deque(maxlen=self.history)  # (h, w, 3 V): what the keypoint detector reads
         self.imagined: np.ndarray | None = None
         if hasattr(self.paradigm, "reset"):  # a paradigm with test-time state (hierarchical's cached plan)
             self.paradigm.reset()
@@ -234,8 +239,9 @@ class WamPolicy(nn.Module):
         size = self.paradigm.image_size
         self._frames.append(resize_frames(np.asarray(obs[self.image_key])[None], size)[0])
         self._states.append(np.asarray(obs[STATE_KEY], np.float32))
-        if self.view_keys:
-            self._views.append(np.concatenate([resize_frames(np.asarray(obs[k])[None], size)[0] for k in self.view_keys], -1))
+        if self.detector_frames:  # every camera it reads, at its size, as the training cache resized them
+            keys, at = (self.image_key, *self.view_keys), self.keypoints.size
+            self._detector.append(np.concatenate([resize_frames(np.asarray(obs[k])[None], at)[0] for k in keys], -1))
 
     def _obs_batch(self, task: str) -> dict:
         """The obs offsets' frames and states from the history (the earliest repeated when short)."""
@@ -244,9 +250,9 @@ class WamPolicy(nn.Module):
         image = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
         state = torch.from_numpy(np.stack([self._states[i] for i in picks]))
         batch = {"obs.image": image[None], "obs.state": state[None], "task": [task]}
-        if self.view_keys:  # (1, To, 3 (V - 1), H, W)
-            views = np.stack([self._views[i] for i in picks])
-            batch["obs.views"] = torch.from_numpy(np.ascontiguousarray(views)).permute(0, 3, 1, 2)[None]
+        if self.detector_frames:  # (1, To, 3 V, h, w)
+            seen = np.stack([self._detector[i] for i in picks])
+            batch["obs.detector"] = torch.from_numpy(np.ascontiguousarray(seen)).permute(0, 3, 1, 2)[None]
         return batch
 
     @torch.no_grad()
@@ -267,9 +273,11 @@ class WamPolicy(nn.Module):
         if np.ndim(frames) != 4 or np.ndim(states) != 2:
             raise WamError(f"expected frames (To, H, W, 3) and states (To, Ds), got shapes {np.shape(frames)} and "
                            f"{np.shape(states)}")
-        if self.view_keys:
-            raise WamError(f"this policy also reads {', '.join(self.view_keys)} (policy.keypoints.views), which a "
-                           f"remote client does not send (one camera): run it in-process (`wam eval` without --remote)")
+        if self.detector_frames:
+            kp = self.keypoints.cfg
+            raise WamError(f"this policy's keypoint detector reads frames of its own (policy.keypoints.views={kp.views!r}, "
+                           f"image_size={kp.image_size}), which a remote client does not send: run it in-process "
+                           f"(`wam eval` without --remote)")
         if len(frames) != len(self.paradigm.cfg.obs) or len(states) != len(frames):
             raise WamError(f"expected {len(self.paradigm.cfg.obs)} frames and states (obs offsets "
                            f"{tuple(self.paradigm.cfg.obs)}), got {len(frames)} and {len(states)}")

@@ -203,7 +203,7 @@ def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder | None, stats: di
     return WamPolicy(paradigm, stats, image_key, get_text_encoder(cfg.text_encoder), source_size=source_size,
                      n_action_steps=cfg.policy.n_action_steps or None, ensemble=cfg.policy.ensemble or None,
                      state_names=cfg.data.state_names,
-                     keypoints=KeypointNet(kp, cfg.data.image_size).requires_grad_(False) if kp.names() else None)
+                     keypoints=KeypointNet(kp, kp.image_size or cfg.data.image_size).requires_grad_(False) if kp.names() else None)
 
 
 def open_data(cfg: TrainConfig, progress: bool = True) -> tuple[LeRobotDataset, np.ndarray, list[int], list[int]]:

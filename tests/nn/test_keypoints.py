@@ -62,7 +62,8 @@ def test_a_missing_target_is_left_out_of_the_loss():
 
 
 @pytest.mark.parametrize("field,value,what", [("targets", "object,lid", "comma list"), ("targets", "goal,goal", "distinct"),
-                                              ("steps", 0, "steps"), ("sigma", 0.0, "sigma"), ("window", -1, "window")])
+                                              ("steps", 0, "steps"), ("sigma", 0.0, "sigma"), ("window", -1, "window"),
+                                              ("image_size", -8, "image_size")])
 def test_bad_settings_are_refused_with_a_line(field, value, what):
     cfg = KeypointConfig(targets="goal", **{field: value}) if field != "targets" else KeypointConfig(targets=value)
     with pytest.raises(ConfigError, match=what):

@@ -167,9 +167,10 @@ def test_a_second_view_is_filmed_served_and_read_when_acting(two_views, pushed, 
     main, side = (cached_frames(ds, k, image_size=32, progress=False).frames for k in ds.video_keys)
     found = locate_all(policy.keypoints, np.concatenate([main, side], -1))  # (N, 2, 4): what the windows were served
     image = lambda f: torch.from_numpy(np.array(f[5:6])).permute(0, 3, 1, 2)[None]  # noqa: E731  (1, 1, 3, H, W)
-    live = policy.with_keypoints({"obs.image": image(main), "obs.views": image(side)}, torch.zeros(1, 1, 4))
+    both = torch.cat([image(main), image(side)], -3)  # (1, 1, 6, H, W): what the detector reads
+    live = policy.with_keypoints({"obs.image": image(main), "obs.detector": both}, torch.zeros(1, 1, 4))
     assert torch.allclose(live[0, 0, 4:], torch.from_numpy(found[5]).flatten(), atol=1e-6)
-    with pytest.raises(WamError, match="obs.views"):
+    with pytest.raises(WamError, match="obs.detector"):
         policy.with_keypoints({"obs.image": image(main)}, torch.zeros(1, 1, 4))
     obs = {ds.video_keys[0]: main[5], "observation.state": np.zeros(4, np.float32), "task": ds.tasks[0]}
     with pytest.raises(WamError, match="observation.images.corner"):
@@ -191,3 +192,30 @@ def test_a_second_view_is_filmed_served_and_read_when_acting(two_views, pushed, 
     with pytest.raises(DatasetError, match="observation.images.corner, which .* has not got"):
         train_policy(bad, progress=False)
     assert not (tmp_path / "b" / "config.yaml").exists()  # refused before anything trains
+
+
+def test_the_detector_can_read_larger_frames_than_the_policy(pushed, tmp_path):
+    """`policy.keypoints.image_size`: the detector reads the recorded frames at its own size (here 64 px, resized from
+    a 32 px dataset), the policy at its own; the training windows and acting see the same positions."""
+    cfg = apply_overrides(TrainConfig(), {**POLICY, **KP, "policy.keypoints.image_size": 64, "paradigm": "action_only",
+                                          "data.path": str(pushed), "out": str(tmp_path / "s")})
+    train_policy(cfg, progress=False)
+    policy, saved = load_policy(tmp_path / "s")
+    assert policy.keypoints.size == 64 and policy.paradigm.image_size == 32 and policy.detector_frames
+    ds = LeRobotDataset(pushed)
+    big = cached_frames(ds, ds.video_keys[0], image_size=64, progress=False).frames
+    found = locate_all(policy.keypoints, big)  # (N, 2, 2): what the windows were served
+    small = cached_frames(ds, ds.video_keys[0], image_size=32, progress=False).frames
+    obs = {ds.video_keys[0]: small[5], "observation.state": np.zeros(4, np.float32), "task": ds.tasks[0]}
+    batch = {"obs.image": torch.from_numpy(np.array(small[5:6])).permute(0, 3, 1, 2)[None],
+             "obs.detector": torch.from_numpy(np.array(big[5:6])).permute(0, 3, 1, 2)[None]}
+    live = policy.with_keypoints(batch, torch.zeros(1, 1, 4))
+    assert torch.allclose(live[0, 0, 4:], torch.from_numpy(found[5]).flatten(), atol=1e-6)
+    with pytest.raises(WamError, match="obs.detector"):
+        policy.with_keypoints({"obs.image": batch["obs.image"]}, torch.zeros(1, 1, 4))
+    seen, act = [], policy.paradigm.act
+    policy.paradigm.act = lambda batch, **kw: seen.append(batch["obs.state"]) or act(batch, **kw)  # noqa: E731
+    assert policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0)).shape == (3, 4)
+    assert torch.allclose(seen[0][0, 0, 4:], live[0, 0, 4:], atol=1e-6)  # acting resized the live frame to 64 px
+    with pytest.raises(WamError, match="remote client"):
+        policy.predict_from_history(small[5:6], np.zeros((1, 4), np.float32), ds.tasks[0])

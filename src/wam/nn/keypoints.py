@@ -63,6 +63,9 @@ class KeypointConfig:
     # more cameras the detector reads besides the policy's (comma list, e.g. corner): the dataset's and the env's
     # `observation.images.<camera>`; a target's position is then its (column, row) in every view
     views: str = ""
+    # the frame size the detector reads (0: the policy's, data.image_size): the recorded frames resized to it, e.g. the
+    # 128 px source where a target is a few pixels at 64
+    image_size: int = 0
 
     def names(self) -> list[str]:
         return [n.strip() for n in self.targets.split(",") if n.strip()]
@@ -87,6 +90,8 @@ class KeypointConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"policy.keypoints.{key} must be an integer >= 1, got {value!r}")
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 0:
+            raise ConfigError(f"policy.keypoints.image_size must be an integer >= 0 (0: the policy's), got {self.image_size!r}")
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 0:
             raise ConfigError(f"policy.keypoints.window must be an integer >= 0, got {self.window!r}")
         if self.per_task and not self.world:

@@ -42,10 +42,13 @@ def view_keys(cfg: KeypointConfig, ds: LeRobotDataset) -> list[str]:
 
 def detector_inputs(cfg: KeypointConfig, ds: LeRobotDataset, frames: np.ndarray, image_key: str, size: int,
                     centres: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """What the detector of `cfg` (policy.keypoints) reads and learns from: every frame (N, size, size, 3 V), the
-    policy's `frames` then each of `cfg.views`' (decoded once, resized alike), and with `centres` the targets' pixel
-    centres (N, K, 2 V) in those views (NaN: not shown)."""
+    """What the detector of `cfg` (policy.keypoints) reads and learns from: every frame (N, size, size, 3 V) at the
+    detector's `size`, the policy's camera (`frames`, decoded again if the policy's size is another) then each of
+    `cfg.views`' (decoded once, resized alike), and with `centres` the targets' pixel centres (N, K, 2 V) in those
+    views (NaN: not shown)."""
     views = view_keys(cfg, ds)
+    if frames.shape[1] != size:
+        frames = cached_frames(ds, image_key, image_size=size).frames
     stacked = np.concatenate([frames, *(cached_frames(ds, k, image_size=size).frames for k in views)], -1) \
         if views else frames
     where = None
@@ -90,7 +93,7 @@ def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarra
     net = policy.keypoints
     if net is None:
         return None
-    size = frames.shape[1]
+    size = net.size
     frames, centres = detector_inputs(net.cfg, ds, frames, image_key, size)  # (N, H, W, 3 V), (N, K, 2 V) px
     rows = _rows(ds, train_eps)
     fit = train_keypoints(net, frames, centres, rows, progress=progress)
