@@ -148,6 +148,26 @@ def test_each_view_has_its_own_maps_and_the_positions_are_per_view():
     assert np.median(np.abs((swapped.numpy() + 1) / 2 * 32 - centres[300:])) > 3  # the views are not interchangeable
 
 
+def test_view_i_is_read_from_frame_i_with_maps_of_its_own():
+    """Structure, untrained: view i's logits change with frame i and with view i's output channels only."""
+    torch.manual_seed(0)
+    net = KeypointNet(KeypointConfig(targets="object,goal", views="corner"), 32)
+    k = len(net.cfg.names())
+    frames = torch.randint(0, 255, (3, 6, 32, 32), dtype=torch.uint8)  # (B, 3 V, H, W)
+    base = net.logits(frames)  # (B, V K, H W)
+
+    def changed(after: torch.Tensor) -> list[bool]:
+        return [not torch.allclose(after[:, i * k:(i + 1) * k], base[:, i * k:(i + 1) * k]) for i in range(2)]
+
+    other = frames.clone()
+    other[:, 3:] = 255 - other[:, 3:]  # only the second camera's frame
+    assert changed(net.logits(other)) == [False, True]
+    with torch.no_grad():
+        for head in (net.fine[-1], net.coarse[-1]):
+            head.weight[k:] += 1.0  # only view 1's maps
+    assert changed(net.logits(frames)) == [False, True]
+
+
 def test_a_second_view_gives_the_lift_the_depth_one_camera_loses():
     """Two pinhole cameras looking at points in a box: from one, the depth along its rays is lost (R^2 well short
     of 1); from both, the pooled lift's quadratic map recovers the position (docs/runs/keypoints/two_view_ceiling.log
