@@ -359,7 +359,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     distributed.rank_zero_done()
     video = policy.paradigm.video
-    found = fit_keypoints(policy, ds, frames, train_eps, cfg.data.image_key, progress, val_eps)
+    found = fit_keypoints(policy, ds, frames, train_eps, cfg.data.image_key, progress, val_eps, cfg.optim.seed)
     train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden, found) for eps in (train_eps, val_eps))
     train_set, share = with_labelled_share(train_set, cfg.data.labelled_share)
     collate = LatentCollate(text_table, latents=not policy.paradigm.pixels)

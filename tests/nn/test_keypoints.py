@@ -33,7 +33,29 @@ def test_the_detector_finds_small_targets_to_a_fraction_of_a_pixel():
     with torch.autocast("cpu", dtype=torch.bfloat16):  # acting's autocast leaves the detector in fp32
         assert torch.equal(net(torch.from_numpy(frames[300:]).permute(0, 3, 1, 2)), found)
     untrained = KeypointNet(KeypointConfig(targets="object,goal"), 32)(torch.from_numpy(frames[300:]).permute(0, 3, 1, 2))
-    assert np.median(np.abs((untrained.numpy() + 1) / 2 * 32 - centres[300:])) > 3
+    assert np.quantile(np.abs((untrained.numpy() + 1) / 2 * 32 - centres[300:]), 0.95) > 5  # its median can be ~1 px:
+    # a random conv already peaks on some saturated target pixels, but it misses many (16-24 px at the 95th, 8 inits)
+
+
+def test_the_fit_depends_on_its_seed_and_data_only_and_leaves_the_global_rng_alone():
+    """Two arms of one matched cell build their detector after different models (different global RNG states):
+    with one seed and one dataset they must get the same detector, and the fit must not reseed the arm's RNG."""
+    frames, centres = dots(64)
+    cfg = KeypointConfig(targets="object,goal", steps=20, batch_size=8)
+
+    def fitted(seed: int, before: int) -> tuple[dict, torch.Tensor]:
+        torch.manual_seed(before)  # whatever the arm built before the detector
+        net = KeypointNet(cfg, 32)
+        state = torch.get_rng_state()
+        train_keypoints(net, frames, centres, np.arange(48), seed=seed, progress=False)
+        assert torch.equal(torch.get_rng_state(), state)  # the global RNG is where the fit found it
+        return {k: v.clone() for k, v in net.state_dict().items()}, net(torch.from_numpy(frames).permute(0, 3, 1, 2))
+
+    a, found_a = fitted(0, before=1)
+    b, found_b = fitted(0, before=2)
+    c, _ = fitted(1, before=1)
+    assert all(torch.equal(a[k], b[k]) for k in a) and torch.equal(found_a, found_b)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_the_position_is_read_around_the_peak_only():

@@ -269,7 +269,19 @@ def fit_task_lifts(net: KeypointNet, positions: np.ndarray, world: np.ndarray, t
 def train_keypoints(net: KeypointNet, frames: np.ndarray, centres: np.ndarray, rows: np.ndarray, seed: int = 0,
                     progress: bool = True) -> dict:
     """Fit `net` on `frames[rows]` (N, H, W, 3 V) uint8 against `centres[rows]` (N, K, 2 V) px, then freeze it.
+    The weights start from `seed` (re-initialised), and the global RNG is left as it was: the fit depends on the seed
+    and the data only, so the arms of a matched comparison (one seed, one dataset) share one detector.
     Returns the last 100 steps' mean loss, frames/s, and the median pixel error on those rows."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in net.modules():
+            if module is not net and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        return _fit(net, frames, centres, rows, seed, progress)
+
+
+def _fit(net: KeypointNet, frames: np.ndarray, centres: np.ndarray, rows: np.ndarray, seed: int,
+         progress: bool) -> dict:
     cfg = net.cfg
     if frames.shape[1:] != (net.size, net.size, 3 * net.views) or len(centres) != len(frames):
         raise ValueError(f"train_keypoints expects frames (N, {net.size}, {net.size}, {3 * net.views}) and one centre "
@@ -278,7 +290,6 @@ def train_keypoints(net: KeypointNet, frames: np.ndarray, centres: np.ndarray, r
     if not len(rows):
         raise ValueError("train_keypoints: no frame has a target in view")
     gen, device = np.random.default_rng(seed), next(net.parameters()).device
-    torch.manual_seed(seed)
     net.train().requires_grad_(True)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps)

@@ -87,7 +87,7 @@ def dataset_task_rows(net: KeypointNet, ds: LeRobotDataset, text_encoder) -> np.
 
 
 def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarray, train_eps: list[int],
-                  image_key: str, progress: bool = True, val_eps: list[int] = ()) -> np.ndarray | None:
+                  image_key: str, progress: bool = True, val_eps: list[int] = (), seed: int = 0) -> np.ndarray | None:
     """Train the policy's detector (None when `policy.keypoints` is off) and return what the state reads for every
     dataset frame: its positions (N, K, 2 V) in [-1, 1], or with `world` the lifted (N, K, 3) (`as_state`)."""
     net = policy.keypoints
@@ -96,7 +96,7 @@ def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarra
     size = net.size
     frames, centres = detector_inputs(net.cfg, ds, frames, image_key, size)  # (N, H, W, 3 V), (N, K, 2 V) px
     rows = _rows(ds, train_eps)
-    fit = train_keypoints(net, frames, centres, rows, progress=progress)
+    fit = train_keypoints(net, frames, centres, rows, seed=seed, progress=progress)
     found = locate_all(net, frames)  # (N, K, 2 V) image positions
     report = f"keypoints ({net.cfg.targets}): median error {fit['median_px_error']:.2f} px on training frames"
     held = _rows(ds, list(val_eps))
