@@ -3,6 +3,8 @@ precomputed for training windows and found in the live frame when acting (wam.pa
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -219,3 +221,20 @@ def test_the_detector_can_read_larger_frames_than_the_policy(pushed, tmp_path):
     assert torch.allclose(seen[0][0, 0, 4:], live[0, 0, 4:], atol=1e-6)  # acting resized the live frame to 64 px
     with pytest.raises(WamError, match="remote client"):
         policy.predict_from_history(small[5:6], np.zeros((1, 4), np.float32), ds.tasks[0])
+
+
+def test_the_detector_learns_from_the_labelled_demos_only(pushed, tmp_path, monkeypatch):
+    """Episodes trained with their actions hidden (`data.actionless_per_task`) stand for action-free video: their
+    recorded object / goal positions must not teach the detector (the held-out ones never do)."""
+    import wam.train as train_module
+
+    seen = []
+    real = train_module.fit_keypoints
+    monkeypatch.setattr(train_module, "fit_keypoints", lambda policy, ds, frames, eps, *a: seen.append(list(eps))
+                        or real(policy, ds, frames, eps, *a))
+    cfg = apply_overrides(TrainConfig(), {**POLICY, **KP, "paradigm": "action_only", "data.path": str(pushed),
+                                          "data.episodes_per_task": 1, "data.actionless_per_task": 1,
+                                          "out": str(tmp_path / "p")})
+    train_policy(cfg, progress=False)
+    split = json.loads((tmp_path / "p" / "split.json").read_text())
+    assert split["actionless"] and seen == [[e for e in split["train"] if e not in split["actionless"]]]
