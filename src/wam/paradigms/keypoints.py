@@ -2,9 +2,10 @@
 
     found = fit_keypoints(policy, ds, frames, train_eps, image_key)   # (N, K, 2) in [-1, 1], or None
 
-The detector learns each target's pixel position from the training episodes' frames (labelled and
-action-free alike: the positions are recorded in simulation, `observation.environment_state`, projected by
-the camera's pinhole model in `wam.envs.target_masks.dataset_centres`), then freezes; its positions for
+The detector learns each target's pixel position from the labelled training episodes' frames (the positions
+are recorded in simulation, `observation.environment_state`, projected by the camera's pinhole model in
+`wam.envs.target_masks.dataset_centres`; episodes trained with their actions hidden stand for action-free video
+and do not teach it), then freezes, its weights started from the run's seed; its positions for
 every dataset frame are computed once and served to the policy's windows as `obs.keypoints`. Acting runs
 the same frozen detector on the live frame (`WamPolicy.with_keypoints`). Held-out episodes never train it:
 their median pixel error is printed and returned. With `policy.keypoints.views` the detector also reads those
