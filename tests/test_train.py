@@ -247,6 +247,20 @@ def test_init_of_a_mot_policy_from_a_monolithic_world_model(pretrained, tmp_path
         assert_started_from(ours, {k: v for k, v in named.items() if k in ours}, fresh)
 
 
+def test_a_policy_over_a_mot_world_model_says_it_is_mot(pretrained, tmp_path, capsys):
+    """`--policy.backbone.mot=false` (the default) over a MoT world model cannot be refused (it is the default), so the
+    run says the world model's MoT wins."""
+    wm = apply_overrides(PretrainConfig(), {**TINY, "model.backbone.mot": True, "data.path": str(pretrained / "data"),
+                                            "tokenizer.path": str(pretrained / "wm" / "tokenizer"),
+                                            "out": str(tmp_path / "wm")})
+    pretrain(wm, progress=False)
+    cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "representation", "init": str(tmp_path / "wm"),
+                                          "data.path": str(pretrained / "data"), "out": str(tmp_path / "p")})
+    train_policy(cfg, progress=False)
+    assert "policy.backbone.mot=true: the world model of --init is a Mixture-of-Transformers" in capsys.readouterr().out
+    assert load_policy(tmp_path / "p")[1].policy.backbone.mot
+
+
 @pytest.mark.parametrize("flag,value", [("policy.backbone.width", 128), ("policy.patch", 4)])
 def test_init_refuses_a_backbone_option_that_contradicts_the_world_model(pretrained, tmp_path, capsys, flag, value):
     argv = ["train", "--paradigm=joint", f"--init={pretrained / 'wm'}", f"--data.path={pretrained / 'data'}",

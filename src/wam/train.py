@@ -12,9 +12,8 @@ loaded from `tokenizer.path`) and the backbone starts from scratch: the matched 
 `--data.video_only_tasks` trains some tasks from video alone: their actions are masked out of every
 action loss and of the action statistics; tasks.json records them (they still count as trained).
 `--data.actionless_per_task=N` (with `--data.episodes_per_task`) adds each task's next N training episodes
-with their actions hidden the same way (video loss and policy.aux read them; the keypoint detector and its lifts
-fit on the labelled episodes only), `--data.labelled_share`
-keeps the labelled windows' share of training windows (docs/policies.md).
+with their actions hidden the same way (video loss and policy.aux read them, the keypoint detector does not),
+`--data.labelled_share` keeps the labelled windows' share of training windows (docs/policies.md).
 
 `--paradigm=conv_reference` trains the outside reference policy (wam.reference: a conv image policy,
 not a WAM) the same way, on the same windows with the frames as pixels: no tokenizer, no `--init`.
@@ -129,6 +128,8 @@ def _tokenizer_and_init(cfg: TrainConfig, frames, ds: LeRobotDataset, train_eps,
         own = cfg.policy.backbone  # the run keeps its action expert (MoT) and checkpointing choices
         cfg.tokenizer, cfg.policy.backbone, cfg.policy.patch = wm_cfg.tokenizer, wm_cfg.model.backbone, wm_cfg.model.patch
         if cfg.policy.backbone.kind == "wam":  # MoT over a monolithic world model: its shared weights start each expert
+            if cfg.policy.backbone.mot and not own.mot:  # `mot=false` cannot be told from the default: say it
+                print("policy.backbone.mot=true: the world model of --init is a Mixture-of-Transformers (kept)")
             cfg.policy.backbone.mot = own.mot or cfg.policy.backbone.mot
         else:
             cfg.policy.backbone.mot, cfg.policy.backbone.checkpointing = own.mot, own.checkpointing
@@ -360,7 +361,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     distributed.rank_zero_done()
     video = policy.paradigm.video
-    labelled = [e for e in train_eps if e not in set(hidden)]  # the detector learns positions from labelled demos only
+    labelled = sorted(set(train_eps) - set(hidden))  # the detector learns positions from labelled demos only
     found = fit_keypoints(policy, ds, frames, labelled, cfg.data.image_key, progress, val_eps, cfg.optim.seed)
     train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden, found) for eps in (train_eps, val_eps))
     train_set, share = with_labelled_share(train_set, cfg.data.labelled_share)
