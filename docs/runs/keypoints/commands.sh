@@ -68,7 +68,7 @@ for s in kpt_d20motf2v kpt_d20ao2v kpt_d20motf2v_s1; do
   wam study $s/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
 done   # two lanes side by side (OMP_NUM_THREADS=1); the detector on two views: ~7.5 min of a cell
 
-# seventeenth session, 2026-12-03: the code at 0540141 (src_s17: the detector's fit seeded by the cell alone, so the
+# seventeenth session, 2026-12-03: the code at 84eb97f (src_s17: the detector's fit seeded by the cell alone, so the
 # two arms of a seed share one detector). Two lanes side by side, OMP_NUM_THREADS=1, ~20 min a 5-demo cell:
 #   lane a: kpt_d5motf2v (seeds 0-2), then kpt_d20motf2v_s2;  lane b: kpt_d5ao2v (seeds 0-2), then kpt_d20ao2v_s2
 for s in kpt_d5motf2v kpt_d5ao2v kpt_d20motf2v_s2 kpt_d20ao2v_s2; do
