@@ -226,9 +226,10 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
 
 
 def _train_episodes(run: Path) -> list[int]:
-    """The episodes the run trained on (its split.json, actionless ones included): what its lift was fitted on."""
+    """The episodes the run's keypoint lift was fitted on: its labelled ones (split.json; runs before they were
+    recorded fitted it on every training episode, actionless ones included)."""
     split = json.loads((run / "split.json").read_text())
-    return split["train"]
+    return split.get("labelled", split["train"])
 
 
 def _inputs(policy, frames: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -350,6 +350,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     hidden_tasks, hidden = video_only(cfg, ds)
     extra = actionless_extras(cfg, ds, train_eps)
     train_eps, hidden = sorted(train_eps + extra), hidden + extra
+    labelled = sorted(set(train_eps) - set(hidden))  # the keypoint detector learns from these only
     stats = training_stats(ds, train_eps, hidden, aux=bool(cfg.policy.aux.names()))
     policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, stats, out,
                                        device)
@@ -357,11 +358,11 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
         save_config(cfg, out / "config.yaml")
         (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds, cfg.data.tasks), "video_only_tasks": hidden_tasks,
                                                     "instructions": list(ds.tasks)}, indent=1))
-        (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps, "actionless": extra}))
+        (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps, "actionless": extra,
+                                                    "labelled": labelled}))
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     distributed.rank_zero_done()
     video = policy.paradigm.video
-    labelled = sorted(set(train_eps) - set(hidden))  # the detector learns positions from labelled demos only
     found = fit_keypoints(policy, ds, frames, labelled, cfg.data.image_key, progress, val_eps, cfg.optim.seed)
     train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden, found) for eps in (train_eps, val_eps))
     train_set, share = with_labelled_share(train_set, cfg.data.labelled_share)

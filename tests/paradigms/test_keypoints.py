@@ -238,3 +238,4 @@ def test_the_detector_learns_from_the_labelled_demos_only(pushed, tmp_path, monk
     train_policy(cfg, progress=False)
     split = json.loads((tmp_path / "p" / "split.json").read_text())
     assert split["actionless"] and seen == [[e for e in split["train"] if e not in split["actionless"]]]
+    assert split["labelled"] == seen[0]  # what `wam eval-offline` reads the lift's standardisation from
