@@ -57,7 +57,7 @@ def test_action_only_with_aux_trains_on_hidden_episodes(tmp_path, capsys):
     assert np.isfinite(metrics["aux_loss"]) and np.isfinite(metrics["action_loss"])
     assert "2 more episodes with actions hidden (47% of windows labelled)" in capsys.readouterr().out  # 2 x 20 / (2 x 20 + 24 + 22)
     split = json.loads((tmp_path / "p/split.json").read_text())
-    assert split == {"train": [0, 1, 2], "val": [3], "actionless": [1, 2]}
+    assert split == {"train": [0, 1, 2], "val": [3], "actionless": [1, 2], "labelled": [0]}
     policy, saved = load_policy(tmp_path / "p")
     assert saved.data.actionless_per_task == -1
     labelled = LeRobotDataset(tmp_path / "data").read_columns(["action"], [0])["action"]  # its actions alone
