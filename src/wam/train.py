@@ -269,11 +269,9 @@ def actionless_extras(cfg: TrainConfig, ds: LeRobotDataset, train_eps: list[int]
     return sorted(e for eps in rest.values() for e in (eps if want < 0 else eps[:want]))
 
 
-def training_stats(ds: LeRobotDataset, train_eps: list[int], actionless: list[int], aux: bool = False) -> dict:
+def training_stats(ds: LeRobotDataset, train_eps: list[int], labelled: list[int], aux: bool = False) -> dict:
     """Normalisation statistics from the training episodes only (never held-out ones, nor tasks left
-    out by `data.tasks`); the actions' from those whose actions are used."""
-    hidden = set(actionless)
-    labelled = [e for e in train_eps if e not in hidden]
+    out by `data.tasks`); the actions' from `labelled`, those whose actions are used."""
     stats = {STATE_KEY: vector_stats(ds.read_columns([STATE_KEY], train_eps)[STATE_KEY]),
              ACTION_KEY: vector_stats(ds.read_columns([ACTION_KEY], labelled)[ACTION_KEY])}
     if aux:  # the auxiliary targets' standardisation (policy.aux), from the same episodes
@@ -350,16 +348,15 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     hidden_tasks, hidden = video_only(cfg, ds)
     extra = actionless_extras(cfg, ds, train_eps)
     train_eps, hidden = sorted(train_eps + extra), hidden + extra
-    labelled = sorted(set(train_eps) - set(hidden))  # the keypoint detector learns from these only
-    stats = training_stats(ds, train_eps, hidden, aux=bool(cfg.policy.aux.names()))
-    policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, stats, out,
-                                       device)
+    labelled = sorted(set(train_eps) - set(hidden))  # their actions train; the keypoint detector learns from them only
+    stats = training_stats(ds, train_eps, labelled, aux=bool(cfg.policy.aux.names()))
+    policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, stats, out, device)
     if ctx.is_main:
         save_config(cfg, out / "config.yaml")
         (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds, cfg.data.tasks), "video_only_tasks": hidden_tasks,
                                                     "instructions": list(ds.tasks)}, indent=1))
-        (out / "split.json").write_text(json.dumps({"train": train_eps, "val": val_eps, "actionless": extra,
-                                                    "labelled": labelled}))
+        split = {"train": train_eps, "val": val_eps, "actionless": extra, "labelled": labelled}
+        (out / "split.json").write_text(json.dumps(split))
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     distributed.rank_zero_done()
     video = policy.paradigm.video
