@@ -187,12 +187,12 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     if cfg.swap and len(ds.tasks) < 2:
         raise ConfigError("--swap needs a dataset with at least two instructions")
     video = policy.paradigm.video
-    found = centres = None
+    found = centres = served = None
     if policy.keypoints is not None:  # (N, K, 2 V): policy.keypoints, in every view it reads
         seen, centres = detector_inputs(policy.keypoints.cfg, ds, frames, tcfg.data.image_key, policy.keypoints.size)
         found = locate_all(policy.keypoints, seen)
-    served = None if found is None else as_state(policy.keypoints, found,
-                                                 dataset_task_rows(policy.keypoints, ds, policy.text_encoder))
+        tasks = dataset_task_rows(policy.keypoints, ds, policy.text_encoder.encode(list(ds.tasks)))
+        served = as_state(policy.keypoints, found, tasks)  # what the run's windows were served
     windows = policy_windows(tcfg, ds, _inputs(policy, frames, frame_rows(ds, val_eps)), val_eps, video, keypoints=served)
     pixels = policy_windows(tcfg, ds, frames, val_eps, video) if cfg.swap and video else None
     cache = run / "text_cache.npz"
@@ -217,7 +217,7 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
         world = tcfg.policy.keypoints.world
         result["keypoints"] = keypoint_scores(found, ds, val_eps, windows.image_key, policy.keypoints.size,
                                               tcfg.policy.keypoints.names(), served if world else None,
-                                              _train_episodes(run) if world else (), centres)
+                                              _lift_episodes(run) if world else (), centres)
     result.update(policy=str(cfg.policy), paradigm=tcfg.paradigm, integration=tcfg.policy.integration,
                   config=asdict(cfg))
     path = Path(cfg.out) if cfg.out else run / "eval_offline.json"
@@ -225,7 +225,7 @@ def offline_eval(cfg: OfflineEvalConfig, progress: bool = True) -> dict:
     return result
 
 
-def _train_episodes(run: Path) -> list[int]:
+def _lift_episodes(run: Path) -> list[int]:
     """The episodes the run's keypoint lift was fitted on: its labelled ones (split.json; runs before they were
     recorded fitted it on every training episode, actionless ones included)."""
     split = json.loads((run / "split.json").read_text())

@@ -106,7 +106,8 @@ def make_plan(cfg: PlanRunConfig) -> Path:
     key = wm_cfg.data.image_key or ds.video_keys[0]
     _fill(cfg, image_key=key, source_size=int(ds.feature(key)["shape"][0]))
     train_eps, _ = split_episodes(ds, wm_cfg.data.val_fraction, wm_cfg.data.episodes_per_task, wm_cfg.data.tasks)
-    stats = stats or {k: {s: v.tolist() for s, v in d.items()} for k, d in training_stats(ds, train_eps, train_eps).items()}
+    stats = stats or {k: {s: v.tolist() for s, v in d.items()}
+                      for k, d in training_stats(ds, train_eps, train_eps).items()}  # every episode labelled
     goals = _goal_frames(cfg, model, wm_cfg, ds, train_eps)
     np.savez(out / "goals.npz", text=goals.text.numpy(), first=goals.first.numpy(), last=goals.last.numpy(),
              names=np.array(goals.names))

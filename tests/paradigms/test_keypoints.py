@@ -134,7 +134,7 @@ def test_per_task_lifts_are_served_and_found_alike(pushed, tmp_path, capsys):
     ds = LeRobotDataset(pushed)
     frames = cached_frames(ds, ds.video_keys[0], image_size=32, progress=False).frames
     found = locate_all(policy.keypoints, frames)
-    rows = dataset_task_rows(policy.keypoints, ds, policy.text_encoder)
+    rows = dataset_task_rows(policy.keypoints, ds, policy.text_encoder.encode(list(ds.tasks)))
     served, pooled = as_state(policy.keypoints, found, rows), as_state(policy.keypoints, found)  # (N, 2, 3)
     assert (rows == 0).all() and not np.allclose(served, pooled, atol=1e-3)
     obs = {ds.video_keys[0]: frames[5], "observation.state": np.zeros(4, np.float32), "task": ds.tasks[0]}

@@ -78,12 +78,10 @@ def as_state(net: torch.nn.Module, positions: np.ndarray, tasks: np.ndarray | No
     return net.lifted(torch.from_numpy(positions).to(net.lift.device), rows).cpu().numpy().astype(np.float32)
 
 
-def dataset_task_rows(net: KeypointNet, ds: LeRobotDataset, text_encoder=None,
-                      embeddings: torch.Tensor | None = None) -> np.ndarray | None:
+def dataset_task_rows(net: KeypointNet, ds: LeRobotDataset, embeddings: torch.Tensor) -> np.ndarray | None:
     """(N,) the per-task lift each dataset frame's instruction selects (-1: the pooled map), found as when
-    acting, by the instruction's embedding (`embeddings` of `ds.tasks`, or encoded by `text_encoder`); None
-    without per-task lifts."""
-    found = net.task_rows(text_encoder.encode(list(ds.tasks)) if embeddings is None else embeddings)  # (T_ds,)
+    acting, by the instruction's embedding (`embeddings` (T_ds, D) of `ds.tasks`); None without per-task lifts."""
+    found = net.task_rows(embeddings)  # (T_ds,)
     if found is None:
         return None
     return found.cpu().numpy()[ds.read_columns(["task_index"])["task_index"].reshape(-1)]
@@ -132,7 +130,7 @@ def _lifted(policy: torch.nn.Module, ds: LeRobotDataset, found: np.ndarray, seen
     else:
         spans = ", ".join(f"{n} {r2[fitted, k].min():.2f}-{r2[fitted, k].max():.2f}" for k, n in enumerate(names))
         print(f"keypoints lifted per task ({fitted.sum()} of {len(ds.tasks)} instructions): R^2 on training frames {spans}")
-    return as_state(net, found, dataset_task_rows(net, ds, embeddings=keys))
+    return as_state(net, found, dataset_task_rows(net, ds, keys))
 
 
 def world_positions(ds: LeRobotDataset, names: list[str], train_eps: list[int]) -> tuple[np.ndarray, ...]:
