@@ -79,6 +79,9 @@ class DataConfig:
     # (frames for a video loss, recorded positions for policy.aux); -1 = all the rest, 0 = none
     actionless_per_task: int = 0
     labelled_share: float = 0.0  # `wam train`: share of training windows from labelled episodes (repeated); 0 = as they come
+    # `wam train`: what the episodes without recorded actions (actionless_per_task, video_only_tasks) train with:
+    # hidden (masked out of the action losses) | inverse_dynamics (inferred from their video, wam.action_labels)
+    actionless_actions: str = "hidden"
     # train (and hold out) only these tasks of the dataset: Meta-World names or a suite, comma-separated; empty = all
     tasks: str = ""
     check: str = "cheap"  # verify the dataset at start (`wam data check`): off | cheap | full (decode every frame)
@@ -141,8 +144,9 @@ class PretrainConfig:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.data.val_fraction}")
         if self.data.episodes_per_task < 0:
             raise ConfigError(f"data.episodes_per_task must be >= 0 (0 = all), got {self.data.episodes_per_task}")
-        if self.data.actionless_per_task or self.data.labelled_share:
-            raise ConfigError("data.actionless_per_task and data.labelled_share choose a policy's training windows "
+        if self.data.actionless_per_task or self.data.labelled_share or self.data.actionless_actions != "hidden":
+            raise ConfigError("data.actionless_per_task, data.labelled_share and data.actionless_actions choose a "
+                              "policy's training windows "
                               "(`wam train`); pretraining reads every training episode's video")
         if self.data.video_only_tasks and self.model.action_chunk:
             raise ConfigError("data.video_only_tasks hides actions from `wam train`; an action-conditioned world "
@@ -298,11 +302,13 @@ class LatentCollate:
 
 
 def latent_windows(ds: LeRobotDataset, spec: WindowSpec, latents: np.ndarray, episodes: list[int],
-                   actionless: Sequence[int] = (), derived: dict[str, np.ndarray] | None = None) -> WindowDataset:
+                   actionless: Sequence[int] = (), derived: dict[str, np.ndarray] | None = None,
+                   labels: dict[int, np.ndarray] | None = None) -> WindowDataset:
     """Windows whose frames are the precomputed latents (N, h, w, C) of every dataset frame
-    (`actionless` episodes: actions treated as missing; `derived`: per-frame arrays served as `obs.<name>`)."""
+    (`actionless` episodes: actions treated as missing; `derived`: per-frame arrays served as `obs.<name>`;
+    `labels`: actions given for those episodes instead of their recorded ones)."""
     return WindowDataset(ds, spec, episodes=episodes, frames=ArrayFrames(latents, episode_starts(ds)),
-                         actionless=actionless, derived=derived)
+                         actionless=actionless, derived=derived, labels=labels)
 
 
 def build_windows(cfg: PretrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int]) -> WindowDataset:

@@ -238,8 +238,10 @@ def _sees(cfg: StudyConfig, variant) -> str:
     also += f"; a pixel keypoint detector trained on their recorded {kp} positions (policy.keypoints)" if kp else ""
     if more:
         count = "all the other" if int(more) < 0 else f"{more} more"
-        also += (f"; {count} training episodes a task with actions hidden"
-                 f"{' (their recorded positions as targets too)' if aux or kp else ''}")
+        inferred = variant.overrides.get("data.actionless_actions") == "inverse_dynamics"
+        how = "inferred from their video (inverse dynamics fitted on the demos)" if inferred else "hidden"
+        also += (f"; {count} training episodes a task with actions {how}"
+                 f"{' (their recorded positions as policy.aux targets)' if aux else ''}")
     if variant.init == "scratch":
         only = "" if more else " only"
         return f"labelled demos{only}, through the frozen tokenizer trained on the pretraining video{also}"

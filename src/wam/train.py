@@ -14,6 +14,8 @@ action loss and of the action statistics; tasks.json records them (they still co
 `--data.actionless_per_task=N` (with `--data.episodes_per_task`) adds each task's next N training episodes
 with their actions hidden the same way (video loss and policy.aux read them, the keypoint detector does not),
 `--data.labelled_share` keeps the labelled windows' share of training windows (docs/policies.md).
+`--data.actionless_actions=inverse_dynamics` gives those episodes actions inferred from their video instead
+(an inverse-dynamics model on the keypoint detector's hand motion, fitted on the labelled demos: wam.action_labels).
 
 `--paradigm=conv_reference` trains the outside reference policy (wam.reference: a conv image policy,
 not a WAM) the same way, on the same windows with the frames as pixels: no tokenizer, no `--init`.
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wam.action_labels import actionless_extras, check_labels, infer_actions, trained_tasks, video_only
 from wam.backbones.build import frame_tokenizer
 from wam.checkpoint import load_checkpoint, read_config, resolve_checkpoint
 from wam.config import contradictions, save_config
@@ -36,7 +39,6 @@ from wam.data.check import require_clean
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.stats import vector_stats
-from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import ACTION_KEY, STATE_KEY, WindowDataset, WindowSpec, with_labelled_share
 from wam.errors import ConfigError, DatasetError, WamError
@@ -99,6 +101,7 @@ class TrainConfig:
     def _check_actionless(self) -> None:
         """`data.actionless_per_task` needs labelled demos to add to and a loss that reads episodes without actions."""
         d = self.data
+        check_labels(self)
         if not 0 <= d.labelled_share < 1:
             raise ConfigError(f"data.labelled_share must be in [0, 1) (0 = windows as they come), got {d.labelled_share}")
         if d.actionless_per_task < -1:
@@ -109,7 +112,7 @@ class TrainConfig:
             raise ConfigError("data.actionless_per_task adds episodes after the labelled demos of "
                               "data.episodes_per_task; with it 0 every training episode is labelled already")
         video = self.paradigm not in REFERENCES and strategy(self.paradigm, self.policy.integration).video
-        if not (video or self.policy.aux.names() or self.policy.keypoints.names()):
+        if not (video or self.policy.aux.names() or self.policy.keypoints.names()):  # inverse dynamics reads keypoints
             raise ConfigError(f"data.actionless_per_task: nothing in a '{self.paradigm}' policy learns from episodes "
                               f"without actions; add policy.aux.targets or policy.keypoints.targets, or use a "
                               f"paradigm with a video loss")
@@ -184,13 +187,6 @@ def load_report(result, loaded: dict, init: str) -> str:
             f"{'; not used: ' + ', '.join(unused) if unused else ''}")
 
 
-def trained_tasks(ds: LeRobotDataset, only: str = "") -> list[str]:
-    """The Meta-World task names of a dataset's episodes (empty for data without that field), those of
-    `only` (names or a suite, `data.tasks`) when given."""
-    present = sorted({e.extras["env_task"] for e in ds.episodes if e.extras.get("env_task")})
-    return [t for t in present if t in set(resolve_tasks(only))] if only else present
-
-
 def build_policy(cfg: TrainConfig, tokenizer: FrameAutoencoder | None, stats: dict, image_key: str,
                  source_size: int | None = None) -> WamPolicy:
     """A WAM paradigm over `tokenizer`, or the outside reference policy (which needs none)."""
@@ -236,39 +232,6 @@ def adopt_dims(cfg: TrainConfig, ds: LeRobotDataset) -> None:
             cfg.data.state_names = tuple(names)
 
 
-def video_only(cfg: TrainConfig, ds: LeRobotDataset) -> tuple[list[str], list[int]]:
-    """The tasks of `data.video_only_tasks` and their episodes (whose actions are hidden in training)."""
-    if not cfg.data.video_only_tasks:
-        return [], []
-    tasks, present = resolve_tasks(cfg.data.video_only_tasks), trained_tasks(ds, cfg.data.tasks)
-    missing = [t for t in tasks if t not in present]
-    if missing:
-        raise ConfigError(f"data.video_only_tasks names {', '.join(missing)}, which {cfg.data.path} does not hold "
-                          f"(its tasks: {', '.join(present) or 'none recorded'})")
-    if set(present) <= set(tasks):
-        raise ConfigError("data.video_only_tasks covers every task of the dataset: no actions are left to learn from")
-    return tasks, [e.index for e in ds.episodes if e.extras.get("env_task") in tasks]
-
-
-def actionless_extras(cfg: TrainConfig, ds: LeRobotDataset, train_eps: list[int]) -> list[int]:
-    """The `data.actionless_per_task` training episodes of each task after its labelled demos (never
-    held-out ones): they train with their actions hidden."""
-    want = cfg.data.actionless_per_task
-    if not want:
-        return []
-    every, _ = split_episodes(ds, cfg.data.val_fraction, 0, cfg.data.tasks)
-    labelled = set(train_eps)
-    rest: dict[str, list[int]] = {ds.episodes[e].tasks[0]: [] for e in every}
-    for e in every:
-        if e not in labelled:
-            rest[ds.episodes[e].tasks[0]].append(e)
-    short = [f"{task!r} ({len(eps)})" for task, eps in rest.items() if len(eps) < max(want, 1)]
-    if short:
-        raise ConfigError(f"data.actionless_per_task={want}, but past its {cfg.data.episodes_per_task} labelled demos "
-                          f"{cfg.data.path} has fewer training episodes for {', '.join(short)}")
-    return sorted(e for eps in rest.values() for e in (eps if want < 0 else eps[:want]))
-
-
 def training_stats(ds: LeRobotDataset, train_eps: list[int], labelled: list[int], aux: bool = False) -> dict:
     """Normalisation statistics from the training episodes only (never held-out ones, nor tasks left
     out by `data.tasks`); the actions' from `labelled`, those whose actions are used."""
@@ -280,14 +243,15 @@ def training_stats(ds: LeRobotDataset, train_eps: list[int], labelled: list[int]
 
 
 def policy_windows(cfg: TrainConfig, ds: LeRobotDataset, latents: np.ndarray, episodes: list[int], video: bool,
-                   actionless: Sequence[int] = (), keypoints: np.ndarray | None = None) -> WindowDataset:
+                   actionless: Sequence[int] = (), keypoints: np.ndarray | None = None,
+                   labels: dict[int, np.ndarray] | None = None) -> WindowDataset:
     """Windows over latents (or pixels, (N, H, W, 3)) with what a policy trains on: obs, state, the action
-    chunk, the future if `video`, the detector's positions (N, K, 2) if given."""
+    chunk (`labels`' inferred ones for their episodes), the future if `video`, the detector's positions (N, K, 2)."""
     spec = WindowSpec(obs=cfg.policy.obs, future=cfg.policy.future if video else (),
                       action=tuple(range(cfg.policy.chunk)), state=True, image_key=cfg.data.image_key,
                       aux_key=AUX_KEY if cfg.policy.aux.names() else None)
     derived = None if keypoints is None else {"keypoints": keypoints}
-    return latent_windows(ds, spec, latents, episodes, actionless, derived)
+    return latent_windows(ds, spec, latents, episodes, actionless, derived, labels)
 
 
 def policy_and_inputs(cfg: TrainConfig, frames: np.ndarray, ds: LeRobotDataset, train_eps: list[int],
@@ -361,18 +325,38 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     distributed.rank_zero_done()
     video = policy.paradigm.video
     found = fit_keypoints(policy, ds, frames, labelled, cfg.data.image_key, progress, val_eps, cfg.optim.seed)
-    train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden, found) for eps in (train_eps, val_eps))
+    labels = _inferred(cfg, ds, found, labelled, hidden, val_eps, out, ctx.is_main)
+    hidden = [e for e in hidden if e not in labels]  # inferred actions train like recorded ones
+    train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden, found, labels)
+                          for eps in (train_eps, val_eps))
     train_set, share = with_labelled_share(train_set, cfg.data.labelled_share)
     collate = LatentCollate(text_table, latents=not policy.paradigm.pixels)
     picks = np.linspace(0, len(val_set) - 1, min(len(val_set), 2 * cfg.optim.batch_size)).astype(int)
     val_batches = [collate([val_set[int(i)] for i in chunk]) for chunk in np.array_split(picks, 2) if len(chunk)]
     n = sum(p.numel() for p in policy.parameters() if p.requires_grad)
-    also = f", actions hidden for {', '.join(hidden_tasks)}" if hidden_tasks else ""
-    also += f", {len(extra)} more episodes with actions hidden ({share:.0%} of windows labelled)" if extra else ""
+    verb = "inferred" if labels else "hidden"
+    also = f", actions {verb} for {', '.join(hidden_tasks)}" if hidden_tasks else ""
+    also += f", {len(extra)} more episodes with actions {verb}" if extra else ""
+    also += f" ({share:.0%} of windows labelled)" if extra and not labels else ""
     print(f"{cfg.paradigm} policy: {n / 1e6:.2f}M trainable parameters, init {'from ' + cfg.init if cfg.init else 'scratch'}, "
           f"{len(train_set)} training windows, {len(val_eps)} held-out episodes{also}")
     return train(policy, train_set, collate, cfg.optim, out, KIND, cfg, val_batches, progress=progress, stop_at=stop_at,
                  device=device)
+
+
+def _inferred(cfg: TrainConfig, ds: LeRobotDataset, found: np.ndarray | None, labelled: list[int], hidden: list[int],
+              val_eps: list[int], out: Path, main: bool) -> dict[int, np.ndarray]:
+    """The actions inverse dynamics infers for the `hidden` episodes ({} unless `data.actionless_actions` asks),
+    its report printed and saved as action_labels.json."""
+    if cfg.data.actionless_actions != "inverse_dynamics" or not hidden:
+        return {}
+    names = cfg.policy.keypoints.names()
+    labels, report = infer_actions(ds, found, names, labelled, hidden, val_eps, cfg.optim.seed)
+    print(f"inverse dynamics ({report['reads']}) labels {len(labels)} episodes; R^2 (per action dimension) on "
+          f"held-out episodes {report.get('held_out_r2')}, against their own recorded actions {report['recorded_r2']}")
+    if main:
+        (out / "action_labels.json").write_text(json.dumps(report, indent=1))
+    return labels
 
 
 def load_policy(path: str | Path, use_ema: bool = True, device: str = "cpu",

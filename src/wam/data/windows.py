@@ -9,7 +9,9 @@ A `WindowSpec` says what one training sample holds, relative to its anchor frame
 Offsets past an episode's edge repeat the edge frame and are flagged in `*_is_pad`. A spec with
 no action offsets never reads the action column (action-free video, for pretraining). Episodes
 named in `actionless` keep their frames and states, but their actions are treated as missing:
-`action` all zeros, `action_is_pad` all True (tasks learned from video alone).
+`action` all zeros, `action_is_pad` all True (tasks learned from video alone). Episodes named in `labels`
+serve the actions given there (one row per frame, e.g. inferred from their video: wam.action_labels)
+instead of their recorded ones.
 
 One sample, as returned by `WindowDataset[i]` (T* = number of offsets, images channel-first):
 
@@ -86,7 +88,7 @@ class WindowDataset(Dataset):
 
     def __init__(self, dataset: LeRobotDataset, spec: WindowSpec, episodes: Sequence[int] | None = None,
                  frames: FrameSource | None = None, actionless: Collection[int] = (),
-                 derived: Mapping[str, np.ndarray] | None = None):
+                 derived: Mapping[str, np.ndarray] | None = None, labels: Mapping[int, np.ndarray] | None = None):
         spec.check()
         self.dataset, self.spec = dataset, spec
         self.image_key = spec.image_key or self._default_image_key()
@@ -106,6 +108,7 @@ class WindowDataset(Dataset):
         self.lengths = lengths
         self.actionless = np.isin(self.episode_ids, list(actionless))  # per position in episode_ids
         self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # row of each episode's frame 0
+        self.labels = dict(labels or {})  # episode -> (its frames, Da) actions served instead of the recorded ones
         self.sample_episode = np.repeat(np.arange(len(lengths)), lengths)
         self.sample_frame = np.concatenate([np.arange(n) for n in lengths])
         self.columns = self._read_columns()
@@ -132,7 +135,20 @@ class WindowDataset(Dataset):
         cols = self.dataset.read_columns(wanted, self.episode_ids)  # never `action` when action-free
         if ACTION_KEY in cols:  # the actions of actionless episodes never leave this class
             cols[ACTION_KEY][np.repeat(self.actionless, self.lengths)] = 0
+            self._label(cols[ACTION_KEY])
         return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in cols.items()}
+
+    def _label(self, actions: np.ndarray) -> None:
+        """Write `labels`' actions over their episodes' rows of `actions` (this dataset's episodes, in order)."""
+        where = {e: p for p, e in enumerate(self.episode_ids)}
+        for e, given in self.labels.items():
+            if e not in where:
+                continue
+            p = where[e]
+            if given.shape != (self.lengths[p], actions.shape[1]):
+                raise DatasetError(f"episode {e}: {given.shape} actions given for its {self.lengths[p]} frames of "
+                                   f"{actions.shape[1]} action dimensions")
+            actions[self.starts[p]:self.starts[p] + self.lengths[p]] = given
 
     def __len__(self) -> int:
         return int(self.lengths.sum())
