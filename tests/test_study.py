@@ -362,3 +362,8 @@ def test_an_arm_trained_on_positions_says_so():
         "policy.aux.targets": "object", "data.actionless_per_task": -1}}, 0)
     assert "all the other training episodes a task with actions hidden (their recorded positions" in _sees(None, more)
     assert "only" not in _sees(None, more) and "labelled demos only" in _sees(None, VariantSpec.parse("action_only", 0))
+    inferred = VariantSpec.parse({"name": "ao_idm", "paradigm": "action_only", "init": "scratch", "overrides": {
+        "policy.keypoints.targets": "hand,object", "data.actionless_per_task": 3,
+        "data.actionless_actions": "inverse_dynamics"}}, 0)
+    assert "3 more training episodes a task with actions inferred from their video" in _sees(None, inferred)
+    assert "policy.aux" not in _sees(None, inferred)  # the detector learns from the labelled demos only

@@ -58,6 +58,22 @@ def test_the_fit_depends_on_its_seed_and_data_only_and_leaves_the_global_rng_alo
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_a_layer_the_fit_cannot_reinitialise_is_refused():
+    """A detector layer with weights but no `reset_parameters` would keep its construction-time init, so two arms of
+    one seed would get different detectors: the fit refuses it instead."""
+
+    class Scale(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(3))
+
+    frames, centres = dots(16)
+    net = KeypointNet(KeypointConfig(targets="object,goal", steps=2, batch_size=4), 32)
+    net.extra = Scale()
+    with pytest.raises(TypeError, match="Scale in the keypoint detector has parameters but no reset_parameters"):
+        train_keypoints(net, frames, centres, np.arange(8), seed=0, progress=False)
+
+
 def test_the_position_is_read_around_the_peak_only():
     """A far-off second bump of probability does not pull the position (a global soft-argmax would)."""
     net = KeypointNet(KeypointConfig(targets="goal", window=1), 16)

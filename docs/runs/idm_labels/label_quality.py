@@ -16,7 +16,7 @@ Then what the labels are worth to a policy, offline: `bc` refitted on the labell
 labelled by `idm` (`bc_on_idm_labels`), or by their recorded actions (`bc_on_true_labels`, the ceiling), scored
 on the held-out episodes against `bc` on the labelled demos alone.
 
-Each is the same small MLP. R^2 per action dimension, pooled over tasks. Run from /work/scratch:
+Each is the same small MLP (`wam.action_labels.fit_mlp`, which `data.actionless_actions=inverse_dynamics` fits). R^2 per action dimension, pooled over tasks. Run from /work/scratch:
     OMP_NUM_THREADS=1 python docs/runs/idm_labels/label_quality.py --data data/mw5_c2c_128 --out idm_labels
 """
 
@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from wam.data.frames import cached_frames, episode_starts
+from wam.action_labels import fit_mlp, r2
 from wam.data.lerobot_format import LeRobotDataset
 from wam.nn.keypoints import KeypointConfig, KeypointNet, fit_lift, train_keypoints
 from wam.paradigms.keypoints import _rows, as_state, detector_inputs, locate_all, world_positions
@@ -73,29 +73,6 @@ def features(ds: LeRobotDataset, xyz: np.ndarray, episodes: list[int]) -> dict[s
             "idm": np.concatenate([now, (xyz[ahead, 0] - xyz[rows, None, 0]).reshape(len(rows), -1)], 1),
             "idm_true": np.concatenate([now, (hand_true[ahead] - hand_true[rows, None]).reshape(len(rows), -1)], 1),
             "action": cols["action"][rows], "task": cols["task_index"].reshape(-1)[rows]}
-
-
-def fit_mlp(x: np.ndarray, y: np.ndarray, seed: int, steps: int = 3000) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.GELU(), torch.nn.Linear(256, 256),
-                              torch.nn.GELU(), torch.nn.Linear(256, y.shape[1]))
-    opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-4)
-    xt, yt = torch.tensor((x - mu) / sd, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        pick = torch.randint(0, len(xt), (256,), generator=gen)
-        loss = torch.nn.functional.mse_loss(net(xt[pick]), yt[pick])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    net.eval()
-    return lambda z: net(torch.tensor((z - mu) / sd, dtype=torch.float32)).detach().numpy()
-
-
-def r2(pred: np.ndarray, true: np.ndarray) -> list[float | None]:
-    """Per action dimension (None where the recorded action does not vary, e.g. reach's gripper)."""
-    return [round(float(1 - ((p - t) ** 2).mean() / t.var()), 3) if t.var() > 0 else None for p, t in zip(pred.T, true.T)]
 
 
 def main() -> None:

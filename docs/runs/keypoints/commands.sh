@@ -77,3 +77,15 @@ for s in kpt_d5motf2v kpt_d5ao2v kpt_d20motf2v_s2 kpt_d20ao2v_s2; do
 done
 # the inverse-dynamics labels of the action-free episodes, offline (~12 min beside two cells; docs/runs/idm_labels)
 OMP_NUM_THREADS=1 python docs/runs/idm_labels/label_quality.py --data data/mw5_c2c_128 --out idm_labels
+
+# eighteenth session, 2026-12-03: actions inferred for the action-free episodes (`data.actionless_actions=
+# inverse_dynamics`, code b65719a copied to src_s18b; the demos-only control d5ao runs the same code path at 69cc47f,
+# src_s18a). Studies in docs/runs/idm_labels/<name>/ (rates.json copied into each out folder first). Two lanes,
+# OMP_NUM_THREADS=1, from /work/scratch:
+#   lane a: d5ao (seeds 0-2, action-only on the 5 demos only, hand+object+goal stream), then d5ao_idm (seeds 0, 1)
+#   lane b: d5motf (seeds 0-2, MoT fresh + inferred actions), then d5ao_idm_s2 (seed 2)
+REPO=/work/main  # the repository's root
+for s in d5ao d5motf d5ao_idm d5ao_idm_s2; do
+  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
+  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+done

@@ -275,8 +275,12 @@ def train_keypoints(net: KeypointNet, frames: np.ndarray, centres: np.ndarray, r
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for module in net.modules():
-            if module is not net and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            if not list(module.parameters(recurse=False)):
+                continue
+            if not hasattr(module, "reset_parameters"):  # it would keep its construction-time weights: not the seed's
+                raise TypeError(f"{type(module).__name__} in the keypoint detector has parameters but no "
+                                f"reset_parameters(): the fit cannot start it from its seed")
+            module.reset_parameters()
         return _fit(net, frames, centres, rows, seed, progress)
 
 
