@@ -89,3 +89,10 @@ for s in d5ao d5motf d5ao_idm d5ao_idm_s2; do
   d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
   wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
 done
+# the 300 CPU-s studies were stopped after d5ao's seeds 0, 1 and d5motf's seed 0 (the MoT cell gained nothing at 370
+# steps); then the same arms at 1,200 CPU-s (the 20-demo budget), two lanes:
+#   lane a: d5ao_b1200 (seed 0), d5ao_idm_b1200 (seed 0), d5ao_b1200_s1;  lane b: d5motf_b1200 (seeds 0, 1), d5ao_idm_b1200_s1
+for s in d5ao_b1200 d5ao_idm_b1200 d5ao_b1200_s1 d5motf_b1200 d5ao_idm_b1200_s1; do
+  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
+  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+done
