@@ -13,9 +13,10 @@ the hand's displacement over the next `AHEAD` frames (the video's future; past t
 repeats). It reads no proprio state, no recorded position and no recorded action of the episodes it labels. The
 policy then trains on those episodes' windows like on the demos'. Its R^2 on the held-out episodes (their recorded
 actions score it) is printed and saved in the run folder (`action_labels.json`), with, where the dataset recorded
-them, the R^2 against the labelled episodes' own actions (scored, never trained on). Measured offline on mw5 with
-two cameras, 5 demos a task: R^2 0.91 / 0.95 / 0.93 / 0.95 (x, y, z, gripper) on the other episodes, where a policy
-reading the same frame-t features predicts 0.45 / 0.57 / 0.07 / 0.96 (docs/runs/idm_labels).
+them, the R^2 against the labelled episodes' own actions (scored, never trained on). On mw5 with two cameras, 5
+demos a task: R^2 0.89 / 0.95 / 0.93 / 0.96 (x, y, z, gripper) against the other 53 episodes' recorded actions,
+where a policy-like MLP reading proprio and the frame-t positions predicts 0.45 / 0.57 / 0.07 / 0.96
+(docs/runs/idm_labels; closed loop in docs/results.md section 5, "Actions inferred from the video").
 """
 
 from __future__ import annotations
