@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import wam.action_labels as action_labels
 from tests.conftest import write_dataset
 from tests.test_train import POLICY
-from wam.action_labels import infer_actions
+from wam.action_labels import LabelConfig, _rows, infer_actions
 from wam.config import apply_overrides
 from wam.data.frames import episode_starts
 from wam.data.lerobot_format import LeRobotDataset
@@ -34,13 +33,15 @@ def moved_hand(ds: LeRobotDataset, step: float = 0.1, seed: int = 0) -> np.ndarr
     return found
 
 
-def test_inverse_dynamics_reads_the_action_from_the_hand_motion(tmp_path, monkeypatch):
-    monkeypatch.setattr(action_labels, "STEPS", 600)
+FAST = LabelConfig(steps=600)
+
+
+def test_inverse_dynamics_reads_the_action_from_the_hand_motion(tmp_path):
     write_dataset(tmp_path / "d", lengths=(40,) * 10)
     ds = LeRobotDataset(tmp_path / "d")
     found = moved_hand(ds)
     state = torch.random.get_rng_state()
-    labels, report = infer_actions(ds, found, ["hand", "object"], [0, 1, 2, 3, 4, 5], [6, 7], [8, 9], seed=0)
+    labels, report = infer_actions(ds, found, ["hand", "object"], [0, 1, 2, 3, 4, 5], [6, 7], [8, 9], seed=0, cfg=FAST)
     assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is left alone
     assert sorted(labels) == [6, 7] and all(v.shape == (40, 4) for v in labels.values())
     # xyz follow the hand's motion (the last frame has no next one: its action is not in the video); the gripper
@@ -49,12 +50,33 @@ def test_inverse_dynamics_reads_the_action_from_the_hand_motion(tmp_path, monkey
     assert report["recorded_r2"][3] < 0.3
     recorded = ds.read_columns(["action"], [6])["action"]
     assert np.corrcoef(labels[6][:-1, 0], recorded[:-1, 0])[0, 1] > 0.9
-    again, _ = infer_actions(ds, found, ["hand", "object"], [0, 1, 2, 3, 4, 5], [6, 7], [8, 9], seed=0)
+    again, _ = infer_actions(ds, found, ["hand", "object"], [0, 1, 2, 3, 4, 5], [6, 7], [8, 9], seed=0, cfg=FAST)
     assert all(np.array_equal(labels[e], again[e]) for e in labels)  # a seed gives one set of labels
     still = found.copy()
     still[:, 0] = 0  # a hand that never moves: the future says nothing, the labels are no better than a guess
-    _, blind = infer_actions(ds, still, ["hand", "object"], [0, 1, 2, 3, 4, 5], [6, 7], [8, 9], seed=0)
+    _, blind = infer_actions(ds, still, ["hand", "object"], [0, 1, 2, 3, 4, 5], [6, 7], [8, 9], seed=0, cfg=FAST)
     assert max(blind["recorded_r2"][:3]) < 0.3
+
+
+def test_labels_stay_in_the_range_the_demos_took(tmp_path):
+    write_dataset(tmp_path / "d", lengths=(40,) * 8)
+    ds = LeRobotDataset(tmp_path / "d")
+    found = moved_hand(ds)
+    starts = episode_starts(ds)
+    found[starts[6]:starts[8], 0] *= 5  # the unlabelled episodes' hand moves five times as far as any demo's
+    labels, _ = infer_actions(ds, found, ["hand", "object"], [0, 1, 2, 3, 4, 5], [6, 7], [], seed=0, cfg=FAST)
+    taken = ds.read_columns(["action"], [0, 1, 2, 3, 4, 5])["action"]
+    inferred = np.concatenate([labels[6], labels[7]])
+    assert (inferred >= taken.min(0)).all() and (inferred <= taken.max(0)).all()
+    assert np.isclose(inferred[:, :3], taken.max(0)[:3]).any()  # the fit extrapolates past the range; it is clipped
+
+
+def test_the_frames_read_around_each_frame_stay_in_its_episode(tmp_path):
+    write_dataset(tmp_path / "d", lengths=(5, 6))
+    rows, around = _rows(LeRobotDataset(tmp_path / "d"), [1], ahead=2, behind=3)
+    assert rows.tolist() == list(range(5, 11))
+    assert around[0].tolist() == [6, 7, 5, 5, 5]  # 2 ahead, then 3 behind, clamped to the first frame
+    assert around[-1].tolist() == [10, 10, 9, 8, 7]  # the last frame's future is itself
 
 
 def test_windows_serve_the_given_actions(tmp_path):
@@ -82,17 +104,17 @@ def pushed(tmp_path_factory):
 def test_train_labels_the_extra_episodes_and_trains_on_them(pushed, tmp_path, monkeypatch, capsys):
     import wam.train as train_module
 
-    monkeypatch.setattr(action_labels, "STEPS", 50)
     served = []
     real = train_module.policy_windows
     monkeypatch.setattr(train_module, "policy_windows", lambda *a: served.append(real(*a)) or served[-1])
     cfg = apply_overrides(TrainConfig(), {**POLICY, "paradigm": "action_only", "data.path": str(pushed),
                                           "policy.keypoints.targets": "hand,object,goal", "policy.keypoints.steps": 20,
                                           "data.episodes_per_task": 1, "data.actionless_per_task": -1,
-                                          "data.actionless_actions": "inverse_dynamics", "out": str(tmp_path / "p")})
+                                          "data.actionless_actions": "inverse_dynamics", "labels.steps": 50,
+                                          "out": str(tmp_path / "p")})
     train_policy(cfg, progress=False)
     out = capsys.readouterr().out
-    assert "2 more episodes with actions inferred" in out and "inverse dynamics (hand,object,goal now" in out
+    assert "2 more episodes with actions inferred" in out and "hand 8 frames ahead, 4 behind" in out
     split = json.loads((tmp_path / "p/split.json").read_text())
     report = json.loads((tmp_path / "p/action_labels.json").read_text())
     assert len(report["recorded_r2"]) == 4 and report["inferred_frames"] > 0
@@ -111,6 +133,8 @@ def test_train_labels_the_extra_episodes_and_trains_on_them(pushed, tmp_path, mo
     ({"data.actionless_per_task": 0}, "would label nothing"),
     ({"policy.keypoints.targets": "object,goal"}, "add hand to policy.keypoints.targets"),
     ({"data.labelled_share": 0.5}, "every window has actions"),
+    ({"labels.ahead": 0}, "labels.ahead must be >= 1"),
+    ({"labels.behind": -1}, "labels.behind must be >= 0"),
 ])
 def test_bad_inference_settings_are_refused(overrides, what):
     base = {"paradigm": "action_only", "data.episodes_per_task": 2, "data.actionless_per_task": 3,

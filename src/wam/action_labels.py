@@ -2,26 +2,27 @@
 
     hidden_tasks, hidden = video_only(cfg, ds)              # data.video_only_tasks: whole tasks from video alone
     extra = actionless_extras(cfg, ds, train_eps)           # data.actionless_per_task: more episodes a task
-    labels, report = infer_actions(ds, found, names, labelled, hidden, val_eps, seed)   # {episode: (T, Da)}
+    labels, report = infer_actions(ds, found, names, labelled, hidden, val_eps, seed, cfg.labels)  # {ep: (T, Da)}
 
 By default (`data.actionless_actions=hidden`) those episodes keep their frames and states and their actions are
 masked out of every action loss: they feed the video loss and `policy.aux` only. With
 `data.actionless_actions=inverse_dynamics` they get actions inferred from their video, as VPT and UniPi label
 action-free video: an inverse-dynamics model fitted on the labelled demos reads what the policy's keypoint detector
 (`policy.keypoints`, fitted on the labelled demos only) finds in the pixels: every target's position at frame t and
-the hand's displacement over the next `AHEAD` frames (the video's future; past the episode's end its last frame
-repeats). It reads no proprio state, no recorded position and no recorded action of the episodes it labels. The
-policy then trains on those episodes' windows like on the demos'. Its R^2 on the held-out episodes (their recorded
-actions score it) is printed and saved in the run folder (`action_labels.json`), with, where the dataset recorded
-them, the R^2 against the labelled episodes' own actions (scored, never trained on). On mw5 with two cameras, 5
-demos a task: R^2 0.89 / 0.95 / 0.93 / 0.96 (x, y, z, gripper) against the other 53 episodes' recorded actions,
-where a policy-like MLP reading proprio and the frame-t positions predicts 0.45 / 0.57 / 0.07 / 0.96
-(docs/runs/idm_labels; closed loop in docs/results.md section 5, "Actions inferred from the video").
+the hand's displacement to each of the next `labels.ahead` frames (the video's future; past the episode's end its
+last frame repeats) and from each of the previous `labels.behind` (before its start its first frame repeats). It
+reads no proprio state, no recorded position and no recorded action of the episodes it labels; what it infers is
+clipped to the range of the demos' actions. The policy then trains on those episodes' windows like on the demos'.
+Its R^2 on the held-out episodes (their recorded actions score it) is printed and saved in the run folder
+(`action_labels.json`), with, where the dataset recorded them, the R^2 against the labelled episodes' own actions
+(scored, never trained on). Measured on mw5 (docs/runs/idm_labels, docs/policies.md); closed loop in
+docs/results.md section 5, "Actions inferred from the video".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,8 +39,24 @@ if TYPE_CHECKING:
     from wam.train import TrainConfig
 
 ACTIONLESS = ("hidden", "inverse_dynamics")  # data.actionless_actions
-AHEAD = 8  # the future frames inverse dynamics reads
-STEPS, WIDTH, BATCH = 3000, 256, 256  # its MLP's training steps, hidden width and batch
+
+
+@dataclass
+class LabelConfig:
+    """`labels`: the inverse-dynamics model of `data.actionless_actions=inverse_dynamics` (unused otherwise)."""
+
+    ahead: int = 8  # it reads the hand's displacement to each of the next N frames (the video's future)
+    behind: int = 4  # and from each of the previous N frames (0 = none): the detected track's noise averages out
+    steps: int = 3000  # its MLP's training steps
+    width: int = 256  # the MLP's hidden width (two layers)
+    batch_size: int = 256
+
+    def check(self) -> None:
+        for name in ("ahead", "steps", "width", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"labels.{name} must be >= 1, got {getattr(self, name)}")
+        if self.behind < 0:
+            raise ConfigError(f"labels.behind must be >= 0 (0 = no past frames), got {self.behind}")
 
 
 def trained_tasks(ds: LeRobotDataset, only: str = "") -> list[str]:
@@ -100,36 +117,38 @@ def check_labels(cfg: TrainConfig) -> None:
                           f"to policy.keypoints.targets (now {cfg.policy.keypoints.targets!r})")
 
 
-def _rows(ds: LeRobotDataset, episodes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Every frame's dataset row (n,) of `episodes`, and the rows 1..AHEAD frames later (n, AHEAD), clamped to its
-    episode's last frame."""
+def _rows(ds: LeRobotDataset, episodes: Sequence[int], ahead: int, behind: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame's dataset row (n,) of `episodes`, and the rows of the `ahead` frames after it and the `behind`
+    frames before it (n, ahead + behind), clamped to its episode's last and first frames."""
     starts = episode_starts(ds)
     now = [np.arange(starts[e], starts[e + 1]) for e in episodes]
-    ahead = [np.minimum(r[:, None] + np.arange(1, AHEAD + 1), r[-1]) for r in now]
-    return np.concatenate(now), np.concatenate(ahead)
+    steps = np.concatenate([np.arange(1, ahead + 1), -np.arange(1, behind + 1)])
+    around = [np.clip(r[:, None] + steps, r[0], r[-1]) for r in now]
+    return np.concatenate(now), np.concatenate(around)
 
 
-def features(found: np.ndarray, hand: int, rows: np.ndarray, ahead: np.ndarray) -> np.ndarray:
-    """(n, K D + AHEAD D) what inverse dynamics reads at `rows`: the detector's positions `found` (N, K, D) then the
-    hand's displacement to each of `ahead`'s frames."""
+def features(found: np.ndarray, hand: int, rows: np.ndarray, around: np.ndarray) -> np.ndarray:
+    """(n, K D + A D) what inverse dynamics reads at `rows`: the detector's positions `found` (N, K, D) then the
+    hand's displacement to each of `around`'s A frames (n, A)."""
     now = found[rows].reshape(len(rows), -1)
-    moved = found[ahead, hand] - found[rows, None, hand]  # (n, AHEAD, D)
+    moved = found[around, hand] - found[rows, None, hand]  # (n, A, D)
     return np.concatenate([now, moved.reshape(len(rows), -1)], 1).astype(np.float32)
 
 
-def fit_mlp(x: np.ndarray, y: np.ndarray, seed: int, steps: int = STEPS) -> Callable[[np.ndarray], np.ndarray]:
+def fit_mlp(x: np.ndarray, y: np.ndarray, seed: int, steps: int = 3000, width: int = 256,
+            batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
     """A two-layer MLP regressing y (n, Dy) from standardised x (n, Dx), its weights and batches from `seed` (the
     global RNG left as it was); returns its prediction for new rows."""
     mu, sd = x.mean(0), x.std(0) + 1e-6
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], WIDTH), torch.nn.GELU(), torch.nn.Linear(WIDTH, WIDTH),
-                                  torch.nn.GELU(), torch.nn.Linear(WIDTH, y.shape[1]))
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], width), torch.nn.GELU(), torch.nn.Linear(width, width),
+                                  torch.nn.GELU(), torch.nn.Linear(width, y.shape[1]))
     opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-4)
     xt, yt = torch.tensor((x - mu) / sd, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        pick = torch.randint(0, len(xt), (BATCH,), generator=gen)
+        pick = torch.randint(0, len(xt), (batch_size,), generator=gen)
         loss = torch.nn.functional.mse_loss(net(xt[pick]), yt[pick])
         opt.zero_grad()
         loss.backward()
@@ -149,20 +168,33 @@ def r2(pred: np.ndarray, true: np.ndarray) -> list[float | None]:
 
 
 def infer_actions(ds: LeRobotDataset, found: np.ndarray, names: list[str], labelled: list[int], unlabelled: list[int],
-                  val_eps: list[int], seed: int) -> tuple[dict[int, np.ndarray], dict]:
-    """Fit inverse dynamics on the `labelled` episodes and return the actions it infers for every frame of
-    `unlabelled` ({episode: (T, Da)}) and its report (R^2 per action dimension on `val_eps` and, scored only,
-    on `unlabelled`'s recorded actions). `found` (N, K, D): the detector's positions of `names` for every frame."""
+                  val_eps: list[int], seed: int, cfg: LabelConfig | None = None) -> tuple[dict[int, np.ndarray], dict]:
+    """Fit inverse dynamics (`cfg`) on the `labelled` episodes and return the actions it infers for every frame of
+    `unlabelled` ({episode: (T, Da)}), each dimension clipped to the range the labelled actions span, and its report
+    (R^2 per action dimension on `val_eps` and, scored only, on `unlabelled`'s recorded actions). `found` (N, K, D):
+    the detector's positions of `names` for every frame."""
+    cfg = cfg or LabelConfig()
     hand = names.index("hand")
     actions = ds.read_columns([ACTION_KEY])[ACTION_KEY]  # (N, Da): the labelled rows train, the held-out score
-    rows, ahead = _rows(ds, labelled)
-    predict = fit_mlp(features(found, hand, rows, ahead), actions[rows], seed, STEPS)
-    report = {"reads": f"{','.join(names)} now + the hand 1..{AHEAD} frames ahead", "labelled_frames": len(rows)}
+
+    def read(episodes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        rows, around = _rows(ds, episodes, cfg.ahead, cfg.behind)
+        return rows, features(found, hand, rows, around)
+
+    rows, x = read(labelled)
+    fit = fit_mlp(x, actions[rows], seed, cfg.steps, cfg.width, cfg.batch_size)
+    low, high = actions[rows].min(0), actions[rows].max(0)
+
+    def predict(z: np.ndarray) -> np.ndarray:  # the model never labels an action the demos never took
+        return np.clip(fit(z), low, high)
+
+    report = {"reads": f"{','.join(names)} now + the hand {cfg.ahead} frames ahead, {cfg.behind} behind",
+              "labelled_frames": len(rows)}
     if val_eps:
-        rows, ahead = _rows(ds, val_eps)
-        report["held_out_r2"] = r2(predict(features(found, hand, rows, ahead)), actions[rows])
-    rows, ahead = _rows(ds, unlabelled)
-    inferred = predict(features(found, hand, rows, ahead))  # (n, Da)
+        rows, x = read(val_eps)
+        report["held_out_r2"] = r2(predict(x), actions[rows])
+    rows, x = read(unlabelled)
+    inferred = predict(x)  # (n, Da)
     report["inferred_frames"] = len(rows)
     report["recorded_r2"] = r2(inferred, actions[rows])  # simulation records them: scored, never trained on
     starts = episode_starts(ds)

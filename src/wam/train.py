@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wam.action_labels import actionless_extras, check_labels, infer_actions, trained_tasks, video_only
+from wam.action_labels import LabelConfig, actionless_extras, check_labels, infer_actions, trained_tasks, video_only
 from wam.backbones.build import frame_tokenizer
 from wam.checkpoint import load_checkpoint, read_config, resolve_checkpoint
 from wam.config import contradictions, save_config
@@ -71,6 +71,7 @@ class TrainConfig:
     policy: PolicyModelConfig = field(default_factory=PolicyModelConfig)
     tokenizer: TokenizerTrainConfig = field(default_factory=TokenizerTrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)  # inverse dynamics, for data.actionless_actions
     text_encoder: str = "minilm"
     out: str = "runs/policy"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -102,6 +103,7 @@ class TrainConfig:
         """`data.actionless_per_task` needs labelled demos to add to and a loss that reads episodes without actions."""
         d = self.data
         check_labels(self)
+        self.labels.check()
         if not 0 <= d.labelled_share < 1:
             raise ConfigError(f"data.labelled_share must be in [0, 1) (0 = windows as they come), got {d.labelled_share}")
         if d.actionless_per_task < -1:
@@ -351,7 +353,7 @@ def _inferred(cfg: TrainConfig, ds: LeRobotDataset, found: np.ndarray | None, la
     if cfg.data.actionless_actions != "inverse_dynamics" or not hidden:
         return {}
     names = cfg.policy.keypoints.names()
-    labels, report = infer_actions(ds, found, names, labelled, hidden, val_eps, cfg.optim.seed)
+    labels, report = infer_actions(ds, found, names, labelled, hidden, val_eps, cfg.optim.seed, cfg.labels)
     print(f"inverse dynamics ({report['reads']}) labels {len(labels)} episodes; R^2 (per action dimension) on "
           f"held-out episodes {report.get('held_out_r2')}, against their own recorded actions {report['recorded_r2']}")
     if main:
