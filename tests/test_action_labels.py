@@ -71,6 +71,22 @@ def test_labels_stay_in_the_range_the_demos_took(tmp_path):
     assert np.isclose(inferred[:, :3], taken.max(0)[:3]).any()  # the fit extrapolates past the range; it is clipped
 
 
+def test_an_ensemble_averages_its_members(tmp_path):
+    write_dataset(tmp_path / "d", lengths=(40,) * 8)
+    ds = LeRobotDataset(tmp_path / "d")
+    found = moved_hand(ds)
+    args = (ds, found, ["hand", "object"], [0, 1, 2, 3, 4, 5], [6, 7], [])
+    both, report = infer_actions(*args, seed=3, cfg=LabelConfig(steps=200, ensemble=2))
+    one, _ = infer_actions(*args, seed=3, cfg=LabelConfig(steps=200))
+    other, _ = infer_actions(*args, seed=1003, cfg=LabelConfig(steps=200))
+    taken = ds.read_columns(["action"], [0, 1, 2, 3, 4, 5])["action"]
+    within = lambda a: (a > taken.min(0)) & (a < taken.max(0))  # noqa: E731  (not clipped)
+    for e in (6, 7):
+        inside = within(one[e]) & within(other[e])
+        assert inside.mean() > 0.5 and np.allclose(both[e][inside], ((one[e] + other[e]) / 2)[inside], atol=1e-6)
+    assert "2 MLPs averaged" in report["reads"]
+
+
 def test_the_frames_read_around_each_frame_stay_in_its_episode(tmp_path):
     write_dataset(tmp_path / "d", lengths=(5, 6))
     rows, around = _rows(LeRobotDataset(tmp_path / "d"), [1], ahead=2, behind=3)
@@ -135,6 +151,7 @@ def test_train_labels_the_extra_episodes_and_trains_on_them(pushed, tmp_path, mo
     ({"data.labelled_share": 0.5}, "every window has actions"),
     ({"labels.ahead": 0}, "labels.ahead must be >= 1"),
     ({"labels.behind": -1}, "labels.behind must be >= 0"),
+    ({"labels.ensemble": 0}, "labels.ensemble must be >= 1"),
 ])
 def test_bad_inference_settings_are_refused(overrides, what):
     base = {"paradigm": "action_only", "data.episodes_per_task": 2, "data.actionless_per_task": 3,

@@ -50,9 +50,10 @@ class LabelConfig:
     steps: int = 3000  # its MLP's training steps
     width: int = 256  # the MLP's hidden width (two layers)
     batch_size: int = 256
+    ensemble: int = 1  # average N such MLPs (seeds seed, seed + 1000, ...): N times the ~30 CPU-s fit
 
     def check(self) -> None:
-        for name in ("ahead", "steps", "width", "batch_size"):
+        for name in ("ahead", "steps", "width", "batch_size", "ensemble"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"labels.{name} must be >= 1, got {getattr(self, name)}")
         if self.behind < 0:
@@ -182,13 +183,15 @@ def infer_actions(ds: LeRobotDataset, found: np.ndarray, names: list[str], label
         return rows, features(found, hand, rows, around)
 
     rows, x = read(labelled)
-    fit = fit_mlp(x, actions[rows], seed, cfg.steps, cfg.width, cfg.batch_size)
+    fits = [fit_mlp(x, actions[rows], seed + 1000 * i, cfg.steps, cfg.width, cfg.batch_size)
+            for i in range(cfg.ensemble)]
     low, high = actions[rows].min(0), actions[rows].max(0)
 
     def predict(z: np.ndarray) -> np.ndarray:  # the model never labels an action the demos never took
-        return np.clip(fit(z), low, high)
+        return np.clip(np.mean([fit(z) for fit in fits], 0), low, high)
 
-    report = {"reads": f"{','.join(names)} now + the hand {cfg.ahead} frames ahead, {cfg.behind} behind",
+    many = f", {cfg.ensemble} MLPs averaged" if cfg.ensemble > 1 else ""
+    report = {"reads": f"{','.join(names)} now + the hand {cfg.ahead} frames ahead, {cfg.behind} behind{many}",
               "labelled_frames": len(rows)}
     if val_eps:
         rows, x = read(val_eps)

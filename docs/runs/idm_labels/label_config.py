@@ -1,12 +1,13 @@
-"""Which inverse-dynamics features label the action-free episodes best? (issue 12, nineteenth session)
+"""Which inverse-dynamics settings label the action-free episodes best? (issue 12, nineteenth session)
 
 `wam.action_labels.infer_actions` as `wam train --data.actionless_actions=inverse_dynamics` calls it, over the cached
 pixels-only detector positions of label_quality.py (`idm_labels/xyz_d5_s0.npz`: hand, object, goal, fitted on the
-5 labelled demos a task), for several `labels.ahead` / `labels.behind` and two MLP seeds, and for two of them without the clipping to the
-labelled demos' action range. Scored against the
-other training episodes' recorded actions (never trained on): R^2 per action dimension pooled and per task, and the
-mean squared error. Run from /work/scratch after label_quality.py:
-    OMP_NUM_THREADS=1 python docs/runs/idm_labels/label_config.py --data data/mw5_c2c_128 --cache idm_labels/xyz_d5_s0.npz
+5 labelled demos a task), for several `labels.ahead` / `labels.behind` / `labels.ensemble` and two MLP seeds; two of
+them also without the clipping to the labelled demos' action range. Scored against the other training episodes'
+recorded actions (never trained on): R^2 per action dimension pooled and per task, and the mean squared error.
+Run from /work/scratch after label_quality.py:
+    OMP_NUM_THREADS=1 python docs/runs/idm_labels/label_config.py --data data/mw5_c2c_128 \
+        --cache idm_labels/xyz_d5_s0.npz
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from wam.data.frames import episode_starts
 from wam.data.lerobot_format import LeRobotDataset
 from wam.pretrain import split_episodes
 
-SETTINGS = [(8, 0), (8, 2), (8, 4), (8, 8), (12, 4)]  # (ahead, behind); (8, 0) is the eighteenth session's
+SETTINGS = [(8, 0, 1), (8, 2, 1), (8, 4, 1), (8, 8, 1), (12, 4, 1), (8, 4, 3)]  # (ahead, behind, ensemble); (8, 0, 1)
+# is the eighteenth session's
 UNCLIPPED = [(8, 0), (8, 4)]  # also scored without clipping to the demos' action range (the eighteenth session's)
 
 
@@ -53,17 +55,18 @@ def main() -> None:
     rows = np.concatenate([np.arange(starts[e], starts[e + 1]) for e in video])
     true, task = cols["action"][rows], cols["task_index"].reshape(-1)[rows]
     result = []
-    for ahead, behind in SETTINGS:
+    for ahead, behind, ensemble in SETTINGS:
         for seed in map(int, args.seeds.split(",")):
-            cfg = LabelConfig(ahead=ahead, behind=behind)
+            cfg = LabelConfig(ahead=ahead, behind=behind, ensemble=ensemble)
             labels, report = infer_actions(ds, xyz, ["hand", "object", "goal"], labelled, video, held, seed, cfg)
             pred = np.concatenate([labels[e] for e in video])
             by_task = {ds.tasks[t]: r2(pred[task == t], true[task == t]) for t in np.unique(task)}
-            row = {"ahead": ahead, "behind": behind, "seed": seed, "mse": round(float(((pred - true) ** 2).mean()), 5),
-                   "recorded_r2": report["recorded_r2"], "held_out_r2": report["held_out_r2"], "r2_by_task": by_task}
+            row = {"ahead": ahead, "behind": behind, "ensemble": ensemble, "seed": seed,
+                   "mse": round(float(((pred - true) ** 2).mean()), 5), "recorded_r2": report["recorded_r2"],
+                   "held_out_r2": report["held_out_r2"], "r2_by_task": by_task}
             result.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "r2_by_task"}), flush=True)
-            if (ahead, behind) in UNCLIPPED:
+            if (ahead, behind) in UNCLIPPED and ensemble == 1:
                 raw = unclipped(ds, xyz, labelled, video, seed, cfg)
                 row = {"ahead": ahead, "behind": behind, "seed": seed, "clipped": False,
                        "mse": round(float(((raw - true) ** 2).mean()), 5), "recorded_r2": r2(raw, true)}
