@@ -159,5 +159,7 @@ def test_bad_inference_settings_are_refused(overrides, what):
     apply_overrides(TrainConfig(), base).check()
     with pytest.raises(ConfigError, match=what):
         apply_overrides(TrainConfig(), {**base, **overrides}).check()
+    with pytest.raises(ConfigError, match="with data.actionless_actions=hidden nothing reads them"):
+        apply_overrides(TrainConfig(), {**base, "data.actionless_actions": "hidden", "labels.behind": 2}).check()
     with pytest.raises(ConfigError, match="pretraining reads every"):
         apply_overrides(PretrainConfig(), {"data.actionless_actions": "inverse_dynamics"}).check()

@@ -101,11 +101,15 @@ def actionless_extras(cfg: TrainConfig, ds: LeRobotDataset, train_eps: list[int]
 
 
 def check_labels(cfg: TrainConfig) -> None:
-    """`data.actionless_actions`: a known value; inverse dynamics needs episodes to label and the detected hand."""
+    """`data.actionless_actions`: a known value; inverse dynamics needs episodes to label and the detected hand, and
+    `labels.*` needs inverse dynamics."""
     how = cfg.data.actionless_actions
     if how not in ACTIONLESS:
         raise ConfigError(f"data.actionless_actions must be one of {', '.join(ACTIONLESS)}, got {how!r}")
     if how == "hidden":
+        if cfg.labels != LabelConfig():
+            raise ConfigError("labels.* set the inverse dynamics of data.actionless_actions=inverse_dynamics; with "
+                              "data.actionless_actions=hidden nothing reads them: drop them or set that")
         return
     if not (cfg.data.actionless_per_task or cfg.data.video_only_tasks):
         raise ConfigError("data.actionless_actions=inverse_dynamics labels the episodes of data.actionless_per_task "
