@@ -96,3 +96,16 @@ for s in d5ao_b1200 d5ao_idm_b1200 d5ao_b1200_s1 d5motf_b1200 d5ao_idm_b1200_s1;
   d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
   wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
 done
+
+# nineteenth session, 2026-12-04: a third seed for the 1,200 CPU-s arms (code d9c16e7, src_s19: the eighteenth
+# session's labels, 8 frames ahead, not clipped), then the same MoT arm with the labels of 7c04abb (4 frames behind
+# too, clipped to the demos' range; src_s19b, `labels.ahead: 8`, `labels.behind: 4` in the variant's overrides) at
+# seeds 0-2, and action-only with them at seed 0. Two lanes, OMP_NUM_THREADS=1, from /work/scratch:
+#   lane a: d5motf_b1200_s2, d5motf_v2_b1200 (seed 0), d5ao_idm_v2_b1200 (seed 0)
+#   lane b: d5ao_b1200_s2, d5motf_v2_b1200_s1, d5motf_v2_b1200_s2
+for s in d5motf_b1200_s2 d5ao_b1200_s2 d5motf_v2_b1200 d5motf_v2_b1200_s1 d5motf_v2_b1200_s2 d5ao_idm_v2_b1200; do
+  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
+  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+done
+# the labels' settings, offline (~10 min beside two cells; docs/runs/idm_labels/label_config.json)
+OMP_NUM_THREADS=1 python docs/runs/idm_labels/label_config.py --data data/mw5_c2c_128 --cache idm_labels/xyz_d5_s0.npz
