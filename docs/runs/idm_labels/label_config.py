@@ -69,9 +69,10 @@ def main() -> None:
             if (ahead, behind) in UNCLIPPED and ensemble == 1:
                 raw = unclipped(ds, xyz, labelled, video, seed, cfg)
                 row = {"ahead": ahead, "behind": behind, "seed": seed, "clipped": False,
-                       "mse": round(float(((raw - true) ** 2).mean()), 5), "recorded_r2": r2(raw, true)}
+                       "mse": round(float(((raw - true) ** 2).mean()), 5), "recorded_r2": r2(raw, true),
+                       "r2_by_task": {ds.tasks[t]: r2(raw[task == t], true[task == t]) for t in np.unique(task)}}
                 result.append(row)
-                print(json.dumps(row), flush=True)
+                print(json.dumps({k: v for k, v in row.items() if k != "r2_by_task"}), flush=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
 
 
