@@ -54,23 +54,23 @@ def main() -> None:
     starts = episode_starts(ds)
     rows = np.concatenate([np.arange(starts[e], starts[e + 1]) for e in video])
     true, task = cols["action"][rows], cols["task_index"].reshape(-1)[rows]
+
+    def score(pred: np.ndarray) -> dict:  # against the recorded actions, pooled and per task
+        return {"mse": round(float(((pred - true) ** 2).mean()), 5), "recorded_r2": r2(pred, true),
+                "r2_by_task": {ds.tasks[t]: r2(pred[task == t], true[task == t]) for t in np.unique(task)}}
+
     result = []
     for ahead, behind, ensemble in SETTINGS:
         for seed in map(int, args.seeds.split(",")):
             cfg = LabelConfig(ahead=ahead, behind=behind, ensemble=ensemble)
             labels, report = infer_actions(ds, xyz, ["hand", "object", "goal"], labelled, video, held, seed, cfg)
             pred = np.concatenate([labels[e] for e in video])
-            by_task = {ds.tasks[t]: r2(pred[task == t], true[task == t]) for t in np.unique(task)}
-            row = {"ahead": ahead, "behind": behind, "ensemble": ensemble, "seed": seed,
-                   "mse": round(float(((pred - true) ** 2).mean()), 5), "recorded_r2": report["recorded_r2"],
-                   "held_out_r2": report["held_out_r2"], "r2_by_task": by_task}
-            result.append(row)
-            print(json.dumps({k: v for k, v in row.items() if k != "r2_by_task"}), flush=True)
+            rows_of = [{"ahead": ahead, "behind": behind, "ensemble": ensemble, "seed": seed, **score(pred),
+                        "held_out_r2": report["held_out_r2"]}]
             if (ahead, behind) in UNCLIPPED and ensemble == 1:
                 raw = unclipped(ds, xyz, labelled, video, seed, cfg)
-                row = {"ahead": ahead, "behind": behind, "seed": seed, "clipped": False,
-                       "mse": round(float(((raw - true) ** 2).mean()), 5), "recorded_r2": r2(raw, true),
-                       "r2_by_task": {ds.tasks[t]: r2(raw[task == t], true[task == t]) for t in np.unique(task)}}
+                rows_of.append({"ahead": ahead, "behind": behind, "seed": seed, "clipped": False, **score(raw)})
+            for row in rows_of:
                 result.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "r2_by_task"}), flush=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
