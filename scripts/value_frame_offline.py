@@ -18,10 +18,11 @@ import argparse
 import numpy as np
 import torch
 
+from wam.data.frames import frame_rows
 from wam.data.text import get_text_encoder
 from wam.offline_eval import _inputs, anchors, chunk_error, run_folder
 from wam.paradigms.latent_frame import value_target
-from wam.pretrain import LatentCollate, frame_rows
+from wam.pretrain import LatentCollate
 from wam.train import load_policy, open_data, policy_windows
 
 

@@ -127,7 +127,7 @@ def pair_plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.4))
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.4))
     for i, r in enumerate(rows):
         y = len(rows) - 1 - i
         if r["t"]:
@@ -141,7 +141,8 @@ def pair_plot(rows: list[dict], path: Path) -> None:
     ax.legend(loc="best", fontsize=7)
     ax.set_yticks(range(len(rows)), [f"{r['a']} - {r['b']}, {r['demos']} demos" for r in reversed(rows)], fontsize=8)
     ax.set_xlabel("success difference A - B (mw5)")
-    ax.set_title("dot: mean; blue: 95% CI over scenes; grey: 95% t over seeds; x: each seed", fontsize=8)
+    ax.set_title("dot: mean; blue: 95% CI over scenes; grey: 95% t over seeds; x: each seed", fontsize=8,
+                 loc="right")  # ends at the axes' right edge: the long row names leave the axes narrow
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

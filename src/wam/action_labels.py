@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from wam.data.frames import episode_starts
+from wam.data.frames import episode_starts, frame_rows
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import resolve_tasks
 from wam.data.windows import ACTION_KEY
@@ -125,8 +125,7 @@ def check_labels(cfg: TrainConfig) -> None:
 def _rows(ds: LeRobotDataset, episodes: Sequence[int], ahead: int, behind: int) -> tuple[np.ndarray, np.ndarray]:
     """Every frame's dataset row (n,) of `episodes`, and the rows of the `ahead` frames after it and the `behind`
     frames before it (n, ahead + behind), clamped to its episode's last and first frames."""
-    starts = episode_starts(ds)
-    now = [np.arange(starts[e], starts[e + 1]) for e in episodes]
+    now = [frame_rows(ds, [e]) for e in episodes]
     steps = np.concatenate([np.arange(1, ahead + 1), -np.arange(1, behind + 1)])
     around = [np.clip(r[:, None] + steps, r[0], r[-1]) for r in now]
     return np.concatenate(now), np.concatenate(around)

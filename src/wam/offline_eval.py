@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from wam.checkpoint import resolve_checkpoint
 from wam.data.files import write_json_atomic
+from wam.data.frames import frame_rows
 from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
 from wam.data.windows import collate_windows
@@ -48,7 +49,7 @@ from wam.paradigms.auxiliary import aux_r2, perceive
 from wam.paradigms.keypoints import as_state, dataset_task_rows, detector_inputs, keypoint_scores, locate_all
 from wam.paradigms.base import keep_mask
 from wam.policy import WamPolicy
-from wam.pretrain import LatentCollate, encode_all, frame_rows
+from wam.pretrain import LatentCollate, encode_all
 from wam.runs.device import check_device
 from wam.runs.precision import check_precision
 from wam.train import TrainConfig, load_policy, open_data, policy_windows

@@ -42,7 +42,7 @@ from wam.backbones.build import frame_tokenizer, is_diffusers, world_model
 from wam.checkpoint import resolve_checkpoint
 from wam.config import contradictions, flatten_tree, save_config
 from wam.data.check import require_clean
-from wam.data.frames import ArrayFrames, cached_frames, episode_starts
+from wam.data.frames import ArrayFrames, cached_frames, episode_starts, frame_rows
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import resolve_tasks
 from wam.data.text import get_text_encoder
@@ -227,12 +227,6 @@ def split_episodes(ds: LeRobotDataset, val_fraction: float, per_task: int = 0,
         train_eps += eps[: per_task or n_train]
         val_eps += eps[n_train:]
     return sorted(train_eps), sorted(val_eps)
-
-
-def frame_rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
-    """Frame rows (as in the frame cache) of the given episodes."""
-    starts = episode_starts(ds)
-    return np.concatenate([np.arange(starts[e], starts[e + 1]) for e in episodes])
 
 
 def prepare_tokenizer(cfg: PretrainConfig, frames: np.ndarray, train_rows: np.ndarray, val_rows: np.ndarray,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +37,13 @@ def episode_starts(dataset: LeRobotDataset) -> np.ndarray:
     """(E+1,) frame row of each episode's first frame, episodes back to back; the last is the total."""
     lengths = [e.length for e in dataset.episodes]
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def frame_rows(dataset: LeRobotDataset, episodes: Sequence[int]) -> np.ndarray:
+    """(n,) frame rows (as in the frame cache) of the given episodes, in their order."""
+    starts = episode_starts(dataset)
+    return np.concatenate([np.arange(starts[e], starts[e + 1]) for e in episodes]) if len(episodes) else \
+        np.zeros(0, np.int64)
 
 
 class ArrayFrames:

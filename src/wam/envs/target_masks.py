@@ -72,14 +72,14 @@ def dataset_centres(ds: LeRobotDataset, camera: str, size: int,
     from the recorded environment state and each episode's Meta-World task. An episode's first frame gets NaN
     for the goal (Meta-World renders the marker at the previous episode's goal until the first step): a NaN
     centre makes an empty disc. Datasets without the state or with other tasks are refused with one line."""
-    from wam.data.frames import episode_starts
+    from wam.data.frames import episode_starts, frame_rows
 
     by_task = require_target_state(ds)
     state = ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY]  # (N, 39)
     starts = episode_starts(ds)
     out = np.full((len(state), len(targets), 2), np.nan, dtype=np.float32)
     for task, episodes in by_task.items():
-        rows = np.concatenate([np.arange(starts[e], starts[e + 1]) for e in episodes])
+        rows = frame_rows(ds, episodes)
         points = np.stack([state[rows][:, TARGETS[name]] for name in targets], 1)  # (n, K, 3)
         out[rows] = projections(task, camera, size, points.reshape(-1, 3)).reshape(len(rows), len(targets), 2)
     if "goal" in targets:

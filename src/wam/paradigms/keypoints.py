@@ -17,18 +17,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from wam.data.frames import cached_frames, episode_starts
+from wam.data.frames import cached_frames, frame_rows
 from wam.data.lerobot_format import LeRobotDataset
 from wam.errors import DatasetError
 from wam.envs.target_masks import ENV_STATE_KEY, TARGETS, camera_of, dataset_centres
 from wam.nn.keypoints import KeypointConfig, KeypointNet, fit_lift, fit_task_lifts, train_keypoints
 
 STILL_PX = 1e-4  # a target whose image position spreads less than this (pixels) does not move: no R^2
-
-
-def _rows(ds: LeRobotDataset, episodes: list[int]) -> np.ndarray:
-    starts = episode_starts(ds)
-    return np.concatenate([np.arange(starts[e], starts[e + 1]) for e in episodes]) if episodes else np.zeros(0, int)
 
 
 def view_keys(cfg: KeypointConfig, ds: LeRobotDataset) -> list[str]:
@@ -96,11 +91,11 @@ def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarra
         return None
     size = net.size
     frames, centres = detector_inputs(net.cfg, ds, frames, image_key, size)  # (N, H, W, 3 V), (N, K, 2 V) px
-    rows = _rows(ds, train_eps)
+    rows = frame_rows(ds, train_eps)
     fit = train_keypoints(net, frames, centres, rows, seed=seed, progress=progress)
     found = locate_all(net, frames)  # (N, K, 2 V) image positions
     report = f"keypoints ({net.cfg.targets}): median error {fit['median_px_error']:.2f} px on training frames"
-    held = _rows(ds, list(val_eps))
+    held = frame_rows(ds, list(val_eps))
     if len(held):
         err = np.abs((found[held] + 1) / 2 * size - centres[held])
         report += f", {np.nanmedian(err):.2f} px held out"
@@ -138,7 +133,7 @@ def world_positions(ds: LeRobotDataset, names: list[str], train_eps: list[int]) 
     standardised output is in."""
     state = ds.read_columns([ENV_STATE_KEY])[ENV_STATE_KEY]  # (N, 39)
     world = np.stack([state[:, TARGETS[n]] for n in names], 1)  # (N, K, 3)
-    rows = _rows(ds, train_eps)
+    rows = frame_rows(ds, train_eps)
     return world, world[rows].mean(0), world[rows].std(0) + 1e-6
 
 
@@ -163,7 +158,7 @@ def keypoint_scores(found: np.ndarray, ds: LeRobotDataset, episodes: list[int], 
     held = set(episodes)
     out: dict = {name: {} for name in names}
     for task, eps in sorted(episodes_by_task(ds).items()):
-        rows = _rows(ds, [e for e in eps if e in held])
+        rows = frame_rows(ds, [e for e in eps if e in held])
         for k, name in enumerate(names):
             true, pred = centres[rows, k], px[rows, k]
             ok = np.isfinite(true).all(-1)
