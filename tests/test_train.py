@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from tests.conftest import IMAGE_KEY, write_dataset
 from tests.paradigms.test_contract import batch as contract_batch
@@ -99,6 +100,25 @@ def test_a_run_folder_of_another_paradigm_is_refused(pretrained, tmp_path):
     train_policy(apply_overrides(TrainConfig(), {**base, "paradigm": "joint"}), progress=False)
     with pytest.raises(ConfigError, match="holds a 'joint'"):
         train_policy(apply_overrides(TrainConfig(), {**base, "paradigm": "representation"}), progress=False)
+
+
+def test_a_run_resumed_under_other_settings_says_which(pretrained, tmp_path, capsys):
+    """Resuming with more steps is fine, but the changed settings are said; so are keys the saved config predates
+    (a run started before `labels.*` existed would now take today's labeller)."""
+    base = {**POLICY, "paradigm": "action_only", "init": str(pretrained / "wm"), "data.path": str(pretrained / "data"),
+            "out": str(tmp_path / "p")}
+    train_policy(apply_overrides(TrainConfig(), base), progress=False)
+    assert "settings changed" not in capsys.readouterr().err
+    train_policy(apply_overrides(TrainConfig(), base), progress=False)  # the same settings: nothing to say
+    assert "settings changed" not in capsys.readouterr().err
+    saved = tmp_path / "p" / "config.yaml"
+    tree = yaml.safe_load(saved.read_text())
+    del tree["labels"]  # as written before `labels.*` existed
+    saved.write_text(yaml.safe_dump(tree, sort_keys=False))
+    train_policy(apply_overrides(TrainConfig(), {**base, "optim.steps": 6}), progress=False)
+    err = capsys.readouterr().err
+    assert "optim.steps: 4 -> 6" in err and "taken as labels.ahead=8," in err and "labels.behind=4" in err
+    assert "text_encoder" not in err and "paradigm" not in err and "out=" not in err
 
 
 def test_bad_train_config(pretrained, tmp_path, capsys):

@@ -152,6 +152,16 @@ def contradictions(ours: dict, theirs: dict, default: dict, prefix: str = "") ->
             if ours[k] != default[k] and ours[k] != theirs[k]]
 
 
+def changed_since(path: str | Path, cfg: Any) -> list[str]:
+    """What `cfg` sets otherwise than the config saved at `path` (a run's config.yaml), as "key: saved -> now", and
+    the keys the saved file has not got (written before they existed: a resumed run takes today's defaults there)."""
+    saved = flatten_tree(read_yaml_tree(path))
+    now = flatten_tree(yaml.safe_load(yaml.safe_dump(to_dict(cfg))))  # as it would be saved: tuples as lists
+    changed = [f"{k}: {saved[k]!r} -> {v!r}" for k, v in now.items() if k in saved and saved[k] != v]
+    new = [f"{k}={v!r}" for k, v in now.items() if k not in saved]
+    return changed + ([f"not in the saved config, taken as {', '.join(new)}"] if new else [])
+
+
 def flatten_tree(tree: dict, prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1} (lists and other values are leaves)."""
     out: dict[str, Any] = {}

@@ -24,6 +24,7 @@ not a WAM) the same way, on the same windows with the frames as pixels: no token
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,7 +35,7 @@ import torch
 from wam.action_labels import LabelConfig, actionless_extras, check_labels, infer_actions, trained_tasks, video_only
 from wam.backbones.build import frame_tokenizer
 from wam.checkpoint import load_checkpoint, read_config, resolve_checkpoint
-from wam.config import contradictions, save_config
+from wam.config import changed_since, contradictions, save_config
 from wam.data.check import require_clean
 from wam.data.frames import cached_frames
 from wam.data.lerobot_format import LeRobotDataset
@@ -288,6 +289,15 @@ def _check_resumable(cfg: TrainConfig, out: Path) -> None:
                           f"same paradigm")
 
 
+def _say_changes(cfg: TrainConfig, out: Path) -> None:
+    """A run resumed under other settings than it started with trains on both: said (one line), not refused, since
+    more steps are a reason to resume. Compared with the run's config.yaml as this point saved it last time."""
+    if (out / "checkpoints" / "last").exists() and (out / "config.yaml").is_file():
+        changes = changed_since(out / "config.yaml", cfg)
+        if changes:
+            print(f"resuming {out} with settings changed since it started: {'; '.join(changes)}", file=sys.stderr)
+
+
 @holding_lock(lambda cfg: cfg.out)
 def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a policy training run; returns its last logged metrics."""
@@ -318,6 +328,7 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     stats = training_stats(ds, train_eps, labelled, aux=bool(cfg.policy.aux.names()))
     policy, inputs = policy_and_inputs(cfg, frames, ds, train_eps, val_eps, stats, out, device)
     if ctx.is_main:
+        _say_changes(cfg, out)
         save_config(cfg, out / "config.yaml")
         (out / "tasks.json").write_text(json.dumps({"env_tasks": trained_tasks(ds, cfg.data.tasks), "video_only_tasks": hidden_tasks,
                                                     "instructions": list(ds.tasks)}, indent=1))
