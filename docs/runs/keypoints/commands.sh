@@ -109,3 +109,17 @@ for s in d5motf_b1200_s2 d5ao_b1200_s2 d5motf_v2_b1200 d5motf_v2_b1200_s1 d5motf
 done
 # the labels' settings, offline (~10 min beside two cells; docs/runs/idm_labels/label_config.json)
 OMP_NUM_THREADS=1 python docs/runs/idm_labels/label_config.py --data data/mw5_c2c_128 --cache idm_labels/xyz_d5_s0.npz
+
+# twentieth session, 2026-12-04: the scratch folder was lost again, so data/mw5_c2c_128 (the sixteenth session's
+# command above, 1 worker: its labels came out byte-identical), data/pool_c2_128 and the pool world model were built
+# again with the thirteenth session's commands; the world model was stopped at its first checkpoint (step 250) since
+# only its tokenizer and config serve an action-only cell (no MoT cell ran). Is that tokenizer the old one? The
+# committed action-only + new labels seed-0 cell re-run for 20 steps (inside its warmup) with it
+# (/work/scratch/s20/repro.sh): action_labels.json byte-identical; train loss 1.32722 / 1.21874 at steps 10 / 20
+# against the committed 1.32719 / 1.2187: the rebuilt tokenizer is close, not bit-identical.
+# Code f1d65b1 (src_s20). Two lanes, OMP_NUM_THREADS=1, from /work/scratch (lane_a20.sh):
+#   lane a: d5ao_idm_v2_b1200_s1, then d2ao_b1200;  lane b: d5ao_idm_v2_b1200_s2, then d2ao_idm_v2_b1200
+for s in d5ao_idm_v2_b1200_s1 d5ao_idm_v2_b1200_s2 d2ao_b1200 d2ao_idm_v2_b1200; do
+  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
+  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+done
