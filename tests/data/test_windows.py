@@ -95,6 +95,32 @@ def test_cache_is_rebuilt_when_dataset_grows(tiny_dataset):
     assert again.frames.shape[0] == 81
 
 
+def test_a_decode_never_touches_the_frames_another_run_has_mapped(tiny_dataset, monkeypatch):
+    """Two runs side by side on one dataset: one re-decoding (here it fails half-way) must not truncate or
+    rewrite the file the other has memory-mapped (it did: SIGBUS in the other run), nor leave files behind."""
+    root, _ = tiny_dataset
+    ds = LeRobotDataset(root)
+    held = cached_frames(ds, IMAGE_KEY, image_size=24, progress=False).frames  # another run's mapping
+    before = np.array(held)
+    stamp = next((root / ".wam_cache").glob(f"{IMAGE_KEY}_24x24.json"))
+    stamp.unlink()  # as if this run found the cache stale
+    real = LeRobotDataset.decode_frames
+
+    def broken(self, key, e):
+        if e == 2:
+            raise RuntimeError("killed mid-decode")
+        return np.zeros_like(real(self, key, e))  # what a half-written file would hold
+
+    monkeypatch.setattr(LeRobotDataset, "decode_frames", broken)
+    with pytest.raises(RuntimeError, match="mid-decode"):
+        cached_frames(LeRobotDataset(root), IMAGE_KEY, image_size=24, progress=False)
+    assert np.array_equal(np.array(held), before)
+    assert not list((root / ".wam_cache").glob("*.tmp"))
+    monkeypatch.undo()
+    again = cached_frames(LeRobotDataset(root), IMAGE_KEY, image_size=24, progress=False)
+    assert np.array_equal(np.array(again.frames), before) and stamp.exists()
+
+
 def test_cache_resizes(tiny_dataset):
     root, _ = tiny_dataset
     small = cached_frames(LeRobotDataset(root), IMAGE_KEY, image_size=16, progress=False)

@@ -97,13 +97,30 @@ def _cache_dir(dataset: LeRobotDataset) -> Path:
     return Path(os.environ.get("WAM_CACHE", Path.home() / ".cache" / "wam")) / digest
 
 
+def _decode_into(dataset: LeRobotDataset, key: str, image_size: int | None, starts: np.ndarray,
+                 size: tuple[int, int], path: Path, progress: bool) -> None:
+    """Every episode of `key` decoded into `path` (N, h, w, 3) uint8 via this process's own temporary file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(int(starts[-1]), *size, 3))
+        for e in tqdm(range(dataset.num_episodes), desc=f"decoding {key}", leave=False, disable=not progress):
+            out[starts[e]:starts[e + 1]] = resize_frames(dataset.decode_frames(key, e), image_size)
+        out.flush()
+        del out
+        os.replace(tmp, path)  # a reader's mapping keeps the old file: nothing it maps is ever truncated
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def cached_frames(dataset: LeRobotDataset, key: str, image_size: int | None = None,
                   in_memory: bool = False, progress: bool = True) -> ArrayFrames:
     """All frames of `key`, decoded once into a memory-mapped uint8 file and reused afterwards.
 
     The cache is keyed by the dataset's episodes (count, lengths) and the image size, so a dataset
-    that grew (a resumed collect) is decoded again. The file is complete before its stamp is
-    written, so an interrupted decode is redone rather than read half-filled.
+    that grew (a resumed collect) is decoded again. Each process decodes into a file of its own and
+    renames it into place when complete, then writes the stamp: an interrupted decode is redone rather
+    than read half-filled, and a process that decodes never truncates the file another one has mapped
+    (two runs side by side once killed one with SIGBUS that way).
     """
     starts = episode_starts(dataset)
     h, w, _ = dataset.feature(key)["shape"]
@@ -116,11 +133,7 @@ def cached_frames(dataset: LeRobotDataset, key: str, image_size: int | None = No
     stamp_path = path.with_suffix(".json")
     if not (stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp):
         stamp_path.unlink(missing_ok=True)
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(int(starts[-1]), h, w, 3))
-        for e in tqdm(range(dataset.num_episodes), desc=f"decoding {key}", disable=not progress, leave=False):
-            out[starts[e]:starts[e + 1]] = resize_frames(dataset.decode_frames(key, e), image_size)
-        out.flush()
-        del out
+        _decode_into(dataset, key, image_size, starts, (h, w), path, progress)
         write_json_atomic(stamp, stamp_path)
     frames = np.load(path, mmap_mode="r")
     return ArrayFrames(np.array(frames) if in_memory else frames, starts)
