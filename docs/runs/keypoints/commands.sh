@@ -117,8 +117,10 @@ OMP_NUM_THREADS=1 python docs/runs/idm_labels/label_config.py --data data/mw5_c2
 # committed action-only + new labels seed-0 cell re-run for 20 steps (inside its warmup) with it
 # (/work/scratch/s20/repro.sh): action_labels.json byte-identical; train loss 1.32722 / 1.21874 at steps 10 / 20
 # against the committed 1.32719 / 1.2187: the rebuilt tokenizer is close, not bit-identical.
-# Code f1d65b1 (src_s20). Two lanes, OMP_NUM_THREADS=1, from /work/scratch (lane_a20.sh):
-#   lane a: d5ao_idm_v2_b1200_s1, then d2ao_b1200;  lane b: d5ao_idm_v2_b1200_s2, then d2ao_idm_v2_b1200
+# Code f1d65b1 (src_s20). Two lanes, OMP_NUM_THREADS=1, from /work/scratch (lane_a20.sh). Both lanes and repro.sh
+# started together on the fresh data and decoded the same frame cache at once: lane b's first study died of SIGBUS
+# (the cache bug fixed in 6518581) and its lane went on to d2ao_idm_v2_b1200; d5ao_idm_v2_b1200_s2 ran last. Order:
+#   lane a: d5ao_idm_v2_b1200_s1, then d5ao_idm_v2_b1200_s2;  lane b: d2ao_idm_v2_b1200, then d2ao_b1200
 for s in d5ao_idm_v2_b1200_s1 d5ao_idm_v2_b1200_s2 d2ao_b1200 d2ao_idm_v2_b1200; do
   d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
   wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
