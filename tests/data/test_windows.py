@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -119,6 +123,25 @@ def test_a_decode_never_touches_the_frames_another_run_has_mapped(tiny_dataset, 
     monkeypatch.undo()
     again = cached_frames(LeRobotDataset(root), IMAGE_KEY, image_size=24, progress=False)
     assert np.array_equal(np.array(again.frames), before) and stamp.exists()
+
+
+def test_a_killed_decodes_leftover_is_deleted_and_a_running_ones_kept(tiny_dataset):
+    """SIGKILL skips the decode's cleanup, leaving a file as large as the cache: the next decode deletes it once
+    its process is gone, and never a file another decode is still writing."""
+    root, _ = tiny_dataset
+    ds = LeRobotDataset(root)
+    cached_frames(ds, IMAGE_KEY, image_size=24, progress=False)
+    folder = root / ".wam_cache"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = folder / f"{IMAGE_KEY}_24x24.u8.{dead.pid}.tmp"
+    running = folder / f"{IMAGE_KEY}_24x24.u8.{os.getppid()}.tmp"  # a live process's decode
+    other = folder / f"{IMAGE_KEY}_16x16.u8.{dead.pid}.tmp"  # another size's, killed too
+    for f in (orphan, running, other):
+        f.write_bytes(b"half")
+    next(folder.glob(f"{IMAGE_KEY}_24x24.json")).unlink()  # stale: decode again
+    cached_frames(LeRobotDataset(root), IMAGE_KEY, image_size=24, progress=False)
+    assert not orphan.exists() and not other.exists() and running.exists()
 
 
 def test_cache_resizes(tiny_dataset):

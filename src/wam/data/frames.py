@@ -97,9 +97,30 @@ def _cache_dir(dataset: LeRobotDataset) -> Path:
     return Path(os.environ.get("WAM_CACHE", Path.home() / ".cache" / "wam")) / digest
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (one we may not signal still runs)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_orphans(folder: Path) -> None:
+    """Delete the temporary decodes in a cache folder whose process is gone (a decode killed by SIGKILL or OOM
+    never reaches its cleanup, and each such file is the size of a whole cache); a live process's is left alone."""
+    for tmp in folder.glob("*.u8.*.tmp"):
+        pid = tmp.name.split(".")[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 def _decode_into(dataset: LeRobotDataset, key: str, image_size: int | None, starts: np.ndarray,
                  size: tuple[int, int], path: Path, progress: bool) -> None:
     """Every episode of `key` decoded into `path` (N, h, w, 3) uint8 via this process's own temporary file."""
+    _sweep_orphans(path.parent)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(int(starts[-1]), *size, 3))
@@ -120,7 +141,8 @@ def cached_frames(dataset: LeRobotDataset, key: str, image_size: int | None = No
     that grew (a resumed collect) is decoded again. Each process decodes into a file of its own and
     renames it into place when complete, then writes the stamp: an interrupted decode is redone rather
     than read half-filled, and a process that decodes never truncates the file another one has mapped
-    (two runs side by side once killed one with SIGBUS that way).
+    (two runs side by side once killed one with SIGBUS that way). A temporary file left by a decode that was
+    killed outright is deleted by the next decode once its process is gone.
     """
     starts = episode_starts(dataset)
     h, w, _ = dataset.feature(key)["shape"]
