@@ -134,6 +134,8 @@ def test_train_labels_the_extra_episodes_and_trains_on_them(pushed, tmp_path, mo
     split = json.loads((tmp_path / "p/split.json").read_text())
     report = json.loads((tmp_path / "p/action_labels.json").read_text())
     assert len(report["recorded_r2"]) == 4 and report["inferred_frames"] > 0
+    cost = json.loads((tmp_path / "p/setup_cost.json").read_text())  # the fits outside optim.steps, timed
+    assert set(cost) == {"keypoint_fit", "action_labels"} and all(c["wall_s"] > 0 for c in cost.values())
     windows = served[0]
     for e in split["actionless"]:  # the training windows of the labelled video: inferred actions, none masked
         i = windows.episode_ids.index(e)

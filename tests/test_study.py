@@ -73,6 +73,8 @@ def test_tiny_study_end_to_end(finished):
         steps = sum(e["length"] for e in info["episodes"])  # the evaluation's measured cost, to check the plan's
         assert c["extra"]["eval_ms_per_step"] == pytest.approx(1000 * c["extra"]["eval_seconds"] / steps)
         assert 0 < c["extra"]["eval_seconds"] == json.loads((root / c["run"] / "cell.json").read_text())["eval_seconds"]
+        fits = json.loads((root / c["run"] / "setup_cost.json").read_text())  # outside the equal budget, recorded
+        assert c["extra"]["setup_seconds"] == pytest.approx(sum(f["wall_s"] for f in fits.values()))
     assert (cells["repr"]["paradigm"], cells["repr"]["init"], cells["repr"]["video_weight"]) == ("representation", "pretrained", 1.0)
     assert (cells["baseline"]["init"], cells["baseline"]["video_weight"]) == ("scratch", 0.0)
     # the scratch variant shares the world model's tokenizer and backbone shape; only the weights differ

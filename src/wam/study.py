@@ -58,7 +58,7 @@ from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDat
                               load_study, plan_cells, study_dir)
 from wam.study_plan import arms_seen, cell_done, check_labelled, plan_lines, preflight
 from wam.train import TrainConfig, train_policy
-from wam.runs.train_log import read_log
+from wam.runs.train_log import read_log, setup_seconds
 from wam.runs.folders import output_dir
 
 __all__ = ["STUDIES", "BudgetConfig", "StudyConfig", "StudyDataConfig", "VariantSpec", "load_study", "dry_run",
@@ -219,6 +219,8 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
     o, last = info["overall"], (read_log(folder / "log.csv") or [{}])[-1]
     extra = {k: float(last[k]) for k in ("loss", "val_loss", "val_action_loss", "samples_per_s") if last.get(k)}
     extra.update(control_hz=o.get("control_hz"), paraphrase=info["config"].get("paraphrase", -1))
+    if (fits := setup_seconds(folder)) is not None:  # the fits before the first step: outside the equal budget
+        extra["setup_seconds"] = fits
     steps = sum(int(e.get("length", 0)) for e in info["episodes"])
     if state.get("eval_seconds") and steps:  # measured, beside the plan's budget.eval_ms_per_step
         extra.update(eval_seconds=state["eval_seconds"], eval_ms_per_step=1000 * state["eval_seconds"] / steps)

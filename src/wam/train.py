@@ -59,6 +59,7 @@ from wam.runs import distributed
 from wam.runs.device import check_device, resolve_device
 from wam.runs.lock import holding_lock
 from wam.runs.seeding import seed_run
+from wam.runs.train_log import SetupCost
 from wam.trainer import OptimConfig, runtime_report, train
 
 KIND = "wam-policy"
@@ -337,8 +338,10 @@ def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = 
     text_table = get_text_encoder(cfg.text_encoder, cache_path=out / "text_cache.npz").encode(ds.tasks)
     distributed.rank_zero_done()
     video = policy.paradigm.video
-    found = fit_keypoints(policy, ds, frames, labelled, cfg.data.image_key, progress, val_eps, cfg.optim.seed)
-    labels = _inferred(cfg, ds, found, labelled, hidden, val_eps, out, ctx.is_main)
+    cost = SetupCost(out / "setup_cost.json" if ctx.is_main else None)  # fits outside optim.steps, timed
+    found = cost("keypoint_fit", fit_keypoints, policy, ds, frames, labelled, cfg.data.image_key, progress, val_eps,
+                 cfg.optim.seed)
+    labels = cost("action_labels", _inferred, cfg, ds, found, labelled, hidden, val_eps, out, ctx.is_main)
     hidden = [e for e in hidden if e not in labels]  # inferred actions train like recorded ones
     train_set, val_set = (policy_windows(cfg, ds, inputs, eps, video, hidden, found, labels)
                           for eps in (train_eps, val_eps))

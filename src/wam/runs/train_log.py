@@ -1,13 +1,48 @@
-"""A run's log.csv (one row per logged step, rows past a resumed step dropped) and curves.png beside it.
+"""A run's log.csv (one row per logged step, rows past a resumed step dropped) and curves.png beside it; and
+setup_cost.json, the time its fits before the first step took.
 
     log = CsvLog(run / "log.csv", resume_step=0); log.add({"step": 1, "loss": 0.5}); log.flush()
     read_log(run / "log.csv")  # [{"step": "1", "loss": "0.5"}]
+    cost = SetupCost(run / "setup_cost.json"); found = cost("keypoint_fit", fit, *args)
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class SetupCost:
+    """Wall and process-CPU seconds of the fits a run makes before its first optimizer step (the keypoint detector,
+    the inverse-dynamics labeller), written to `path` (None: kept, not written). A study's equal budget counts
+    optimizer steps; these fits come on top of it, so they are recorded beside it (summary.json `setup_seconds`).
+    A resumed run fits again and records that fit's time."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.parts = path, {}
+
+    def __call__(self, name: str, fit: Callable[..., T], *args) -> T:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fit(*args)
+        self.parts[name] = {"wall_s": round(time.perf_counter() - wall, 3), "cpu_s": round(time.process_time() - cpu, 3)}
+        if self.path is not None:
+            tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
+            tmp.write_text(json.dumps(self.parts, indent=1))
+            os.replace(tmp, self.path)
+        return result
+
+
+def setup_seconds(run: Path) -> float | None:
+    """The wall seconds of a run's setup_cost.json, summed (None for a run that has none: older than it)."""
+    path = run / "setup_cost.json"
+    return sum(p["wall_s"] for p in json.loads(path.read_text()).values()) if path.exists() else None
 
 
 class CsvLog:
