@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+from wam.data.files import write_json_atomic
 
 T = TypeVar("T")
 
@@ -33,9 +34,7 @@ class SetupCost:
         result = fit(*args)
         self.parts[name] = {"wall_s": round(time.perf_counter() - wall, 3), "cpu_s": round(time.process_time() - cpu, 3)}
         if self.path is not None:
-            tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
-            tmp.write_text(json.dumps(self.parts, indent=1))
-            os.replace(tmp, self.path)
+            write_json_atomic(self.parts, self.path)
         return result
 
 
