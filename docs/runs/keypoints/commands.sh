@@ -125,3 +125,19 @@ for s in d5ao_idm_v2_b1200_s1 d5ao_idm_v2_b1200_s2 d2ao_b1200 d2ao_idm_v2_b1200;
   d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
   wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
 done
+
+# twenty-first session, 2026-12-04: the scratch folder was lost again before the twentieth session's last two cells
+# were gathered, so the data, the pool and the tokenizer were built again as in the twentieth session (rebuild.sh:
+# the sixteenth and thirteenth sessions' commands above, the world model stopped at its first checkpoint), and the two
+# cells run again from scratch with code 3558c43 (src_s21: 0fdeda4 + the frame cache's orphan sweep and
+# setup_cost.json, neither of which changes what trains). Two lanes, OMP_NUM_THREADS=1, from /work/scratch
+# (lanes21.sh), the second started 4 minutes after the first so that only one decodes the fresh frame cache:
+#   lane a: d5ao_idm_v2_b1200_s2;  lane b: d2ao_b1200
+for s in d5ao_idm_v2_b1200_s2 d2ao_b1200; do
+  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
+  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+done
+# the same 20-step re-run as the twentieth session's repro.sh, with this session's rebuilt tokenizer; beside the lanes
+# (docs/runs/idm_labels/repro/repro21.log: labels byte-identical; losses those of the twentieth session's rebuild)
+C=$REPO/docs/runs/idm_labels/d5ao_idm_v2_b1200/cells/action_only_kp_task_idm2__d5__s0
+wam train --config $C/config.yaml --optim.steps=20 --optim.val_every=1000 --optim.ckpt_every=1000 --out=runs/repro21_ao_s0
