@@ -141,3 +141,8 @@ done
 # (docs/runs/idm_labels/repro/repro21.log: labels byte-identical; losses those of the twentieth session's rebuild)
 C=$REPO/docs/runs/idm_labels/d5ao_idm_v2_b1200/cells/action_only_kp_task_idm2__d5__s0
 wam train --config $C/config.yaml --optim.steps=20 --optim.val_every=1000 --optim.ckpt_every=1000 --out=runs/repro21_ao_s0
+# then seed 1 of both 2-demo arms (copies of the two study folders with `seeds: [1]` and their own out), side by side
+for s in d2ao_b1200_s1 d2ao_idm_v2_b1200_s1; do
+  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
+  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+done
