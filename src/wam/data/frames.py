@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from wam.data.files import write_json_atomic
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.video import decode_video
+from wam.runs.lock import process_alive
 
 
 class FrameSource(Protocol):
@@ -97,23 +98,12 @@ def _cache_dir(dataset: LeRobotDataset) -> Path:
     return Path(os.environ.get("WAM_CACHE", Path.home() / ".cache" / "wam")) / digest
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine (one we may not signal still runs)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    return True
-
-
 def _sweep_orphans(folder: Path) -> None:
     """Delete the temporary decodes in a cache folder whose process is gone (a decode killed by SIGKILL or OOM
     never reaches its cleanup, and each such file is the size of a whole cache); a live process's is left alone."""
     for tmp in folder.glob("*.u8.*.tmp"):
         pid = tmp.name.split(".")[-2]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 

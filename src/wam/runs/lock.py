@@ -64,7 +64,8 @@ def describe(info: dict | None) -> str:
     return f"pid {info.get('pid')}, '{info.get('command')}', started {info.get('started')}"
 
 
-def _alive(pid: Any) -> bool:
+def process_alive(pid: Any) -> bool:
+    """Whether a process with this id runs on this machine (a bad id: no)."""
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, ValueError, TypeError):
@@ -92,7 +93,7 @@ def _acquire(folder: Path, key: Path) -> FileLock:
         raise WamError(f"cannot lock {folder}: {exc.strerror or exc}") from None
     previous = holder(key)
     if previous is not None and previous.get("pid") != os.getpid():
-        state = "is no longer running" if not _alive(previous.get("pid")) else "released its lock without clean-up"
+        state = "is no longer running" if not process_alive(previous.get("pid")) else "released its lock without clean-up"
         print(f"note: {folder} was locked by {describe(previous)}, which {state}; taking the lock over",
               file=sys.stderr)
     _write_holder(key)
