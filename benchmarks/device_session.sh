@@ -1,7 +1,8 @@
 #!/bin/bash
 # The GPU checks, as one prepared script for a lent GPU machine (the `device` tool): it runs from the
 # repository root there, writes logs and result tables under $OUT, and needs the wheels the image lacks
-# in a carried folder (.whl_tests: av; .whl_backbones: diffusers, importlib_metadata).
+# in a carried folder (.whl_tests: av, as an xz-packed unzipped wheel; .whl_backbones: diffusers,
+# importlib_metadata).
 #
 #   bash benchmarks/device_session.sh tests       # gpu_check.py, then the test suite with CUDA visible
 #   bash benchmarks/device_session.sh backbones   # gpu_backbones.py (Wan2.1-1.3B shapes), tests/backbones
@@ -14,7 +15,11 @@ mode=${1:?usage: device_session.sh tests|backbones}
 OUT=${OUT:-/tmp/device_out}
 mkdir -p "$OUT"
 wheels=.whl_$mode
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$wheels"/*.whl || exit 3
+mkdir -p /tmp/site
+for w in "$wheels"/*.whl; do [ -e "$w" ] || continue
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$w" || exit 3; done
+for t in "$wheels"/*.tar.xz; do [ -e "$t" ] || continue  # an unzipped wheel, xz-packed to fit the 64 MiB carry
+  python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall('/tmp/site', filter='data')" "$t" || exit 3; done
 export PYTHONPATH=$PWD/src:$PWD/benchmarks:/tmp/site PYTHONUNBUFFERED=1 WAM_COMMIT=${WAM_COMMIT:-unknown}
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(), torch.cuda.get_device_capability())"
