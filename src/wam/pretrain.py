@@ -337,10 +337,10 @@ def learn_latent_actions(cfg: PretrainConfig, channels: int, train_set: WindowDa
 @holding_lock(lambda cfg: cfg.out)
 def pretrain(cfg: PretrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a pretraining run; returns its last logged metrics."""
-    ctx = distributed.setup()  # one process, or one rank of a torchrun / accelerate launch run
+    device = resolve_device(cfg.device)
+    ctx = distributed.setup(device)  # one process, or one rank of a torchrun / accelerate launch run
     cfg.optim.world_size, progress = ctx.world_size, progress and ctx.is_main
     cfg.check()
-    device = resolve_device(cfg.device)
     start = adopt_init(cfg) if cfg.init else None  # refused before anything runs or is written
     seed_run(cfg.optim.seed)  # model initialisation included: a seed gives one run
     out = Path(cfg.out)

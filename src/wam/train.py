@@ -302,12 +302,12 @@ def _say_changes(cfg: TrainConfig, out: Path) -> None:
 @holding_lock(lambda cfg: cfg.out)
 def train_policy(cfg: TrainConfig, progress: bool = True, stop_at: int | None = None) -> dict:
     """Run (or resume) a policy training run; returns its last logged metrics."""
-    ctx = distributed.setup()  # one process, or one rank of a torchrun / accelerate launch run
+    device = resolve_device(cfg.device)
+    ctx = distributed.setup(device)  # one process, or one rank of a torchrun / accelerate launch run
     cfg.optim.world_size, progress = ctx.world_size, progress and ctx.is_main
     cfg.check()
     seed_run(cfg.optim.seed)  # model initialisation included: a seed gives one run
     out = Path(cfg.out)
-    device = resolve_device(cfg.device)
     _check_resumable(cfg, out)
     if cfg.policy.integration == "latent_actions":  # before any data is read: the world model must have codes
         _adopt_latent_actions(cfg, read_config(PretrainConfig, resolve_checkpoint(cfg.init)))

@@ -183,13 +183,13 @@ def train(model: nn.Module, train_set: Dataset, collate: Callable, cfg: OptimCon
     tensors. `stop_at` ends the loop early at that step (after saving), as if killed: used by tests.
     Returns the last logged metrics.
     """
-    ctx = distributed.setup()
+    device = resolve_device(device) if isinstance(device, str) else device
+    ctx = distributed.setup(device)
     cfg.world_size = ctx.world_size
     cfg.check()
     micro, accumulate = cfg.accumulation(ctx.world_size)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(device) if isinstance(device, str) else device
     prec = runtime_report(run_dir, device, cfg.precision) if ctx.is_main else choose_precision(cfg.precision, device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 
 from tests.test_trainer import Denoiser, Points, collate
 from wam.checkpoint import load_checkpoint
-from wam.errors import ConfigError
+from wam.errors import ConfigError, WamError
 from wam.runs import distributed
 from wam.runs.train_log import read_log
 from wam.trainer import EpochSampler, OptimConfig, noise_generator, train
@@ -137,6 +137,29 @@ def test_half_set_launcher_environment_is_one_clear_error(monkeypatch):
     monkeypatch.delenv("MASTER_ADDR", raising=False)
     with pytest.raises(Exception, match="MASTER_ADDR.* torchrun or accelerate launch"):
         distributed.setup()
+    monkeypatch.setattr(distributed, "_current", None)
+
+
+def test_cpu_processes_on_a_gpu_machine_use_gloo(monkeypatch):
+    """A run on the CPU joins with gloo even where CUDA is (seen on a 1-GPU machine: two CPU processes
+    chose nccl and asked for GPU 1); a run on the GPU joins with nccl."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
+    assert distributed.backend_for(torch.device("cpu")) == "gloo"
+    assert distributed.backend_for(torch.device("cuda")) == "nccl"
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
+    assert distributed.backend_for(torch.device("cuda")) == "gloo"
+
+
+def test_more_gpu_processes_than_gpus_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(distributed, "_current", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
+    for k, v in dict(WORLD_SIZE="2", RANK="1", LOCAL_RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="1").items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(WamError, match="LOCAL_RANK=1 but this machine has 1 GPU.*--device=cpu"):
+        distributed.setup(torch.device("cuda"))
     monkeypatch.setattr(distributed, "_current", None)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -195,7 +195,6 @@ def keep_mask(is_pad: Tensor, like: Tensor) -> Tensor:
 CAPABILITIES = ("video", "imagines_when_acting", "acts_from_future", "subgoal_offsets", "keeps_prefix")
 
 
-@runtime_checkable
 class Paradigm(Protocol):
     """What every strategy offers the policy and the workflows (ParadigmBase subclasses satisfy it)."""
 
@@ -216,6 +215,13 @@ class Paradigm(Protocol):
     def imagine(self, batch: dict, generator: torch.Generator | None = None) -> Tensor | None: ...
 
     def reset(self) -> None: ...
+
+
+def missing_members(obj: object) -> list[str]:
+    """The `Paradigm` members `obj` lacks. Not `isinstance` on a runtime-checkable protocol: from Python
+    3.12 that looks members up statically and misses an nn.Module's submodules (`parts`)."""
+    methods = [n for n, v in vars(Paradigm).items() if callable(v) and not n.startswith("_")]
+    return [n for n in (*Paradigm.__annotations__, *methods) if not hasattr(obj, n)]
 
 
 def capabilities(cls: type) -> tuple[str, ...]:

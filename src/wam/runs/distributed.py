@@ -74,9 +74,18 @@ def _wants_cpu() -> bool:
     return not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
 
 
-def setup() -> Dist:
-    """Join the launcher's process group once (later calls return the same `Dist`). Ranks other than 0
-    print nothing (their stdout goes to /dev/null; errors still reach stderr)."""
+def backend_for(device: torch.device | None) -> str:
+    """gloo for CPU processes (no CUDA, `accelerate launch --cpu`, or a run whose device is not a GPU),
+    else nccl. `device` None: decided by the machine alone (nccl wherever CUDA is)."""
+    if _wants_cpu() or (device is not None and device.type != "cuda"):
+        return "gloo"
+    return "nccl"
+
+
+def setup(device: torch.device | None = None) -> Dist:
+    """Join the launcher's process group once (later calls return the same `Dist`); `device` is the run's
+    (the first call decides: the entry points pass theirs). Ranks other than 0 print nothing (their
+    stdout goes to /dev/null; errors still reach stderr)."""
     global _current
     if _current is not None:
         return _current
@@ -93,9 +102,12 @@ def setup() -> Dist:
         raise WamError(f"{names[0]}={world} but {', '.join(missing)} not set: start multi-process runs with "
                        f"torchrun or accelerate launch")
     rank, local = int(os.environ[names[1]]), int(os.environ[names[2]])
-    backend = "gloo" if _wants_cpu() else "nccl"
+    backend = backend_for(device)
     if not dist.is_initialized():
         if backend == "nccl":
+            if local >= torch.cuda.device_count():
+                raise WamError(f"{names[2]}={local} but this machine has {torch.cuda.device_count()} GPU(s): start "
+                               f"one process a GPU, or train on the CPU (--device=cpu: gloo processes)")
             torch.cuda.set_device(local)  # "cuda" now means this process's GPU
         dist.init_process_group(backend, rank=rank, world_size=world, timeout=WAIT)
     _current = Dist(rank, local, world, backend)
