@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wam.errors import DatasetError
+from wam.runs.lock import process_alive
 
 
 def read_json(path: Path) -> dict:
@@ -68,17 +70,36 @@ def column_to_numpy(table: pa.Table, name: str, shape: Sequence[int], where: Pat
     return array.reshape((n,) if shape in ((), (1,)) else (n, *shape))
 
 
+_TMP_PID = re.compile(r"\.tmp(\d+)$|\.(\d+)\.tmp$")  # <name>.tmp<pid> (atomic writes), <name>.<pid>.tmp (decodes)
+
+
+def sweep_dead_temporaries(folder: Path, pattern: str) -> None:
+    """Delete the temporary files in `folder` matching `pattern` whose writing process is gone: a write killed by
+    SIGKILL or OOM never reaches its cleanup. A live process's file (this one's included) is left alone."""
+    for tmp in folder.glob(pattern):
+        found = _TMP_PID.search(tmp.name)
+        pid = int(found.group(1) or found.group(2)) if found else 0
+        if pid and pid != os.getpid() and not process_alive(pid):
+            tmp.unlink(missing_ok=True)
+
+
+def _replace_via_temporary(path: Path, write) -> None:
+    """`write(tmp)` into this process's `<name>.tmp<pid>`, then rename it over `path` (a dead writer's first)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_dead_temporaries(path.parent, f"{path.name}.tmp*")
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json_atomic(data: dict, path: Path) -> None:
     """Write JSON so that a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    _replace_via_temporary(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     """Write a parquet file atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    _replace_via_temporary(path, lambda tmp: pq.write_table(table, tmp))

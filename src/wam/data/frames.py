@@ -23,10 +23,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from wam.data.files import write_json_atomic
+from wam.data.files import sweep_dead_temporaries, write_json_atomic
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.video import decode_video
-from wam.runs.lock import process_alive
 
 
 class FrameSource(Protocol):
@@ -98,19 +97,10 @@ def _cache_dir(dataset: LeRobotDataset) -> Path:
     return Path(os.environ.get("WAM_CACHE", Path.home() / ".cache" / "wam")) / digest
 
 
-def _sweep_orphans(folder: Path) -> None:
-    """Delete the temporary decodes in a cache folder whose process is gone (a decode killed by SIGKILL or OOM
-    never reaches its cleanup, and each such file is the size of a whole cache); a live process's is left alone."""
-    for tmp in folder.glob("*.u8.*.tmp"):
-        pid = tmp.name.split(".")[-2]
-        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
 def _decode_into(dataset: LeRobotDataset, key: str, image_size: int | None, starts: np.ndarray,
                  size: tuple[int, int], path: Path, progress: bool) -> None:
     """Every episode of `key` decoded into `path` (N, h, w, 3) uint8 via this process's own temporary file."""
-    _sweep_orphans(path.parent)
+    sweep_dead_temporaries(path.parent, "*.u8.*.tmp")  # a killed decode's file is as large as a cache
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(int(starts[-1]), *size, 3))
