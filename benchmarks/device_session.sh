@@ -48,7 +48,7 @@ if [ "$mode" = tests ]; then
   tail -n 3 "$OUT/pytest_cuda.log"
 else
   timeout 200 python3 benchmarks/gpu_backbones.py --steps 20 --batch 8 --image_size 256 2>&1 | tee "$OUT/gpu_backbones.log"
-  timeout 120 python3 benchmarks/gpu_backbones.py --steps 20 --batch 8 --image_size 256 --lora 16 --mot \
+  timeout 180 python3 benchmarks/gpu_backbones.py --steps 20 --batch 8 --image_size 256 --lora 16 --mot \
     --checkpointing 2>&1 | tee -a "$OUT/gpu_backbones.log"
   cp benchmarks/results/gpu_backbones.md "$OUT/" 2>/dev/null
   timeout 150 python3 -m pytest -n 8 -v -rfE --timeout 120 -p no:cacheprovider tests/backbones \
