@@ -146,3 +146,21 @@ for s in d2ao_b1200_s1 d2ao_idm_v2_b1200_s1; do
   d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
   wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
 done
+
+# twenty-second session, 2026-12-04: the scratch folder survived this time. The two seed-1 cells' evaluations, cut
+# off at the twenty-first session's end, were run again by re-running the same loop (lanes21b.sh: `wam study` resumes
+# a cell whose training finished and evaluates it from the first episode). Then (lanes22.sh, code 09e6887 in
+# src_s22, whose changes since 3558c43 do not touch single-process training): lane a resumed the pool world model
+# from its step-250 checkpoint with the thirteenth session's command (3,000 steps, val loss 0.01923; the thirteenth
+# session's 0.0192) and ran the MoT + labels 2-demo cell; lane b ran seed 2 of both 2-demo action-only arms
+wam pretrain --data.path=data/pool_c2_128 --data.image_size=64 --tokenizer.downsample=4 --tokenizer.steps=1500 \
+  --tokenizer.base_channels=16 --model.patch=4 --model.backbone.depth=4 --optim.steps=3000 --optim.lr=0.0005 \
+  --optim.warmup=200 --optim.val_every=500 --optim.ckpt_every=250 --out=runs/vp/wm_pool_64d4  # 61 min beside a cell
+for s in d2motf_v2_b1200; do   # lane a, after the world model
+  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
+  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+done
+for s in d2ao_b1200_s2 d2ao_idm_v2_b1200_s2; do   # lane b
+  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
+  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+done
