@@ -93,7 +93,8 @@ def _acquire(folder: Path, key: Path) -> FileLock:
         raise WamError(f"cannot lock {folder}: {exc.strerror or exc}") from None
     previous = holder(key)
     if previous is not None and previous.get("pid") != os.getpid():
-        state = "is no longer running" if not process_alive(previous.get("pid")) else "released its lock without clean-up"
+        alive = process_alive(previous.get("pid"))
+        state = "released its lock without clean-up" if alive else "is no longer running"
         print(f"note: {folder} was locked by {describe(previous)}, which {state}; taking the lock over",
               file=sys.stderr)
     _write_holder(key)
