@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from wam.data.files import write_json_atomic, write_parquet_atomic
+from wam.data.files import temporary_tag, write_json_atomic, write_parquet_atomic
+from wam.runs.lock import HOST
 
 
 def _dead_pid() -> int:
@@ -27,6 +28,18 @@ def test_a_killed_writers_temporary_is_deleted_by_the_next_write(tmp_path):
     write_json_atomic({"a": 1}, path)
     assert json.loads(path.read_text()) == {"a": 1}
     assert not orphan.exists() and running.exists() and other.exists()
+
+
+def test_only_this_hosts_dead_writers_are_swept(tmp_path):
+    """On a shared filesystem another host's pid cannot be checked from here: its temporary is kept."""
+    path, dead = tmp_path / "summary.json", _dead_pid()
+    here = tmp_path / f"summary.json.tmp{dead}@{HOST}"
+    there = tmp_path / f"summary.json.tmp{dead}@node-7.cluster"  # mid-write on another machine
+    for f in (here, there):
+        f.write_text("{")
+    write_json_atomic({"a": 1}, path)
+    assert not here.exists() and there.exists()
+    assert temporary_tag() == f"{os.getpid()}@{HOST}"
 
 
 def test_a_failed_write_leaves_no_temporary(tmp_path):

@@ -137,11 +137,12 @@ def test_a_killed_decodes_leftover_is_deleted_and_a_running_ones_kept(tiny_datas
     orphan = folder / f"{IMAGE_KEY}_24x24.u8.{dead.pid}.tmp"
     running = folder / f"{IMAGE_KEY}_24x24.u8.{os.getppid()}.tmp"  # a live process's decode
     other = folder / f"{IMAGE_KEY}_16x16.u8.{dead.pid}.tmp"  # another size's, killed too
-    for f in (orphan, running, other):
+    remote = folder / f"{IMAGE_KEY}_24x24.u8.{dead.pid}@node-7.tmp"  # another host's, on a shared filesystem
+    for f in (orphan, running, other, remote):
         f.write_bytes(b"half")
     next(folder.glob(f"{IMAGE_KEY}_24x24.json")).unlink()  # stale: decode again
     cached_frames(LeRobotDataset(root), IMAGE_KEY, image_size=24, progress=False)
-    assert not orphan.exists() and not other.exists() and running.exists()
+    assert not orphan.exists() and not other.exists() and running.exists() and remote.exists()
 
 
 def test_cache_resizes(tiny_dataset):

@@ -3,6 +3,7 @@ taken over; the same process nests locks."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from wam.cli import main
 from wam.errors import WamError
-from wam.runs.lock import HOLDER_FILE, FolderInUse, folder_lock, holder
+from wam.runs.lock import HOLDER_FILE, HOST, FolderInUse, folder_lock, holder
 
 HOLD = """
 import sys, time
@@ -76,6 +77,19 @@ def test_the_lock_of_a_killed_run_is_taken_over_with_a_note(held, capsys):
     err = capsys.readouterr().err
     assert f"was locked by pid {proc.pid}" in err and "is no longer running; taking the lock over" in err
     assert not (out / HOLDER_FILE).exists()  # a clean release removes the record
+
+
+def test_a_holder_on_another_host_is_named_by_host_not_called_dead(tmp_path, capsys):
+    """On a filesystem shared by several machines a pid means nothing off its own host: the note says so."""
+    out = tmp_path / "run"
+    out.mkdir()
+    record = {"pid": os.getpid() + 1, "command": "wam train", "started": "2026-12-04 10:00:00", "host": "node-7"}
+    (out / HOLDER_FILE).write_text(json.dumps(record))
+    with folder_lock(out):
+        assert holder(out)["host"] == HOST
+    err = capsys.readouterr().err
+    assert f"locked by pid {os.getpid() + 1} on node-7," in err and "ran on another host" in err
+    assert "no longer running" not in err
 
 
 def test_the_same_process_nests_and_others_wait_for_the_last_release(tmp_path):

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wam.errors import DatasetError
-from wam.runs.lock import process_alive
+from wam.runs.lock import HOST, writer_gone
 
 
 def read_json(path: Path) -> dict:
@@ -70,24 +70,34 @@ def column_to_numpy(table: pa.Table, name: str, shape: Sequence[int], where: Pat
     return array.reshape((n,) if shape in ((), (1,)) else (n, *shape))
 
 
-_TMP_PID = re.compile(r"\.tmp(\d+)$|\.(\d+)\.tmp$")  # <name>.tmp<pid> (atomic writes), <name>.<pid>.tmp (decodes)
+_TAG = r"(\d+)(?:@([A-Za-z0-9.-]+))?"  # <pid>@<host>; names from before the host was written hold <pid> alone
+_TMP_TAG = re.compile(rf"\.tmp{_TAG}$|\.{_TAG}\.tmp$")  # <name>.tmp<tag> (atomic writes), <name>.<tag>.tmp (decodes)
+
+
+def temporary_tag() -> str:
+    """This process's mark in the names of its temporary files: `<pid>@<host>`, so that a sweep run on one host
+    of a shared filesystem never deletes a file another host is still writing."""
+    return f"{os.getpid()}@{HOST}"
 
 
 def sweep_dead_temporaries(folder: Path, pattern: str) -> None:
     """Delete the temporary files in `folder` matching `pattern` whose writing process is gone: a write killed by
-    SIGKILL or OOM never reaches its cleanup. A live process's file (this one's included) is left alone."""
+    SIGKILL or OOM never reaches its cleanup. A live process's file (this one's included), and another host's,
+    are left alone."""
     for tmp in folder.glob(pattern):
-        found = _TMP_PID.search(tmp.name)
-        pid = int(found.group(1) or found.group(2)) if found else 0
-        if pid and pid != os.getpid() and not process_alive(pid):
+        found = _TMP_TAG.search(tmp.name)
+        if not found:
+            continue
+        pid, host = (found.group(1), found.group(2)) if found.group(1) else (found.group(3), found.group(4))
+        if int(pid) != os.getpid() and writer_gone(pid, host):
             tmp.unlink(missing_ok=True)
 
 
 def _replace_via_temporary(path: Path, write) -> None:
-    """`write(tmp)` into this process's `<name>.tmp<pid>`, then rename it over `path` (a dead writer's first)."""
+    """`write(tmp)` into this process's `<name>.tmp<tag>`, then rename it over `path` (a dead writer's first)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_dead_temporaries(path.parent, f"{path.name}.tmp*")
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp = path.with_name(path.name + f".tmp{temporary_tag()}")
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from wam.data.files import sweep_dead_temporaries, write_json_atomic
+from wam.data.files import sweep_dead_temporaries, temporary_tag, write_json_atomic
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.video import decode_video
 
@@ -101,7 +101,7 @@ def _decode_into(dataset: LeRobotDataset, key: str, image_size: int | None, star
                  size: tuple[int, int], path: Path, progress: bool) -> None:
     """Every episode of `key` decoded into `path` (N, h, w, 3) uint8 via this process's own temporary file."""
     sweep_dead_temporaries(path.parent, "*.u8.*.tmp")  # a killed decode's file is as large as a cache
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.{temporary_tag()}.tmp")
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(int(starts[-1]), *size, 3))
         for e in tqdm(range(dataset.num_episodes), desc=f"decoding {key}", leave=False, disable=not progress):

@@ -6,9 +6,10 @@
 `wam collect`, `pretrain`, `train`, `eval` and `study` hold the lock of their output folder while they
 run. The lock is an OS file lock (`filelock`: flock on Unix) on `<folder>/.wam.lock`, which the system
 drops when its process ends, however it ends. Beside it, `.wam.lock.json` names the holder (pid, command,
-start time). A second run into the folder is refused at once with one line naming the holder
+start time, host). A second run into the folder is refused at once with one line naming the holder
 (`FolderInUse`, exit 2). A run killed before it could clean up leaves only its holder file: the next run
-takes the lock over and prints a note naming the dead holder.
+takes the lock over and prints a note naming the dead holder. A holder on another host (a filesystem
+shared by several machines) cannot be checked from here: the note says so instead of calling it dead.
 
 The same process may lock a folder it already holds (a study trains and evaluates cells inside its own
 folder; a quickstart is a study): the lock counts its holders and the last one releases it. Under
@@ -20,6 +21,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +38,7 @@ from wam.runs.folders import output_dir
 LOCK_FILE, HOLDER_FILE = ".wam.lock", ".wam.lock.json"
 _HELD: dict[Path, list] = {}  # resolved folder -> [FileLock, depth]: the locks this process holds
 F = TypeVar("F", bound=Callable[..., Any])
+HOST = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "localhost"  # safe inside a file name
 
 
 class FolderInUse(WamError):
@@ -61,7 +65,8 @@ def holder(folder: str | Path) -> dict | None:
 def describe(info: dict | None) -> str:
     if not info:
         return "a process that has not written its name yet"
-    return f"pid {info.get('pid')}, '{info.get('command')}', started {info.get('started')}"
+    where = f" on {info['host']}" if info.get("host") not in (None, HOST) else ""
+    return f"pid {info.get('pid')}{where}, '{info.get('command')}', started {info.get('started')}"
 
 
 def process_alive(pid: Any) -> bool:
@@ -75,8 +80,14 @@ def process_alive(pid: Any) -> bool:
     return True
 
 
+def writer_gone(pid: Any, host: str | None = None) -> bool:
+    """Whether the process `pid` of `host` (None: this one) has surely ended: only a process of this host can be
+    checked, so one of another host is never called gone."""
+    return (host is None or host == HOST) and not process_alive(pid)
+
+
 def _write_holder(folder: Path) -> None:
-    info = {"pid": os.getpid(), "command": _command(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    info = {"pid": os.getpid(), "command": _command(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "host": HOST}
     tmp = folder / (HOLDER_FILE + ".tmp")
     tmp.write_text(json.dumps(info))
     os.replace(tmp, folder / HOLDER_FILE)
@@ -92,9 +103,12 @@ def _acquire(folder: Path, key: Path) -> FileLock:
     except OSError as exc:
         raise WamError(f"cannot lock {folder}: {exc.strerror or exc}") from None
     previous = holder(key)
-    if previous is not None and previous.get("pid") != os.getpid():
-        alive = process_alive(previous.get("pid"))
-        state = "released its lock without clean-up" if alive else "is no longer running"
+    if previous is not None and (previous.get("pid"), previous.get("host", HOST)) != (os.getpid(), HOST):
+        if previous.get("host", HOST) != HOST:
+            state = "ran on another host (its process cannot be checked from here) and released its lock"
+        else:
+            alive = process_alive(previous.get("pid"))
+            state = "released its lock without clean-up" if alive else "is no longer running"
         print(f"note: {folder} was locked by {describe(previous)}, which {state}; taking the lock over",
               file=sys.stderr)
     _write_holder(key)
