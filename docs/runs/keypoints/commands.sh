@@ -164,3 +164,12 @@ for s in d2ao_b1200_s2 d2ao_idm_v2_b1200_s2; do   # lane b
   d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
   wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
 done
+
+# twenty-third session, 2026-12-04: the scratch folder survived again. Seeds 1 and 2 of the MoT + labels 2-demo cell,
+# started at the twenty-second session's end and killed with it during their keypoint fits, were run again from the
+# start with the same loop (lanes22b.sh, code 09e6887 in src_s22), side by side (a clean-clone CI ran beside them for
+# 37 min of their training, so their wall time says little)
+for s in d2motf_v2_b1200_s1 d2motf_v2_b1200_s2; do
+  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
+  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+done
