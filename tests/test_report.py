@@ -73,6 +73,17 @@ def test_headline_is_the_largest_demo_size_and_baseline_may_be_missing():
     assert "no action-only baseline" in findings(summary(cell("repr", "representation", 5)))[0]
 
 
+def test_cells_trained_in_different_arithmetic_are_named():
+    """A study resumed on another machine may hold bf16 and fp32 cells: equal steps, unequal numerics."""
+    fp32, bf16 = ({"runtime": {"device": "cpu", "precision": p, "torch": "2.13.0+cpu"}} for p in ("fp32", "bf16"))
+    same = findings(summary(cell("repr", "representation", 12) | fp32, cell("ao", "action_only", 9) | fp32))
+    assert not any("arithmetic" in line for line in same)
+    mixed = findings(summary(cell("repr", "representation", 12) | bf16, cell("ao", "action_only", 9) | fp32,
+                             cell("ao", "action_only", 9, seed=1) | fp32, cell("dp", "conv_reference", 9)))
+    assert mixed[-1].startswith("The cells did not all train in the same arithmetic: fp32 on cpu (2 cells), "
+                                "bf16 on cpu (1 cell).")
+
+
 # -- a fake study rendered in headless Chromium ------------------------------------------------------------
 def fake_study(root: Path) -> Path:
     """3 variants (a WAM, action-only, the outside reference) x 2 demo sizes x 2 seeds, with logs and videos."""

@@ -38,7 +38,7 @@ STUDY = {"name": "tiny", "question": "Does the tiny WAM beat the tiny baseline?"
          "budget.cpu_seconds": 0.3, "budget.measure_steps": 2,
          "eval.episodes": 1, "eval.workers": 1, "eval.max_steps": 10, "eval.videos": 1, "eval.paraphrase": 0}
 CELL_KEYS = {"variant", "paradigm", "integration", "init", "video_weight", "demos", "seed", "run", "success", "ci95",
-             "episodes", "per_task", "ms_per_chunk", "train_seconds", "steps", "extra"}
+             "episodes", "per_task", "ms_per_chunk", "train_seconds", "steps", "extra", "runtime"}
 
 
 def tiny_study(out: Path, **extra) -> StudyConfig:
@@ -75,6 +75,8 @@ def test_tiny_study_end_to_end(finished):
         assert 0 < c["extra"]["eval_seconds"] == json.loads((root / c["run"] / "cell.json").read_text())["eval_seconds"]
         fits = json.loads((root / c["run"] / "setup_cost.json").read_text())  # outside the equal budget, recorded
         assert c["extra"]["setup_seconds"] == pytest.approx(sum(f["wall_s"] for f in fits.values()))
+        recorded = json.loads((root / c["run"] / "runtime.json").read_text())  # where and in what arithmetic it trained
+        assert c["runtime"] == {k: recorded[k] for k in ("device", "precision", "torch")}
     assert (cells["repr"]["paradigm"], cells["repr"]["init"], cells["repr"]["video_weight"]) == ("representation", "pretrained", 1.0)
     assert (cells["baseline"]["init"], cells["baseline"]["video_weight"]) == ("scratch", 0.0)
     # the scratch variant shares the world model's tokenizer and backbone shape; only the weights differ

@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,7 +176,20 @@ def findings(summary: dict) -> list[str]:
             out.append(f"The 95% intervals of {pair} do not overlap {at}: {winner}.")
     elif not base:
         out.append("There is no action-only baseline in this study, so no WAM can be compared with it.")
+    if mixed := _mixed_arithmetic(summary["cells"]):
+        out.append(mixed)
     return out
+
+
+def _mixed_arithmetic(cells: list[dict]) -> str | None:
+    """A sentence when the cells trained in different precisions or on different devices (runtime.json each)."""
+    kinds = Counter(f"{c['runtime'].get('precision')} on {c['runtime'].get('device')}" for c in cells if c.get("runtime"))
+    if len(kinds) < 2:
+        return None
+    counts = ", ".join(f"{kind} ({n} cell{'s' * (n > 1)})" for kind, n in kinds.most_common())
+    return (f"The cells did not all train in the same arithmetic: {counts}. Their steps are equal, their numerics "
+            f"are not: compare cells of one kind, or train the others again on one machine (each cell's "
+            f"runtime.json says why its precision was chosen).")
 
 
 # extra measurements a study may ask for (summary.json cells' `extra`), shown in the headline table when present

@@ -236,7 +236,16 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
             "per_task": {t: {"success": r["success"], "ci95": list(r["ci95"]), "episodes": r["episodes"]}
                          for t, r in info["per_task"].items()},
             "ms_per_chunk": o["ms_per_chunk"], "train_seconds": state["train_seconds"], "steps": state["steps"],
-            "extra": extra}
+            "extra": extra, **({"runtime": runtime} if (runtime := trained_on(folder)) else {})}
+
+
+def trained_on(folder: Path) -> dict | None:
+    """Where and in what arithmetic a run last trained (its runtime.json: device, precision, torch), if recorded."""
+    try:
+        info = json.loads((folder / "runtime.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return {k: info.get(k) for k in ("device", "precision", "torch")} if isinstance(info, dict) else None
 
 
 def offline_metrics(path: Path) -> dict:
