@@ -183,7 +183,8 @@ def findings(summary: dict) -> list[str]:
 
 def _mixed_arithmetic(cells: list[dict]) -> str | None:
     """A sentence when the cells trained in different precisions or on different devices (runtime.json each)."""
-    kinds = Counter(f"{c['runtime'].get('precision')} on {c['runtime'].get('device')}" for c in cells if c.get("runtime"))
+    runs = [c["runtime"] for c in cells if c.get("runtime")]
+    kinds = Counter(f"{r.get('precision')} on {r.get('device')}" for r in runs)
     if len(kinds) < 2:
         return None
     counts = ", ".join(f"{kind} ({n} cell{'s' * (n > 1)})" for kind, n in kinds.most_common())
