@@ -103,12 +103,12 @@ def _acquire(folder: Path, key: Path) -> FileLock:
     except OSError as exc:
         raise WamError(f"cannot lock {folder}: {exc.strerror or exc}") from None
     previous = holder(key)
-    if previous is not None and (previous.get("pid"), previous.get("host", HOST)) != (os.getpid(), HOST):
-        if previous.get("host", HOST) != HOST:
+    host = previous.get("host", HOST) if previous else HOST  # records from before the host was written: this one
+    if previous is not None and (previous.get("pid"), host) != (os.getpid(), HOST):
+        if host != HOST:
             state = "ran on another host (its process cannot be checked from here) and released its lock"
         else:
-            alive = process_alive(previous.get("pid"))
-            state = "released its lock without clean-up" if alive else "is no longer running"
+            state = "is no longer running" if writer_gone(previous.get("pid")) else "released its lock without clean-up"
         print(f"note: {folder} was locked by {describe(previous)}, which {state}; taking the lock over",
               file=sys.stderr)
     _write_holder(key)
