@@ -85,17 +85,18 @@ OMP_NUM_THREADS=1 python docs/runs/idm_labels/label_quality.py --data data/mw5_c
 #   lane a: d5ao (seeds 0-2, action-only on the 5 demos only, hand+object+goal stream), then d5ao_idm (seeds 0, 1)
 #   lane b: d5motf (seeds 0-2, MoT fresh + inferred actions), then d5ao_idm_s2 (seed 2)
 REPO=/work/main  # the repository's root
-for s in d5ao d5motf d5ao_idm d5ao_idm_s2; do
-  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
-  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
-done
+idm_cells() {  # run (or resume) the committed idm_labels study folders named, one after another, reusing the data,
+  # the pool world model and each folder's rates.json (so every cell gets the steps its arm was given)
+  for s in "$@"; do
+    d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
+    wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
+  done
+}
+idm_cells d5ao d5motf d5ao_idm d5ao_idm_s2
 # the 300 CPU-s studies were stopped after d5ao's seeds 0, 1 and d5motf's seed 0 (the MoT cell gained nothing at 370
 # steps); then the same arms at 1,200 CPU-s (the 20-demo budget), two lanes:
 #   lane a: d5ao_b1200 (seed 0), d5ao_idm_b1200 (seed 0), d5ao_b1200_s1;  lane b: d5motf_b1200 (seeds 0, 1), d5ao_idm_b1200_s1
-for s in d5ao_b1200 d5ao_idm_b1200 d5ao_b1200_s1 d5motf_b1200 d5ao_idm_b1200_s1; do
-  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
-  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
-done
+idm_cells d5ao_b1200 d5ao_idm_b1200 d5ao_b1200_s1 d5motf_b1200 d5ao_idm_b1200_s1
 
 # nineteenth session, 2026-12-04: a third seed for the 1,200 CPU-s arms (code d9c16e7, src_s19: the eighteenth
 # session's labels, 8 frames ahead, not clipped), then the same MoT arm with the labels of 7c04abb (4 frames behind
@@ -103,10 +104,7 @@ done
 # seeds 0-2, and action-only with them at seed 0. Two lanes, OMP_NUM_THREADS=1, from /work/scratch:
 #   lane a: d5motf_b1200_s2, d5motf_v2_b1200 (seed 0), d5ao_idm_v2_b1200 (seed 0)
 #   lane b: d5ao_b1200_s2, d5motf_v2_b1200_s1, d5motf_v2_b1200_s2
-for s in d5motf_b1200_s2 d5ao_b1200_s2 d5motf_v2_b1200 d5motf_v2_b1200_s1 d5motf_v2_b1200_s2 d5ao_idm_v2_b1200; do
-  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
-  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
-done
+idm_cells d5motf_b1200_s2 d5ao_b1200_s2 d5motf_v2_b1200 d5motf_v2_b1200_s1 d5motf_v2_b1200_s2 d5ao_idm_v2_b1200
 # the labels' settings, offline (~10 min beside two cells; docs/runs/idm_labels/label_config.json)
 OMP_NUM_THREADS=1 python docs/runs/idm_labels/label_config.py --data data/mw5_c2c_128 --cache idm_labels/xyz_d5_s0.npz
 
@@ -121,10 +119,7 @@ OMP_NUM_THREADS=1 python docs/runs/idm_labels/label_config.py --data data/mw5_c2
 # started together on the fresh data and decoded the same frame cache at once: lane b's first study died of SIGBUS
 # (the cache bug fixed in 6518581) and its lane went on to d2ao_idm_v2_b1200; d5ao_idm_v2_b1200_s2 ran last. Order:
 #   lane a: d5ao_idm_v2_b1200_s1, then d5ao_idm_v2_b1200_s2;  lane b: d2ao_idm_v2_b1200, then d2ao_b1200
-for s in d5ao_idm_v2_b1200_s1 d5ao_idm_v2_b1200_s2 d2ao_b1200 d2ao_idm_v2_b1200; do
-  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
-  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
-done
+idm_cells d5ao_idm_v2_b1200_s1 d5ao_idm_v2_b1200_s2 d2ao_b1200 d2ao_idm_v2_b1200
 
 # twenty-first session, 2026-12-04: the scratch folder was lost again before the twentieth session's last two cells
 # were gathered, so the data, the pool and the tokenizer were built again as in the twentieth session (rebuild.sh:
@@ -133,19 +128,13 @@ done
 # setup_cost.json, neither of which changes what trains). Two lanes, OMP_NUM_THREADS=1, from /work/scratch
 # (lanes21.sh), the second started 4 minutes after the first so that only one decodes the fresh frame cache:
 #   lane a: d5ao_idm_v2_b1200_s2;  lane b: d2ao_b1200
-for s in d5ao_idm_v2_b1200_s2 d2ao_b1200; do
-  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
-  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
-done
+idm_cells d5ao_idm_v2_b1200_s2 d2ao_b1200
 # the same 20-step re-run as the twentieth session's repro.sh, with this session's rebuilt tokenizer; beside the lanes
 # (docs/runs/idm_labels/repro/repro21.log: labels byte-identical; losses those of the twentieth session's rebuild)
 C=$REPO/docs/runs/idm_labels/d5ao_idm_v2_b1200/cells/action_only_kp_task_idm2__d5__s0
 wam train --config $C/config.yaml --optim.steps=20 --optim.val_every=1000 --optim.ckpt_every=1000 --out=runs/repro21_ao_s0
 # then seed 1 of both 2-demo arms (copies of the two study folders with `seeds: [1]` and their own out), side by side
-for s in d2ao_b1200_s1 d2ao_idm_v2_b1200_s1; do
-  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
-  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
-done
+idm_cells d2ao_b1200_s1 d2ao_idm_v2_b1200_s1
 
 # twenty-second session, 2026-12-04: the scratch folder survived this time. The two seed-1 cells' evaluations, cut
 # off at the twenty-first session's end, were run again by re-running the same loop (lanes21b.sh: `wam study` resumes
@@ -156,20 +145,11 @@ done
 wam pretrain --data.path=data/pool_c2_128 --data.image_size=64 --tokenizer.downsample=4 --tokenizer.steps=1500 \
   --tokenizer.base_channels=16 --model.patch=4 --model.backbone.depth=4 --optim.steps=3000 --optim.lr=0.0005 \
   --optim.warmup=200 --optim.val_every=500 --optim.ckpt_every=250 --out=runs/vp/wm_pool_64d4  # 61 min beside a cell
-for s in d2motf_v2_b1200; do   # lane a, after the world model
-  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
-  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
-done
-for s in d2ao_b1200_s2 d2ao_idm_v2_b1200_s2; do   # lane b
-  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
-  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
-done
+idm_cells d2motf_v2_b1200   # lane a, after the world model
+idm_cells d2ao_b1200_s2 d2ao_idm_v2_b1200_s2   # lane b
 
 # twenty-third session, 2026-12-04: the scratch folder survived again. Seeds 1 and 2 of the MoT + labels 2-demo cell,
 # started at the twenty-second session's end and killed with it during their keypoint fits, were run again from the
 # start with the same loop (lanes22b.sh, code 09e6887 in src_s22), side by side (a clean-clone CI ran beside them for
 # 37 min of their training, so their wall time says little)
-for s in d2motf_v2_b1200_s1 d2motf_v2_b1200_s2; do
-  d=$REPO/docs/runs/idm_labels/$s; out=$(grep '^out:' $d/study.yaml | cut -d' ' -f2); mkdir -p $out && cp $d/rates.json $out/
-  wam study $d/study.yaml --data.path=data/mw5_c2c_128 --pretrain_run=runs/vp/wm_pool_64d4
-done
+idm_cells d2motf_v2_b1200_s1 d2motf_v2_b1200_s2
