@@ -371,3 +371,8 @@ def test_an_arm_trained_on_positions_says_so():
         "data.actionless_actions": "inverse_dynamics"}}, 0)
     assert "3 more training episodes a task with actions inferred from their video" in _sees(None, inferred)
     assert "policy.aux" not in _sees(None, inferred)  # the detector learns from the labelled demos only
+    video = VariantSpec.parse({"name": "ao_vo", "paradigm": "action_only", "init": "scratch", "overrides": {
+        "policy.keypoints.targets": "hand", "data.video_only_tasks": "window-open",
+        "data.actionless_actions": "inverse_dynamics"}}, 0)
+    assert "the episodes of window-open (tasks seen only as video) with actions inferred" in _sees(None, video)
+    assert "labelled demos only" not in _sees(None, video)

@@ -236,14 +236,17 @@ def _sees(cfg: StudyConfig, variant) -> str:
     kp = variant.overrides.get("policy.keypoints.targets")
     also = f"; their recorded {aux} positions as training targets (policy.aux)" if aux else ""
     also += f"; a pixel keypoint detector trained on their recorded {kp} positions (policy.keypoints)" if kp else ""
+    inferred = variant.overrides.get("data.actionless_actions") == "inverse_dynamics"
+    how = "inferred from their video (inverse dynamics fitted on the demos)" if inferred else "hidden"
     if more:
         count = "all the other" if int(more) < 0 else f"{more} more"
-        inferred = variant.overrides.get("data.actionless_actions") == "inverse_dynamics"
-        how = "inferred from their video (inverse dynamics fitted on the demos)" if inferred else "hidden"
         also += (f"; {count} training episodes a task with actions {how}"
                  f"{' (their recorded positions as policy.aux targets)' if aux else ''}")
+    video_only = variant.overrides.get("data.video_only_tasks", cfg.train.data.video_only_tasks if cfg else "")
+    if video_only:
+        also += f"; the episodes of {video_only} (tasks seen only as video) with actions {how}"
     if variant.init == "scratch":
-        only = "" if more else " only"
+        only = "" if more or (video_only and inferred) else " only"
         return f"labelled demos{only}, through the frozen tokenizer trained on the pretraining video{also}"
     return f"labelled demos + the world model pretrained on the pretraining video{also}"
 
