@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from wam.data.tasks import paraphrases
 from wam.errors import ConfigError
 from wam.evaluate import EvalConfig, task_instruction
 from wam.pretrain import split_episodes
-from wam.train import trained_tasks
+from wam.train import TrainConfig, trained_tasks
 from wam.quickstart import five_lines, parse_quickstart
 from wam.study import StudyConfig, VariantSpec, load_study, run_study
 
@@ -296,6 +297,32 @@ def test_a_variant_with_rate_of_trains_at_the_other_variant_s_measured_rate(tmp_
     rates = study_module.measure_rates(cfg, root, tmp_path / "wm", tmp_path / "data")
     assert measured == [] and rates == {"j": 12.5, "a": 40.0, "j0": 12.5}
     assert study_module.cell_steps(cfg, cfg.variants[0], rates) == study_module.cell_steps(cfg, cfg.variants[1], rates)
+
+
+def test_measuring_a_rate_skips_the_fits_a_training_step_does_not_depend_on(tmp_path, monkeypatch):
+    """A keypoint arm's detector (~15 CPU-min) and its labels' inverse dynamics are fitted before training and read
+    as precomputed positions and actions: the rate measurement fits them for one step each, nothing else changes."""
+    kp = {"policy.keypoints.targets": "hand", "data.actionless_actions": "inverse_dynamics", "optim.batch_size": 4}
+    cfg = tiny_study(tmp_path / "k", variants=[{"name": "kp", "paradigm": "action_only", "init": "scratch",
+                                                "overrides": kp}, {"name": "a", "paradigm": "action_only",
+                                                                   "init": "scratch"}])
+    trained = {}
+
+    def fake_train(tc, progress):
+        trained[tc.out] = tc
+        Path(tc.out).mkdir(parents=True)
+        Path(tc.out, "log.csv").write_text("step,samples_per_s\n3,10\n4,14\n5,12\n")
+
+    monkeypatch.setattr(study_module, "cell_config",
+                        lambda c, v, d, s, steps, wm, data, out: replace(apply_overrides(TrainConfig(), v.overrides),
+                                                                         out=str(out)))
+    monkeypatch.setattr(study_module, "train_policy", fake_train)
+    root = tmp_path / "k"
+    root.mkdir()
+    assert study_module.measure_rates(cfg, root, tmp_path / "wm", tmp_path / "data") == {"kp": 12.0, "a": 12.0}
+    quick, plain = trained[str(root / "rates" / "kp")], trained[str(root / "rates" / "a")]
+    assert (quick.policy.keypoints.steps, quick.labels.steps, quick.optim.batch_size) == (1, 1, 4)
+    assert plain.policy.keypoints == TrainConfig().policy.keypoints and plain.labels == TrainConfig().labels
 
 
 def test_resuming_with_other_settings_is_refused(finished):

@@ -142,7 +142,8 @@ def measure_rates(cfg: StudyConfig, root: Path, wm: Path, data: Path) -> dict[st
             continue
         folder = root / "rates" / v.name
         tc = cell_config(cfg, v, min(cfg.demos), 0, warm + cfg.budget.measure_steps, wm, data, folder)
-        tc = apply_overrides(tc, {"optim.log_every": 1, "optim.val_every": 10**9, "optim.ckpt_every": 10**9})
+        tc = apply_overrides(tc, {"optim.log_every": 1, "optim.val_every": 10**9, "optim.ckpt_every": 10**9,
+                                  **_quick_setup(tc)})
         if _steps_done(folder) < tc.optim.steps:
             train_policy(tc, progress=False)
         rows = read_log(folder / "log.csv")
@@ -151,6 +152,14 @@ def measure_rates(cfg: StudyConfig, root: Path, wm: Path, data: Path) -> dict[st
         shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # only the rate was wanted
         tqdm.write(f"measured {v.name}: {rates[v.name]:.1f} training samples/s")
     return rates
+
+
+def _quick_setup(tc: TrainConfig) -> dict[str, int]:
+    """Overrides that shorten what a cell fits before it trains (the keypoint detector, ~15 CPU-min; the labels'
+    inverse dynamics): their outputs are precomputed per frame, so a training step costs the same however well they
+    fit, and a rate measurement only needs the steps."""
+    quick = {"policy.keypoints.steps": 1} if tc.policy.keypoints.targets else {}
+    return quick | ({"labels.steps": 1} if tc.data.actionless_actions == "inverse_dynamics" else {})
 
 
 def cell_steps(cfg: StudyConfig, variant: VariantSpec, rates: dict[str, float]) -> int:
