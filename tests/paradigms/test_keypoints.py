@@ -239,3 +239,31 @@ def test_the_detector_learns_from_the_labelled_demos_only(pushed, tmp_path, monk
     split = json.loads((tmp_path / "p" / "split.json").read_text())
     assert split["actionless"] and seen == [[e for e in split["train"] if e not in split["actionless"]]]
     assert split["labelled"] == seen[0]  # what `wam eval-offline` reads the lift's standardisation from
+
+
+def test_runs_of_one_seed_share_one_detector_fit(pushed, tmp_path, capsys):
+    """A study's arms of one seed fit the same detector: the second run loads it from the dataset's cache instead of
+    fitting it again, and it is the detector a fresh fit gives; another seed fits its own."""
+    import shutil
+
+    from wam.data.frames import cache_dir
+
+    def run(name: str, **extra) -> dict:
+        cfg = apply_overrides(TrainConfig(), {**POLICY, **KP, "paradigm": "action_only", "data.path": str(pushed),
+                                              "out": str(tmp_path / name), **extra})
+        train_policy(cfg, progress=False)
+        policy, _ = load_policy(tmp_path / name)
+        return {k: v.clone() for k, v in policy.keypoints.state_dict().items()}
+
+    shutil.rmtree(cache_dir(LeRobotDataset(pushed)) / "keypoints", ignore_errors=True)
+    first = run("a")
+    assert "fitted earlier" not in capsys.readouterr().out
+    again = run("b", **{"optim.lr": 1e-3})  # another arm: other training settings, the same detector settings
+    assert "keypoints: the detector fitted earlier from these settings, frames and seed" in capsys.readouterr().out
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    shutil.rmtree(cache_dir(LeRobotDataset(pushed)) / "keypoints")
+    fresh = run("c")  # what the reuse stands for: fitting again gives the same weights
+    assert "fitted earlier" not in capsys.readouterr().out and all(torch.equal(first[k], fresh[k]) for k in first)
+    other = run("d", **{"optim.seed": 1})
+    assert "fitted earlier" not in capsys.readouterr().out
+    assert not all(torch.equal(first[k], other[k]) for k in first)

@@ -93,7 +93,7 @@ def sweep_dead_temporaries(folder: Path, pattern: str) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _replace_via_temporary(path: Path, write) -> None:
+def replace_via_temporary(path: Path, write) -> None:
     """`write(tmp)` into this process's `<name>.tmp<tag>`, then rename it over `path` (a dead writer's first)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_dead_temporaries(path.parent, f"{path.name}.tmp*")
@@ -107,9 +107,9 @@ def _replace_via_temporary(path: Path, write) -> None:
 
 def write_json_atomic(data: dict, path: Path) -> None:
     """Write JSON so that a reader sees the old file or the new one, never half of one."""
-    _replace_via_temporary(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
+    replace_via_temporary(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     """Write a parquet file atomically (temp file, then rename)."""
-    _replace_via_temporary(path, lambda tmp: pq.write_table(table, tmp))
+    replace_via_temporary(path, lambda tmp: pq.write_table(table, tmp))

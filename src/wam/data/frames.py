@@ -85,7 +85,7 @@ def resize_frames(frames: np.ndarray, size: int | None) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames])
 
 
-def _cache_dir(dataset: LeRobotDataset) -> Path:
+def cache_dir(dataset: LeRobotDataset) -> Path:
     here = dataset.root / ".wam_cache"
     try:
         here.mkdir(exist_ok=True)
@@ -129,7 +129,7 @@ def cached_frames(dataset: LeRobotDataset, key: str, image_size: int | None = No
     h, w = (image_size, image_size) if image_size else (h, w)
     stamp = {"episodes": dataset.num_episodes, "frames": int(starts[-1]), "size": [h, w],
              "lengths": hashlib.sha1(np.diff(starts).tobytes()).hexdigest()}
-    folder = _cache_dir(dataset)
+    folder = cache_dir(dataset)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{key}_{h}x{w}.u8"
     stamp_path = path.with_suffix(".json")

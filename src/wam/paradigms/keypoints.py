@@ -14,10 +14,16 @@ cameras' frames (`detector_inputs`: the dataset's `observation.images.<camera>`,
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from wam.data.frames import cached_frames, frame_rows
+from wam.data.files import replace_via_temporary
+from wam.data.frames import cache_dir, cached_frames, frame_rows
 from wam.data.lerobot_format import LeRobotDataset
 from wam.errors import DatasetError
 from wam.envs.target_masks import ENV_STATE_KEY, TARGETS, camera_of, dataset_centres
@@ -92,7 +98,7 @@ def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarra
     size = net.size
     frames, centres = detector_inputs(net.cfg, ds, frames, image_key, size)  # (N, H, W, 3 V), (N, K, 2 V) px
     rows = frame_rows(ds, train_eps)
-    fit = train_keypoints(net, frames, centres, rows, seed=seed, progress=progress)
+    fit = fitted_once(net, frames, centres, rows, seed, progress, cache_dir(ds) / "keypoints")
     found = locate_all(net, frames)  # (N, K, 2 V) image positions
     report = f"keypoints ({net.cfg.targets}): median error {fit['median_px_error']:.2f} px on training frames"
     held = frame_rows(ds, list(val_eps))
@@ -103,6 +109,29 @@ def fit_keypoints(policy: torch.nn.Module, ds: LeRobotDataset, frames: np.ndarra
     if not net.cfg.world:
         return found
     return _lifted(policy, ds, found, np.where(np.isfinite(centres[rows]), found[rows], np.nan), rows, train_eps)
+
+
+def fitted_once(net: KeypointNet, frames: np.ndarray, centres: np.ndarray, rows: np.ndarray, seed: int,
+                progress: bool, folder: Path) -> dict:
+    """`train_keypoints`, or the detector an earlier run fitted from the same settings, frames, targets and seed,
+    kept in `folder` (the dataset's cache): a study's arms of one seed fit the same detector, ~15 CPU-min each.
+    The key also holds the torch version, the thread count and the device, so a reused detector is the one this
+    run would have fitted. Returns the fit's report."""
+    digest = hashlib.sha1(json.dumps([asdict(net.cfg), net.size, net.views, seed, torch.__version__,
+                                      torch.get_num_threads(), next(net.parameters()).device.type]).encode())
+    for start in range(0, len(rows), 1024):  # the training frames and their targets, a chunk at a time
+        digest.update(np.ascontiguousarray(frames[rows[start:start + 1024]]).tobytes())
+        digest.update(np.ascontiguousarray(centres[rows[start:start + 1024]]).tobytes())
+    path = folder / f"detector_{digest.hexdigest()[:20]}.pt"
+    if path.exists():
+        saved = torch.load(path, map_location=next(net.parameters()).device, weights_only=True)
+        net.load_state_dict(saved["state"])
+        net.eval().requires_grad_(False)
+        print(f"keypoints: the detector fitted earlier from these settings, frames and seed ({path})")
+        return saved["fit"]
+    fit = train_keypoints(net, frames, centres, rows, seed=seed, progress=progress)
+    replace_via_temporary(path, lambda tmp: torch.save({"state": net.state_dict(), "fit": fit}, tmp))
+    return fit
 
 
 def _lifted(policy: torch.nn.Module, ds: LeRobotDataset, found: np.ndarray, seen: np.ndarray, rows: np.ndarray,
