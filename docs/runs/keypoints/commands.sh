@@ -153,3 +153,13 @@ idm_cells d2ao_b1200_s2 d2ao_idm_v2_b1200_s2   # lane b
 # start with the same loop (lanes22b.sh, code 09e6887 in src_s22), side by side (a clean-clone CI ran beside them for
 # 37 min of their training, so their wall time says little)
 idm_cells d2motf_v2_b1200_s1 d2motf_v2_b1200_s2
+
+# twenty-fourth session, 2026-12-04: the twenty-third session's `video_only_tasks` re-run (configs/studies as is: 4
+# tasks' settings on MT10, the 64 px tokenizer that erases the small objects) was dropped before its pretraining ended,
+# for the study below, which gives the video-only tasks the routes that paid at 2 demos (keypoint stream, labels
+# inferred from the video, the pool world model that already saw all ten MT10 tasks' video). Its data (5 min):
+wam collect --tasks=mt10 --episodes=24 --camera=corner2 --views=corner --image_size=128 --workers=2 --out=data/mt10_c2c_128
+# seed 0, two cells side by side, 1 thread each (vokp24.sh; code 94abb1b in src_s24: the rate measurement's 1-step
+# fits, 9aa01f3, and the detector kept in the dataset's cache, 94abb1b; neither changes what a cell trains)
+OMP_NUM_THREADS=1 wam study configs/studies/video_only_tasks_kp.yaml --data.path=data/mt10_c2c_128 \
+  --pretrain_run=runs/vp/wm_pool_64d4 --seeds=0 --parallel=2 --eval.workers=1 --out=runs/vokp
