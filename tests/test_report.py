@@ -82,6 +82,10 @@ def test_cells_trained_in_different_arithmetic_are_named():
                              cell("ao", "action_only", 9, seed=1) | fp32, cell("dp", "conv_reference", 9)))
     assert mixed[-1].startswith("The cells did not all train in the same arithmetic: fp32 on cpu (2 cells), "
                                 "bf16 on cpu (1 cell).")
+    resumed = {"runtime": {**fp32["runtime"], "earlier": [{"device": "cpu", "precision": "bf16", "torch": "2.13.0"}]}}
+    within = findings(summary(cell("repr", "representation", 12) | resumed, cell("ao", "action_only", 9) | fp32))
+    assert within[-1].startswith("The cells did not all train in the same arithmetic: 1 cell changed arithmetic "
+                                 "when resumed (runtime.json's earlier).")
 
 
 # -- a fake study rendered in headless Chromium ------------------------------------------------------------

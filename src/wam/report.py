@@ -184,12 +184,18 @@ def findings(summary: dict) -> list[str]:
 def _mixed_arithmetic(cells: list[dict]) -> str | None:
     """A sentence when the cells trained in different precisions or on different devices (runtime.json each)."""
     runs = [c["runtime"] for c in cells if c.get("runtime")]
-    kinds = Counter(f"{r.get('precision')} on {r.get('device')}" for r in runs)
-    if len(kinds) < 2:
+    def kind(r: dict) -> str:
+        return f"{r.get('precision')} on {r.get('device')}"
+
+    kinds = Counter(kind(r) for r in runs)
+    changed = sum(any(kind(e) != kind(r) for e in r.get("earlier", [])) for r in runs)
+    if len(kinds) < 2 and not changed:
         return None
-    counts = ", ".join(f"{kind} ({n} cell{'s' * (n > 1)})" for kind, n in kinds.most_common())
-    return (f"The cells did not all train in the same arithmetic: {counts}. Their steps are equal, their numerics "
-            f"are not: compare cells of one kind, or train the others again on one machine (each cell's "
+    parts = [", ".join(f"{k} ({n} cell{'s' * (n > 1)})" for k, n in kinds.most_common())] if len(kinds) > 1 else []
+    if changed:
+        parts.append(f"{changed} cell{'s' * (changed > 1)} changed arithmetic when resumed (runtime.json's earlier)")
+    return (f"The cells did not all train in the same arithmetic: {'; '.join(parts)}. Their steps are equal, "
+            f"their numerics are not: compare cells of one kind, or train the others again on one machine (each cell's "
             f"runtime.json says why its precision was chosen).")
 
 

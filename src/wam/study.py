@@ -58,6 +58,7 @@ from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDat
                               load_study, plan_cells, study_dir)
 from wam.study_plan import arms_seen, cell_done, check_labelled, plan_lines, preflight
 from wam.train import TrainConfig, train_policy
+from wam.trainer import RUNTIME_KIND
 from wam.runs.train_log import read_log, setup_seconds
 from wam.runs.folders import output_dir
 
@@ -249,12 +250,15 @@ def cell_summary(cell: Cell, root: Path) -> dict | None:
 
 
 def trained_on(folder: Path) -> dict | None:
-    """Where and in what arithmetic a run last trained (its runtime.json: device, precision, torch), if recorded."""
+    """Where and in what arithmetic a run last trained (its runtime.json: device, precision, torch), if recorded,
+    with `earlier`: the other kinds its first steps trained in, when it was resumed on another machine."""
     try:
         info = json.loads((folder / "runtime.json").read_text())
     except (OSError, ValueError):
         return None
-    return {k: info.get(k) for k in ("device", "precision", "torch")} if isinstance(info, dict) else None
+    if not isinstance(info, dict):
+        return None
+    return {k: info.get(k) for k in RUNTIME_KIND} | ({"earlier": info["earlier"]} if info.get("earlier") else {})
 
 
 def offline_metrics(path: Path) -> dict:

@@ -317,8 +317,27 @@ def runtime_report(run_dir: Path, device: torch.device, precision: str) -> Preci
     print("\n".join([describe_device(device), prec.line(), threads.describe()]))
     info = {"device": str(device), "precision": prec.name, "why": prec.reason, "torch": torch.__version__,
             "threads": torch.get_num_threads(), "cores": threads.cores()}
+    if earlier := _earlier_runtimes(run_dir / "runtime.json", info):
+        info["earlier"] = earlier
     (run_dir / "runtime.json").write_text(json.dumps(info, indent=1))
     return prec
+
+
+RUNTIME_KIND = ("device", "precision", "torch")  # what makes two stretches of one run train alike
+
+
+def _earlier_runtimes(path: Path, now: dict) -> list[dict]:
+    """The kinds (RUNTIME_KIND) a run resumed into this one trained in before, when any differs from `now`: a run
+    resumed on another machine keeps the record of the arithmetic its first steps had."""
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(before, dict):
+        return []
+    earlier = [e for e in before.get("earlier", []) if isinstance(e, dict)]
+    last = {k: before.get(k) for k in RUNTIME_KIND}
+    return earlier + ([last] if last != {k: now[k] for k in RUNTIME_KIND} and last not in earlier else [])
 
 
 def _save(run_dir, step, kind, model, ema, optimizer, scheduler, run_config, cfg, last) -> None:

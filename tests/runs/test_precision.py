@@ -100,3 +100,21 @@ def test_a_run_says_what_it_chose_and_why(fresh, tmp_path, capsys):
     assert info["precision"] == "fp32" and "not clearly faster" in info["why"] and info["device"] == "cpu"
     out = capsys.readouterr().out
     assert "precision: fp32 (auto: bf16 not clearly faster" in out and "OMP_WAIT_POLICY" in out
+
+
+def test_a_run_resumed_in_other_arithmetic_keeps_the_earlier_record(fresh, tmp_path):
+    """runtime.json is written at each start: a run resumed on another machine keeps what its first steps ran in
+    (`earlier`), so a study can tell a cell that changed arithmetic half-way; a resume in the same arithmetic adds
+    nothing."""
+    from wam.trainer import runtime_report
+
+    fake_measurement(fresh, 0.05, 0.03)  # fp32 here
+    before = {"device": "cpu", "precision": "bf16", "why": "", "torch": torch.__version__, "threads": 2, "cores": 2}
+    for name, recorded in (("moved", before), ("same", {**before, "precision": "fp32"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "runtime.json").write_text(json.dumps(recorded))
+        runtime_report(tmp_path / name, torch.device("cpu"), "auto")
+    moved = json.loads((tmp_path / "moved" / "runtime.json").read_text())
+    assert moved["precision"] == "fp32" and moved["earlier"] == [{"device": "cpu", "precision": "bf16",
+                                                                  "torch": torch.__version__}]
+    assert "earlier" not in json.loads((tmp_path / "same" / "runtime.json").read_text())
