@@ -141,3 +141,15 @@ def test_keypoint_views_the_demos_do_not_film_are_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"which data.collect.views=\(none\) does not film"):
         preflight(tiny_study(tmp_path / "s", **kp))
     preflight(tiny_study(tmp_path / "s", **kp, **{"data.collect.views": "corner"}))  # the study films it
+
+
+def test_the_plan_gives_each_arm_s_steps_once_its_rate_is_measured(tmp_path):
+    """Equal CPU budgets are unequal steps: once rates.json holds an arm's samples/s, the dry run says its steps."""
+    cfg = tiny_study(tmp_path / "s", **GRID)
+    assert not any(line.startswith("steps a cell") for line in plan_lines(cfg))
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "rates.json").write_text(json.dumps({"repr": 16.0}))  # the baseline not measured yet
+    batch = cfg.train.optim.batch_size
+    steps = [line for line in plan_lines(cfg) if line.startswith("steps a cell")]
+    assert steps == [f"steps a cell at the rates measured in {tmp_path / 's' / 'rates.json'}: "
+                     f"repr {round(100 * 16.0 / batch)} (16.0 samples/s)"]

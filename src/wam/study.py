@@ -56,7 +56,7 @@ from wam.runs.lock import holding_lock
 from wam.runs.threads import apply_worker_env, share
 from wam.study_config import (STUDIES, BudgetConfig, Cell, StudyConfig, StudyDataConfig, VariantSpec, check_resume,
                               load_study, plan_cells, study_dir)
-from wam.study_plan import arms_seen, cell_done, check_labelled, plan_lines, preflight
+from wam.study_plan import arms_seen, cell_done, cell_steps, check_labelled, plan_lines, preflight
 from wam.train import TrainConfig, train_policy
 from wam.trainer import RUNTIME_KIND
 from wam.runs.train_log import read_log, setup_seconds
@@ -161,13 +161,6 @@ def _quick_setup(tc: TrainConfig) -> dict[str, int]:
     fit, and a rate measurement only needs the steps."""
     quick = {"policy.keypoints.steps": 1} if tc.policy.keypoints.targets else {}
     return quick | ({"labels.steps": 1} if tc.data.actionless_actions == "inverse_dynamics" else {})
-
-
-def cell_steps(cfg: StudyConfig, variant: VariantSpec, rates: dict[str, float]) -> int:
-    if cfg.budget.steps:
-        return cfg.budget.steps
-    batch = apply_overrides(copy.deepcopy(cfg.train), variant.overrides).optim.batch_size
-    return max(1, round(cfg.budget.cpu_seconds * rates[variant.name] / batch))
 
 
 def run_cell(cfg: StudyConfig, cell: Cell, root: Path, wm: Path, data: Path, steps: int, progress: bool) -> None:

@@ -10,17 +10,19 @@ whose cells cannot fit `budget.total_cpu_hours`. `plan_lines(cfg)` is the arithm
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from wam.config import apply_overrides
 from wam.data.lerobot_format import LeRobotDataset
 from wam.data.tasks import resolve_tasks
 from wam.errors import ConfigError
 from wam.pretrain import held_out_count
 from wam.reference import REFERENCES
-from wam.study_config import Cell, StudyConfig, plan_cells, study_dir
+from wam.study_config import Cell, StudyConfig, VariantSpec, plan_cells, study_dir
 
 # CPU s a collected episode: ~64 steps x ~12 ms (a 128 px corner2 step, measured) + expert + video encoding;
 # MACHINE.md measured 0.5-1 s idle at 96 px; beside other jobs the wall time was 4.5-10 s an episode
@@ -196,6 +198,7 @@ def plan_lines(cfg: StudyConfig) -> list[str]:
         train = f"{cfg.budget.steps} steps training (budget.steps: CPU time unknown until the rates are measured)"
     lines.append(f"each cell: {train} + {c.eval_s:.0f} s evaluation (estimate: {c.eval_episodes} episodes x "
                  f"{cfg.eval.max_steps} steps x {cfg.budget.eval_ms_per_step:g} ms, every episode to the step cap)")
+    lines += _steps_lines(cfg) if cfg.budget.cpu_seconds else []
     cap = cfg.budget.total_cpu_hours
     lines.append(f"cells: {c.cells} x {c.train_s + c.eval_s:.0f} s = {c.total_s:.0f} CPU s ({_h(c.total_s)})"
                  + (f", cap budget.total_cpu_hours={cap:g} h" if cap else ""))
@@ -208,6 +211,26 @@ def plan_lines(cfg: StudyConfig) -> list[str]:
     lines.append(f"wall time, {side}: collect ~{_h(wall)} + pretrain + cells ~{_h(left / cfg.parallel)} "
                  f"(an upper bound if the cores are free: successful episodes end early)")
     return lines
+
+
+def cell_steps(cfg: StudyConfig, variant: VariantSpec, rates: dict[str, float]) -> int:
+    """A cell's optimizer steps: budget.steps, or budget.cpu_seconds at the variant's measured samples/s."""
+    if cfg.budget.steps:
+        return cfg.budget.steps
+    batch = apply_overrides(copy.deepcopy(cfg.train), variant.overrides).optim.batch_size
+    return max(1, round(cfg.budget.cpu_seconds * rates[variant.name] / batch))
+
+
+def _steps_lines(cfg: StudyConfig) -> list[str]:
+    """Each arm's steps at the rates measured in the study folder (rates.json), when it has them."""
+    try:
+        rates = json.loads((study_dir(cfg) / "rates.json").read_text())
+    except (OSError, ValueError):
+        return []
+    known = [v for v in cfg.variants if v.name in rates or (v.rate_of and v.rate_of in rates)]
+    rate = {v.name: rates[v.rate_of] if v.rate_of else rates[v.name] for v in known}
+    arms = ", ".join(f"{v.name} {cell_steps(cfg, v, rate)} ({rate[v.name]:.1f} samples/s)" for v in known)
+    return [f"steps a cell at the rates measured in {study_dir(cfg) / 'rates.json'}: {arms}"] if known else []
 
 
 def _labelled_text(cfg: StudyConfig) -> str:
