@@ -14,6 +14,7 @@ real-vs-imagined future table (eval_offline.json of each folder under it, and of
 `--pairs A:B,C:D [--pair_demos 2,5] [--pair_plot PNG]` prints only those differences at each demo size (the
 ablations of configs/studies/video_pays_ablations.yaml: e.g. joint:joint_no_video), with a plot. `--tag STUDY=_2v`
 renames that study's variants (`representation_kp_task_motfresh_2v`), to pair two studies of the same variant.
+`--tasks window-open,window-close` counts those tasks' episodes only (e.g. the video-only tasks of a study).
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return c - h, c + h
 
 
+ONLY: set[str] = set()  # `--tasks`: only these tasks' episodes (names with or without their -v3)
+
+
 def episodes(eval_dir: Path) -> dict[tuple[str, int], bool]:
     info = json.loads((eval_dir / "eval_info.json").read_text())
-    return {(e["task"], e["seed"]): bool(e["success"]) for e in info["episodes"]}
+    keep = lambda task: not ONLY or task in ONLY or task.rsplit("-v", 1)[0] in ONLY  # noqa: E731
+    return {(e["task"], e["seed"]): bool(e["success"]) for e in info["episodes"] if keep(e["task"])}
 
 
 TAGS: dict[Path, str] = {}  # study folder -> a suffix for its variants' names (`--tag`)
@@ -228,7 +233,9 @@ def main() -> None:
     ap.add_argument("--pair_plot", type=Path)
     ap.add_argument("--tag", action="append", default=[],
                     help="STUDY=SUFFIX: that study's variants are named with SUFFIX (two studies of one variant)")
+    ap.add_argument("--tasks", default="", help="a comma list: every number over these tasks' episodes only")
     args = ap.parse_args()
+    ONLY.update(t for t in args.tasks.split(",") if t)
     TAGS.update({Path(t.split("=", 1)[0]): t.split("=", 1)[1] for t in args.tag})
     if args.pairs:
         pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]

@@ -52,3 +52,16 @@ def test_a_tag_tells_two_studies_of_one_variant_apart(vp, tmp_path):
     finally:
         vp.TAGS.clear()
     assert rows[0]["scenes"][0] == pytest.approx(0.5) and rows[0]["success_a"] == pytest.approx(0.75)
+
+
+def test_tasks_restricts_every_number_to_those_tasks(vp, tmp_path):
+    """`--tasks`: the video-only tasks' success and differences, the other tasks' episodes left out."""
+    write_cell(tmp_path, "A__d5__s0", {"window-open-v3": [1, 1, 0, 0], "reach-v3": [0, 0, 0, 0]})
+    write_cell(tmp_path, "B__d5__s0", {"window-open-v3": [0, 0, 0, 0], "reach-v3": [1, 1, 1, 1]})
+    vp.ONLY.update({"window-open"})
+    try:
+        rows = vp.pair_rows([tmp_path], [("A", "B")], [5], np.random.default_rng(0))
+    finally:
+        vp.ONLY.clear()
+    assert rows[0]["scenes"][0] == pytest.approx(0.5) and rows[0]["scenes"][3] == 4 and rows[0]["success_b"] == 0
+    assert vp.pair_rows([tmp_path], [("A", "B")], [5], np.random.default_rng(0))[0]["scenes"][0] == pytest.approx(-0.25)
