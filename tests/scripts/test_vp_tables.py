@@ -65,3 +65,9 @@ def test_tasks_restricts_every_number_to_those_tasks(vp, tmp_path):
         vp.ONLY.clear()
     assert rows[0]["scenes"][0] == pytest.approx(0.5) and rows[0]["scenes"][3] == 4 and rows[0]["success_b"] == 0
     assert vp.pair_rows([tmp_path], [("A", "B")], [5], np.random.default_rng(0))[0]["scenes"][0] == pytest.approx(-0.25)
+
+
+def test_wilson_bounds_stay_in_zero_one(vp):
+    """0 of 20 prints [0.00, 0.16], not [-0.00, 0.16]; 20 of 20 ends at 1."""
+    assert vp.wilson(0, 20)[0] == 0.0 and f"{vp.wilson(0, 20)[0]:.2f}" == "0.00" and vp.wilson(20, 20)[1] == 1.0
+    assert vp.wilson(7, 20) == pytest.approx((0.1812, 0.5671), abs=1e-4)
