@@ -196,7 +196,7 @@ def offline_table(folders: list[Path]) -> list[str]:
     return lines
 
 
-def plot(runs: dict[str, dict[int, dict]], path: Path, demos: int) -> None:
+def plot(runs: dict[str, dict[int, dict]], path: Path, demos: int, title: str = "video_pays") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -212,8 +212,10 @@ def plot(runs: dict[str, dict[int, dict]], path: Path, demos: int) -> None:
         for seed, e in runs[v].items():
             ax.plot(i + 0.18, np.mean(list(e.values())), "o", color="#dd8452", ms=4)
     ax.set_xticks(range(len(order)), order, rotation=20)
-    ax.set_ylabel("success (mw5, 100 episodes a seed)")
-    ax.set_title(f"video_pays at {demos} labelled demos a task: pooled (bar, 95% CI) and each seed (dots)", fontsize=9)
+    per_seed = sorted({len(e) for seeds in runs.values() for e in seeds.values()})
+    tasks = ", ".join(sorted(ONLY)) or "every task"
+    ax.set_ylabel(f"success ({tasks};\n{'/'.join(map(str, per_seed))} episodes a seed)", fontsize=8)
+    ax.set_title(f"{title} at {demos} labelled demos a task:\npooled (bar, 95% CI) and each seed (dots)", fontsize=9)
     ax.set_ylim(0, 1)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +235,7 @@ def main() -> None:
     ap.add_argument("--pair_plot", type=Path)
     ap.add_argument("--tag", action="append", default=[],
                     help="STUDY=SUFFIX: that study's variants are named with SUFFIX (two studies of one variant)")
+    ap.add_argument("--title", default="video_pays", help="the plot's title, before ' at N labelled demos a task'")
     ap.add_argument("--tasks", default="", help="a comma list: every number over these tasks' episodes only")
     args = ap.parse_args()
     ONLY.update(t for t in args.tasks.split(",") if t)
@@ -257,7 +260,7 @@ def main() -> None:
         print()
         print("\n".join(offline_table(folders)))
     if args.plot:
-        plot(runs, args.plot, args.demos)
+        plot(runs, args.plot, args.demos, args.title)
 
 
 if __name__ == "__main__":
