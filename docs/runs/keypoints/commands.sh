@@ -163,3 +163,15 @@ wam collect --tasks=mt10 --episodes=24 --camera=corner2 --views=corner --image_s
 # fits, 9aa01f3, and the detector kept in the dataset's cache, 94abb1b; neither changes what a cell trains)
 OMP_NUM_THREADS=1 wam study configs/studies/video_only_tasks_kp.yaml --data.path=data/mt10_c2c_128 \
   --pretrain_run=runs/vp/wm_pool_64d4 --seeds=0 --parallel=2 --eval.workers=1 --out=runs/vokp
+# seed 1 in its own folder (the seed-0 folder stays locked by its study until its last cell ends), started when
+# the seed-0 MoT cell had finished (chain24b.sh), with seed 0's rates so that every arm gets seed 0's steps
+mkdir -p runs/vokp_s1 && cp runs/vokp/rates.json runs/vokp_s1/
+OMP_NUM_THREADS=1 wam study configs/studies/video_only_tasks_kp.yaml --data.path=data/mt10_c2c_128 \
+  --pretrain_run=runs/vp/wm_pool_64d4 --seeds=1 --parallel=2 --eval.workers=1 --out=runs/vokp_s1
+# its inverse-dynamics cell was still evaluating at the session's end (not in docs/runs; re-run the same line)
+# tables and plot (docs/results.md 4.3b), from the two study folders
+T="python scripts/vp_tables.py --study runs/vokp --study runs/vokp_s1 --demos 5 --base action_only_kp"
+$T; $T --tasks window-open,window-close --title "video_only_tasks_kp, video-only tasks" \
+  --plot docs/media/video_only_tasks_kp.png
+python scripts/vp_tables.py --study runs/vokp --study runs/vokp_s1 --pair_demos 5 --tasks window-open,window-close \
+  --pairs action_only_kp_idm:action_only_kp,representation_kp_motfresh_idm:action_only_kp,representation_kp_motfresh_idm:action_only_kp_idm,inverse_dynamics_kp:action_only_kp
