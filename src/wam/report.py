@@ -184,6 +184,7 @@ def findings(summary: dict) -> list[str]:
 def _mixed_arithmetic(cells: list[dict]) -> str | None:
     """A sentence when the cells trained in different precisions or on different devices (runtime.json each)."""
     runs = [c["runtime"] for c in cells if c.get("runtime")]
+
     def kind(r: dict) -> str:
         return f"{r.get('precision')} on {r.get('device')}"
 
