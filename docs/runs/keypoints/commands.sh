@@ -168,7 +168,6 @@ OMP_NUM_THREADS=1 wam study configs/studies/video_only_tasks_kp.yaml --data.path
 mkdir -p runs/vokp_s1 && cp runs/vokp/rates.json runs/vokp_s1/
 OMP_NUM_THREADS=1 wam study configs/studies/video_only_tasks_kp.yaml --data.path=data/mt10_c2c_128 \
   --pretrain_run=runs/vp/wm_pool_64d4 --seeds=1 --parallel=2 --eval.workers=1 --out=runs/vokp_s1
-# its inverse-dynamics cell was still evaluating at the session's end (not in docs/runs; re-run the same line)
 # tables and plot (docs/results.md 4.3b), from the two study folders
 T="python scripts/vp_tables.py --study runs/vokp --study runs/vokp_s1 --demos 5 --base action_only_kp"
 $T; $T --tasks window-open,window-close --title "video_only_tasks_kp, video-only tasks" \
