@@ -267,3 +267,7 @@ def test_runs_of_one_seed_share_one_detector_fit(pushed, tmp_path, capsys):
     other = run("d", **{"optim.seed": 1})
     assert "fitted earlier" not in capsys.readouterr().out
     assert not all(torch.equal(first[k], other[k]) for k in first)
+    for saved in (cache_dir(LeRobotDataset(pushed)) / "keypoints").glob("detector_*.pt"):
+        saved.write_bytes(b"damaged")  # a file that cannot be read is fitted again, not a crash
+    assert all(torch.equal(first[k], v) for k, v in run("e").items())
+    assert "could not be read (UnpicklingError); fitting the detector again" in capsys.readouterr().out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 
@@ -124,11 +125,14 @@ def fitted_once(net: KeypointNet, frames: np.ndarray, centres: np.ndarray, rows:
         digest.update(np.ascontiguousarray(centres[rows[start:start + 1024]]).tobytes())
     path = folder / f"detector_{digest.hexdigest()[:20]}.pt"
     if path.exists():
-        saved = torch.load(path, map_location=next(net.parameters()).device, weights_only=True)
-        net.load_state_dict(saved["state"])
-        net.eval().requires_grad_(False)
-        print(f"keypoints: the detector fitted earlier from these settings, frames and seed ({path})")
-        return saved["fit"]
+        try:
+            saved = torch.load(path, map_location=next(net.parameters()).device, weights_only=True)
+            net.load_state_dict(saved["state"])
+            net.eval().requires_grad_(False)
+            print(f"keypoints: the detector fitted earlier from these settings, frames and seed ({path})")
+            return saved["fit"]
+        except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as exc:  # damaged, or other weights
+            print(f"keypoints: {path} could not be read ({type(exc).__name__}); fitting the detector again")
     fit = train_keypoints(net, frames, centres, rows, seed=seed, progress=progress)
     replace_via_temporary(path, lambda tmp: torch.save({"state": net.state_dict(), "fit": fit}, tmp))
     return fit
