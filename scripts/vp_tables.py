@@ -15,6 +15,10 @@ real-vs-imagined future table (eval_offline.json of each folder under it, and of
 ablations of configs/studies/video_pays_ablations.yaml: e.g. joint:joint_no_video), with a plot. `--tag STUDY=_2v`
 renames that study's variants (`representation_kp_task_motfresh_2v`), to pair two studies of the same variant.
 `--tasks window-open,window-close` counts those tasks' episodes only (e.g. the video-only tasks of a study).
+`--also eval_paraphrase-1=_instr` reads each cell's second evaluation in that folder (here: the training
+instruction, `extra_paraphrases: [-1]`) as the variant named with that suffix. A pair's side may be a difference
+`X-Y` (scene by scene, same seed): `--pairs repr-repr_instr:scratch-scratch_instr` asks whether the paraphrase costs
+one policy less than another, with the same bootstrap over scenes and t over seeds.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ def episodes(eval_dir: Path) -> dict[tuple[str, int], bool]:
 
 
 TAGS: dict[Path, str] = {}  # study folder -> a suffix for its variants' names (`--tag`)
+ALSO: dict[str, str] = {}  # a cell's other evaluation folder -> a suffix for the variant it is read as (`--also`)
 
 
 def cells(studies: list[Path], demos: int) -> dict[str, dict[int, dict]]:
@@ -53,10 +58,21 @@ def cells(studies: list[Path], demos: int) -> dict[str, dict[int, dict]]:
     named with its study's `--tag` suffix, if any)."""
     out: dict[str, dict[int, dict]] = defaultdict(dict)
     for study in studies:
-        for info in sorted(study.glob(f"cells/*__d{demos}__s*/eval/eval_info.json")):
-            variant, _, seed = info.parent.parent.name.split("__")
-            out[variant + TAGS.get(study, "")][int(seed[1:])] = episodes(info.parent)
+        for folder, suffix in {"eval": "", **ALSO}.items():
+            for info in sorted(study.glob(f"cells/*__d{demos}__s*/{folder}/eval_info.json")):
+                variant, _, seed = info.parent.parent.name.split("__")
+                out[variant + TAGS.get(study, "") + suffix][int(seed[1:])] = episodes(info.parent)
     return out
+
+
+def side(runs: dict[str, dict[int, dict]], name: str) -> dict[int, dict] | None:
+    """A pair's side: a variant, or `X-Y`, each scene's X minus Y (in -1, 0, 1) in the seeds and scenes both have."""
+    if name in runs or "-" not in name:
+        return runs.get(name)
+    x, y = (side(runs, part) for part in name.split("-", 1))
+    if x is None or y is None:
+        return None
+    return {s: {k: float(x[s][k]) - float(y[s][k]) for k in sorted(set(x[s]) & set(y[s]))} for s in sorted(set(x) & set(y))}
 
 
 def paired(a: dict[int, dict], b: dict[int, dict], rng: np.random.Generator, n: int = 10_000):
@@ -106,7 +122,8 @@ def pair_rows(studies: list[Path], pairs: list[tuple[str, str]], demos: list[int
     for n in demos:
         runs = cells(studies, n)
         for a, b in pairs:
-            if a in runs and b in runs:
+            runs.update({name: side(runs, name) for name in (a, b) if name not in runs})
+            if runs[a] and runs[b]:
                 d, per, seeds = paired(runs[a], runs[b], rng), by_seed(runs[a], runs[b]), sorted(set(runs[a]) & set(runs[b]))
                 rate = lambda v: float(np.mean([x for s in seeds for x in runs[v][s].values()]))  # noqa: E731
                 rows.append({"a": a, "b": b, "demos": n, "seeds": seeds,
@@ -237,7 +254,10 @@ def main() -> None:
                     help="STUDY=SUFFIX: that study's variants are named with SUFFIX (two studies of one variant)")
     ap.add_argument("--title", default="video_pays", help="the plot's title, before ' at N labelled demos a task'")
     ap.add_argument("--tasks", default="", help="a comma list: every number over these tasks' episodes only")
+    ap.add_argument("--also", action="append", default=[],
+                    help="FOLDER=SUFFIX: each cell's FOLDER/eval_info.json too, as its variant named with SUFFIX")
     args = ap.parse_args()
+    ALSO.update({a.split("=", 1)[0]: a.split("=", 1)[1] for a in args.also})
     ONLY.update(t for t in args.tasks.split(",") if t)
     TAGS.update({Path(t.split("=", 1)[0]): t.split("=", 1)[1] for t in args.tag})
     if args.pairs:

@@ -71,3 +71,24 @@ def test_wilson_bounds_stay_in_zero_one(vp):
     """0 of 20 prints [0.00, 0.16], not [-0.00, 0.16]; 20 of 20 ends at 1."""
     assert vp.wilson(0, 20)[0] == 0.0 and f"{vp.wilson(0, 20)[0]:.2f}" == "0.00" and vp.wilson(20, 20)[1] == 1.0
     assert vp.wilson(7, 20) == pytest.approx((0.1812, 0.5671), abs=1e-4)
+
+
+def test_a_second_evaluation_and_a_difference_of_differences(vp, tmp_path):
+    """`--also eval_paraphrase-1=_instr` reads each cell's training-instruction evaluation as `<variant>_instr`; a
+    side `X-Y` pairs the paraphrase's cost of one policy with another's, scene by scene."""
+    write_cell(tmp_path, "A__d20__s0", {"t1": [1, 0, 1, 0]})  # A with a paraphrase
+    write_cell(tmp_path, "B__d20__s0", {"t1": [0, 0, 1, 0]})
+    for run, row in (("A__d20__s0", [1, 1, 1, 0]), ("B__d20__s0", [1, 1, 1, 1])):  # with the training instruction
+        eps = [{"task": "t1", "seed": 10_000 + k, "success": bool(s)} for k, s in enumerate(row)]
+        (tmp_path / "cells" / run / "eval_paraphrase-1").mkdir()
+        (tmp_path / "cells" / run / "eval_paraphrase-1" / "eval_info.json").write_text(json.dumps({"episodes": eps}))
+    vp.ALSO["eval_paraphrase-1"] = "_instr"
+    try:
+        rows = vp.pair_rows([tmp_path], [("A", "A_instr"), ("A-A_instr", "B-B_instr")], [20], np.random.default_rng(0))
+    finally:
+        vp.ALSO.clear()
+    assert rows[0]["scenes"][0] == pytest.approx(-0.25) and rows[0]["success_b"] == pytest.approx(0.75)
+    # A loses 1 of 4 scenes to the paraphrase, B 3 of 4: A's cost is 0.5 smaller
+    assert rows[1]["success_a"] == pytest.approx(-0.25) and rows[1]["success_b"] == pytest.approx(-0.75)
+    assert rows[1]["scenes"][0] == pytest.approx(0.5) and rows[1]["scenes"][3] == 4
+    assert vp.pair_rows([tmp_path], [("A-A_instr", "B")], [20], np.random.default_rng(0)) == []  # no _instr: no row
