@@ -174,3 +174,19 @@ $T; $T --tasks window-open,window-close --title "video_only_tasks_kp, video-only
   --plot docs/media/video_only_tasks_kp.png
 python scripts/vp_tables.py --study runs/vokp --study runs/vokp_s1 --pair_demos 5 --tasks window-open,window-close \
   --pairs action_only_kp_idm:action_only_kp,representation_kp_motfresh_idm:action_only_kp,representation_kp_motfresh_idm:action_only_kp_idm,inverse_dynamics_kp:action_only_kp
+
+# twenty-fifth session, 2026-12-05: seed 2 of video_only_tasks_kp (started at the last session's end, killed with
+# it, resumed from scratch: its cells had not begun training; vokp_s2.sh, code 94abb1b as seeds 0-1; 48 min)
+mkdir -p runs/vokp_s2 && cp runs/vokp/rates.json runs/vokp_s2/
+OMP_NUM_THREADS=1 wam study configs/studies/video_only_tasks_kp.yaml --data.path=data/mt10_c2c_128 \
+  --pretrain_run=runs/vp/wm_pool_64d4 --seeds=2 --parallel=2 --eval.workers=1 --out=runs/vokp_s2
+# tables and plot over the three seeds (docs/results.md 4.3b)
+S="--study runs/vokp --study runs/vokp_s1 --study runs/vokp_s2"
+T="python scripts/vp_tables.py $S --demos 5 --base action_only_kp"
+$T; $T --tasks window-open,window-close --title "video_only_tasks_kp, video-only tasks" \
+  --plot docs/media/video_only_tasks_kp.png
+python scripts/vp_tables.py $S --pair_demos 5 --tasks window-open,window-close \
+  --pairs action_only_kp_idm:action_only_kp,representation_kp_motfresh_idm:action_only_kp,representation_kp_motfresh_idm:action_only_kp_idm,inverse_dynamics_kp:action_only_kp
+python scripts/vp_tables.py $S --pair_demos 5 \
+  --tasks button-press-topdown,door-open,drawer-close,drawer-open,peg-insert-side,pick-place,push,reach \
+  --pairs action_only_kp_idm:action_only_kp,representation_kp_motfresh_idm:action_only_kp_idm
