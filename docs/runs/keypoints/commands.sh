@@ -176,7 +176,7 @@ python scripts/vp_tables.py --study runs/vokp --study runs/vokp_s1 --pair_demos 
   --pairs action_only_kp_idm:action_only_kp,representation_kp_motfresh_idm:action_only_kp,representation_kp_motfresh_idm:action_only_kp_idm,inverse_dynamics_kp:action_only_kp
 
 # twenty-fifth session, 2026-12-05: seed 2 of video_only_tasks_kp (started at the last session's end, killed with
-# it, resumed from scratch: its cells had not begun training; vokp_s2.sh, code 94abb1b as seeds 0-1; 48 min)
+# it during the keypoint fits, before any training; re-run whole: vokp_s2.sh, code 94abb1b as seeds 0-1; 48 min)
 mkdir -p runs/vokp_s2 && cp runs/vokp/rates.json runs/vokp_s2/
 OMP_NUM_THREADS=1 wam study configs/studies/video_only_tasks_kp.yaml --data.path=data/mt10_c2c_128 \
   --pretrain_run=runs/vp/wm_pool_64d4 --seeds=2 --parallel=2 --eval.workers=1 --out=runs/vokp_s2
