@@ -272,6 +272,14 @@ def test_bad_study_configs_are_refused(tmp_path):
     refused("unknown option 'policy.video_wieght'", variants=[{"paradigm": "joint", "overrides": {"policy.video_wieght": 0}}])
     refused("exactly one of budget.steps", **{"budget.steps": 10})
     refused("rate_of names 'jointt'", variants=[{"paradigm": "joint"}, {"name": "j0", "paradigm": "joint", "rate_of": "jointt"}])
+    refused("steps_of names 'jj'; it must be another variant", variants=[{"paradigm": "joint"},
+                                                                      {"name": "j2", "paradigm": "joint", "steps_of": "jj"}])
+    refused("steps_of names 'j2'", variants=[{"name": "j2", "paradigm": "joint", "steps_of": "j2"}])  # itself
+    refused("steps_of names 'j2'", variants=[{"name": "j1", "paradigm": "joint"},  # a chain
+                                              {"name": "j2", "paradigm": "joint", "steps_of": "j1"},
+                                              {"name": "j3", "paradigm": "joint", "steps_of": "j2"}])
+    refused("cannot go with rate_of", variants=[{"name": "j1", "paradigm": "joint"},
+                                                {"name": "j2", "paradigm": "joint", "steps_of": "j1", "rate_of": "j1"}])
     refused("--paraphrase must be -1", extra_paraphrases=[7])
     with pytest.raises(ConfigError, match="unknown key"):
         tiny_study(tmp_path / "x", variants=[{"paradigm": "joint", "weights": 2}])
@@ -297,6 +305,21 @@ def test_a_variant_with_rate_of_trains_at_the_other_variant_s_measured_rate(tmp_
     rates = study_module.measure_rates(cfg, root, tmp_path / "wm", tmp_path / "data")
     assert measured == [] and rates == {"j": 12.5, "a": 40.0, "j0": 12.5}
     assert study_module.cell_steps(cfg, cfg.variants[0], rates) == study_module.cell_steps(cfg, cfg.variants[1], rates)
+
+
+def test_a_variant_with_steps_of_trains_the_other_variant_s_steps_at_its_own_measured_rate(tmp_path, monkeypatch):
+    """Equal steps, not equal CPU: the arm's own rate is measured (the plan prints what its steps cost), its steps
+    are those of the variant it names."""
+    cfg = tiny_study(tmp_path / "q", variants=[
+        {"name": "a", "paradigm": "action_only", "init": "scratch"},
+        {"name": "j", "paradigm": "joint", "steps_of": "a"}, {"name": "j_cpu", "paradigm": "joint", "rate_of": "j"}])
+    cfg.check()
+    root = tmp_path / "q"
+    root.mkdir()
+    (root / "rates.json").write_text(json.dumps({"a": 40.0, "j": 10.0}))
+    rates = study_module.measure_rates(cfg, root, tmp_path / "wm", tmp_path / "data")
+    a, j, j_cpu = (study_module.cell_steps(cfg, v, rates) for v in cfg.variants)
+    assert j == a == max(1, round(0.3 * 40.0 / 4)) and j_cpu == max(1, round(0.3 * 10.0 / 4)) and j_cpu < j
 
 
 def test_measuring_a_rate_skips_the_fits_a_training_step_does_not_depend_on(tmp_path, monkeypatch):

@@ -153,3 +153,17 @@ def test_the_plan_gives_each_arm_s_steps_once_its_rate_is_measured(tmp_path):
     steps = [line for line in plan_lines(cfg) if line.startswith("steps a cell")]
     assert steps == [f"steps a cell at the rates measured in {tmp_path / 's' / 'rates.json'}: "
                      f"repr {round(100 * 16.0 / batch)} (16.0 samples/s)"]
+
+
+def test_the_plan_says_what_an_equal_steps_arm_costs(tmp_path):
+    """`steps_of`: the plan warns that its cells spend more than the budget, then gives its steps and their CPU."""
+    cfg = tiny_study(tmp_path / "s", **GRID, variants=[{"name": "a", "paradigm": "action_only", "init": "scratch"},
+                                                       {"name": "j", "paradigm": "joint", "steps_of": "a"}])
+    assert any(line.startswith("equal steps, not equal CPU (steps_of): j (as a)") for line in plan_lines(cfg))
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "rates.json").write_text(json.dumps({"a": 32.0, "j": 8.0}))
+    batch = cfg.train.optim.batch_size
+    steps = round(100 * 32.0 / batch)
+    line = next(line for line in plan_lines(cfg) if line.startswith("steps a cell"))
+    assert line.endswith(f"a {steps} (32.0 samples/s), j {steps} (steps_of a: ~{steps * batch / 8.0:.0f} CPU s a cell "
+                         "at its 8.0 samples/s)")

@@ -57,6 +57,8 @@ class VariantSpec:
     overrides: dict = field(default_factory=dict)  # dotted TrainConfig keys, e.g. {policy.video_weight: 0}
     rate_of: str = ""  # train at this other variant's measured rate (the same computation, e.g. a loss weight 0):
     # its cells then get the same steps, not a second measurement's noise
+    steps_of: str = ""  # train as many steps as this other variant's cells (equal steps, not equal CPU: a costlier
+    # step then spends more than budget.cpu_seconds); its own rate is still measured, and the plan says what it costs
 
     @property
     def reads_pixels(self) -> bool:
@@ -194,10 +196,15 @@ class StudyConfig:
         for v in self.variants:
             v.check()
         measured = {v.name for v in self.variants if not v.rate_of}
+        own = {v.name for v in self.variants if not v.steps_of}  # variants whose steps their own budget sets
         for v in self.variants:
             if v.rate_of and v.rate_of not in measured:
                 raise ConfigError(f"variant '{v.name}': rate_of names {v.rate_of!r}, which is not a variant of this "
                                   f"study measured itself (one of: {', '.join(sorted(measured)) or 'none'})")
+            if v.steps_of and (v.rate_of or v.steps_of not in own - {v.name}):
+                raise ConfigError(f"variant '{v.name}': steps_of names {v.steps_of!r}; it must be another variant of "
+                                  f"this study whose steps its budget sets (one of: {', '.join(sorted(own - {v.name})) or 'none'}), "
+                                  "and cannot go with rate_of")
         if not self.demos or min(self.demos) < 1:
             raise ConfigError(f"demos must be a non-empty list of training demos per task (each >= 1), got {self.demos}")
         if not self.seeds:

@@ -198,6 +198,10 @@ def plan_lines(cfg: StudyConfig) -> list[str]:
         train = f"{cfg.budget.steps} steps training (budget.steps: CPU time unknown until the rates are measured)"
     lines.append(f"each cell: {train} + {c.eval_s:.0f} s evaluation (estimate: {c.eval_episodes} episodes x "
                  f"{cfg.eval.max_steps} steps x {cfg.budget.eval_ms_per_step:g} ms, every episode to the step cap)")
+    equal = [f"{v.name} (as {v.steps_of})" for v in cfg.variants if v.steps_of]
+    if equal and cfg.budget.cpu_seconds:
+        lines.append(f"equal steps, not equal CPU (steps_of): {', '.join(equal)}; these cells spend more than "
+                     "budget.cpu_seconds where their step is slower, and the totals below do not count it")
     lines += _steps_lines(cfg) if cfg.budget.cpu_seconds else []
     cap = cfg.budget.total_cpu_hours
     lines.append(f"cells: {c.cells} x {c.train_s + c.eval_s:.0f} s = {c.total_s:.0f} CPU s ({_h(c.total_s)})"
@@ -214,9 +218,12 @@ def plan_lines(cfg: StudyConfig) -> list[str]:
 
 
 def cell_steps(cfg: StudyConfig, variant: VariantSpec, rates: dict[str, float]) -> int:
-    """A cell's optimizer steps: budget.steps, or budget.cpu_seconds at the variant's measured samples/s."""
+    """A cell's optimizer steps: budget.steps, or budget.cpu_seconds at the variant's measured samples/s (with
+    `steps_of`, at the rate of the variant it names: the same steps)."""
     if cfg.budget.steps:
         return cfg.budget.steps
+    if variant.steps_of:
+        return cell_steps(cfg, next(v for v in cfg.variants if v.name == variant.steps_of), rates)
     batch = apply_overrides(copy.deepcopy(cfg.train), variant.overrides).optim.batch_size
     return max(1, round(cfg.budget.cpu_seconds * rates[variant.name] / batch))
 
@@ -229,8 +236,18 @@ def _steps_lines(cfg: StudyConfig) -> list[str]:
         return []
     known = [v for v in cfg.variants if v.name in rates or (v.rate_of and v.rate_of in rates)]
     rate = {v.name: rates[v.rate_of] if v.rate_of else rates[v.name] for v in known}
-    arms = ", ".join(f"{v.name} {cell_steps(cfg, v, rate)} ({rate[v.name]:.1f} samples/s)" for v in known)
+    arms = ", ".join(_arm_steps(cfg, v, rate) for v in known if not v.steps_of or v.steps_of in rate)
     return [f"steps a cell at the rates measured in {study_dir(cfg) / 'rates.json'}: {arms}"] if known else []
+
+
+def _arm_steps(cfg: StudyConfig, v: VariantSpec, rate: dict[str, float]) -> str:
+    """`name steps (rate samples/s)`; an arm with `steps_of` also says the CPU its equal steps cost."""
+    steps = cell_steps(cfg, v, rate)
+    if not v.steps_of:
+        return f"{v.name} {steps} ({rate[v.name]:.1f} samples/s)"
+    batch = apply_overrides(copy.deepcopy(cfg.train), v.overrides).optim.batch_size
+    return (f"{v.name} {steps} (steps_of {v.steps_of}: ~{steps * batch / rate[v.name]:.0f} CPU s a cell at its "
+            f"{rate[v.name]:.1f} samples/s)")
 
 
 def _labelled_text(cfg: StudyConfig) -> str:
