@@ -190,3 +190,14 @@ python scripts/vp_tables.py $S --pair_demos 5 --tasks window-open,window-close \
 python scripts/vp_tables.py $S --pair_demos 5 \
   --tasks button-press-topdown,door-open,drawer-close,drawer-open,peg-insert-side,pick-place,push,reach \
   --pairs action_only_kp_idm:action_only_kp,representation_kp_motfresh_idm:action_only_kp_idm
+# language_grounding_one_scene (docs/results.md 4.4b): the keypoint stream with the pooled lift added before it first
+# ran (5cd2f0c); code 38812b6 (src_s25); seeds 0 and 1 done at the session's end (1 h 40 min), seed 2 running
+OMP_NUM_THREADS=1 wam study configs/studies/language_grounding_one_scene.yaml --data.path=data/mw5_c2c_128 \
+  --pretrain_run=runs/vp/wm_pool_64d4 --parallel=2 --eval.workers=1 --out=runs/lg1
+# its tables and plot (lg_tables.sh): the training-instruction evaluation read as `<variant>_instr`
+P="python scripts/vp_tables.py --study runs/lg1 --also eval_paraphrase-1=_instr"
+$P --demos 20 --base action_only_kp; $P --demos 20 --base action_only_kp --tasks reach,pick-place \
+  --title "language_grounding_one_scene, reach + pick-place" --plot docs/media/language_grounding_one_scene.png
+R=representation_kp; S=representation_kp_scratch; A=action_only_kp
+PAIRS="$R:$S,$R:$A,$S:$A,$R:${R}_instr,$S:${S}_instr,$A:${A}_instr,${R}_instr:${S}_instr,$R-${R}_instr:$S-${S}_instr,$R-${R}_instr:$A-${A}_instr"
+$P --pair_demos 20 --pairs $PAIRS; $P --pair_demos 20 --pairs $PAIRS --tasks reach,pick-place
