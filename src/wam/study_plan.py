@@ -224,8 +224,12 @@ def cell_steps(cfg: StudyConfig, variant: VariantSpec, rates: dict[str, float]) 
         return cfg.budget.steps
     if variant.steps_of:
         return cell_steps(cfg, next(v for v in cfg.variants if v.name == variant.steps_of), rates)
-    batch = apply_overrides(copy.deepcopy(cfg.train), variant.overrides).optim.batch_size
-    return max(1, round(cfg.budget.cpu_seconds * rates[variant.name] / batch))
+    return max(1, round(cfg.budget.cpu_seconds * rates[variant.name] / _batch(cfg, variant)))
+
+
+def _batch(cfg: StudyConfig, variant: VariantSpec) -> int:
+    """The variant's training batch size (a cell's samples a step)."""
+    return apply_overrides(copy.deepcopy(cfg.train), variant.overrides).optim.batch_size
 
 
 def _steps_lines(cfg: StudyConfig) -> list[str]:
@@ -245,8 +249,7 @@ def _arm_steps(cfg: StudyConfig, v: VariantSpec, rate: dict[str, float]) -> str:
     steps = cell_steps(cfg, v, rate)
     if not v.steps_of:
         return f"{v.name} {steps} ({rate[v.name]:.1f} samples/s)"
-    batch = apply_overrides(copy.deepcopy(cfg.train), v.overrides).optim.batch_size
-    return (f"{v.name} {steps} (steps_of {v.steps_of}: ~{steps * batch / rate[v.name]:.0f} CPU s a cell at its "
+    return (f"{v.name} {steps} (steps_of {v.steps_of}: ~{steps * _batch(cfg, v) / rate[v.name]:.0f} CPU s a cell at its "
             f"{rate[v.name]:.1f} samples/s)")
 
 
