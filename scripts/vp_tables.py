@@ -257,6 +257,8 @@ def main() -> None:
     ap.add_argument("--also", action="append", default=[],
                     help="FOLDER=SUFFIX: each cell's FOLDER/eval_info.json too, as its variant named with SUFFIX")
     args = ap.parse_args()
+    if any("=" not in a for a in args.also):
+        ap.error(f"--also takes FOLDER=SUFFIX (e.g. eval_paraphrase-1=_instr), got {args.also}")
     ALSO.update({a.split("=", 1)[0]: a.split("=", 1)[1] for a in args.also})
     ONLY.update(t for t in args.tasks.split(",") if t)
     TAGS.update({Path(t.split("=", 1)[0]): t.split("=", 1)[1] for t in args.tag})
