@@ -201,3 +201,21 @@ $P --demos 20 --base action_only_kp; $P --demos 20 --base action_only_kp --tasks
 R=representation_kp; S=representation_kp_scratch; A=action_only_kp
 PAIRS="$R:$S,$R:$A,$S:$A,$R:${R}_instr,$S:${S}_instr,$A:${A}_instr,${R}_instr:${S}_instr,$R-${R}_instr:$S-${S}_instr,$R-${R}_instr:$A-${A}_instr"
 $P --pair_demos 20 --pairs $PAIRS; $P --pair_demos 20 --pairs $PAIRS --tasks reach,pick-place
+
+# twenty-sixth session, 2026-12-05: the scratch folder was lost again with seed 2's action-only cell of
+# language_grounding_one_scene unfinished. Rebuilt with the commands above (code f2153b4's src in src_s26, two lanes,
+# OMP_NUM_THREADS=1; laneA.sh / laneB.sh): data/mw5_c2_128_64 and data/pool_c2_128 (thirteenth session), the pool
+# world model wm_pool_64d4 (3,000 steps, 59 min), data/mw5_c2c_128 (sixteenth), data/mt10_c2c_128 (twenty-fourth).
+# The action-only cell (it reads the world model's tokenizer, not its weights) ran on a copy of the world model's
+# folder taken at its first checkpoint (runs/vp/wm_tok), with the committed seed-2 cells copied into the study folder
+# (a cell whose evaluations are all written counts as finished) and the committed rates.json (so 1,551 steps again):
+mkdir -p runs/lg1/cells && cp $REPO/docs/runs/studies/language_grounding_one_scene/rates.json runs/lg1/ \
+  && cp -r $REPO/docs/runs/studies/language_grounding_one_scene/cells/* runs/lg1/cells/
+OMP_NUM_THREADS=1 wam study configs/studies/language_grounding_one_scene.yaml --data.path=data/mw5_c2c_128 \
+  --pretrain_run=runs/vp/wm_tok --seeds=2 --parallel=1 --eval.workers=1 --out=runs/lg1   # 34 min
+# then the same command without --seeds (every cell finished: it only writes summary.json and the report over 9 cells);
+# the tables and plot of docs/results.md 4.4b from the committed folder:
+P="python scripts/vp_tables.py --study docs/runs/studies/language_grounding_one_scene --also eval_paraphrase-1=_instr"
+$P --demos 20 --base action_only_kp; $P --demos 20 --base action_only_kp --tasks reach,pick-place \
+  --title "language_grounding_one_scene, reach + pick-place" --plot docs/media/language_grounding_one_scene.png
+$P --pair_demos 20 --pairs $PAIRS; $P --pair_demos 20 --pairs $PAIRS --tasks reach,pick-place
