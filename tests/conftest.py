@@ -11,6 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from wam.data.writer import LeRobotWriter
+from wam.envs.rendering import configure_gl_backend
+from wam.errors import WamError
+
+try:  # as wam's commands do, before anything imports mujoco (a test module importing it first made MuJoCo bind
+    configure_gl_backend()  # its GL context before MUJOCO_GL was set, and the first env test warned about it)
+except WamError:  # no offscreen GL here: the rendering tests say so themselves
+    pass
 
 IMAGE_KEY = "observation.images.cam"
 FEATURES = {
