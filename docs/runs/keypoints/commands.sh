@@ -219,3 +219,17 @@ P="python scripts/vp_tables.py --study docs/runs/studies/language_grounding_one_
 $P --demos 20 --base action_only_kp; $P --demos 20 --base action_only_kp --tasks reach,pick-place \
   --title "language_grounding_one_scene, reach + pick-place" --plot docs/media/language_grounding_one_scene.png
 $P --pair_demos 20 --pairs $PAIRS; $P --pair_demos 20 --pairs $PAIRS --tasks reach,pick-place
+# the MoT WAM at action-only's steps for video_only_tasks_kp (`representation_kp_motfresh_idm_steps`, steps_of), seeds 0
+# and 1 side by side on the rebuilt world model and data/mt10_c2c_128 (vokp_seed.sh): each seed's committed cells
+# copied into its study folder so that only the new arm trains (its own rate is measured first; 52 min a cell)
+mkdir -p runs/vokp/cells && cp $REPO/docs/runs/studies/video_only_tasks_kp/rates.json runs/vokp/ \
+  && cp -r $REPO/docs/runs/studies/video_only_tasks_kp/cells/* runs/vokp/cells/
+OMP_NUM_THREADS=1 wam study configs/studies/video_only_tasks_kp.yaml --data.path=data/mt10_c2c_128 \
+  --pretrain_run=runs/vp/wm_pool_64d4 --seeds=0 --parallel=1 --eval.workers=1 --out=runs/vokp
+# seed 1 the same with _s1 (folder runs/vokp_s1, cells from video_only_tasks_kp_s1, seed 0's rates.json); its tables:
+S="--study docs/runs/studies/video_only_tasks_kp --study docs/runs/studies/video_only_tasks_kp_s1 --study docs/runs/studies/video_only_tasks_kp_s2"
+M=representation_kp_motfresh_idm; E=${M}_steps; A=action_only_kp
+python scripts/vp_tables.py $S --demos 5 --base $A --tasks window-open,window-close; python scripts/vp_tables.py $S --demos 5 --base $A
+python scripts/vp_tables.py $S --pair_demos 5 --tasks window-open,window-close --pairs $E:${A}_idm,$E:$M,$E:$A,$M:${A}_idm
+python scripts/vp_tables.py $S --pair_demos 5 --pairs $E:${A}_idm,$E:$M,$E:$A \
+  --tasks button-press-topdown,door-open,drawer-close,drawer-open,peg-insert-side,pick-place,push,reach
